@@ -1,0 +1,25 @@
+//! Engine settings. Every field has an effect and a documented default.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How long a claimed step stays leased without a heartbeat (whole
+    /// seconds; PGMQ visibility granularity). Default 30 s.
+    pub lease_duration: Duration,
+    /// Largest context, result or error details accepted, in bytes of JSON.
+    /// Default 1 MiB.
+    pub max_payload_bytes: usize,
+    /// Most steps one claim may lease at once. Default 100.
+    pub max_claim_batch: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            lease_duration: Duration::from_secs(30),
+            max_payload_bytes: 1024 * 1024,
+            max_claim_batch: 100,
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! The engine: everything a server node does with tasks and steps, over any
+//! [`Store`]. It checks input (template validity, context against the
+//! template's JSON Schema, payload sizes) before anything is written, so bad
+//! input never leaves partial state behind; the store then performs each
+//! operation in one transaction.
+//!
+//! The engine holds no state needed for correctness: two engines on two
+//! nodes over one database are interchangeable.
+
+mod config;
+mod error;
+mod schema_cache;
+
+use std::sync::Arc;
+
+use tasker_model::{
+    ClaimedStep, HeartbeatOutcome, Lease, Namespace, Recorded, Step, StepError, Task, Template,
+    TemplateRecord, Transition,
+};
+use tasker_store::{
+    Readiness, StepClaim, StepCompletion, StepFailure, Store, TaskCreate, TaskFilter, TaskPage,
+};
+use uuid::Uuid;
+
+pub use config::EngineConfig;
+pub use error::Error;
+use schema_cache::SchemaCache;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a caller asks for when creating a task.
+#[derive(Debug, Clone, Default)]
+pub struct NewTask {
+    pub namespace: String,
+    pub template: String,
+    /// `None`: the most recently registered version.
+    pub version: Option<String>,
+    pub context: serde_json::Value,
+    pub idempotency_key: Option<String>,
+    pub tags: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    store: Arc<dyn Store>,
+    config: Arc<EngineConfig>,
+    schemas: Arc<SchemaCache>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, config: EngineConfig) -> Self {
+        Self {
+            store,
+            config: Arc::new(config),
+            schemas: Arc::default(),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        Ok(self.store.migrate().await?)
+    }
+
+    pub async fn readiness(&self) -> Result<Readiness> {
+        Ok(self.store.readiness().await?)
+    }
+
+    pub async fn namespace_create(&self, name: &str) -> Result<(Namespace, bool)> {
+        Ok(self.store.namespace_create(name).await?)
+    }
+
+    pub async fn namespace_list(&self) -> Result<Vec<Namespace>> {
+        Ok(self.store.namespace_list().await?)
+    }
+
+    /// Registers a template from YAML text.
+    pub async fn template_register_yaml(&self, yaml: &str) -> Result<(TemplateRecord, bool)> {
+        self.template_register(Template::from_yaml(yaml)?).await
+    }
+
+    /// Registers a template from its JSON form.
+    pub async fn template_register_json(
+        &self,
+        json: serde_json::Value,
+    ) -> Result<(TemplateRecord, bool)> {
+        self.template_register(Template::from_json(json)?).await
+    }
+
+    /// Registers a parsed template after checking it, its context schema
+    /// included.
+    pub async fn template_register(&self, template: Template) -> Result<(TemplateRecord, bool)> {
+        let issues = template.validate();
+        let mut issues = issues;
+        if let Some(schema) = &template.context_schema
+            && let Err(message) = schema_cache::compile(schema)
+        {
+            issues.push(tasker_model::template::Issue {
+                path: "context_schema".into(),
+                message,
+            });
+        }
+        if !issues.is_empty() {
+            return Err(Error::Template(tasker_model::template::Error::Invalid {
+                reference: template.reference(),
+                issues,
+            }));
+        }
+        Ok(self.store.template_register(&template).await?)
+    }
+
+    /// Parses and checks a template without registering it.
+    pub fn template_validate_yaml(&self, yaml: &str) -> Result<Template> {
+        let template = Template::from_yaml(yaml)?;
+        if let Some(schema) = &template.context_schema
+            && let Err(message) = schema_cache::compile(schema)
+        {
+            return Err(Error::Template(tasker_model::template::Error::Invalid {
+                reference: template.reference(),
+                issues: vec![tasker_model::template::Issue {
+                    path: "context_schema".into(),
+                    message,
+                }],
+            }));
+        }
+        Ok(template)
+    }
+
+    pub async fn template_get(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<TemplateRecord> {
+        Ok(self.store.template_get(namespace, name, version).await?)
+    }
+
+    pub async fn template_list(&self, namespace: Option<&str>) -> Result<Vec<TemplateRecord>> {
+        Ok(self.store.template_list(namespace).await?)
+    }
+
+    /// Creates a task after checking its context; returns `created` false
+    /// when the idempotency key named an existing task.
+    pub async fn task_create(&self, new: NewTask) -> Result<(Task, bool)> {
+        self.check_size("context", &new.context)?;
+        if let Some(key) = &new.idempotency_key
+            && (key.is_empty() || key.len() > 255)
+        {
+            return Err(Error::Invalid {
+                field: "idempotency_key".into(),
+                message: "must be 1-255 characters".into(),
+            });
+        }
+        let template = self
+            .store
+            .template_get(&new.namespace, &new.template, new.version.as_deref())
+            .await?;
+        self.schemas.check(&template, &new.context)?;
+        Ok(self
+            .store
+            .task_create(TaskCreate {
+                template_id: template.id,
+                context: new.context,
+                idempotency_key: new.idempotency_key,
+                tags: new.tags,
+            })
+            .await?)
+    }
+
+    pub async fn task_get(&self, id: Uuid) -> Result<Task> {
+        Ok(self.store.task_get(id).await?)
+    }
+
+    pub async fn task_list(&self, filter: &TaskFilter) -> Result<TaskPage> {
+        Ok(self.store.task_list(filter).await?)
+    }
+
+    pub async fn task_steps(&self, id: Uuid) -> Result<Vec<Step>> {
+        Ok(self.store.task_steps(id).await?)
+    }
+
+    pub async fn task_history(&self, id: Uuid) -> Result<Vec<Transition>> {
+        Ok(self.store.task_history(id).await?)
+    }
+
+    pub async fn task_cancel(&self, id: Uuid, reason: Option<&str>) -> Result<Task> {
+        Ok(self
+            .store
+            .task_cancel(id, reason.unwrap_or("cancelled by request"))
+            .await?)
+    }
+
+    /// Leases up to `max` ready steps of `namespace` for the configured lease.
+    pub async fn step_claim(
+        &self,
+        namespace: &str,
+        worker_id: &str,
+        max: u32,
+    ) -> Result<Vec<ClaimedStep>> {
+        if worker_id.is_empty() || worker_id.len() > 128 {
+            return Err(Error::Invalid {
+                field: "worker_id".into(),
+                message: "must be 1-128 characters".into(),
+            });
+        }
+        Ok(self
+            .store
+            .step_claim(StepClaim {
+                namespace: namespace.to_owned(),
+                worker_id: worker_id.to_owned(),
+                max: max.clamp(1, self.config.max_claim_batch),
+                lease_for: self.config.lease_duration,
+            })
+            .await?)
+    }
+
+    pub async fn step_heartbeat(&self, lease: &Lease) -> Result<HeartbeatOutcome> {
+        Ok(self
+            .store
+            .step_heartbeat(lease, self.config.lease_duration)
+            .await?)
+    }
+
+    pub async fn step_complete(&self, lease: Lease, result: serde_json::Value) -> Result<Recorded> {
+        let mut outcomes = self
+            .step_complete_many(vec![StepCompletion { lease, result }])
+            .await?;
+        Ok(outcomes.pop().expect("one outcome per item")?)
+    }
+
+    /// Records several results in one transaction; each is accepted or
+    /// refused on its own.
+    pub async fn step_complete_many(
+        &self,
+        items: Vec<StepCompletion>,
+    ) -> Result<Vec<Result<Recorded, tasker_store::Error>>> {
+        for item in &items {
+            self.check_size("result", &item.result)?;
+        }
+        Ok(self.store.step_complete(items).await?)
+    }
+
+    pub async fn step_fail(&self, lease: Lease, error: StepError) -> Result<Recorded> {
+        self.check_size("error details", &error.details)?;
+        if error.error_type.is_empty() || error.error_type.len() > 128 {
+            return Err(Error::Invalid {
+                field: "error_type".into(),
+                message: "must be 1-128 characters".into(),
+            });
+        }
+        Ok(self.store.step_fail(StepFailure { lease, error }).await?)
+    }
+
+    pub async fn step_retry(&self, step_id: Uuid) -> Result<Step> {
+        Ok(self.store.step_retry(step_id).await?)
+    }
+
+    pub async fn step_resolve(
+        &self,
+        step_id: Uuid,
+        result: Option<serde_json::Value>,
+    ) -> Result<Step> {
+        if let Some(result) = &result {
+            self.check_size("result", result)?;
+        }
+        Ok(self.store.step_resolve(step_id, result).await?)
+    }
+
+    fn check_size(&self, what: &'static str, value: &serde_json::Value) -> Result<()> {
+        let limit = self.config.max_payload_bytes;
+        let size = serde_json::to_vec(value)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        if size > limit {
+            return Err(Error::PayloadTooLarge { what, size, limit });
+        }
+        Ok(())
+    }
+}

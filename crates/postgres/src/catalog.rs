@@ -1,0 +1,307 @@
+//! Namespaces, templates, migrations and readiness: the slowly changing part
+//! of the store. Namespaces and templates are immutable once written, so
+//! each node caches them without invalidation.
+
+use std::sync::Arc;
+
+use sqlx::Row;
+use tasker_model::template::validate_namespace;
+use tasker_model::{Namespace, Template, TemplateRecord};
+use tasker_store::{Error, Readiness, Result};
+use uuid::Uuid;
+
+use crate::error::db;
+use crate::{MIGRATOR, PgStore};
+
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+pub fn queue_name(namespace: &str) -> String {
+    format!("tasker_{namespace}")
+}
+
+pub async fn migrate(store: &PgStore) -> Result<()> {
+    // Concurrent nodes may start together: serialize the whole install.
+    let mut conn = store.pool.acquire().await.map_err(db)?;
+    sqlx::query("SELECT pg_advisory_lock(7262277372)")
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    let outcome = async {
+        let pgmq_installed: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'pgmq')")
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db)?;
+        let extension: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pgmq')")
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db)?;
+        // A PGMQ installed as an extension is used as it is; otherwise install
+        // (or upgrade) it from the SQL embedded in the pgmq crate.
+        if !extension {
+            pgmq::install::install_sql_from_embedded(&store.pool)
+                .await
+                .map_err(|e| Error::Database(Box::new(e)))?;
+        }
+        tracing::debug!(pgmq_installed, "pgmq ready");
+        MIGRATOR.run(&store.pool).await.map_err(db)?;
+        Ok::<(), Error>(())
+    }
+    .await;
+    sqlx::query("SELECT pg_advisory_unlock(7262277372)")
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    outcome?;
+    namespace_create(store, DEFAULT_NAMESPACE).await?;
+    Ok(())
+}
+
+pub async fn readiness(store: &PgStore) -> Result<Readiness> {
+    let mut ready = Readiness {
+        database: false,
+        migrations_applied: false,
+        queues_installed: false,
+        default_namespace: false,
+    };
+    let Ok(mut conn) = store.pool.acquire().await else {
+        return Ok(ready);
+    };
+    ready.database = true;
+    let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    let applied: Option<i64> =
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap_or(None);
+    ready.migrations_applied = applied.is_some_and(|v| v >= latest);
+    ready.queues_installed = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+         WHERE n.nspname = 'pgmq' AND p.proname = 'read')",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap_or(false);
+    if ready.migrations_applied {
+        ready.default_namespace =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tasker.namespaces WHERE name = $1)")
+                .bind(DEFAULT_NAMESPACE)
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap_or(false);
+    }
+    Ok(ready)
+}
+
+pub async fn namespace_create(store: &PgStore, name: &str) -> Result<(Namespace, bool)> {
+    validate_namespace(name).map_err(|message| Error::Invalid {
+        field: "namespace".into(),
+        message,
+    })?;
+    let queue = queue_name(name);
+    let mut tx = store.pool.begin().await.map_err(db)?;
+    let inserted = sqlx::query(
+        "INSERT INTO tasker.namespaces (name, queue) VALUES ($1, $2) \
+         ON CONFLICT (name) DO NOTHING RETURNING name",
+    )
+    .bind(name)
+    .bind(&queue)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?;
+    let created = inserted.is_some();
+    if created {
+        // The queue is created in the same transaction as its namespace row.
+        sqlx::query("SELECT pgmq.create($1)")
+            .bind(&queue)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+    }
+    let row = sqlx::query("SELECT name, queue, created_at FROM tasker.namespaces WHERE name = $1")
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+    tx.commit().await.map_err(db)?;
+    let namespace = Namespace {
+        name: row.get("name"),
+        queue: row.get("queue"),
+        created_at: row.get("created_at"),
+    };
+    store
+        .queues
+        .write()
+        .expect("queue cache lock")
+        .insert(namespace.name.clone(), namespace.queue.clone());
+    Ok((namespace, created))
+}
+
+pub async fn namespace_list(store: &PgStore) -> Result<Vec<Namespace>> {
+    let rows = sqlx::query("SELECT name, queue, created_at FROM tasker.namespaces ORDER BY name")
+        .fetch_all(&store.pool)
+        .await
+        .map_err(db)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| Namespace {
+            name: row.get("name"),
+            queue: row.get("queue"),
+            created_at: row.get("created_at"),
+        })
+        .collect())
+}
+
+/// The queue of a namespace, or `NotFound` naming the namespace.
+pub async fn queue_of(store: &PgStore, namespace: &str) -> Result<String> {
+    if let Some(queue) = store
+        .queues
+        .read()
+        .expect("queue cache lock")
+        .get(namespace)
+    {
+        return Ok(queue.clone());
+    }
+    let queue: Option<String> =
+        sqlx::query_scalar("SELECT queue FROM tasker.namespaces WHERE name = $1")
+            .bind(namespace)
+            .fetch_optional(&store.pool)
+            .await
+            .map_err(db)?;
+    let queue = queue.ok_or_else(|| Error::not_found(format!("namespace \"{namespace}\"")))?;
+    store
+        .queues
+        .write()
+        .expect("queue cache lock")
+        .insert(namespace.to_owned(), queue.clone());
+    Ok(queue)
+}
+
+pub async fn template_register(
+    store: &PgStore,
+    template: &Template,
+) -> Result<(TemplateRecord, bool)> {
+    queue_of(store, &template.namespace).await?;
+    let hash = template.content_hash();
+    let definition = serde_json::to_value(template).expect("template serializes");
+    let inserted = sqlx::query(
+        "INSERT INTO tasker.templates (id, namespace, name, version, content_hash, definition) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (namespace, name, version) DO NOTHING RETURNING id",
+    )
+    .bind(Uuid::now_v7())
+    .bind(&template.namespace)
+    .bind(&template.name)
+    .bind(&template.version)
+    .bind(&hash)
+    .bind(&definition)
+    .fetch_optional(&store.pool)
+    .await
+    .map_err(db)?;
+    let record = template_get(
+        store,
+        &template.namespace,
+        &template.name,
+        Some(&template.version),
+    )
+    .await?;
+    if inserted.is_none() && record.content_hash != hash {
+        return Err(Error::Conflict {
+            code: "template_conflict",
+            message: format!(
+                "template {} is already registered with different content; register it under a new version",
+                template.reference()
+            ),
+        });
+    }
+    Ok((record, inserted.is_some()))
+}
+
+const TEMPLATE_COLUMNS: &str = "id, namespace, name, version, content_hash, definition, created_at";
+
+fn template_from_row(row: &sqlx::postgres::PgRow) -> Result<TemplateRecord> {
+    let definition: serde_json::Value = row.get("definition");
+    let definition: Template = serde_json::from_value(definition).map_err(|e| Error::Invalid {
+        field: "template definition".into(),
+        message: e.to_string(),
+    })?;
+    Ok(TemplateRecord {
+        id: row.get("id"),
+        namespace: row.get("namespace"),
+        name: row.get("name"),
+        version: row.get("version"),
+        content_hash: row.get("content_hash"),
+        definition,
+        created_at: row.get("created_at"),
+    })
+}
+
+pub async fn template_get(
+    store: &PgStore,
+    namespace: &str,
+    name: &str,
+    version: Option<&str>,
+) -> Result<TemplateRecord> {
+    let row = sqlx::query(&format!(
+        "SELECT {TEMPLATE_COLUMNS} FROM tasker.templates \
+         WHERE namespace = $1 AND name = $2 AND ($3::text IS NULL OR version = $3) \
+         ORDER BY created_at DESC, id DESC LIMIT 1"
+    ))
+    .bind(namespace)
+    .bind(name)
+    .bind(version)
+    .fetch_optional(&store.pool)
+    .await
+    .map_err(db)?;
+    let Some(row) = row else {
+        let what = match version {
+            Some(v) => format!("template {namespace}/{name}@{v}"),
+            None => format!("template {namespace}/{name}"),
+        };
+        return Err(Error::not_found(what));
+    };
+    template_from_row(&row)
+}
+
+pub async fn template_list(
+    store: &PgStore,
+    namespace: Option<&str>,
+) -> Result<Vec<TemplateRecord>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {TEMPLATE_COLUMNS} FROM tasker.templates \
+         WHERE ($1::text IS NULL OR namespace = $1) ORDER BY namespace, name, created_at"
+    ))
+    .bind(namespace)
+    .fetch_all(&store.pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(template_from_row).collect()
+}
+
+/// A template by id, from the cache when possible.
+pub async fn template_by_id(store: &PgStore, id: Uuid) -> Result<Arc<TemplateRecord>> {
+    if let Some(record) = store
+        .templates
+        .read()
+        .expect("template cache lock")
+        .get(&id)
+    {
+        return Ok(record.clone());
+    }
+    let row = sqlx::query(&format!(
+        "SELECT {TEMPLATE_COLUMNS} FROM tasker.templates WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&store.pool)
+    .await
+    .map_err(db)?
+    .ok_or_else(|| Error::not_found(format!("template {id}")))?;
+    let record = Arc::new(template_from_row(&row)?);
+    store
+        .templates
+        .write()
+        .expect("template cache lock")
+        .insert(id, record.clone());
+    Ok(record)
+}

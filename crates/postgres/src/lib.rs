@@ -1,0 +1,220 @@
+//! PostgreSQL + PGMQ backend of [`tasker_store::Store`].
+//!
+//! ```text
+//!  operation ──▶ BEGIN
+//!                 lock task rows (ORDER BY id, FOR UPDATE)      ◀─ serializes one task's changes
+//!                 load step rows + the database clock
+//!                 TaskRun::<op>(..)                            ◀─ pure logic, tasker-model
+//!                 PlanWriter: delete/send/hide PGMQ messages,
+//!                   update steps and task, append transitions,
+//!                   NOTIFY the namespace
+//!               COMMIT                                          ◀─ all of it or none of it
+//! ```
+//!
+//! The database clock is the only clock: PGMQ computes visibility with
+//! `clock_timestamp()`, so leases are judged against the same clock.
+//!
+//! Failure: a deadlock or serialization failure (possible when a lease
+//! expires while its holder reports) rolls the transaction back and the
+//! operation is retried a few times; any other database error is returned
+//! and nothing of the operation remains.
+
+mod catalog;
+mod error;
+mod load;
+mod plan_writer;
+mod queue;
+mod rows;
+mod steps;
+mod tasks;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tasker_model::{
+    ClaimedStep, HeartbeatOutcome, Lease, Namespace, Recorded, Step, Task, Template,
+    TemplateRecord, Transition,
+};
+use tasker_store::{
+    Readiness, Result, StepClaim, StepCompletion, StepFailure, Store, TaskCreate, TaskFilter,
+    TaskPage,
+};
+use uuid::Uuid;
+
+pub use error::db;
+
+/// Channel that carries `NOTIFY`s when steps of a namespace become ready;
+/// the payload is the namespace name.
+pub const READY_CHANNEL: &str = "tasker_ready";
+
+/// Migrations embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Changes whenever the schema does; keys cached test databases.
+pub fn schema_fingerprint() -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for migration in MIGRATOR.iter() {
+        hasher.update(migration.version.to_le_bytes());
+        hasher.update(&*migration.checksum);
+    }
+    hasher.update(env!("CARGO_PKG_VERSION"));
+    let digest = hasher.finalize();
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Settings of the connection pool.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            min_connections: 1,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    node_id: Arc<str>,
+    templates: Arc<RwLock<HashMap<Uuid, Arc<TemplateRecord>>>>,
+    queues: Arc<RwLock<HashMap<String, String>>>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("node_id", &self.node_id)
+            .finish()
+    }
+}
+
+impl PgStore {
+    /// Connects a pool. The pool reconnects by itself after a database
+    /// restart: connections are tested before use.
+    pub async fn connect(url: &str, config: &PoolConfig, node_id: &str) -> Result<Self> {
+        let options: PgConnectOptions = url.parse().map_err(db)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .min_connections(config.min_connections)
+            .acquire_timeout(config.acquire_timeout)
+            .test_before_acquire(true)
+            .connect_with(options.application_name("tasker"))
+            .await
+            .map_err(db)?;
+        Ok(Self::from_pool(pool, node_id))
+    }
+
+    pub fn from_pool(pool: PgPool, node_id: &str) -> Self {
+        Self {
+            pool,
+            node_id: node_id.into(),
+            templates: Arc::default(),
+            queues: Arc::default(),
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn migrate(&self) -> Result<()> {
+        catalog::migrate(self).await
+    }
+
+    async fn readiness(&self) -> Result<Readiness> {
+        catalog::readiness(self).await
+    }
+
+    async fn namespace_create(&self, name: &str) -> Result<(Namespace, bool)> {
+        catalog::namespace_create(self, name).await
+    }
+
+    async fn namespace_list(&self) -> Result<Vec<Namespace>> {
+        catalog::namespace_list(self).await
+    }
+
+    async fn template_register(&self, template: &Template) -> Result<(TemplateRecord, bool)> {
+        catalog::template_register(self, template).await
+    }
+
+    async fn template_get(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<TemplateRecord> {
+        catalog::template_get(self, namespace, name, version).await
+    }
+
+    async fn template_list(&self, namespace: Option<&str>) -> Result<Vec<TemplateRecord>> {
+        catalog::template_list(self, namespace).await
+    }
+
+    async fn task_create(&self, params: TaskCreate) -> Result<(Task, bool)> {
+        tasks::create(self, params).await
+    }
+
+    async fn task_get(&self, id: Uuid) -> Result<Task> {
+        tasks::get(self, id).await
+    }
+
+    async fn task_list(&self, filter: &TaskFilter) -> Result<TaskPage> {
+        tasks::list(self, filter).await
+    }
+
+    async fn task_steps(&self, id: Uuid) -> Result<Vec<Step>> {
+        tasks::steps(self, id).await
+    }
+
+    async fn task_history(&self, id: Uuid) -> Result<Vec<Transition>> {
+        tasks::history(self, id).await
+    }
+
+    async fn task_cancel(&self, id: Uuid, reason: &str) -> Result<Task> {
+        tasks::cancel(self, id, reason).await
+    }
+
+    async fn step_claim(&self, params: StepClaim) -> Result<Vec<ClaimedStep>> {
+        steps::claim(self, params).await
+    }
+
+    async fn step_heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<HeartbeatOutcome> {
+        steps::heartbeat(self, lease, lease_for).await
+    }
+
+    async fn step_complete(&self, items: Vec<StepCompletion>) -> Result<Vec<Result<Recorded>>> {
+        steps::complete(self, items).await
+    }
+
+    async fn step_fail(&self, params: StepFailure) -> Result<Recorded> {
+        steps::fail(self, params).await
+    }
+
+    async fn step_retry(&self, step_id: Uuid) -> Result<Step> {
+        steps::retry(self, step_id).await
+    }
+
+    async fn step_resolve(&self, step_id: Uuid, result: Option<serde_json::Value>) -> Result<Step> {
+        steps::resolve(self, step_id, result).await
+    }
+}

@@ -1,0 +1,135 @@
+//! Loading tasks into [`TaskRun`]s inside a transaction, locked.
+//!
+//! Task rows are locked in id order so that transactions touching several
+//! tasks (batched completions, batched claims) cannot deadlock each other.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sqlx::{PgConnection, Row};
+use tasker_model::task_run::{StepRow, TaskRow};
+use tasker_model::{TaskRun, TemplateRecord, Timestamp};
+use tasker_store::{Error, Result};
+use uuid::Uuid;
+
+use crate::PgStore;
+use crate::catalog;
+use crate::error::db;
+
+/// A locked task with what a [`TaskRun`] needs.
+pub struct LoadedTask {
+    pub namespace: String,
+    pub queue: String,
+    pub template: Arc<TemplateRecord>,
+    pub task: TaskRow,
+    pub steps: Vec<StepRow>,
+}
+
+impl LoadedTask {
+    pub fn run(&self) -> TaskRun<'_> {
+        TaskRun::new(
+            &self.template.definition,
+            self.task.clone(),
+            self.steps.clone(),
+        )
+    }
+}
+
+/// Locks the given tasks and loads their steps. Returns the tasks found (by
+/// id) and the database clock read after the locks were granted.
+pub async fn lock_tasks(
+    store: &PgStore,
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<(HashMap<Uuid, LoadedTask>, Timestamp)> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let task_rows = sqlx::query(
+        "SELECT id, namespace, template_id, state, finished_at FROM tasker.tasks \
+         WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+
+    let step_rows = sqlx::query(
+        "SELECT task_id, id, state, attempt, lease_token, lease_expires_at, msg_id, retry_at, \
+                worker_id, started_at, finished_at, clock_timestamp() AS now \
+         FROM tasker.steps WHERE task_id = ANY($1) ORDER BY task_id, position",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+
+    let mut now: Option<Timestamp> = None;
+    let mut steps: HashMap<Uuid, Vec<StepRow>> = HashMap::new();
+    for row in &step_rows {
+        now = Some(row.get("now"));
+        let state: String = row.get("state");
+        let attempt: i32 = row.get("attempt");
+        steps.entry(row.get("task_id")).or_default().push(StepRow {
+            id: row.get("id"),
+            state: state.parse().map_err(|m: String| corrupt(&m))?,
+            attempt: attempt as u32,
+            lease_token: row.get("lease_token"),
+            lease_expires_at: row.get("lease_expires_at"),
+            msg_id: row.get("msg_id"),
+            retry_at: row.get("retry_at"),
+            worker_id: row.get("worker_id"),
+            started_at: row.get("started_at"),
+            finished_at: row.get("finished_at"),
+        });
+    }
+    let now = match now {
+        Some(now) => now,
+        None => sqlx::query_scalar("SELECT clock_timestamp()")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?,
+    };
+
+    let mut loaded = HashMap::with_capacity(task_rows.len());
+    for row in task_rows {
+        let id: Uuid = row.get("id");
+        let namespace: String = row.get("namespace");
+        let state: String = row.get("state");
+        let template = catalog::template_by_id(store, row.get("template_id")).await?;
+        let queue = catalog::queue_of(store, &namespace).await?;
+        let steps = steps.remove(&id).unwrap_or_default();
+        if steps.len() != template.definition.steps.len() {
+            return Err(corrupt(&format!("task {id} has {} step rows", steps.len())));
+        }
+        loaded.insert(
+            id,
+            LoadedTask {
+                namespace,
+                queue,
+                template,
+                task: TaskRow {
+                    id,
+                    state: state.parse().map_err(|m: String| corrupt(&m))?,
+                    finished_at: row.get("finished_at"),
+                },
+                steps,
+            },
+        );
+    }
+    Ok((loaded, now))
+}
+
+/// The task that owns a step.
+pub async fn task_of_step(conn: &mut PgConnection, step_id: Uuid) -> Result<Uuid> {
+    sqlx::query_scalar("SELECT task_id FROM tasker.steps WHERE id = $1")
+        .bind(step_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| Error::not_found(format!("step {step_id}")))
+}
+
+fn corrupt(message: &str) -> Error {
+    Error::Database(format!("unexpected row: {message}").into())
+}

@@ -1,0 +1,240 @@
+//! Writes the [`Plan`]s of one or more [`TaskRun`]s in the caller's
+//! transaction, in at most two round trips: new queue messages first (their
+//! ids go into the step rows), then one statement that updates steps and
+//! tasks, appends transitions, deletes and hides messages and notifies
+//! pollers.
+
+use std::collections::BTreeMap;
+
+use sqlx::PgConnection;
+use tasker_model::{TaskRun, Timestamp};
+use tasker_store::Result;
+use uuid::Uuid;
+
+use crate::error::db;
+use crate::queue::{self, StepMessage};
+
+/// A run to write and the queue and namespace of its task.
+pub struct Pending<'r, 't> {
+    pub queue: &'r str,
+    pub namespace: &'r str,
+    pub run: &'r mut TaskRun<'t>,
+}
+
+pub async fn write(
+    conn: &mut PgConnection,
+    node_id: &str,
+    runs: &mut [Pending<'_, '_>],
+) -> Result<()> {
+    if runs.iter().all(|p| p.run.plan.is_empty()) {
+        return Ok(());
+    }
+
+    // 1. New messages, grouped by queue; their ids go into the step rows.
+    let mut sends: BTreeMap<&str, Vec<(usize, usize)>> = BTreeMap::new();
+    for (r, pending) in runs.iter().enumerate() {
+        for &s in &pending.run.plan.enqueue {
+            sends.entry(pending.queue).or_default().push((r, s));
+        }
+    }
+    let mut notify: Vec<String> = Vec::new();
+    for (queue_name, targets) in &sends {
+        let bodies: Vec<StepMessage> = targets
+            .iter()
+            .map(|&(r, s)| StepMessage {
+                task_id: runs[r].run.task.id,
+                step_id: runs[r].run.steps[s].id,
+            })
+            .collect();
+        let ids = queue::send(conn, queue_name, &bodies).await?;
+        for (&(r, s), id) in targets.iter().zip(ids) {
+            runs[r].run.steps[s].msg_id = Some(id);
+            runs[r].run.plan.dirty_steps.insert(s);
+            if !notify.iter().any(|n| n == runs[r].namespace) {
+                notify.push(runs[r].namespace.to_owned());
+            }
+        }
+    }
+
+    // 2. Everything else in one statement.
+    let mut steps = StepColumns::default();
+    let mut tasks = TaskColumns::default();
+    let mut history = TransitionColumns::default();
+    let mut deletes: (Vec<&str>, Vec<i64>) = (Vec::new(), Vec::new());
+    let mut hides: (Vec<&str>, Vec<i64>, Vec<Timestamp>) = (Vec::new(), Vec::new(), Vec::new());
+    for pending in runs.iter() {
+        let run = &*pending.run;
+        let plan = &run.plan;
+        for &i in &plan.dirty_steps {
+            let row = &run.steps[i];
+            let result = plan
+                .results
+                .iter()
+                .rev()
+                .find(|(s, _)| *s == i)
+                .map(|(_, v)| v.clone());
+            let error = plan
+                .errors
+                .iter()
+                .rev()
+                .find(|(s, _)| *s == i)
+                .map(|(_, e)| e.clone());
+            steps.id.push(row.id);
+            steps.state.push(row.state.as_str());
+            steps.attempt.push(row.attempt as i32);
+            steps.lease_token.push(row.lease_token);
+            steps.lease_expires_at.push(row.lease_expires_at);
+            steps.msg_id.push(row.msg_id);
+            steps.retry_at.push(row.retry_at);
+            steps.worker_id.push(row.worker_id.clone());
+            steps.started_at.push(row.started_at);
+            steps.finished_at.push(row.finished_at);
+            steps.set_result.push(result.is_some());
+            steps.result.push(result);
+            steps.set_error.push(error.is_some());
+            steps.error.push(
+                error
+                    .flatten()
+                    .map(|e| serde_json::to_value(e).expect("error serializes")),
+            );
+        }
+        if plan.task_changed {
+            tasks.id.push(run.task.id);
+            tasks.state.push(run.task.state.as_str());
+            tasks.finished_at.push(run.task.finished_at);
+        }
+        for t in &plan.transitions {
+            history.task_id.push(t.task_id);
+            history.step_id.push(t.step_id);
+            history.from_state.push(t.from_state);
+            history.to_state.push(t.to_state);
+            history.attempt.push(t.attempt.map(|a| a as i32));
+            history.worker_id.push(t.worker_id.clone());
+            history.reason.push(t.reason.clone());
+            history.at.push(t.at);
+        }
+        for &m in &plan.delete_messages {
+            deletes.0.push(pending.queue);
+            deletes.1.push(m);
+        }
+        for &(m, at) in &plan.set_visibility {
+            hides.0.push(pending.queue);
+            hides.1.push(m);
+            hides.2.push(at);
+        }
+    }
+
+    sqlx::query(WRITE_SQL)
+        .bind(&steps.id)
+        .bind(&steps.state)
+        .bind(&steps.attempt)
+        .bind(&steps.lease_token)
+        .bind(&steps.lease_expires_at)
+        .bind(&steps.msg_id)
+        .bind(&steps.retry_at)
+        .bind(&steps.worker_id)
+        .bind(&steps.started_at)
+        .bind(&steps.finished_at)
+        .bind(&steps.set_result)
+        .bind(&steps.result)
+        .bind(&steps.set_error)
+        .bind(&steps.error)
+        .bind(&tasks.id)
+        .bind(&tasks.state)
+        .bind(&tasks.finished_at)
+        .bind(&history.task_id)
+        .bind(&history.step_id)
+        .bind(&history.from_state)
+        .bind(&history.to_state)
+        .bind(&history.attempt)
+        .bind(&history.worker_id)
+        .bind(&history.reason)
+        .bind(&history.at)
+        .bind(node_id)
+        .bind(&deletes.0)
+        .bind(&deletes.1)
+        .bind(&hides.0)
+        .bind(&hides.1)
+        .bind(&hides.2)
+        .bind(&notify)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// Data-modifying CTEs run exactly once; the functions in the final SELECT
+/// run once per array element.
+const WRITE_SQL: &str = r#"
+WITH step_updates AS (
+    UPDATE tasker.steps s SET
+        state = u.state, attempt = u.attempt, lease_token = u.lease_token,
+        lease_expires_at = u.lease_expires_at, msg_id = u.msg_id, retry_at = u.retry_at,
+        worker_id = u.worker_id, started_at = u.started_at, finished_at = u.finished_at,
+        result = CASE WHEN u.set_result THEN u.result ELSE s.result END,
+        error = CASE WHEN u.set_error THEN u.error ELSE s.error END
+    FROM unnest($1::uuid[], $2::text[], $3::int[], $4::uuid[], $5::timestamptz[], $6::bigint[],
+                $7::timestamptz[], $8::text[], $9::timestamptz[], $10::timestamptz[],
+                $11::bool[], $12::jsonb[], $13::bool[], $14::jsonb[])
+        AS u(id, state, attempt, lease_token, lease_expires_at, msg_id, retry_at, worker_id,
+             started_at, finished_at, set_result, result, set_error, error)
+    WHERE s.id = u.id
+    RETURNING 1
+), task_updates AS (
+    UPDATE tasker.tasks t SET state = u.state, finished_at = u.finished_at, updated_at = clock_timestamp()
+    FROM unnest($15::uuid[], $16::text[], $17::timestamptz[]) AS u(id, state, finished_at)
+    WHERE t.id = u.id
+    RETURNING 1
+), history AS (
+    INSERT INTO tasker.transitions (task_id, step_id, from_state, to_state, attempt, worker_id, reason, at, node_id)
+    SELECT h.*, $26 FROM unnest($18::uuid[], $19::uuid[], $20::text[], $21::text[], $22::int[],
+                               $23::text[], $24::text[], $25::timestamptz[])
+        AS h(task_id, step_id, from_state, to_state, attempt, worker_id, reason, at)
+    RETURNING 1
+)
+SELECT
+    (SELECT count(*) FROM step_updates) AS steps,
+    (SELECT count(*) FROM task_updates) AS tasks,
+    (SELECT count(*) FROM history) AS transitions,
+    (SELECT count(*) FROM unnest($27::text[], $28::bigint[]) AS d(q, m) WHERE pgmq.delete(d.q, d.m)) AS deleted,
+    (SELECT count(*) FROM unnest($29::text[], $30::bigint[], $31::timestamptz[]) AS v(q, m, at),
+        LATERAL pgmq.set_vt(v.q, v.m, v.at)) AS hidden,
+    (SELECT count(*) FROM unnest($32::text[]) AS n(ns), LATERAL pg_notify('tasker_ready', n.ns)) AS notified
+"#;
+
+#[derive(Default)]
+struct StepColumns {
+    id: Vec<Uuid>,
+    state: Vec<&'static str>,
+    attempt: Vec<i32>,
+    lease_token: Vec<Option<Uuid>>,
+    lease_expires_at: Vec<Option<Timestamp>>,
+    msg_id: Vec<Option<i64>>,
+    retry_at: Vec<Option<Timestamp>>,
+    worker_id: Vec<Option<String>>,
+    started_at: Vec<Option<Timestamp>>,
+    finished_at: Vec<Option<Timestamp>>,
+    set_result: Vec<bool>,
+    result: Vec<Option<serde_json::Value>>,
+    set_error: Vec<bool>,
+    error: Vec<Option<serde_json::Value>>,
+}
+
+#[derive(Default)]
+struct TaskColumns {
+    id: Vec<Uuid>,
+    state: Vec<&'static str>,
+    finished_at: Vec<Option<Timestamp>>,
+}
+
+#[derive(Default)]
+struct TransitionColumns {
+    task_id: Vec<Uuid>,
+    step_id: Vec<Option<Uuid>>,
+    from_state: Vec<Option<&'static str>>,
+    to_state: Vec<&'static str>,
+    attempt: Vec<Option<i32>>,
+    worker_id: Vec<Option<String>>,
+    reason: Vec<Option<String>>,
+    at: Vec<Timestamp>,
+}

@@ -1,0 +1,320 @@
+//! Step operations: claim, heartbeat, complete, fail, manual retry, resolve.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sqlx::{PgConnection, Row};
+use tasker_model::{
+    ClaimOutcome, ClaimedStep, HeartbeatOutcome, Lease, LeaseError, Recorded, Step, TaskRun,
+};
+use tasker_store::{Error, Result, StepClaim, StepCompletion, StepFailure};
+use uuid::Uuid;
+
+use crate::PgStore;
+use crate::catalog;
+use crate::error::{db, with_retry};
+use crate::load::{self, LoadedTask};
+use crate::plan_writer::{self, Pending};
+use crate::queue;
+
+/// PGMQ visibility is in whole seconds; a lease is never shorter than asked.
+fn lease_seconds(lease_for: Duration) -> i32 {
+    (lease_for.as_millis().div_ceil(1000)).clamp(1, i32::MAX as u128) as i32
+}
+
+pub async fn claim(store: &PgStore, params: StepClaim) -> Result<Vec<ClaimedStep>> {
+    let queue_name = catalog::queue_of(store, &params.namespace).await?;
+    let max = params.max.clamp(1, 1000) as i32;
+    let lease_secs = lease_seconds(params.lease_for);
+    with_retry(|| async {
+        let mut tx = store.pool.begin().await.map_err(db)?;
+        let messages = queue::read(&mut tx, &queue_name, lease_secs, max).await?;
+        if messages.is_empty() {
+            tx.rollback().await.map_err(db)?;
+            return Ok(Vec::new());
+        }
+        let task_ids: Vec<Uuid> = messages
+            .iter()
+            .filter_map(|m| m.body.map(|b| b.task_id))
+            .collect();
+        let (loaded, now) = load::lock_tasks(store, &mut tx, &task_ids).await?;
+        let mut runs: HashMap<Uuid, TaskRun<'_>> =
+            loaded.iter().map(|(id, t)| (*id, t.run())).collect();
+
+        let mut orphans = Vec::new();
+        let mut claimed: Vec<(Uuid, usize, Lease, tasker_model::Timestamp)> = Vec::new();
+        for message in &messages {
+            let target = message.body.and_then(|body| {
+                let run = runs.get_mut(&body.task_id)?;
+                let index = run.step_index(body.step_id)?;
+                Some((body.task_id, run, index))
+            });
+            let Some((task_id, run, index)) = target else {
+                // A message whose task or step does not exist: nothing can use it.
+                orphans.push(message.msg_id);
+                continue;
+            };
+            let token = Uuid::new_v4();
+            if let ClaimOutcome::Claimed(lease) = run.claim(
+                index,
+                message.msg_id,
+                message.visible_at,
+                token,
+                &params.worker_id,
+                now,
+            ) {
+                claimed.push((task_id, index, lease, message.visible_at));
+            }
+        }
+        if !orphans.is_empty() {
+            queue::delete(&mut tx, &queue_name, &orphans).await?;
+        }
+        write_runs(store, &mut tx, &loaded, &mut runs).await?;
+        let payloads = claim_payloads(&mut tx, &loaded, &claimed).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(payloads)
+    })
+    .await
+}
+
+/// Builds what workers receive: step definition, task context and the
+/// results of the step's parents, in one query.
+async fn claim_payloads(
+    conn: &mut PgConnection,
+    loaded: &HashMap<Uuid, LoadedTask>,
+    claimed: &[(Uuid, usize, Lease, tasker_model::Timestamp)],
+) -> Result<Vec<ClaimedStep>> {
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut task_ids: Vec<Uuid> = claimed.iter().map(|c| c.0).collect();
+    task_ids.sort_unstable();
+    task_ids.dedup();
+    let (mut parent_tasks, mut parent_positions) = (Vec::new(), Vec::new());
+    for &(task_id, index, ..) in claimed {
+        for &p in loaded[&task_id].run().parents_of(index) {
+            parent_tasks.push(task_id);
+            parent_positions.push(p as i16);
+        }
+    }
+    let rows = sqlx::query(
+        "SELECT id AS task_id, NULL::int2 AS position, context AS value FROM tasker.tasks WHERE id = ANY($1) \
+         UNION ALL \
+         SELECT s.task_id, s.position, s.result FROM tasker.steps s \
+         JOIN unnest($2::uuid[], $3::int2[]) AS p(task_id, position) \
+           ON s.task_id = p.task_id AND s.position = p.position",
+    )
+    .bind(&task_ids)
+    .bind(&parent_tasks)
+    .bind(&parent_positions)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    let mut contexts: HashMap<Uuid, serde_json::Value> = HashMap::new();
+    let mut results: HashMap<(Uuid, i16), serde_json::Value> = HashMap::new();
+    for row in rows {
+        let task_id: Uuid = row.get("task_id");
+        let position: Option<i16> = row.get("position");
+        let value: Option<serde_json::Value> = row.get("value");
+        match position {
+            None => {
+                contexts.insert(task_id, value.unwrap_or_default());
+            }
+            Some(p) => {
+                results.insert((task_id, p), value.unwrap_or_default());
+            }
+        }
+    }
+    Ok(claimed
+        .iter()
+        .map(|&(task_id, index, lease, visible_at)| {
+            let task = &loaded[&task_id];
+            let template = &task.template;
+            let def = &template.definition.steps[index];
+            let parent_results = task
+                .run()
+                .parents_of(index)
+                .iter()
+                .map(|&p| {
+                    let name = template.definition.steps[p].name.clone();
+                    (
+                        name,
+                        results
+                            .get(&(task_id, p as i16))
+                            .cloned()
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect();
+            ClaimedStep {
+                lease,
+                lease_expires_at: visible_at,
+                task_id,
+                namespace: task.namespace.clone(),
+                template_name: template.name.clone(),
+                template_version: template.version.clone(),
+                step_name: def.name.clone(),
+                handler: def.handler.clone(),
+                config: def.config.clone(),
+                max_attempts: def.retry.max_attempts,
+                timeout_ms: def.timeout.as_millis(),
+                context: contexts.get(&task_id).cloned().unwrap_or_default(),
+                parent_results,
+            }
+        })
+        .collect())
+}
+
+async fn write_runs(
+    store: &PgStore,
+    conn: &mut PgConnection,
+    loaded: &HashMap<Uuid, LoadedTask>,
+    runs: &mut HashMap<Uuid, TaskRun<'_>>,
+) -> Result<()> {
+    let mut pending: Vec<Pending<'_, '_>> = runs
+        .iter_mut()
+        .map(|(id, run)| Pending {
+            queue: &loaded[id].queue,
+            namespace: &loaded[id].namespace,
+            run,
+        })
+        .collect();
+    plan_writer::write(conn, store.node_id(), &mut pending).await
+}
+
+/// Finds the tasks owning `step_ids`; a step that does not exist maps to none.
+async fn tasks_of_steps(conn: &mut PgConnection, step_ids: &[Uuid]) -> Result<HashMap<Uuid, Uuid>> {
+    let rows = sqlx::query("SELECT id, task_id FROM tasker.steps WHERE id = ANY($1)")
+        .bind(step_ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get("id"), r.get("task_id")))
+        .collect())
+}
+
+/// Runs `op` on the task that owns `step_id`, locked, and writes its plan.
+async fn with_step_task<T, F>(store: &PgStore, step_id: Uuid, op: F) -> Result<T>
+where
+    F: Fn(&mut TaskRun<'_>, usize, tasker_model::Timestamp) -> Result<T>,
+{
+    with_retry(|| async {
+        let mut tx = store.pool.begin().await.map_err(db)?;
+        let task_id = load::task_of_step(&mut tx, step_id).await?;
+        let (loaded, now) = load::lock_tasks(store, &mut tx, &[task_id]).await?;
+        let task = loaded
+            .get(&task_id)
+            .ok_or_else(|| Error::not_found(format!("step {step_id}")))?;
+        let mut run = task.run();
+        let index = run
+            .step_index(step_id)
+            .ok_or_else(|| Error::not_found(format!("step {step_id}")))?;
+        let value = op(&mut run, index, now)?;
+        plan_writer::write(
+            &mut tx,
+            store.node_id(),
+            &mut [Pending {
+                queue: &task.queue,
+                namespace: &task.namespace,
+                run: &mut run,
+            }],
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(value)
+    })
+    .await
+}
+
+pub async fn heartbeat(
+    store: &PgStore,
+    lease: &Lease,
+    lease_for: Duration,
+) -> Result<HeartbeatOutcome> {
+    with_step_task(store, lease.step_id, |run, _, now| {
+        Ok(run.heartbeat(lease, lease_for, now)?)
+    })
+    .await
+    .map_err(lease_not_found)
+}
+
+pub async fn fail(store: &PgStore, params: StepFailure) -> Result<Recorded> {
+    with_step_task(store, params.lease.step_id, |run, _, now| {
+        Ok(run.fail(&params.lease, params.error.clone(), now)?)
+    })
+    .await
+    .map_err(lease_not_found)
+}
+
+/// A lease for a step that does not exist is simply not the current lease.
+fn lease_not_found(error: Error) -> Error {
+    match error {
+        Error::NotFound { .. } => Error::Lease(LeaseError::LeaseMismatch),
+        other => other,
+    }
+}
+
+pub async fn complete(
+    store: &PgStore,
+    items: Vec<StepCompletion>,
+) -> Result<Vec<Result<Recorded>>> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let items = &items;
+    with_retry(|| async move {
+        let mut tx = store.pool.begin().await.map_err(db)?;
+        let step_ids: Vec<Uuid> = items.iter().map(|i| i.lease.step_id).collect();
+        let owners = tasks_of_steps(&mut tx, &step_ids).await?;
+        let task_ids: Vec<Uuid> = owners.values().copied().collect();
+        let (loaded, now) = load::lock_tasks(store, &mut tx, &task_ids).await?;
+        let mut runs: HashMap<Uuid, TaskRun<'_>> =
+            loaded.iter().map(|(id, t)| (*id, t.run())).collect();
+        let outcomes: Vec<Result<Recorded>> = items
+            .iter()
+            .map(|item| {
+                let run = owners
+                    .get(&item.lease.step_id)
+                    .and_then(|task_id| runs.get_mut(task_id))
+                    .ok_or(Error::Lease(LeaseError::LeaseMismatch))?;
+                Ok(run.complete(&item.lease, item.result.clone(), now)?)
+            })
+            .collect();
+        write_runs(store, &mut tx, &loaded, &mut runs).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(outcomes)
+    })
+    .await
+}
+
+pub async fn retry(store: &PgStore, step_id: Uuid) -> Result<Step> {
+    let task_id = with_step_task(store, step_id, |run, index, now| {
+        run.retry_step(index, now)?;
+        Ok(run.task.id)
+    })
+    .await?;
+    step_of(store, task_id, step_id).await
+}
+
+pub async fn resolve(
+    store: &PgStore,
+    step_id: Uuid,
+    result: Option<serde_json::Value>,
+) -> Result<Step> {
+    let task_id = with_step_task(store, step_id, |run, index, now| {
+        run.resolve_step(index, result.clone(), now)?;
+        Ok(run.task.id)
+    })
+    .await?;
+    step_of(store, task_id, step_id).await
+}
+
+async fn step_of(store: &PgStore, task_id: Uuid, step_id: Uuid) -> Result<Step> {
+    crate::tasks::steps(store, task_id)
+        .await?
+        .into_iter()
+        .find(|s| s.id == step_id)
+        .ok_or_else(|| Error::not_found(format!("step {step_id}")))
+}

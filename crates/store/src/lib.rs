@@ -1,0 +1,94 @@
+//! The storage contract of Tasker: one method per operation, taking a params
+//! struct and returning domain types (noun-then-verb names, as in
+//! `task_create`, `step_claim`).
+//!
+//! Every state-changing method is one transaction in the backend: the state
+//! change, the history it appends and the queue messages it implies commit
+//! together or not at all. The graph logic itself lives in
+//! [`tasker_model::TaskRun`]; a backend loads, applies and writes.
+
+mod error;
+mod params;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tasker_model::{
+    ClaimedStep, HeartbeatOutcome, Lease, Namespace, Recorded, Step, Task, TaskState, Template,
+    TemplateRecord, Transition,
+};
+use uuid::Uuid;
+
+pub use error::Error;
+pub use params::*;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies migrations and installs the queue machinery. Idempotent.
+    async fn migrate(&self) -> Result<()>;
+
+    /// What `/ready` reports: migrations applied, queues installed, default namespace.
+    async fn readiness(&self) -> Result<Readiness>;
+
+    /// Creates a namespace and its queue; `created` is false when it existed.
+    async fn namespace_create(&self, name: &str) -> Result<(Namespace, bool)>;
+    async fn namespace_list(&self) -> Result<Vec<Namespace>>;
+
+    /// Registers a validated template. Same content again returns the
+    /// existing record (`created` false); different content under the same
+    /// `namespace/name@version` is [`Error::Conflict`].
+    async fn template_register(&self, template: &Template) -> Result<(TemplateRecord, bool)>;
+    /// `version` `None` means the most recently registered version.
+    async fn template_get(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<TemplateRecord>;
+    async fn template_list(&self, namespace: Option<&str>) -> Result<Vec<TemplateRecord>>;
+
+    /// Creates a task with its steps and dispatches its roots. With an
+    /// idempotency key that exists in the namespace, returns that task
+    /// (`created` false) and writes nothing.
+    async fn task_create(&self, params: TaskCreate) -> Result<(Task, bool)>;
+    async fn task_get(&self, id: Uuid) -> Result<Task>;
+    async fn task_list(&self, filter: &TaskFilter) -> Result<TaskPage>;
+    async fn task_steps(&self, id: Uuid) -> Result<Vec<Step>>;
+    async fn task_history(&self, id: Uuid) -> Result<Vec<Transition>>;
+    async fn task_cancel(&self, id: Uuid, reason: &str) -> Result<Task>;
+
+    /// Leases up to `max` ready steps of a namespace for `lease_for`.
+    async fn step_claim(&self, params: StepClaim) -> Result<Vec<ClaimedStep>>;
+    async fn step_heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<HeartbeatOutcome>;
+    /// Records results; each item succeeds or is refused on its own, and all
+    /// accepted items commit in one transaction.
+    async fn step_complete(&self, items: Vec<StepCompletion>) -> Result<Vec<Result<Recorded>>>;
+    async fn step_fail(&self, params: StepFailure) -> Result<Recorded>;
+    async fn step_retry(&self, step_id: Uuid) -> Result<Step>;
+    async fn step_resolve(&self, step_id: Uuid, result: Option<serde_json::Value>) -> Result<Step>;
+}
+
+/// The parts of readiness a backend can check.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Readiness {
+    pub database: bool,
+    pub migrations_applied: bool,
+    pub queues_installed: bool,
+    pub default_namespace: bool,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.database && self.migrations_applied && self.queues_installed && self.default_namespace
+    }
+}
+
+/// Task states a list can filter on, parsed from text.
+pub fn parse_task_state(text: &str) -> Result<TaskState> {
+    text.parse().map_err(|message: String| Error::Invalid {
+        field: "state".into(),
+        message,
+    })
+}

@@ -1,0 +1,52 @@
+//! Parameter and result structs of [`crate::Store`] methods.
+
+use serde::{Deserialize, Serialize};
+use tasker_model::{Lease, StepError, Task, TaskState};
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct TaskCreate {
+    pub template_id: Uuid,
+    pub context: serde_json::Value,
+    pub idempotency_key: Option<String>,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TaskFilter {
+    pub namespace: Option<String>,
+    pub template: Option<String>,
+    pub state: Option<TaskState>,
+    /// Opaque cursor from a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size; backends cap it at 500. Default 50.
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskPage {
+    pub tasks: Vec<Task>,
+    /// Pass back as `cursor` for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StepClaim {
+    pub namespace: String,
+    pub worker_id: String,
+    pub max: u32,
+    /// Lease length; PGMQ visibility is whole seconds, so backends round up.
+    pub lease_for: std::time::Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StepCompletion {
+    pub lease: Lease,
+    pub result: serde_json::Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct StepFailure {
+    pub lease: Lease,
+    pub error: StepError,
+}
