@@ -12,6 +12,14 @@ pub struct EngineConfig {
     pub max_payload_bytes: usize,
     /// Most steps one claim may lease at once. Default 100.
     pub max_claim_batch: u32,
+    /// How often a waiting long-poll looks for work even without a
+    /// notification (covers retries whose backoff elapsed, expired leases
+    /// and lost notifications). Default 1 s.
+    pub poll_recheck_interval: Duration,
+    /// Longest a long-poll may wait. Default 30 s.
+    pub max_poll_wait: Duration,
+    /// A worker not heard from for this long is no longer listed. Default 60 s.
+    pub worker_liveness: Duration,
 }
 
 impl Default for EngineConfig {
@@ -20,6 +28,9 @@ impl Default for EngineConfig {
             lease_duration: Duration::from_secs(30),
             max_payload_bytes: 1024 * 1024,
             max_claim_batch: 100,
+            poll_recheck_interval: Duration::from_secs(1),
+            max_poll_wait: Duration::from_secs(30),
+            worker_liveness: Duration::from_secs(60),
         }
     }
 }

@@ -9,9 +9,12 @@
 
 mod config;
 mod error;
+mod ready_waiters;
 mod schema_cache;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tasker_model::{
     ClaimedStep, HeartbeatOutcome, Lease, Namespace, Recorded, Step, StepError, Task, Template,
@@ -19,11 +22,13 @@ use tasker_model::{
 };
 use tasker_store::{
     Readiness, StepClaim, StepCompletion, StepFailure, Store, TaskCreate, TaskFilter, TaskPage,
+    Worker, WorkerRegistration,
 };
 use uuid::Uuid;
 
 pub use config::EngineConfig;
 pub use error::Error;
+pub use ready_waiters::ReadyWaiters;
 use schema_cache::SchemaCache;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -45,6 +50,8 @@ pub struct Engine {
     store: Arc<dyn Store>,
     config: Arc<EngineConfig>,
     schemas: Arc<SchemaCache>,
+    waiters: Arc<ReadyWaiters>,
+    shutting_down: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -61,6 +68,8 @@ impl Engine {
             store,
             config: Arc::new(config),
             schemas: Arc::default(),
+            waiters: Arc::default(),
+            shutting_down: Arc::default(),
         }
     }
 
@@ -70,6 +79,21 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// Where ready-step notifications are delivered (see `tasker_postgres::Notifier`).
+    pub fn waiters(&self) -> &Arc<ReadyWaiters> {
+        &self.waiters
+    }
+
+    /// Stops long-polls: waiting polls return empty at once, new ones too.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.waiters.wake(None);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
     }
 
     pub async fn migrate(&self) -> Result<()> {
@@ -226,6 +250,90 @@ impl Engine {
                 lease_for: self.config.lease_duration,
             })
             .await?)
+    }
+
+    /// Long-poll: claims up to `max` steps from `namespaces` (in order),
+    /// waiting up to `wait` (capped by the configuration) for work to arrive.
+    /// Returns as soon as something is claimed; returns empty at the deadline.
+    /// Woken by ready notifications, with a periodic re-check as the safety net.
+    pub async fn step_poll(
+        &self,
+        worker_id: &str,
+        namespaces: &[String],
+        max: u32,
+        wait: Duration,
+    ) -> Result<Vec<ClaimedStep>> {
+        if namespaces.is_empty() {
+            return Err(Error::Invalid {
+                field: "namespaces".into(),
+                message: "name at least one namespace to poll".into(),
+            });
+        }
+        let deadline = tokio::time::Instant::now() + wait.min(self.config.max_poll_wait);
+        let max = max.clamp(1, self.config.max_claim_batch);
+        self.store.worker_seen(worker_id).await?;
+        loop {
+            if self.is_shutting_down() {
+                return Ok(Vec::new());
+            }
+            let signals = self.waiters.subscribe(namespaces);
+            let mut notified: Vec<_> = signals.iter().map(|s| Box::pin(s.notified())).collect();
+            for n in &mut notified {
+                n.as_mut().enable();
+            }
+            let mut claimed = Vec::new();
+            for namespace in namespaces {
+                let room = max - claimed.len() as u32;
+                if room == 0 {
+                    break;
+                }
+                claimed.extend(self.step_claim(namespace, worker_id, room).await?);
+            }
+            if !claimed.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(claimed);
+            }
+            let recheck = tokio::time::sleep(self.config.poll_recheck_interval);
+            tokio::select! {
+                _ = futures::future::select_all(notified) => {}
+                _ = recheck => {}
+                _ = tokio::time::sleep_until(deadline) => return Ok(Vec::new()),
+            }
+        }
+    }
+
+    pub async fn worker_register(&self, registration: WorkerRegistration) -> Result<Worker> {
+        if registration.worker_id.is_empty() || registration.worker_id.len() > 128 {
+            return Err(Error::Invalid {
+                field: "worker_id".into(),
+                message: "must be 1-128 characters".into(),
+            });
+        }
+        if registration.concurrency == 0 {
+            return Err(Error::Invalid {
+                field: "concurrency".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        if registration.namespaces.is_empty() {
+            return Err(Error::Invalid {
+                field: "namespaces".into(),
+                message: "name at least one namespace".into(),
+            });
+        }
+        for namespace in &registration.namespaces {
+            tasker_model::template::validate_namespace(namespace).map_err(|message| {
+                Error::Invalid {
+                    field: "namespaces".into(),
+                    message,
+                }
+            })?;
+        }
+        Ok(self.store.worker_register(&registration).await?)
+    }
+
+    /// Workers heard from within the configured liveness window.
+    pub async fn worker_list(&self) -> Result<Vec<Worker>> {
+        Ok(self.store.worker_list(self.config.worker_liveness).await?)
     }
 
     pub async fn step_heartbeat(&self, lease: &Lease) -> Result<HeartbeatOutcome> {

@@ -22,11 +22,13 @@
 mod catalog;
 mod error;
 mod load;
+mod notifier;
 mod plan_writer;
 mod queue;
 mod rows;
 mod steps;
 mod tasks;
+mod workers;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -41,11 +43,12 @@ use tasker_model::{
 };
 use tasker_store::{
     Readiness, Result, StepClaim, StepCompletion, StepFailure, Store, TaskCreate, TaskFilter,
-    TaskPage,
+    TaskPage, Worker, WorkerRegistration,
 };
 use uuid::Uuid;
 
 pub use error::db;
+pub use notifier::Notifier;
 
 /// Channel that carries `NOTIFY`s when steps of a namespace become ready;
 /// the payload is the namespace name.
@@ -216,5 +219,17 @@ impl Store for PgStore {
 
     async fn step_resolve(&self, step_id: Uuid, result: Option<serde_json::Value>) -> Result<Step> {
         steps::resolve(self, step_id, result).await
+    }
+
+    async fn worker_register(&self, registration: &WorkerRegistration) -> Result<Worker> {
+        workers::register(self, registration).await
+    }
+
+    async fn worker_seen(&self, worker_id: &str) -> Result<()> {
+        workers::seen(self, worker_id).await
+    }
+
+    async fn worker_list(&self, within: Duration) -> Result<Vec<Worker>> {
+        workers::list(self, within).await
     }
 }

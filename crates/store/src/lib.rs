@@ -68,6 +68,13 @@ pub trait Store: Send + Sync + 'static {
     async fn step_fail(&self, params: StepFailure) -> Result<Recorded>;
     async fn step_retry(&self, step_id: Uuid) -> Result<Step>;
     async fn step_resolve(&self, step_id: Uuid, result: Option<serde_json::Value>) -> Result<Step>;
+
+    /// Records (or refreshes) a worker's registration.
+    async fn worker_register(&self, registration: &WorkerRegistration) -> Result<Worker>;
+    /// Marks a worker as seen now; unknown workers are ignored.
+    async fn worker_seen(&self, worker_id: &str) -> Result<()>;
+    /// Workers seen within `within`, most recent first.
+    async fn worker_list(&self, within: Duration) -> Result<Vec<Worker>>;
 }
 
 /// The parts of readiness a backend can check.

@@ -50,3 +50,28 @@ pub struct StepFailure {
     pub lease: Lease,
     pub error: StepError,
 }
+
+/// What a worker tells the server about itself when it starts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerRegistration {
+    pub worker_id: String,
+    pub namespaces: Vec<String>,
+    pub handlers: Vec<String>,
+    pub concurrency: u32,
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// A registered worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Worker {
+    pub worker_id: String,
+    pub namespaces: Vec<String>,
+    pub handlers: Vec<String>,
+    pub concurrency: u32,
+    pub version: Option<String>,
+    /// The node that last heard from it.
+    pub node_id: Option<String>,
+    pub registered_at: tasker_model::Timestamp,
+    pub last_seen_at: tasker_model::Timestamp,
+}

@@ -1,0 +1,74 @@
+//! The worker registry.
+
+use std::time::Duration;
+
+use sqlx::Row;
+use tasker_store::{Result, Worker, WorkerRegistration};
+
+use crate::PgStore;
+use crate::error::db;
+
+const COLUMNS: &str =
+    "id, namespaces, handlers, concurrency, version, node_id, registered_at, last_seen_at";
+
+fn worker(row: &sqlx::postgres::PgRow) -> Worker {
+    let concurrency: i32 = row.get("concurrency");
+    Worker {
+        worker_id: row.get("id"),
+        namespaces: row.get("namespaces"),
+        handlers: row.get("handlers"),
+        concurrency: concurrency as u32,
+        version: row.get("version"),
+        node_id: row.get("node_id"),
+        registered_at: row.get("registered_at"),
+        last_seen_at: row.get("last_seen_at"),
+    }
+}
+
+pub async fn register(store: &PgStore, r: &WorkerRegistration) -> Result<Worker> {
+    let row = sqlx::query(&format!(
+        "INSERT INTO tasker.workers (id, namespaces, handlers, concurrency, version, node_id) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (id) DO UPDATE SET namespaces = EXCLUDED.namespaces, handlers = EXCLUDED.handlers, \
+           concurrency = EXCLUDED.concurrency, version = EXCLUDED.version, node_id = EXCLUDED.node_id, \
+           registered_at = clock_timestamp(), last_seen_at = clock_timestamp() \
+         RETURNING {COLUMNS}"
+    ))
+    .bind(&r.worker_id)
+    .bind(&r.namespaces)
+    .bind(&r.handlers)
+    .bind(r.concurrency.min(i32::MAX as u32) as i32)
+    .bind(&r.version)
+    .bind(store.node_id())
+    .fetch_one(&store.pool)
+    .await
+    .map_err(db)?;
+    Ok(worker(&row))
+}
+
+pub async fn seen(store: &PgStore, worker_id: &str) -> Result<()> {
+    // Skip the write when the row was touched within the last second: polls
+    // are frequent and this table should not churn.
+    sqlx::query(
+        "UPDATE tasker.workers SET last_seen_at = clock_timestamp(), node_id = $2 \
+         WHERE id = $1 AND last_seen_at < clock_timestamp() - interval '1 second'",
+    )
+    .bind(worker_id)
+    .bind(store.node_id())
+    .execute(&store.pool)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+pub async fn list(store: &PgStore, within: Duration) -> Result<Vec<Worker>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM tasker.workers \
+         WHERE last_seen_at > clock_timestamp() - make_interval(secs => $1) ORDER BY last_seen_at DESC"
+    ))
+    .bind(within.as_secs_f64())
+    .fetch_all(&store.pool)
+    .await
+    .map_err(db)?;
+    Ok(rows.iter().map(worker).collect())
+}
