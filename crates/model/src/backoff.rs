@@ -27,7 +27,9 @@ impl RetryPolicy {
         let capped = base_ms.min(b.max.as_millis() as f64);
         let unit = unit_interval(seed, attempt); // in [0, 1)
         let factor = 1.0 + b.jitter * (2.0 * unit - 1.0);
-        let ms = (capped * factor).max(0.0).min(b.max.as_millis() as f64 * (1.0 + b.jitter));
+        let ms = (capped * factor)
+            .max(0.0)
+            .min(b.max.as_millis() as f64 * (1.0 + b.jitter));
         Duration::from_millis(ms.round() as u64)
     }
 }

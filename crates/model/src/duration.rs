@@ -18,7 +18,9 @@ impl HumanDuration {
         let text = text.trim();
         let split = text
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("\"{text}\" has no unit; write e.g. \"500ms\", \"30s\", \"5m\" or \"1h\""))?;
+            .ok_or_else(|| {
+                format!("\"{text}\" has no unit; write e.g. \"500ms\", \"30s\", \"5m\" or \"1h\"")
+            })?;
         let (number, unit) = text.split_at(split);
         let value: f64 = number
             .parse()
@@ -53,11 +55,11 @@ impl HumanDuration {
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.as_millis();
-        if ms % 3_600_000 == 0 && ms > 0 {
+        if ms.is_multiple_of(3_600_000) && ms > 0 {
             write!(f, "{}h", ms / 3_600_000)
-        } else if ms % 60_000 == 0 && ms > 0 {
+        } else if ms.is_multiple_of(60_000) && ms > 0 {
             write!(f, "{}m", ms / 60_000)
-        } else if ms % 1_000 == 0 {
+        } else if ms.is_multiple_of(1_000) {
             write!(f, "{}s", ms / 1_000)
         } else {
             write!(f, "{ms}ms")
@@ -93,7 +95,11 @@ mod tests {
     #[test]
     fn rejects_missing_or_unknown_units() {
         assert!(HumanDuration::parse("30").unwrap_err().contains("no unit"));
-        assert!(HumanDuration::parse("3d").unwrap_err().contains("unknown unit"));
+        assert!(
+            HumanDuration::parse("3d")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(HumanDuration::parse("s").unwrap_err().contains("number"));
     }
 

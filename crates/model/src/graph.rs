@@ -6,7 +6,9 @@ use crate::template::StepDef;
 
 /// The first dependency cycle found, spelled out as step names with the first
 /// name repeated at the end (`a -> b -> a`); `None` for an acyclic graph.
-/// Unknown dependencies are ignored here: validation reports them separately.
+/// Unknown dependencies and self-dependencies are ignored here: validation
+/// reports them separately, and a self-dependency found first would otherwise
+/// hide a longer cycle elsewhere in the graph.
 pub fn find_cycle(steps: &[StepDef]) -> Option<Vec<String>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
@@ -24,6 +26,7 @@ pub fn find_cycle(steps: &[StepDef]) -> Option<Vec<String>> {
         .map(|s| {
             s.depends_on
                 .iter()
+                .filter(|d| **d != s.name)
                 .filter_map(|d| index.get(d.as_str()).copied())
                 .collect()
         })
@@ -54,8 +57,10 @@ pub fn find_cycle(steps: &[StepDef]) -> Option<Vec<String>> {
                         let from = path.iter().position(|&n| n == child).unwrap_or(0);
                         // Edges point from a step to its dependency; print the
                         // cycle in "depends on" order and close it.
-                        let mut cycle: Vec<String> =
-                            path[from..].iter().map(|&i| steps[i].name.clone()).collect();
+                        let mut cycle: Vec<String> = path[from..]
+                            .iter()
+                            .map(|&i| steps[i].name.clone())
+                            .collect();
                         cycle.push(steps[child].name.clone());
                         return Some(cycle);
                     }

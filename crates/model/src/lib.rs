@@ -15,6 +15,8 @@ pub mod template;
 pub use duration::HumanDuration;
 pub use records::*;
 pub use step_state::StepState;
-pub use task_run::{ClaimOutcome, HeartbeatOutcome, LeaseError, OperationError, Plan, Recorded, TaskRun};
+pub use task_run::{
+    ClaimOutcome, HeartbeatOutcome, LeaseError, OperationError, Plan, Recorded, TaskRun,
+};
 pub use task_state::TaskState;
 pub use template::Template;

@@ -105,9 +105,13 @@ pub enum StepEvent {
     Complete,
     /// The current lease holder reported failure (or the attempt timed out).
     /// `retry` is true when the error is retryable and attempts are left.
-    Fail { retry: bool },
+    Fail {
+        retry: bool,
+    },
     /// The lease ran out without a result; `retry` as for `Fail`.
-    LeaseExpired { retry: bool },
+    LeaseExpired {
+        retry: bool,
+    },
     /// The backoff of a retrying step has elapsed.
     RetryDue,
     Cancel,
@@ -255,7 +259,10 @@ mod tests {
         for from in [StepState::Pending, StepState::Failed] {
             for event in EVENTS {
                 if let Ok((StepState::Ready, effects)) = apply(from, event) {
-                    assert!(effects.contains(&StepEffect::Enqueue), "{from} on {event:?}");
+                    assert!(
+                        effects.contains(&StepEffect::Enqueue),
+                        "{from} on {event:?}"
+                    );
                 }
             }
         }

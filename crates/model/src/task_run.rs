@@ -137,7 +137,9 @@ pub enum ClaimOutcome {
 /// Result of a heartbeat from the current lease holder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeartbeatOutcome {
-    Extended { lease_expires_at: Timestamp },
+    Extended {
+        lease_expires_at: Timestamp,
+    },
     /// The task was cancelled: stop working, the result will be refused.
     Cancelled,
     /// The attempt ran past the step's timeout and was failed as `timeout`.
@@ -182,7 +184,11 @@ pub struct TaskRun<'t> {
 
 impl<'t> TaskRun<'t> {
     pub fn new(template: &'t Template, task: TaskRow, steps: Vec<StepRow>) -> Self {
-        assert_eq!(template.steps.len(), steps.len(), "one row per template step");
+        assert_eq!(
+            template.steps.len(),
+            steps.len(),
+            "one row per template step"
+        );
         let parents = template.parent_indices();
         let mut children = vec![Vec::new(); parents.len()];
         for (child, ps) in parents.iter().enumerate() {
@@ -201,7 +207,12 @@ impl<'t> TaskRun<'t> {
     }
 
     /// A new task: every step pending, roots released.
-    pub fn create(template: &'t Template, task_id: Uuid, step_ids: &[Uuid], now: Timestamp) -> Self {
+    pub fn create(
+        template: &'t Template,
+        task_id: Uuid,
+        step_ids: &[Uuid],
+        now: Timestamp,
+    ) -> Self {
         let task = TaskRow {
             id: task_id,
             state: TaskState::Running,
@@ -267,7 +278,18 @@ impl<'t> TaskRun<'t> {
                             retryable: true,
                         }),
                     ));
-                    self.step_event(index, StepEvent::LeaseExpired { retry }, Some("lease expired"), now);
+                    if !retry {
+                        // Failed for good, like any final failure: finished now, no lease.
+                        let step = &mut self.steps[index];
+                        step.finished_at = Some(now);
+                        step.lease_expires_at = None;
+                    }
+                    self.step_event(
+                        index,
+                        StepEvent::LeaseExpired { retry },
+                        Some("lease expired"),
+                        now,
+                    );
                     if !retry {
                         return ClaimOutcome::Dropped;
                     }
@@ -302,7 +324,9 @@ impl<'t> TaskRun<'t> {
         lease_for: Duration,
         now: Timestamp,
     ) -> Result<HeartbeatOutcome, LeaseError> {
-        let index = self.step_index(lease.step_id).ok_or(LeaseError::LeaseMismatch)?;
+        let index = self
+            .step_index(lease.step_id)
+            .ok_or(LeaseError::LeaseMismatch)?;
         let step = &self.steps[index];
         if !holds(step, lease) {
             return Err(LeaseError::LeaseMismatch);
@@ -361,7 +385,12 @@ impl<'t> TaskRun<'t> {
 
     /// Records the lease holder's failure; retries when the error is
     /// retryable and the template allows another attempt.
-    pub fn fail(&mut self, lease: &Lease, error: StepError, now: Timestamp) -> Result<Recorded, LeaseError> {
+    pub fn fail(
+        &mut self,
+        lease: &Lease,
+        error: StepError,
+        now: Timestamp,
+    ) -> Result<Recorded, LeaseError> {
         let index = self.current_lease(lease, StepState::Failed, now)?;
         match self.steps[index].state {
             StepState::Running => {}
@@ -415,7 +444,12 @@ impl<'t> TaskRun<'t> {
         result: Option<serde_json::Value>,
         now: Timestamp,
     ) -> Result<(), OperationError> {
-        self.expect_state(index, &[StepState::Failed, StepState::Pending], "resolving", "failed or pending")?;
+        self.expect_state(
+            index,
+            &[StepState::Failed, StepState::Pending],
+            "resolving",
+            "failed or pending",
+        )?;
         self.reopen(now)?;
         self.steps[index].finished_at = Some(now);
         if let Some(result) = result {
@@ -428,7 +462,11 @@ impl<'t> TaskRun<'t> {
     fn reopen(&mut self, now: Timestamp) -> Result<(), OperationError> {
         match self.task.state {
             TaskState::Running => Ok(()),
-            TaskState::Failed => self.task_event(TaskEvent::Reopen, Some("step manually retried or resolved"), now),
+            TaskState::Failed => self.task_event(
+                TaskEvent::Reopen,
+                Some("step manually retried or resolved"),
+                now,
+            ),
             other => Err(OperationError::TaskFinished(other)),
         }
     }
@@ -458,8 +496,15 @@ impl<'t> TaskRun<'t> {
 
     /// Checks that `lease` is the step's current lease and still valid.
     /// A step already in `done_state` under the same lease is a re-sent report.
-    fn current_lease(&self, lease: &Lease, done_state: StepState, now: Timestamp) -> Result<usize, LeaseError> {
-        let index = self.step_index(lease.step_id).ok_or(LeaseError::LeaseMismatch)?;
+    fn current_lease(
+        &self,
+        lease: &Lease,
+        done_state: StepState,
+        now: Timestamp,
+    ) -> Result<usize, LeaseError> {
+        let index = self
+            .step_index(lease.step_id)
+            .ok_or(LeaseError::LeaseMismatch)?;
         let step = &self.steps[index];
         if !holds(step, lease) {
             return Err(LeaseError::LeaseMismatch);
@@ -498,7 +543,10 @@ impl<'t> TaskRun<'t> {
             to_state: to.as_str(),
             attempt: (step.attempt > 0).then_some(step.attempt),
             worker_id: step.worker_id.clone().filter(|_| {
-                matches!(event, StepEvent::Claim | StepEvent::Complete | StepEvent::Fail { .. })
+                matches!(
+                    event,
+                    StepEvent::Claim | StepEvent::Complete | StepEvent::Fail { .. }
+                )
             }),
             reason: reason.map(str::to_owned),
             at: now,
@@ -555,7 +603,12 @@ impl<'t> TaskRun<'t> {
         }
     }
 
-    fn task_event(&mut self, event: TaskEvent, reason: Option<&str>, now: Timestamp) -> Result<(), OperationError> {
+    fn task_event(
+        &mut self,
+        event: TaskEvent,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), OperationError> {
         let from = self.task.state;
         let (to, effects) =
             task_state::apply(from, event).map_err(|_| OperationError::TaskFinished(from))?;
@@ -579,7 +632,13 @@ impl<'t> TaskRun<'t> {
         Ok(())
     }
 
-    fn record_task(&mut self, from: Option<TaskState>, to: TaskState, reason: Option<&str>, now: Timestamp) {
+    fn record_task(
+        &mut self,
+        from: Option<TaskState>,
+        to: TaskState,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) {
         self.plan.transitions.push(NewTransition {
             task_id: self.task.id,
             step_id: None,

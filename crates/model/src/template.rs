@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 use crate::duration::HumanDuration;
 use crate::graph;
 
+mod shape;
+
 /// Upper bounds that keep a template from asking for something absurd.
 pub const MAX_STEPS: usize = 500;
 pub const MAX_ATTEMPTS: u32 = 100;
@@ -153,20 +155,58 @@ pub enum Error {
 }
 
 impl Template {
+    /// Parses and validates a YAML template. A document that is not YAML at
+    /// all is [`Error::Parse`]; anything else wrong with it, from unknown
+    /// fields to dependency cycles, is reported at once as [`Error::Invalid`].
     pub fn from_yaml(text: &str) -> Result<Self, Error> {
-        let template: Template = serde_yaml::from_str(text).map_err(|e| Error::Parse {
-            format: "YAML",
-            message: e.to_string(),
-        })?;
-        template.validated()
+        match serde_yaml::from_str::<Template>(text) {
+            Ok(template) => template.validated(),
+            Err(first) => {
+                let parse = || Error::Parse {
+                    format: "YAML",
+                    message: first.to_string(),
+                };
+                let document: serde_json::Value =
+                    serde_yaml::from_str(text).map_err(|_| parse())?;
+                Err(Self::explain_refusal(document, true).unwrap_or_else(parse))
+            }
+        }
     }
 
+    /// Parses and validates a JSON template; errors as for [`Template::from_yaml`].
     pub fn from_json(value: serde_json::Value) -> Result<Self, Error> {
-        let template: Template = serde_json::from_value(value).map_err(|e| Error::Parse {
-            format: "JSON",
-            message: e.to_string(),
-        })?;
-        template.validated()
+        match Template::deserialize(&value) {
+            Ok(template) => template.validated(),
+            Err(first) => {
+                let parse = || Error::Parse {
+                    format: "JSON",
+                    message: first.to_string(),
+                };
+                Err(Self::explain_refusal(value, false).unwrap_or_else(parse))
+            }
+        }
+    }
+
+    /// For a document serde refused: every shape problem together with every
+    /// validation problem of the rest, or `None` when the shape check cannot
+    /// account for serde's refusal (the caller then reports serde's error).
+    fn explain_refusal(mut document: serde_json::Value, scalars_as_text: bool) -> Option<Error> {
+        let mut issues = shape::check(&mut document, scalars_as_text);
+        if issues.is_empty() {
+            return None;
+        }
+        let repaired = Template::deserialize(&document).ok()?;
+        let shape_paths: Vec<String> = issues.iter().map(|i| i.path.clone()).collect();
+        issues.extend(
+            repaired
+                .validate()
+                .into_iter()
+                .filter(|issue| !shape_paths.iter().any(|p| shape::is_within(&issue.path, p))),
+        );
+        Some(Error::Invalid {
+            reference: repaired.reference(),
+            issues,
+        })
     }
 
     fn validated(self) -> Result<Self, Error> {
@@ -230,7 +270,9 @@ impl Template {
         }
         if self.version.trim().is_empty()
             || self.version.len() > 64
-            || self.version.contains(|c: char| c.is_whitespace() || c == '/' || c == '@')
+            || self
+                .version
+                .contains(|c: char| c.is_whitespace() || c == '/' || c == '@')
         {
             push(
                 "version".into(),
@@ -276,10 +318,7 @@ impl Template {
                 first_seen.insert(&step.name, i);
             }
             if step.handler.trim().is_empty() || step.handler.len() > 128 {
-                push(
-                    format!("{at}.handler"),
-                    "must be 1-128 characters".into(),
-                );
+                push(format!("{at}.handler"), "must be 1-128 characters".into());
             }
             let mut seen_deps = Vec::new();
             for (j, dep) in step.depends_on.iter().enumerate() {
@@ -289,10 +328,7 @@ impl Template {
                 } else if !self.steps.iter().any(|s| &s.name == dep) {
                     push(
                         dep_at,
-                        format!(
-                            "step \"{}\" depends on unknown step \"{dep}\"",
-                            step.name
-                        ),
+                        format!("step \"{}\" depends on unknown step \"{dep}\"", step.name),
                     );
                 } else if seen_deps.contains(&dep) {
                     push(dep_at, format!("\"{dep}\" is listed twice"));
@@ -330,18 +366,21 @@ fn validate_retry(retry: &RetryPolicy, at: &str, push: &mut impl FnMut(String, S
     } else if retry.max_attempts > MAX_ATTEMPTS {
         push(
             format!("{at}.max_attempts"),
-            format!(
-                "{} exceeds the limit of {MAX_ATTEMPTS}",
-                retry.max_attempts
-            ),
+            format!("{} exceeds the limit of {MAX_ATTEMPTS}", retry.max_attempts),
         );
     }
     let b = &retry.backoff;
     if b.initial.as_duration() > MAX_BACKOFF {
-        push(format!("{at}.backoff.initial"), "exceeds the limit of 24h".into());
+        push(
+            format!("{at}.backoff.initial"),
+            "exceeds the limit of 24h".into(),
+        );
     }
     if b.max.as_duration() > MAX_BACKOFF {
-        push(format!("{at}.backoff.max"), "exceeds the limit of 24h".into());
+        push(
+            format!("{at}.backoff.max"),
+            "exceeds the limit of 24h".into(),
+        );
     }
     if b.max < b.initial {
         push(

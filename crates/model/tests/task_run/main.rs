@@ -1,0 +1,13 @@
+//! [`tasker_model::TaskRun`] through its public API, operation by operation,
+//! the way a backend drives it (see [`harness`]).
+
+mod cancel;
+mod claim;
+mod complete;
+mod create;
+mod fail;
+mod graphs;
+mod harness;
+mod lease;
+mod manual;
+mod simulation;
