@@ -1,0 +1,241 @@
+//! Operator-facing operations: idempotent creation, cancel, manual retry and
+//! resolve, listing with filters and cursors, history.
+
+mod support;
+
+use serde_json::json;
+use support::{DIAMOND, LINEAR, harness, template};
+use tasker_engine::NewTask;
+use tasker_model::{HeartbeatOutcome, StepError, StepState, TaskState};
+use tasker_store::TaskFilter;
+
+#[tokio::test]
+async fn an_idempotency_key_returns_the_existing_task() {
+    let h = harness().await;
+    h.register(&template("default", "linear", LINEAR)).await;
+    let new = NewTask {
+        namespace: "default".into(),
+        template: "linear".into(),
+        context: json!({"order": 1}),
+        idempotency_key: Some("order-1".into()),
+        tags: vec!["vip".into()],
+        ..NewTask::default()
+    };
+    let (first, created) = h.engine.task_create(new.clone()).await.unwrap();
+    assert!(created);
+    let (second, created) = h.engine.task_create(new).await.unwrap();
+    assert!(!created);
+    assert_eq!(first.id, second.id);
+    assert_eq!(second.tags, vec!["vip".to_string()]);
+    assert_eq!(h.count("SELECT count(*) FROM tasker.tasks").await, 1);
+    assert_eq!(h.queue_depth("default").await, 1, "no second dispatch");
+}
+
+#[tokio::test]
+async fn cancel_stops_further_steps_and_the_running_handler_learns_of_it() {
+    let h = harness().await;
+    h.register(&template("default", "linear", LINEAR)).await;
+    let task = h.create("default", "linear", json!({})).await;
+    let a = h.claim_one("default").await;
+    let cancelled = h
+        .engine
+        .task_cancel(task.id, Some("customer gave up"))
+        .await
+        .unwrap();
+    assert_eq!(cancelled.state, TaskState::Cancelled);
+    assert_eq!(
+        h.engine.step_heartbeat(&a.lease).await.unwrap(),
+        HeartbeatOutcome::Cancelled
+    );
+    let err = h.engine.step_complete(a.lease, json!(1)).await.unwrap_err();
+    assert_eq!(err.code(), "task_cancelled");
+    let steps = h.engine.task_steps(task.id).await.unwrap();
+    assert!(steps.iter().all(|s| s.state == StepState::Cancelled));
+    assert_eq!(h.queue_depth("default").await, 0);
+    assert!(h.claim("default", 5).await.is_empty());
+    let err = h.engine.task_cancel(task.id, None).await.unwrap_err();
+    assert_eq!(err.code(), "task_finished");
+}
+
+#[tokio::test]
+async fn manual_retry_and_resolve_recover_a_failed_task() {
+    let h = harness().await;
+    h.register(&template(
+        "default",
+        "diamond",
+        &DIAMOND.replace("h.b,", "h.b, retry: { max_attempts: 1 },"),
+    ))
+    .await;
+    let task = h.create("default", "diamond", json!({})).await;
+    let a = h.claim_one("default").await;
+    h.engine.step_complete(a.lease, json!("a")).await.unwrap();
+    let mut bc = h.claim("default", 2).await;
+    bc.sort_by(|x, y| x.step_name.cmp(&y.step_name));
+    let permanent = StepError {
+        error_type: "bad".into(),
+        message: "no".into(),
+        details: json!(null),
+        retryable: false,
+    };
+    h.engine
+        .step_fail(bc[0].lease, permanent.clone())
+        .await
+        .unwrap();
+    h.engine
+        .step_complete(bc[1].lease, json!("c"))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.engine.task_get(task.id).await.unwrap().state,
+        TaskState::Failed
+    );
+
+    // Manual retry reopens the task and runs b again from attempt 1.
+    let b_id = bc[0].lease.step_id;
+    let b = h.engine.step_retry(b_id).await.unwrap();
+    assert_eq!(b.state, StepState::Ready);
+    assert!(b.error.is_none());
+    assert_eq!(
+        h.engine.task_get(task.id).await.unwrap().state,
+        TaskState::Running
+    );
+    let b = h.claim_one("default").await;
+    assert_eq!(b.lease.attempt, 1);
+    h.engine.step_fail(b.lease, permanent).await.unwrap();
+    assert_eq!(
+        h.engine.task_get(task.id).await.unwrap().state,
+        TaskState::Failed
+    );
+
+    // Resolving b lets d run with the given result.
+    let resolved = h
+        .engine
+        .step_resolve(b_id, Some(json!("fixed by hand")))
+        .await
+        .unwrap();
+    assert_eq!(resolved.state, StepState::Resolved);
+    let d = h.claim_one("default").await;
+    assert_eq!(d.parent_results["b"], json!("fixed by hand"));
+    h.engine.step_complete(d.lease, json!("d")).await.unwrap();
+    assert_eq!(
+        h.engine.task_get(task.id).await.unwrap().state,
+        TaskState::Complete
+    );
+
+    let err = h
+        .engine
+        .step_resolve(d.lease.step_id, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "task_finished");
+
+    let history = h.engine.task_history(task.id).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|t| t.reason.as_deref() == Some("manual retry"))
+    );
+    assert!(history.iter().any(|t| t.to_state == "resolved"));
+    assert!(
+        history
+            .iter()
+            .all(|t| t.node_id.as_deref() == Some("node-a"))
+    );
+    assert!(
+        history
+            .windows(2)
+            .all(|w| w[0].id < w[1].id && w[0].at <= w[1].at)
+    );
+}
+
+#[tokio::test]
+async fn lists_filter_and_page_with_a_cursor() {
+    let h = harness().await;
+    h.engine.namespace_create("other").await.unwrap();
+    h.register(&template("default", "linear", LINEAR)).await;
+    h.register(&template("default", "diamond", DIAMOND)).await;
+    h.register(&template("other", "linear", LINEAR)).await;
+    let mut linear = Vec::new();
+    for _ in 0..7 {
+        linear.push(h.create("default", "linear", json!({})).await.id);
+    }
+    let diamond = h.create("default", "diamond", json!({})).await.id;
+    h.create("other", "linear", json!({})).await;
+    h.engine.task_cancel(diamond, None).await.unwrap();
+
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = h
+            .engine
+            .task_list(&TaskFilter {
+                namespace: Some("default".into()),
+                template: Some("linear".into()),
+                cursor,
+                limit: Some(3),
+                ..TaskFilter::default()
+            })
+            .await
+            .unwrap();
+        assert!(page.tasks.len() <= 3);
+        seen.extend(page.tasks.iter().map(|t| t.id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    linear.reverse();
+    assert_eq!(seen, linear, "newest first, every task once");
+
+    let cancelled = h
+        .engine
+        .task_list(&TaskFilter {
+            state: Some(TaskState::Cancelled),
+            ..TaskFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        cancelled.tasks.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![diamond]
+    );
+
+    let all = h.engine.task_list(&TaskFilter::default()).await.unwrap();
+    assert_eq!(all.tasks.len(), 9);
+    let err = h
+        .engine
+        .task_list(&TaskFilter {
+            cursor: Some("not-a-cursor".into()),
+            ..TaskFilter::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid");
+    let templates = h.engine.template_list(Some("default")).await.unwrap();
+    assert_eq!(templates.len(), 2);
+    let namespaces = h.engine.namespace_list().await.unwrap();
+    assert_eq!(
+        namespaces
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>(),
+        ["default", "other"]
+    );
+}
+
+#[tokio::test]
+async fn a_lease_taken_on_one_node_is_heartbeated_and_completed_on_another() {
+    let h = harness().await;
+    h.register(&template("default", "linear", LINEAR)).await;
+    let task = h.create("default", "linear", json!({})).await;
+    let node_b = h.other_node(tasker_engine::EngineConfig::default()).await;
+    let a = h.claim_one("default").await;
+    assert!(matches!(
+        node_b.step_heartbeat(&a.lease).await.unwrap(),
+        HeartbeatOutcome::Extended { .. }
+    ));
+    node_b.step_complete(a.lease, json!("a")).await.unwrap();
+    let history = h.engine.task_history(task.id).await.unwrap();
+    let completion = history.iter().find(|t| t.to_state == "complete").unwrap();
+    assert_eq!(completion.node_id.as_deref(), Some("node-b"));
+}
