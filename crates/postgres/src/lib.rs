@@ -25,6 +25,7 @@ mod load;
 mod notifier;
 mod plan_writer;
 mod queue;
+mod queue_depths;
 mod rows;
 mod steps;
 mod tasks;
@@ -42,8 +43,8 @@ use tasker_model::{
     TemplateRecord, Transition,
 };
 use tasker_store::{
-    Readiness, Result, StepClaim, StepCompletion, StepFailure, Store, TaskCreate, TaskFilter,
-    TaskPage, Worker, WorkerRegistration,
+    QueueDepth, Readiness, Result, StepClaim, StepCompletion, StepFailure, Store, TaskCreate,
+    TaskFilter, TaskPage, Worker, WorkerRegistration,
 };
 use uuid::Uuid;
 
@@ -231,5 +232,9 @@ impl Store for PgStore {
 
     async fn worker_list(&self, within: Duration) -> Result<Vec<Worker>> {
         workers::list(self, within).await
+    }
+
+    async fn queue_depths(&self) -> Result<Vec<QueueDepth>> {
+        queue_depths::read(self).await
     }
 }

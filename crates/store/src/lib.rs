@@ -75,6 +75,11 @@ pub trait Store: Send + Sync + 'static {
     async fn worker_seen(&self, worker_id: &str) -> Result<()>;
     /// Workers seen within `within`, most recent first.
     async fn worker_list(&self, within: Duration) -> Result<Vec<Worker>>;
+
+    /// Per namespace, the queue's ready, leased and delayed work. Read at
+    /// metrics scrape time, so it must stay cheap: it may read queue rows,
+    /// never scan every step.
+    async fn queue_depths(&self) -> Result<Vec<QueueDepth>>;
 }
 
 /// The parts of readiness a backend can check.

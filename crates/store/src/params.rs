@@ -75,3 +75,15 @@ pub struct Worker {
     pub registered_at: tasker_model::Timestamp,
     pub last_seen_at: tasker_model::Timestamp,
 }
+
+/// How much work a namespace's queue holds right now (for metrics).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueDepth {
+    pub namespace: String,
+    /// Messages visible now: ready steps (and expired leases) waiting for a worker.
+    pub ready: u64,
+    /// Steps running under a lease that has not expired.
+    pub leased: u64,
+    /// Hidden messages that are not live leases: retries waiting out their backoff.
+    pub delayed: u64,
+}
