@@ -72,8 +72,9 @@ impl AdminConnection {
     ///
     /// PostgreSQL 15 clones by writing each page to the WAL; copying the files
     /// instead costs a checkpoint, which is cheap with `fsync=off` (the
-    /// throwaway server). Measured with a 30-table template: 18 ms against
-    /// 30-75 ms with `fsync=off`, but 75 ms against 45 ms with `fsync=on`.
+    /// throwaway server). Measured back to back with a 30-table template:
+    /// 17-18 ms against 18-75 ms with `fsync=off`, but 60-90 ms against
+    /// 30-50 ms with `fsync=on`.
     async fn file_copy_is_faster(&mut self) -> anyhow::Result<bool> {
         let faster = sqlx::query_scalar(
             "SELECT current_setting('server_version_num')::int >= 150000 AND current_setting('fsync') = 'off'",

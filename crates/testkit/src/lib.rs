@@ -4,8 +4,8 @@
 //! value is dropped, so tests never see each other's rows and can run in
 //! parallel, in one process (`cargo test`) or one process per test
 //! (`cargo nextest`). A database that needs a schema is cloned from a template
-//! built once per key ([`TestDatabase::create_from`]): cloning is a file copy
-//! inside the server, much cheaper than running migrations for every test.
+//! built once per key ([`TestDatabase::create_from`]): the server copies the
+//! template's files, much cheaper than running migrations for every test.
 //!
 //! Which server ([`server_url`]):
 //!
