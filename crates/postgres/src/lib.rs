@@ -19,6 +19,7 @@
 //! operation is retried a few times; any other database error is returned
 //! and nothing of the operation remains.
 
+mod announcer;
 mod catalog;
 mod error;
 mod load;
@@ -95,6 +96,7 @@ pub struct PgStore {
     node_id: Arc<str>,
     templates: Arc<RwLock<HashMap<Uuid, Arc<TemplateRecord>>>>,
     queues: Arc<RwLock<HashMap<String, String>>>,
+    announcer: announcer::Announcer,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -121,8 +123,10 @@ impl PgStore {
         Ok(Self::from_pool(pool, node_id))
     }
 
+    /// Must be called inside a tokio runtime (it starts the announcer).
     pub fn from_pool(pool: PgPool, node_id: &str) -> Self {
         Self {
+            announcer: announcer::Announcer::start(pool.clone()),
             pool,
             node_id: node_id.into(),
             templates: Arc::default(),
@@ -136,6 +140,14 @@ impl PgStore {
 
     pub fn node_id(&self) -> &str {
         &self.node_id
+    }
+
+    /// Wakes pollers of these namespaces; call after the commit.
+    fn announce(&self, namespaces: &[String]) {
+        if !namespaces.is_empty() {
+            self.announcer
+                .announce(namespaces.iter().map(String::as_str));
+        }
     }
 }
 

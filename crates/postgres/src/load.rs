@@ -35,24 +35,37 @@ impl LoadedTask {
     }
 }
 
-/// Locks the given tasks and loads their steps. Returns the tasks found (by
-/// id) and the database clock read after the locks were granted.
+/// Which tasks to lock.
+#[derive(Debug, Clone, Copy)]
+pub enum Lock<'a> {
+    Tasks(&'a [Uuid]),
+    /// The tasks that own these steps (a step never changes task).
+    TasksOfSteps(&'a [Uuid]),
+}
+
+/// Locks the tasks and loads their steps. Returns the tasks found (by id) and
+/// the database clock read after the locks were granted.
 pub async fn lock_tasks(
     store: &PgStore,
     conn: &mut PgConnection,
-    ids: &[Uuid],
+    lock: Lock<'_>,
 ) -> Result<(HashMap<Uuid, LoadedTask>, Timestamp)> {
-    let mut ids = ids.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
-    let task_rows = sqlx::query(
+    let (filter, ids) = match lock {
+        Lock::Tasks(ids) => ("id = ANY($1)", ids),
+        Lock::TasksOfSteps(ids) => (
+            "id IN (SELECT task_id FROM tasker.steps WHERE id = ANY($1))",
+            ids,
+        ),
+    };
+    let task_rows = sqlx::query(&format!(
         "SELECT id, namespace, template_id, state, finished_at FROM tasker.tasks \
-         WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-    )
-    .bind(&ids)
+         WHERE {filter} ORDER BY id FOR UPDATE"
+    ))
+    .bind(ids)
     .fetch_all(&mut *conn)
     .await
     .map_err(db)?;
+    let ids: Vec<Uuid> = task_rows.iter().map(|r| r.get("id")).collect();
 
     let step_rows = sqlx::query(
         "SELECT task_id, id, state, attempt, lease_token, lease_expires_at, msg_id, retry_at, \
@@ -118,16 +131,6 @@ pub async fn lock_tasks(
         );
     }
     Ok((loaded, now))
-}
-
-/// The task that owns a step.
-pub async fn task_of_step(conn: &mut PgConnection, step_id: Uuid) -> Result<Uuid> {
-    sqlx::query_scalar("SELECT task_id FROM tasker.steps WHERE id = $1")
-        .bind(step_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db)?
-        .ok_or_else(|| Error::not_found(format!("step {step_id}")))
 }
 
 fn corrupt(message: &str) -> Error {

@@ -1,8 +1,8 @@
 //! Writes the [`Plan`]s of one or more [`TaskRun`]s in the caller's
 //! transaction, in at most two round trips: new queue messages first (their
 //! ids go into the step rows), then one statement that updates steps and
-//! tasks, appends transitions, deletes and hides messages and notifies
-//! pollers.
+//! tasks, appends transitions, deletes and hides messages. Pollers are
+//! notified after commit (see `announcer`).
 
 use std::collections::BTreeMap;
 
@@ -21,13 +21,15 @@ pub struct Pending<'r, 't> {
     pub run: &'r mut TaskRun<'t>,
 }
 
+/// Returns the namespaces that got new ready steps: announce them once the
+/// transaction has committed.
 pub async fn write(
     conn: &mut PgConnection,
     node_id: &str,
     runs: &mut [Pending<'_, '_>],
-) -> Result<()> {
+) -> Result<Vec<String>> {
     if runs.iter().all(|p| p.run.plan.is_empty()) {
-        return Ok(());
+        return Ok(Vec::new());
     }
 
     // 1. New messages, grouped by queue; their ids go into the step rows.
@@ -156,11 +158,10 @@ pub async fn write(
         .bind(&hides.0)
         .bind(&hides.1)
         .bind(&hides.2)
-        .bind(&notify)
         .execute(&mut *conn)
         .await
         .map_err(db)?;
-    Ok(())
+    Ok(notify)
 }
 
 /// Data-modifying CTEs run exactly once; the functions in the final SELECT
@@ -198,8 +199,7 @@ SELECT
     (SELECT count(*) FROM history) AS transitions,
     (SELECT count(*) FROM unnest($27::text[], $28::bigint[]) AS d(q, m) WHERE pgmq.delete(d.q, d.m)) AS deleted,
     (SELECT count(*) FROM unnest($29::text[], $30::bigint[], $31::timestamptz[]) AS v(q, m, at),
-        LATERAL pgmq.set_vt(v.q, v.m, v.at)) AS hidden,
-    (SELECT count(*) FROM unnest($32::text[]) AS n(ns), LATERAL pg_notify('tasker_ready', n.ns)) AS notified
+        LATERAL pgmq.set_vt(v.q, v.m, v.at)) AS hidden
 "#;
 
 #[derive(Default)]

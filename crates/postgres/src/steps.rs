@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::PgStore;
 use crate::catalog;
 use crate::error::{db, with_retry};
-use crate::load::{self, LoadedTask};
+use crate::load::{self, LoadedTask, Lock};
 use crate::plan_writer::{self, Pending};
 use crate::queue;
 
@@ -37,7 +37,7 @@ pub async fn claim(store: &PgStore, params: StepClaim) -> Result<Vec<ClaimedStep
             .iter()
             .filter_map(|m| m.body.map(|b| b.task_id))
             .collect();
-        let (loaded, now) = load::lock_tasks(store, &mut tx, &task_ids).await?;
+        let (loaded, now) = load::lock_tasks(store, &mut tx, Lock::Tasks(&task_ids)).await?;
         let mut runs: HashMap<Uuid, TaskRun<'_>> =
             loaded.iter().map(|(id, t)| (*id, t.run())).collect();
 
@@ -69,9 +69,10 @@ pub async fn claim(store: &PgStore, params: StepClaim) -> Result<Vec<ClaimedStep
         if !orphans.is_empty() {
             queue::delete(&mut tx, &queue_name, &orphans).await?;
         }
-        write_runs(store, &mut tx, &loaded, &mut runs).await?;
+        let ready = write_runs(store, &mut tx, &loaded, &mut runs).await?;
         let payloads = claim_payloads(&mut tx, &loaded, &claimed).await?;
         tx.commit().await.map_err(db)?;
+        store.announce(&ready);
         Ok(payloads)
     })
     .await
@@ -170,7 +171,7 @@ async fn write_runs(
     conn: &mut PgConnection,
     loaded: &HashMap<Uuid, LoadedTask>,
     runs: &mut HashMap<Uuid, TaskRun<'_>>,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let mut pending: Vec<Pending<'_, '_>> = runs
         .iter_mut()
         .map(|(id, run)| Pending {
@@ -182,19 +183,6 @@ async fn write_runs(
     plan_writer::write(conn, store.node_id(), &mut pending).await
 }
 
-/// Finds the tasks owning `step_ids`; a step that does not exist maps to none.
-async fn tasks_of_steps(conn: &mut PgConnection, step_ids: &[Uuid]) -> Result<HashMap<Uuid, Uuid>> {
-    let rows = sqlx::query("SELECT id, task_id FROM tasker.steps WHERE id = ANY($1)")
-        .bind(step_ids)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get("id"), r.get("task_id")))
-        .collect())
-}
-
 /// Runs `op` on the task that owns `step_id`, locked, and writes its plan.
 async fn with_step_task<T, F>(store: &PgStore, step_id: Uuid, op: F) -> Result<T>
 where
@@ -202,17 +190,18 @@ where
 {
     with_retry(|| async {
         let mut tx = store.pool.begin().await.map_err(db)?;
-        let task_id = load::task_of_step(&mut tx, step_id).await?;
-        let (loaded, now) = load::lock_tasks(store, &mut tx, &[task_id]).await?;
+        let (loaded, now) =
+            load::lock_tasks(store, &mut tx, Lock::TasksOfSteps(&[step_id])).await?;
         let task = loaded
-            .get(&task_id)
+            .values()
+            .next()
             .ok_or_else(|| Error::not_found(format!("step {step_id}")))?;
         let mut run = task.run();
         let index = run
             .step_index(step_id)
             .ok_or_else(|| Error::not_found(format!("step {step_id}")))?;
         let value = op(&mut run, index, now)?;
-        plan_writer::write(
+        let ready = plan_writer::write(
             &mut tx,
             store.node_id(),
             &mut [Pending {
@@ -223,6 +212,7 @@ where
         )
         .await?;
         tx.commit().await.map_err(db)?;
+        store.announce(&ready);
         Ok(value)
     })
     .await
@@ -267,11 +257,13 @@ pub async fn complete(
     with_retry(|| async move {
         let mut tx = store.pool.begin().await.map_err(db)?;
         let step_ids: Vec<Uuid> = items.iter().map(|i| i.lease.step_id).collect();
-        let owners = tasks_of_steps(&mut tx, &step_ids).await?;
-        let task_ids: Vec<Uuid> = owners.values().copied().collect();
-        let (loaded, now) = load::lock_tasks(store, &mut tx, &task_ids).await?;
+        let (loaded, now) = load::lock_tasks(store, &mut tx, Lock::TasksOfSteps(&step_ids)).await?;
         let mut runs: HashMap<Uuid, TaskRun<'_>> =
             loaded.iter().map(|(id, t)| (*id, t.run())).collect();
+        let owners: HashMap<Uuid, Uuid> = runs
+            .values()
+            .flat_map(|run| run.steps.iter().map(|s| (s.id, run.task.id)))
+            .collect();
         let outcomes: Vec<Result<Recorded>> = items
             .iter()
             .map(|item| {
@@ -282,8 +274,9 @@ pub async fn complete(
                 Ok(run.complete(&item.lease, item.result.clone(), now)?)
             })
             .collect();
-        write_runs(store, &mut tx, &loaded, &mut runs).await?;
+        let ready = write_runs(store, &mut tx, &loaded, &mut runs).await?;
         tx.commit().await.map_err(db)?;
+        store.announce(&ready);
         Ok(outcomes)
     })
     .await

@@ -82,7 +82,7 @@ pub async fn create(store: &PgStore, params: TaskCreate) -> Result<(Task, bool)>
             FROM unnest($7::uuid[], $8::text[], $9::text[], $12::text[]) AS h(step_id, from_state, to_state, reason) \
             RETURNING 1 \
          ) \
-         SELECT (SELECT count(*) FROM new_steps), (SELECT count(*) FROM history), pg_notify('tasker_ready', $13)",
+         SELECT (SELECT count(*) FROM new_steps), (SELECT count(*) FROM history)",
     )
     .bind(task_id)
     .bind(&step_ids)
@@ -96,11 +96,11 @@ pub async fn create(store: &PgStore, params: TaskCreate) -> Result<(Task, bool)>
     .bind(now)
     .bind(store.node_id())
     .bind(t.iter().map(|t| t.reason.clone()).collect::<Vec<_>>())
-    .bind(&template.namespace)
     .execute(&mut *tx)
     .await
     .map_err(db)?;
     tx.commit().await.map_err(db)?;
+    store.announce(std::slice::from_ref(&template.namespace));
 
     Ok((
         Task {
@@ -217,7 +217,7 @@ pub async fn history(store: &PgStore, id: Uuid) -> Result<Vec<Transition>> {
 pub async fn cancel(store: &PgStore, id: Uuid, reason: &str) -> Result<Task> {
     with_retry(|| async {
         let mut tx = store.pool.begin().await.map_err(db)?;
-        let (mut loaded, now) = load::lock_tasks(store, &mut tx, &[id]).await?;
+        let (mut loaded, now) = load::lock_tasks(store, &mut tx, load::Lock::Tasks(&[id])).await?;
         let task = loaded
             .remove(&id)
             .ok_or_else(|| Error::not_found(format!("task {id}")))?;
