@@ -1,1 +1,182 @@
-//! placeholder
+//! A typed async client for the Tasker HTTP API (see `docs/api.md`): probes,
+//! namespaces, templates, tasks and steps for operators, and the worker
+//! plane (register, poll, heartbeat, complete, fail) for workers.
+//!
+//! The client reuses the domain records of `tasker-model` and the params of
+//! `tasker-store` on the wire, so a field renamed on the server fails to
+//! compile here rather than to decode at run time. It holds no state besides
+//! the connection pool: any node behind a load balancer can answer any call.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tasker_client::Error> {
+//! use tasker_client::{Client, NewTask};
+//!
+//! let client = Client::new("http://127.0.0.1:8080", None)?;
+//! let (task, created) = client
+//!     .task_create(&NewTask::new("examples", "linear").context(serde_json::json!({"even_number": 2})))
+//!     .await?;
+//! println!("{} {}", task.id, if created { "created" } else { "existing" });
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Plain HTTP only for now: the `reqwest` build carries no TLS stack. Put a
+//! TLS-terminating proxy in front of the server when traffic leaves the host.
+
+mod error;
+mod namespaces;
+mod probes;
+mod tasks;
+mod templates;
+mod worker_plane;
+
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, Url};
+use serde::de::DeserializeOwned;
+
+pub use error::{Error, LEASE_LOST_CODES};
+pub use probes::{ClusterInfo, Health, Readiness, ReadinessChecks};
+pub use tasks::NewTask;
+pub use worker_plane::{FailReport, HeartbeatReply, RegisterReply};
+
+// The records the client returns, so callers need not depend on the crates
+// that define them.
+pub use tasker_model::{
+    ClaimedStep, Lease, Namespace, Recorded, Step, StepError, StepState, Task, TaskState,
+    TemplateRecord, Transition,
+};
+pub use tasker_store::{TaskFilter, TaskPage, Worker, WorkerRegistration};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Longest any call but a long-poll may take, connection included. Default.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest to wait for a TCP connection. Default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How much longer than its `wait` a long-poll may take before the client
+/// gives up: the server's own reply time and a claim that races the deadline.
+pub const POLL_TIMEOUT_MARGIN: Duration = Duration::from_secs(10);
+
+/// A handle on one Tasker server (or a load balancer in front of several).
+/// Cheap to clone; clones share the connection pool.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    token: Option<String>,
+    request_timeout: Duration,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base.as_str())
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Client {
+    /// A client for the server at `base_url` (e.g. `http://127.0.0.1:8080`;
+    /// a path prefix such as `http://proxy/tasker/` is kept). `token` is sent
+    /// as `Authorization: Bearer <token>`; `None` for a server with auth off.
+    pub fn new(base_url: &str, token: Option<String>) -> Result<Self> {
+        let invalid = |message: &str| Error::InvalidUrl {
+            url: base_url.to_owned(),
+            message: message.to_owned(),
+        };
+        let mut base = Url::parse(base_url).map_err(|e| invalid(&e.to_string()))?;
+        if base.scheme() != "http" && base.scheme() != "https" {
+            return Err(invalid("use an http:// or https:// URL"));
+        }
+        if base.scheme() == "https" {
+            return Err(invalid(
+                "this build speaks plain HTTP only; use http:// (behind a TLS-terminating proxy if needed)",
+            ));
+        }
+        if base.cannot_be_a_base() {
+            return Err(invalid("the URL cannot carry a path"));
+        }
+        base.set_query(None);
+        base.set_fragment(None);
+        let http = reqwest::Client::builder()
+            .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
+            .user_agent(concat!("tasker-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| invalid(&e.to_string()))?;
+        Ok(Self {
+            http,
+            base,
+            token: token.filter(|t| !t.is_empty()),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        })
+    }
+
+    /// Replaces the per-call timeout (long-polls excepted: they always get
+    /// their wait plus [`POLL_TIMEOUT_MARGIN`]).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// The server URL this client talks to.
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// `base` + path segments, each percent-encoded as needed.
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .expect("checked in Client::new that the URL can be a base")
+            .pop_if_empty()
+            .extend(segments);
+        url
+    }
+
+    fn request(&self, method: Method, url: &Url) -> RequestBuilder {
+        let builder = self
+            .http
+            .request(method, url.clone())
+            .timeout(self.request_timeout);
+        match &self.token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    /// Sends a request and returns the status and body of any answer, error
+    /// statuses included; only a missing answer is an error here.
+    async fn exchange(&self, url: &Url, builder: RequestBuilder) -> Result<(u16, bytes::Bytes)> {
+        let response = builder.send().await.map_err(|e| Error::transport(url, e))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| Error::transport(url, e))?;
+        Ok((status, body))
+    }
+
+    /// Sends a request, turns error statuses into [`Error::Api`] and decodes
+    /// the body of a success. Returns the status with it (201 vs 200 matters
+    /// to creates).
+    async fn call<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        builder: RequestBuilder,
+    ) -> Result<(u16, T)> {
+        let (status, body) = self.exchange(url, builder).await?;
+        if !(200..300).contains(&status) {
+            return Err(Error::from_response(status, &body));
+        }
+        Ok((status, decode(url, &body)?))
+    }
+}
+
+fn decode<T: DeserializeOwned>(url: &Url, body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| Error::decode(url, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests;

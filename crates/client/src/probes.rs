@@ -1,0 +1,79 @@
+//! Probes and cluster view: `/health`, `/ready`, `/v1/cluster`.
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use tasker_model::Timestamp;
+use tasker_store::Worker;
+
+use crate::{Client, Error, Result, decode};
+
+/// `GET /health`: the process answers; `database` says whether it reaches
+/// the database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub database: bool,
+}
+
+/// `GET /ready`: whether this node can serve, check by check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Readiness {
+    pub ready: bool,
+    /// The node began shutting down; it stays unready so that load
+    /// balancers stop sending it work.
+    #[serde(default)]
+    pub shutting_down: bool,
+    pub checks: ReadinessChecks,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadinessChecks {
+    pub database: bool,
+    pub migrations_applied: bool,
+    pub queues_installed: bool,
+    pub default_namespace: bool,
+}
+
+/// `GET /v1/cluster`: the answering node and the workers it knows of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterInfo {
+    pub node_id: String,
+    pub version: String,
+    pub started_at: Timestamp,
+    pub uptime_seconds: u64,
+    pub workers: Vec<Worker>,
+}
+
+impl Client {
+    /// `GET /health`. A 503 with the probe's body is returned as
+    /// `Ok(Health { database: false, .. })`, not as an error, so callers see
+    /// what is down.
+    pub async fn health(&self) -> Result<Health> {
+        self.probe(&["health"]).await
+    }
+
+    /// `GET /ready`. A 503 with the probe's body is `Ok` with `ready: false`.
+    pub async fn ready(&self) -> Result<Readiness> {
+        self.probe(&["ready"]).await
+    }
+
+    /// `GET /v1/cluster`.
+    pub async fn cluster(&self) -> Result<ClusterInfo> {
+        let url = self.url(&["v1", "cluster"]);
+        let builder = self.request(Method::GET, &url);
+        Ok(self.call(&url, builder).await?.1)
+    }
+
+    async fn probe<T: serde::de::DeserializeOwned>(&self, segments: &[&str]) -> Result<T> {
+        let url = self.url(segments);
+        let builder = self.request(Method::GET, &url);
+        let (status, body) = self.exchange(&url, builder).await?;
+        match status {
+            200..=299 => decode(&url, &body),
+            // A 503 carries the probe's own body; anything else that is not
+            // that body (a proxy page, an error envelope) is an API error.
+            503 => decode(&url, &body).map_err(|_| Error::from_response(status, &body)),
+            _ => Err(Error::from_response(status, &body)),
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Tasks and their steps: create, get, list, cancel, steps, history, and
+//! the operator's step actions (manual retry, manual resolve).
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use tasker_model::{Step, Task, Transition};
+use tasker_store::{TaskFilter, TaskPage};
+use uuid::Uuid;
+
+use crate::{Client, Result};
+
+/// The body of `POST /v1/tasks`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewTask {
+    pub namespace: String,
+    /// Template name within the namespace.
+    pub template: String,
+    /// `None`: the newest registered version.
+    pub version: Option<String>,
+    pub context: serde_json::Value,
+    /// Unique per namespace: creating again with the same key returns the
+    /// existing task instead of starting another.
+    pub idempotency_key: Option<String>,
+    pub tags: Vec<String>,
+}
+
+impl NewTask {
+    /// A task of the newest version of `namespace/template` with an empty
+    /// context, no idempotency key and no tags.
+    pub fn new(namespace: impl Into<String>, template: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            template: template.into(),
+            version: None,
+            context: serde_json::json!({}),
+            idempotency_key: None,
+            tags: Vec::new(),
+        }
+    }
+
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    pub fn context(mut self, context: serde_json::Value) -> Self {
+        self.context = context;
+        self
+    }
+
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    pub fn tags(mut self, tags: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.tags = tags.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+impl Client {
+    /// Creates a task. `created` is false when the idempotency key named an
+    /// existing task (HTTP 200 instead of 201); that task is returned as is.
+    pub async fn task_create(&self, new: &NewTask) -> Result<(Task, bool)> {
+        let url = self.url(&["v1", "tasks"]);
+        let builder = self.request(Method::POST, &url).json(new);
+        let (status, task) = self.call(&url, builder).await?;
+        Ok((task, status == 201))
+    }
+
+    pub async fn task_get(&self, id: Uuid) -> Result<Task> {
+        let url = self.url(&["v1", "tasks", &id.to_string()]);
+        let builder = self.request(Method::GET, &url);
+        Ok(self.call(&url, builder).await?.1)
+    }
+
+    /// One page of tasks; pass the page's `next_cursor` back as
+    /// `filter.cursor` for the next.
+    pub async fn task_list(&self, filter: &TaskFilter) -> Result<TaskPage> {
+        let url = self.url(&["v1", "tasks"]);
+        let builder = self.request(Method::GET, &url).query(filter);
+        Ok(self.call(&url, builder).await?.1)
+    }
+
+    /// Cancels a running task; `reason` is recorded in its history.
+    pub async fn task_cancel(&self, id: Uuid, reason: Option<&str>) -> Result<Task> {
+        let url = self.url(&["v1", "tasks", &id.to_string(), "cancel"]);
+        let body = match reason {
+            Some(reason) => serde_json::json!({ "reason": reason }),
+            None => serde_json::json!({}),
+        };
+        let builder = self.request(Method::POST, &url).json(&body);
+        Ok(self.call(&url, builder).await?.1)
+    }
+
+    pub async fn task_steps(&self, id: Uuid) -> Result<Vec<Step>> {
+        #[derive(Deserialize)]
+        struct Reply {
+            steps: Vec<Step>,
+        }
+        let url = self.url(&["v1", "tasks", &id.to_string(), "steps"]);
+        let builder = self.request(Method::GET, &url);
+        let (_, reply): (_, Reply) = self.call(&url, builder).await?;
+        Ok(reply.steps)
+    }
+
+    /// The task's audit history, oldest first.
+    pub async fn task_history(&self, id: Uuid) -> Result<Vec<Transition>> {
+        #[derive(Deserialize)]
+        struct Reply {
+            transitions: Vec<Transition>,
+        }
+        let url = self.url(&["v1", "tasks", &id.to_string(), "history"]);
+        let builder = self.request(Method::GET, &url);
+        let (_, reply): (_, Reply) = self.call(&url, builder).await?;
+        Ok(reply.transitions)
+    }
+
+    /// Runs a failed step again with a fresh attempt budget.
+    pub async fn step_retry(&self, step_id: Uuid) -> Result<Step> {
+        let url = self.url(&["v1", "steps", &step_id.to_string(), "retry"]);
+        let builder = self.request(Method::POST, &url);
+        Ok(self.call(&url, builder).await?.1)
+    }
+
+    /// Marks a failed or pending step resolved (complete for its dependents),
+    /// optionally with the result its children should see.
+    pub async fn step_resolve(
+        &self,
+        step_id: Uuid,
+        result: Option<serde_json::Value>,
+    ) -> Result<Step> {
+        let url = self.url(&["v1", "steps", &step_id.to_string(), "resolve"]);
+        let body = match result {
+            Some(result) => serde_json::json!({ "result": result }),
+            None => serde_json::json!({}),
+        };
+        let builder = self.request(Method::POST, &url).json(&body);
+        Ok(self.call(&url, builder).await?.1)
+    }
+}

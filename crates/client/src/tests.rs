@@ -1,0 +1,374 @@
+//! The client against a scripted in-process HTTP server: what goes on the
+//! wire and how answers (and missing answers) become values or errors. The
+//! real server is exercised by the end-to-end tests.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::*;
+
+/// What the server saw of one request.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: Method,
+    path: String,
+    query: Option<String>,
+    authorization: Option<String>,
+    content_type: Option<String>,
+    body: Bytes,
+}
+
+impl Seen {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+type Script = Arc<dyn Fn(&Seen) -> (StatusCode, String, Duration) + Send + Sync>;
+
+#[derive(Clone)]
+struct Scripted {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    script: Script,
+}
+
+async fn answer(
+    State(state): State<Scripted>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+    let seen = Seen {
+        method,
+        path: uri.path().to_owned(),
+        query: uri.query().map(str::to_owned),
+        authorization: header("authorization"),
+        content_type: header("content-type"),
+        body,
+    };
+    let (status, body, delay) = (state.script)(&seen);
+    state.seen.lock().unwrap().push(seen);
+    tokio::time::sleep(delay).await;
+    (status, [("content-type", "application/json")], body).into_response()
+}
+
+/// Serves `script` on a free port; returns the base URL and the log of
+/// requests.
+async fn serve(
+    script: impl Fn(&Seen) -> (StatusCode, String, Duration) + Send + Sync + 'static,
+) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let state = Scripted {
+        seen: seen.clone(),
+        script: Arc::new(script),
+    };
+    let app = axum::Router::new().fallback(answer).with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), seen)
+}
+
+fn reply(status: u16, body: Value) -> (StatusCode, String, Duration) {
+    (
+        StatusCode::from_u16(status).unwrap(),
+        body.to_string(),
+        Duration::ZERO,
+    )
+}
+
+fn task_json(id: Uuid) -> Value {
+    json!({
+        "id": id, "namespace": "examples", "template_id": Uuid::nil(),
+        "template_name": "linear", "template_version": "1", "state": "running",
+        "context": {"even_number": 2}, "idempotency_key": "k1", "tags": ["a"],
+        "created_at": "2025-01-01T00:00:00Z", "updated_at": "2025-01-01T00:00:00Z",
+        "finished_at": null
+    })
+}
+
+fn lease() -> Lease {
+    Lease {
+        step_id: Uuid::from_u128(7),
+        attempt: 2,
+        token: Uuid::from_u128(9),
+    }
+}
+
+#[tokio::test]
+async fn error_envelope_becomes_api_error() {
+    let (base, _) = serve(|_| {
+        reply(
+            409,
+            json!({"error": {"code": "lease_expired", "message": "the lease has expired", "details": null}}),
+        )
+    })
+    .await;
+    let client = Client::new(&base, None).unwrap();
+    let error = client.step_complete(&lease(), &json!(1)).await.unwrap_err();
+    match &error {
+        Error::Api {
+            status,
+            code,
+            message,
+            ..
+        } => {
+            assert_eq!(*status, 409);
+            assert_eq!(code, "lease_expired");
+            assert_eq!(message, "the lease has expired");
+        }
+        other => panic!("expected Api, got {other:?}"),
+    }
+    assert!(error.is_lease_lost());
+    assert!(!error.is_transport());
+}
+
+#[tokio::test]
+async fn connection_refused_is_a_transport_error() {
+    // Bind and drop to find a port nobody listens on.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let client = Client::new(&format!("http://127.0.0.1:{port}"), None).unwrap();
+    let error = client.health().await.unwrap_err();
+    assert!(error.is_transport(), "{error:?}");
+    assert!(error.is_unavailable());
+    assert!(error.to_string().contains(&port.to_string()), "{error}");
+}
+
+#[tokio::test]
+async fn a_slow_answer_times_out_as_transport_but_a_poll_waits_longer() {
+    let (base, _) = serve(|seen| {
+        let delay = Duration::from_millis(300);
+        if seen.path.ends_with("/poll") {
+            (StatusCode::OK, json!({"steps": []}).to_string(), delay)
+        } else {
+            (StatusCode::OK, json!({"namespaces": []}).to_string(), delay)
+        }
+    })
+    .await;
+    let client = Client::new(&base, None)
+        .unwrap()
+        .with_request_timeout(Duration::from_millis(100));
+    let error = client.namespace_list().await.unwrap_err();
+    match &error {
+        Error::Transport { timed_out, .. } => assert!(timed_out),
+        other => panic!("expected Transport, got {other:?}"),
+    }
+    // The poll's timeout is its wait plus a margin, not the short default.
+    let steps = client
+        .worker_poll("w1", &["examples".into()], 4, Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert!(steps.is_empty());
+}
+
+#[tokio::test]
+async fn a_malformed_success_body_is_a_decode_error() {
+    let (base, _) = serve(|_| reply(200, json!({"unexpected": true}))).await;
+    let client = Client::new(&base, None).unwrap();
+    let error = client.task_get(Uuid::nil()).await.unwrap_err();
+    assert!(matches!(error, Error::Decode { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn task_create_tells_created_from_existing_and_sends_the_token() {
+    let id = Uuid::now_v7();
+    let (base, seen) = serve(move |seen| {
+        let status = if seen.json()["idempotency_key"] == "again" {
+            200
+        } else {
+            201
+        };
+        reply(status, task_json(id))
+    })
+    .await;
+    let client = Client::new(&base, Some("s3cret".into())).unwrap();
+    let new = NewTask::new("examples", "linear")
+        .context(json!({"even_number": 2}))
+        .idempotency_key("k1")
+        .tags(["a"]);
+    let (task, created) = client.task_create(&new).await.unwrap();
+    assert!(created);
+    assert_eq!(task.id, id);
+    let (_, created) = client
+        .task_create(&new.clone().idempotency_key("again"))
+        .await
+        .unwrap();
+    assert!(!created);
+
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0].method, Method::POST);
+    assert_eq!(seen[0].path, "/v1/tasks");
+    assert_eq!(seen[0].authorization.as_deref(), Some("Bearer s3cret"));
+    assert_eq!(
+        seen[0].json(),
+        json!({"namespace": "examples", "template": "linear", "version": null,
+               "context": {"even_number": 2}, "idempotency_key": "k1", "tags": ["a"]})
+    );
+}
+
+#[tokio::test]
+async fn task_list_sends_only_the_filters_that_are_set() {
+    let (base, seen) = serve(|_| reply(200, json!({"tasks": [], "next_cursor": "abc"}))).await;
+    let client = Client::new(&base, None).unwrap();
+    let page = client
+        .task_list(&TaskFilter {
+            namespace: Some("examples".into()),
+            state: Some(TaskState::Failed),
+            limit: Some(10),
+            ..TaskFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.next_cursor.as_deref(), Some("abc"));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0].authorization, None);
+    assert_eq!(
+        seen[0].query.as_deref(),
+        Some("namespace=examples&state=failed&limit=10")
+    );
+}
+
+#[tokio::test]
+async fn worker_plane_bodies_carry_the_lease() {
+    let (base, seen) = serve(|seen| match seen.path.rsplit('/').next().unwrap() {
+        "heartbeat" => reply(
+            200,
+            json!({"lease_expires_at": "2025-01-01T00:00:30Z", "cancelled": true}),
+        ),
+        "complete" => reply(200, json!({"recorded": "applied"})),
+        "fail" => reply(200, json!({"recorded": "duplicate"})),
+        other => panic!("unexpected {other}"),
+    })
+    .await;
+    let client = Client::new(&base, None).unwrap();
+    let lease = lease();
+
+    let beat = client.step_heartbeat(&lease).await.unwrap();
+    assert!(beat.cancelled);
+    assert!(beat.lease_expires_at.is_some());
+    let recorded = client
+        .step_complete(&lease, &json!({"value": 4}))
+        .await
+        .unwrap();
+    assert_eq!(recorded, Recorded::Applied);
+    let report = FailReport {
+        retryable: true,
+        error_type: "timeout".into(),
+        message: "ran 30s".into(),
+        details: json!({"limit_ms": 30000}),
+    };
+    assert_eq!(
+        client.step_fail(&lease, &report).await.unwrap(),
+        Recorded::Duplicate
+    );
+
+    let seen = seen.lock().unwrap();
+    let step = lease.step_id.to_string();
+    let token = lease.token.to_string();
+    assert_eq!(seen[0].path, format!("/v1/steps/{step}/heartbeat"));
+    assert_eq!(seen[0].json(), json!({"attempt": 2, "token": token}));
+    assert_eq!(seen[1].path, format!("/v1/steps/{step}/complete"));
+    assert_eq!(
+        seen[1].json(),
+        json!({"attempt": 2, "token": token, "result": {"value": 4}})
+    );
+    assert_eq!(
+        seen[2].json(),
+        json!({"attempt": 2, "token": token, "retryable": true, "error_type": "timeout",
+               "message": "ran 30s", "details": {"limit_ms": 30000}})
+    );
+}
+
+#[tokio::test]
+async fn poll_sends_namespaces_max_and_wait() {
+    let (base, seen) = serve(|_| reply(200, json!({"steps": []}))).await;
+    let client = Client::new(&base, None).unwrap();
+    client
+        .worker_poll(
+            "worker-1",
+            &["examples".into(), "orders".into()],
+            3,
+            Duration::from_millis(1500),
+        )
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0].path, "/v1/workers/worker-1/poll");
+    assert_eq!(
+        seen[0].json(),
+        json!({"namespaces": ["examples", "orders"], "max": 3, "wait_ms": 1500})
+    );
+}
+
+#[tokio::test]
+async fn probes_return_their_body_on_503() {
+    let (base, _) = serve(|seen| match seen.path.as_str() {
+        "/health" => reply(503, json!({"status": "degraded", "database": false})),
+        "/ready" => reply(
+            503,
+            json!({"ready": false, "checks": {"database": true, "migrations_applied": false,
+                   "queues_installed": true, "default_namespace": true}}),
+        ),
+        _ => reply(
+            503,
+            json!({"error": {"code": "shutting_down", "message": "bye"}}),
+        ),
+    })
+    .await;
+    let client = Client::new(&base, None).unwrap();
+    assert!(!client.health().await.unwrap().database);
+    let ready = client.ready().await.unwrap();
+    assert!(!ready.ready && !ready.checks.migrations_applied);
+    let error = client.cluster().await.unwrap_err();
+    assert_eq!(error.code(), Some("shutting_down"));
+    assert!(error.is_unavailable());
+}
+
+#[tokio::test]
+async fn paths_keep_the_base_prefix_and_encode_segments() {
+    let (base, seen) = serve(|_| {
+        reply(
+            404,
+            json!({"error": {"code": "not_found", "message": "no"}}),
+        )
+    })
+    .await;
+    let client = Client::new(&format!("{base}/tasker/"), None).unwrap();
+    let error = client
+        .template_get("examples", "odd name", Some("1.0"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(404));
+    client
+        .template_register_yaml("name: x\n")
+        .await
+        .unwrap_err();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0].path, "/tasker/v1/templates/examples/odd%20name");
+    assert_eq!(seen[0].query.as_deref(), Some("version=1.0"));
+    assert_eq!(seen[1].content_type.as_deref(), Some("application/yaml"));
+    assert_eq!(seen[1].body.as_ref(), b"name: x\n");
+}
+
+#[test]
+fn rejects_unusable_base_urls() {
+    for url in ["not a url", "ftp://host", "https://host", "mailto:a@b"] {
+        let error = Client::new(url, None).unwrap_err();
+        assert!(
+            matches!(error, Error::InvalidUrl { .. }),
+            "{url}: {error:?}"
+        );
+    }
+}

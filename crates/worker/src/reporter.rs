@@ -1,0 +1,120 @@
+//! Sends an attempt's report (complete or fail) to the server, retrying
+//! through transport failures for a bounded time. Retrying is safe because
+//! the lease fences reports: a re-sent report after a lost reply is answered
+//! `duplicate`, and one that arrives after the lease moved on is refused with
+//! a 409 and changes nothing.
+
+use std::time::Duration;
+
+use tasker_client::{Client, Error as ClientError, FailReport, Lease, Recorded};
+use tokio::time::Instant;
+
+use crate::attempt_outcome::{Report, result_rejected};
+use crate::backoff::Backoff;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Reporter {
+    client: Client,
+    backoff: Backoff,
+}
+
+impl Reporter {
+    pub(crate) fn new(client: Client, backoff: Backoff) -> Self {
+        Self { client, backoff }
+    }
+
+    /// Delivers `report`, retrying transport failures for up to `budget`.
+    /// Never fails: what could not be delivered is logged, and the step is
+    /// then redelivered when its lease expires.
+    pub(crate) async fn send(&self, lease: &Lease, report: Report, budget: Duration) {
+        let deadline = Instant::now() + budget;
+        match report {
+            Report::Nothing => {}
+            Report::Complete(result) => {
+                let sent = self
+                    .retrying(deadline, || self.client.step_complete(lease, &result))
+                    .await;
+                match sent {
+                    Err(error) if is_refused_payload(&error) => {
+                        tracing::warn!(%error, "the server refused the result; failing the step");
+                        let report = result_rejected(&error.to_string());
+                        self.fail(lease, report, deadline).await;
+                    }
+                    other => log_outcome("complete", other),
+                }
+            }
+            Report::Fail(report) => self.fail(lease, report, deadline).await,
+        }
+    }
+
+    async fn fail(&self, lease: &Lease, report: FailReport, deadline: Instant) {
+        let mut sent = self
+            .retrying(deadline, || self.client.step_fail(lease, &report))
+            .await;
+        if let Err(error) = &sent
+            && is_refused_payload(error)
+            && !report.details.is_null()
+        {
+            // Most likely the details were too large; the failure itself
+            // still has to be recorded.
+            tracing::warn!(%error, "the server refused the failure report; sending it without details");
+            let bare = FailReport {
+                details: serde_json::Value::Null,
+                ..report
+            };
+            sent = self
+                .retrying(deadline, || self.client.step_fail(lease, &bare))
+                .await;
+        }
+        log_outcome("fail", sent);
+    }
+
+    async fn retrying<F, Fut>(
+        &self,
+        deadline: Instant,
+        mut call: F,
+    ) -> Result<Recorded, ClientError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Recorded, ClientError>>,
+    {
+        let mut failures = 0;
+        loop {
+            match call().await {
+                Err(error) if error.is_unavailable() => {
+                    failures += 1;
+                    let delay = self.backoff.next_delay(failures);
+                    if Instant::now() + delay > deadline {
+                        return Err(error);
+                    }
+                    tracing::warn!(%error, retry_in = ?delay, failures, "report not delivered; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+fn is_refused_payload(error: &ClientError) -> bool {
+    matches!(error.status(), Some(400 | 413 | 422))
+}
+
+fn log_outcome(what: &str, sent: Result<Recorded, ClientError>) {
+    match sent {
+        Ok(Recorded::Applied) => tracing::debug!(report = what, "recorded"),
+        Ok(Recorded::Duplicate) => {
+            tracing::debug!(report = what, "already recorded (a re-sent report)")
+        }
+        Err(error) if error.is_lease_lost() => tracing::info!(
+            report = what,
+            %error,
+            "the server no longer honours this lease; nothing was recorded"
+        ),
+        Err(error) => tracing::error!(
+            report = what,
+            %error,
+            "report not delivered; the step will be redelivered when its lease expires"
+        ),
+    }
+}

@@ -1,0 +1,188 @@
+//! Runs one claimed step: the handler in its own task, heartbeats beside
+//! it, the step's timeout, and the report when it ends.
+//!
+//! ```text
+//!   spawn handler ──┬── handler returns ─────────────▶ complete / fail
+//!                   ├── handler panics ──────────────▶ fail (panic, retryable)
+//!                   ├── timeout_ms elapses ──────────▶ abort, fail (timeout, retryable)
+//!                   ├── heartbeat: cancelled / 409 ──▶ abort, report nothing
+//!                   └── shutdown grace runs out ─────▶ abort, fail (worker_shutdown, retryable)
+//! ```
+//!
+//! Whichever comes first wins; the handler's result is preferred when it is
+//! ready at the same moment as another event. Aborting the handler drops its
+//! future at its next `.await`: a handler that blocks the thread is not
+//! stopped, so blocking work belongs in `spawn_blocking`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tasker_client::{ClaimedStep, Client, Lease};
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use crate::attempt_outcome::{AttemptOutcome, panic_message};
+use crate::backoff::Backoff;
+use crate::cancellation::{CancelReason, Cancellation};
+use crate::handler::Handler;
+use crate::reporter::Reporter;
+use crate::step_context::StepContext;
+
+/// How long a release report may take during shutdown: the process is about
+/// to exit, and an undelivered release costs only a lease expiry.
+pub(crate) const RELEASE_REPORT_BUDGET: Duration = Duration::from_secs(5);
+
+pub(crate) type Handlers = BTreeMap<String, Arc<dyn Handler>>;
+
+pub(crate) struct StepRunner {
+    pub(crate) worker_id: String,
+    pub(crate) handlers: Handlers,
+    /// A client whose per-call timeout is the heartbeat interval, so a hung
+    /// heartbeat cannot eat the lease.
+    pub(crate) heartbeat_client: Client,
+    pub(crate) heartbeat_interval: Duration,
+    pub(crate) backoff: Backoff,
+    pub(crate) reporter: Reporter,
+    pub(crate) report_budget: Duration,
+}
+
+impl StepRunner {
+    /// Runs the attempt and reports it. `release` turns true when the
+    /// worker's shutdown grace has run out.
+    pub(crate) async fn run(self: Arc<Self>, claimed: ClaimedStep, release: watch::Receiver<bool>) {
+        let span = tracing::info_span!(
+            "step",
+            task_id = %claimed.task_id,
+            step = %claimed.step_name,
+            handler = %claimed.handler,
+            attempt = claimed.lease.attempt,
+        );
+        async move {
+            let lease = claimed.lease;
+            let step_name = claimed.step_name.clone();
+            tracing::debug!("step claimed");
+            let outcome = self.attempt(claimed, release).await;
+            log_outcome(&outcome);
+            let budget = match outcome {
+                AttemptOutcome::Released { .. } => RELEASE_REPORT_BUDGET,
+                _ => self.report_budget,
+            };
+            let report = outcome.into_report(&step_name);
+            self.reporter.send(&lease, report, budget).await;
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn attempt(
+        &self,
+        claimed: ClaimedStep,
+        mut release: watch::Receiver<bool>,
+    ) -> AttemptOutcome {
+        let Some(handler) = self.handlers.get(&claimed.handler).cloned() else {
+            return AttemptOutcome::HandlerNotFound {
+                handler: claimed.handler,
+                available: self.handlers.keys().cloned().collect(),
+            };
+        };
+        let lease = claimed.lease;
+        let timeout = Duration::from_millis(claimed.timeout_ms);
+        let (cancel, cancellation) = Cancellation::new();
+        let ctx = StepContext::new(claimed, cancellation);
+        let mut task = tokio::spawn(async move { handler.run(ctx).await }.in_current_span());
+
+        let timer = async {
+            if timeout.is_zero() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(timeout).await;
+        };
+        let (reason, outcome) = tokio::select! {
+            biased;
+            joined = &mut task => {
+                return match joined {
+                    Ok(Ok(result)) => AttemptOutcome::Succeeded(result),
+                    Ok(Err(error)) => AttemptOutcome::Failed(error),
+                    Err(error) if error.is_panic() => {
+                        AttemptOutcome::Panicked(panic_message(error.into_panic().as_ref()))
+                    }
+                    // Only this function aborts the task, and not before
+                    // this point; treat it as lost to be safe.
+                    Err(_) => AttemptOutcome::Abandoned(CancelReason::LeaseLost),
+                };
+            }
+            () = timer => (CancelReason::TimedOut, AttemptOutcome::TimedOut(timeout)),
+            reason = self.heartbeat(&lease) => (reason, AttemptOutcome::Abandoned(reason)),
+            () = released(&mut release) => (
+                CancelReason::Shutdown,
+                AttemptOutcome::Released { worker_id: self.worker_id.clone() },
+            ),
+        };
+        cancel.cancel(reason);
+        task.abort();
+        outcome
+    }
+
+    /// Heartbeats until the server says to stop; returns why. Transport
+    /// failures are retried sooner than the regular beat so that a brief
+    /// outage does not cost the lease.
+    async fn heartbeat(&self, lease: &Lease) -> CancelReason {
+        let mut failures = 0;
+        let mut wait = self.heartbeat_interval;
+        loop {
+            tokio::time::sleep(wait).await;
+            match self.heartbeat_client.step_heartbeat(lease).await {
+                Ok(reply) if reply.cancelled => return CancelReason::TaskCancelled,
+                Ok(_) => {
+                    failures = 0;
+                    wait = self.heartbeat_interval;
+                }
+                Err(error) if error.is_lease_lost() => {
+                    return match error.code() {
+                        Some("step_timed_out") => CancelReason::TimedOut,
+                        Some("task_cancelled") => CancelReason::TaskCancelled,
+                        _ => CancelReason::LeaseLost,
+                    };
+                }
+                Err(error) => {
+                    failures += 1;
+                    wait = self
+                        .backoff
+                        .next_delay(failures)
+                        .min(self.heartbeat_interval);
+                    tracing::warn!(%error, retry_in = ?wait, "heartbeat failed");
+                }
+            }
+        }
+    }
+}
+
+/// Resolves when `release` turns true; never if its sender is gone.
+async fn released(release: &mut watch::Receiver<bool>) {
+    if release.wait_for(|released| *released).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn log_outcome(outcome: &AttemptOutcome) {
+    match outcome {
+        AttemptOutcome::Succeeded(_) => tracing::debug!("handler succeeded"),
+        AttemptOutcome::Failed(error) => {
+            tracing::warn!(%error, retryable = error.is_retryable(), "handler failed")
+        }
+        AttemptOutcome::Panicked(message) => tracing::error!(%message, "handler panicked"),
+        AttemptOutcome::TimedOut(timeout) => {
+            tracing::warn!(?timeout, "step ran past its timeout; handler aborted")
+        }
+        AttemptOutcome::HandlerNotFound { handler, .. } => {
+            tracing::error!(%handler, "no handler registered under this name")
+        }
+        AttemptOutcome::Released { .. } => {
+            tracing::warn!("shutdown grace ran out; handler aborted and step released")
+        }
+        AttemptOutcome::Abandoned(reason) => {
+            tracing::info!(%reason, "server ended the attempt; handler aborted, nothing reported")
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! [`Worker`]: registers with the server, long-polls for as many steps as
+//! it has free slots, runs each in a [`StepRunner`], and shuts down
+//! gracefully.
+//!
+//! ```text
+//!   register (retry while unavailable)
+//!      │
+//!      ▼
+//!   ┌─▶ wait for a free slot ─▶ poll(max = free slots) ─▶ spawn a runner per step
+//!   └──────────────────────────────────┘        │ transport error: back off, re-register
+//!
+//!   shutdown: stop polling (abort the open poll) ─▶ wait up to the grace period
+//!             ─▶ abort what still runs and release its steps (fail, worker_shutdown)
+//! ```
+//!
+//! Failure: a poll aborted at shutdown may already have claimed steps on the
+//! server; they are redelivered when their lease expires, like any step of a
+//! worker that disappeared.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tasker_client::{Client, WorkerRegistration};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::backoff::Backoff;
+use crate::builder::WorkerBuilder;
+use crate::error::Error;
+use crate::reporter::Reporter;
+use crate::step_runner::{Handlers, RELEASE_REPORT_BUDGET, StepRunner};
+
+/// Shortest heartbeat interval honoured, whatever the server says.
+const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(50);
+
+pub struct Worker {
+    client: Client,
+    worker_id: String,
+    namespaces: Vec<String>,
+    handlers: Handlers,
+    concurrency: usize,
+    poll_wait: Duration,
+    shutdown_grace: Duration,
+    report_retry_for: Duration,
+    backoff: Backoff,
+    version: String,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("worker_id", &self.worker_id)
+            .field("namespaces", &self.namespaces)
+            .field("handlers", &self.handlers.keys().collect::<Vec<_>>())
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// Starts configuring a worker that talks to the server through `client`.
+    pub fn builder(client: Client) -> WorkerBuilder {
+        WorkerBuilder::new(client)
+    }
+
+    pub(crate) fn new(builder: WorkerBuilder, worker_id: String, namespaces: Vec<String>) -> Self {
+        Self {
+            client: builder.client,
+            worker_id,
+            namespaces,
+            handlers: builder.handlers,
+            concurrency: builder.concurrency,
+            poll_wait: builder.poll_wait,
+            shutdown_grace: builder.shutdown_grace,
+            report_retry_for: builder.report_retry_for,
+            backoff: builder.backoff,
+            version: builder
+                .version
+                .unwrap_or_else(|| concat!("tasker-worker/", env!("CARGO_PKG_VERSION")).to_owned()),
+        }
+    }
+
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    pub fn namespaces(&self) -> &[String] {
+        &self.namespaces
+    }
+
+    /// Names of the registered handlers, sorted.
+    pub fn handler_names(&self) -> Vec<String> {
+        self.handlers.keys().cloned().collect()
+    }
+
+    fn registration(&self) -> WorkerRegistration {
+        WorkerRegistration {
+            worker_id: self.worker_id.clone(),
+            namespaces: self.namespaces.clone(),
+            handlers: self.handler_names(),
+            concurrency: u32::try_from(self.concurrency).unwrap_or(u32::MAX),
+            version: Some(self.version.clone()),
+        }
+    }
+
+    /// Runs until `shutdown` resolves, then shuts down gracefully (see the
+    /// module docs) and returns. Fails only when the server refuses the
+    /// registration for a reason retrying cannot fix; an unreachable server
+    /// is retried with backoff, for as long as it takes.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        tokio::pin!(shutdown);
+        let registration = self.registration();
+        let reply = tokio::select! {
+            reply = self.register(&registration) => reply?,
+            () = &mut shutdown => {
+                tracing::info!(worker_id = %self.worker_id, "shutdown requested before registering");
+                return Ok(());
+            }
+        };
+        let heartbeat_interval = reply.heartbeat_interval().max(MIN_HEARTBEAT_INTERVAL);
+        let poll_wait = match reply.max_poll_wait() {
+            Duration::ZERO => self.poll_wait,
+            cap => self.poll_wait.min(cap),
+        };
+        tracing::info!(
+            worker_id = %self.worker_id,
+            namespaces = ?self.namespaces,
+            handlers = self.handlers.len(),
+            concurrency = self.concurrency,
+            lease_seconds = reply.lease_seconds,
+            ?heartbeat_interval,
+            "worker registered"
+        );
+
+        let runner = Arc::new(StepRunner {
+            worker_id: self.worker_id.clone(),
+            handlers: self.handlers.clone(),
+            heartbeat_client: self
+                .client
+                .clone()
+                .with_request_timeout(heartbeat_interval.max(Duration::from_secs(1))),
+            heartbeat_interval,
+            backoff: self.backoff,
+            reporter: Reporter::new(self.client.clone(), self.backoff),
+            report_budget: self.report_retry_for,
+        });
+        let (release_tx, release_rx) = watch::channel(false);
+        let slots = Arc::new(Semaphore::new(self.concurrency));
+        let mut running = JoinSet::new();
+        let mut poll_failures: u32 = 0;
+
+        loop {
+            while running.try_join_next().is_some() {}
+            // One free slot at least, then every other free one.
+            let first = tokio::select! {
+                permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+                () = &mut shutdown => break,
+            };
+            let mut permits = vec![first];
+            while let Ok(permit) = slots.clone().try_acquire_owned() {
+                permits.push(permit);
+            }
+            if poll_failures > 0 {
+                // The server came back, or another node answers: make sure
+                // it knows this worker (its records may have been lost).
+                if let Err(error) = self.client.worker_register(&registration).await {
+                    tracing::debug!(%error, "re-registering failed; polling anyway");
+                }
+            }
+            let max = u32::try_from(permits.len()).unwrap_or(u32::MAX);
+            let polled = tokio::select! {
+                polled = self.client.worker_poll(&self.worker_id, &self.namespaces, max, poll_wait) => polled,
+                () = &mut shutdown => break,
+            };
+            match polled {
+                Ok(steps) => {
+                    if poll_failures > 0 {
+                        tracing::info!(failures = poll_failures, "polling again after failures");
+                    }
+                    poll_failures = 0;
+                    if steps.len() > permits.len() {
+                        tracing::warn!(
+                            asked = permits.len(),
+                            got = steps.len(),
+                            "the server returned more steps than asked for; running them all"
+                        );
+                    }
+                    for claimed in steps {
+                        let permit = permits.pop();
+                        let runner = runner.clone();
+                        let release = release_rx.clone();
+                        running.spawn(async move {
+                            runner.run(claimed, release).await;
+                            drop(permit);
+                        });
+                    }
+                }
+                Err(error) => {
+                    poll_failures = poll_failures.saturating_add(1);
+                    drop(permits);
+                    let delay = self.backoff.next_delay(poll_failures);
+                    if error.is_unavailable() {
+                        tracing::warn!(%error, retry_in = ?delay, failures = poll_failures, "server unavailable; polling again later");
+                    } else {
+                        tracing::error!(%error, retry_in = ?delay, failures = poll_failures, "poll refused; polling again later");
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = &mut shutdown => break,
+                    }
+                }
+            }
+        }
+
+        self.drain(running, release_tx).await;
+        Ok(())
+    }
+
+    /// Registers, retrying with backoff while the server is unavailable.
+    async fn register(
+        &self,
+        registration: &WorkerRegistration,
+    ) -> Result<tasker_client::RegisterReply, Error> {
+        let mut failures: u32 = 0;
+        loop {
+            match self.client.worker_register(registration).await {
+                Ok(reply) => return Ok(reply),
+                Err(error) if error.is_unavailable() => {
+                    failures = failures.saturating_add(1);
+                    let delay = self.backoff.next_delay(failures);
+                    tracing::warn!(
+                        %error,
+                        server = %self.client.base_url(),
+                        retry_in = ?delay,
+                        failures,
+                        "server unavailable; retrying registration"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Err(error) => return Err(Error::Register(error)),
+            }
+        }
+    }
+
+    /// Lets running steps finish within the grace period, then aborts and
+    /// releases the rest.
+    async fn drain(&self, mut running: JoinSet<()>, release: watch::Sender<bool>) {
+        if running.is_empty() {
+            tracing::info!(worker_id = %self.worker_id, "worker stopped");
+            return;
+        }
+        tracing::info!(
+            running = running.len(),
+            grace = ?self.shutdown_grace,
+            "shutting down: letting running steps finish"
+        );
+        let finished = tokio::time::timeout(self.shutdown_grace, join_all(&mut running)).await;
+        if finished.is_err() {
+            tracing::warn!(
+                running = running.len(),
+                "shutdown grace ran out; aborting handlers and releasing their steps"
+            );
+            release.send_replace(true);
+            // Runners report the release within their own budget; this bound
+            // only guards against one that does not return.
+            let bound = RELEASE_REPORT_BUDGET + Duration::from_secs(1);
+            if tokio::time::timeout(bound, join_all(&mut running))
+                .await
+                .is_err()
+            {
+                running.abort_all();
+            }
+        }
+        tracing::info!(worker_id = %self.worker_id, "worker stopped");
+    }
+}
+
+async fn join_all(set: &mut JoinSet<()>) {
+    while let Some(joined) = set.join_next().await {
+        if let Err(error) = joined
+            && error.is_panic()
+        {
+            tracing::error!(%error, "a step runner panicked");
+        }
+    }
+}

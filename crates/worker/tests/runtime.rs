@@ -1,0 +1,517 @@
+//! The worker runtime against a scripted in-process worker plane: what it
+//! reports for each way an attempt can end, heartbeats and cancellation,
+//! concurrency, retries through unavailability, and graceful shutdown. The
+//! real server is exercised by the end-to-end tests.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Map, Value, json};
+use tasker_client::{ClaimedStep, Client, Lease};
+use tasker_worker::{Backoff, CancelReason, HandlerError, StepContext, Worker, handler_fn};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+struct Reported {
+    kind: &'static str,
+    step_id: Uuid,
+    body: Value,
+}
+
+#[derive(Default)]
+struct Plane {
+    queue: VecDeque<ClaimedStep>,
+    registrations: Vec<Value>,
+    polls: Vec<Value>,
+    reports: Vec<Reported>,
+    heartbeats: HashMap<Uuid, usize>,
+    /// Heartbeats of these steps answer `cancelled: true`.
+    cancelled: HashSet<Uuid>,
+    /// Heartbeats of these steps answer 409 `step_timed_out`.
+    timed_out: HashSet<Uuid>,
+    /// Answer this many registrations with 503 first.
+    register_unavailable: usize,
+    /// Answer registrations with 401.
+    register_unauthorized: bool,
+    /// Answer this many completes with 503 first.
+    complete_unavailable: usize,
+}
+
+type Shared = Arc<Mutex<Plane>>;
+
+fn error(status: StatusCode, code: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": code, "details": null}})),
+    )
+        .into_response()
+}
+
+async fn register(State(plane): State<Shared>, Json(body): Json<Value>) -> Response {
+    let mut plane = plane.lock().unwrap();
+    if plane.register_unauthorized {
+        return error(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    if plane.register_unavailable > 0 {
+        plane.register_unavailable -= 1;
+        return error(StatusCode::SERVICE_UNAVAILABLE, "not_ready");
+    }
+    let reply = json!({
+        "worker": {
+            "worker_id": body["worker_id"], "namespaces": body["namespaces"],
+            "handlers": body["handlers"], "concurrency": body["concurrency"],
+            "version": body["version"], "node_id": "n1",
+            "registered_at": "2025-01-01T00:00:00Z", "last_seen_at": "2025-01-01T00:00:00Z"
+        },
+        "lease_seconds": 30, "heartbeat_interval_ms": 50, "max_poll_wait_ms": 30000
+    });
+    plane.registrations.push(body);
+    Json(reply).into_response()
+}
+
+async fn poll(
+    State(plane): State<Shared>,
+    Path(_worker): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    let max = body["max"].as_u64().unwrap() as usize;
+    let wait = Duration::from_millis(body["wait_ms"].as_u64().unwrap());
+    let deadline = tokio::time::Instant::now() + wait;
+    plane.lock().unwrap().polls.push(body);
+    loop {
+        {
+            let mut plane = plane.lock().unwrap();
+            if !plane.queue.is_empty() {
+                let n = max.min(plane.queue.len());
+                let steps: Vec<_> = plane.queue.drain(..n).collect();
+                return Json(json!({ "steps": steps })).into_response();
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Json(json!({"steps": []})).into_response();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn step_action(
+    State(plane): State<Shared>,
+    Path((step_id, action)): Path<(Uuid, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut plane = plane.lock().unwrap();
+    match action.as_str() {
+        "heartbeat" => {
+            *plane.heartbeats.entry(step_id).or_default() += 1;
+            if plane.timed_out.contains(&step_id) {
+                return error(StatusCode::CONFLICT, "step_timed_out");
+            }
+            // Like the server: a cancelled task's lease is not extended.
+            let reply = if plane.cancelled.contains(&step_id) {
+                json!({"lease_expires_at": null, "cancelled": true})
+            } else {
+                json!({"lease_expires_at": "2025-01-01T00:00:30Z", "cancelled": false})
+            };
+            Json(reply).into_response()
+        }
+        "complete" | "fail" => {
+            if action == "complete" && plane.complete_unavailable > 0 {
+                plane.complete_unavailable -= 1;
+                return error(StatusCode::SERVICE_UNAVAILABLE, "shutting_down");
+            }
+            let kind = if action == "complete" {
+                "complete"
+            } else {
+                "fail"
+            };
+            plane.reports.push(Reported {
+                kind,
+                step_id,
+                body,
+            });
+            Json(json!({"recorded": "applied"})).into_response()
+        }
+        _ => error(StatusCode::NOT_FOUND, "not_found"),
+    }
+}
+
+async fn serve(plane: Shared) -> Client {
+    let app = axum::Router::new()
+        .route("/v1/workers/register", post(register))
+        .route("/v1/workers/{worker_id}/poll", post(poll))
+        .route("/v1/steps/{step_id}/{action}", post(step_action))
+        .with_state(plane);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Client::new(&format!("http://{addr}"), None).unwrap()
+}
+
+fn step(handler: &str, timeout_ms: u64, context: Value) -> ClaimedStep {
+    let mut parents = Map::new();
+    parents.insert("parent".into(), json!({"value": 41}));
+    ClaimedStep {
+        lease: Lease {
+            step_id: Uuid::now_v7(),
+            attempt: 1,
+            token: Uuid::now_v7(),
+        },
+        lease_expires_at: chrono::Utc::now(),
+        task_id: Uuid::now_v7(),
+        namespace: "examples".into(),
+        template_name: "t".into(),
+        template_version: "1".into(),
+        step_name: "s".into(),
+        handler: handler.into(),
+        config: json!({"add": 1}),
+        max_attempts: 3,
+        timeout_ms,
+        context,
+        parent_results: parents,
+    }
+}
+
+fn quick_backoff() -> Backoff {
+    Backoff {
+        initial: Duration::from_millis(10),
+        max: Duration::from_millis(50),
+        multiplier: 2.0,
+        jitter: 0.0,
+    }
+}
+
+/// A handler that sleeps `context.sleep_ms` (default: forever), noting
+/// whether its future was dropped and why it was cancelled.
+#[derive(Clone, Default)]
+struct Probe {
+    dropped: Arc<AtomicBool>,
+    reason: Arc<Mutex<Option<CancelReason>>>,
+}
+
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Probe {
+    fn handler(&self) -> impl tasker_worker::Handler {
+        let probe = self.clone();
+        handler_fn(move |ctx: StepContext| {
+            let probe = probe.clone();
+            async move {
+                let _flag = DropFlag(probe.dropped.clone());
+                let cancellation = ctx.cancellation().clone();
+                let reason = probe.reason.clone();
+                tokio::spawn(async move {
+                    let fired = cancellation.cancelled().await;
+                    *reason.lock().unwrap() = Some(fired);
+                });
+                let ms = ctx.context()["sleep_ms"].as_u64().unwrap_or(u64::MAX / 4);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok(json!({"slept_ms": ms}))
+            }
+        })
+    }
+}
+
+struct Running {
+    plane: Shared,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<Result<(), tasker_worker::Error>>,
+}
+
+impl Running {
+    async fn reports(&self, n: usize) -> Vec<Reported> {
+        wait_until(|| self.plane.lock().unwrap().reports.len() >= n).await;
+        self.plane.lock().unwrap().reports.clone()
+    }
+
+    async fn stop(mut self) -> Vec<Reported> {
+        self.stop.take().unwrap().send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.done)
+            .await
+            .expect("worker stops")
+            .unwrap()
+            .unwrap();
+        self.plane.lock().unwrap().reports.clone()
+    }
+}
+
+async fn wait_until(mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn start(
+    plane: Plane,
+    configure: impl FnOnce(tasker_worker::WorkerBuilder) -> tasker_worker::WorkerBuilder,
+) -> Running {
+    let plane = Arc::new(Mutex::new(plane));
+    let client = serve(plane.clone()).await;
+    let builder = Worker::builder(client)
+        .worker_id("w1")
+        .namespaces(["examples"])
+        .poll_wait(Duration::from_millis(200))
+        .reconnect_backoff(quick_backoff())
+        .handler(
+            "add",
+            handler_fn(|ctx: StepContext| async move {
+                let parent = ctx.parent("parent").unwrap()["value"].as_i64().unwrap();
+                let add = ctx.config()["add"].as_i64().unwrap();
+                Ok(json!({"value": parent + add, "attempt": ctx.attempt(), "ctx": ctx.context()}))
+            }),
+        );
+    let worker = configure(builder).build().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(worker.run(async move {
+        stopped.await.ok();
+    }));
+    Running {
+        plane,
+        stop: Some(stop),
+        done,
+    }
+}
+
+fn queued(steps: Vec<ClaimedStep>) -> Plane {
+    Plane {
+        queue: steps.into(),
+        ..Plane::default()
+    }
+}
+
+#[tokio::test]
+async fn completes_with_the_handler_result_after_registering() {
+    let claimed = step("add", 30_000, json!({"k": "v"}));
+    let running = start(queued(vec![claimed.clone()]), |b| b.concurrency(3)).await;
+    let reports = running.reports(1).await;
+    assert_eq!(reports[0].kind, "complete");
+    assert_eq!(reports[0].step_id, claimed.lease.step_id);
+    assert_eq!(
+        reports[0].body,
+        json!({"attempt": 1, "token": claimed.lease.token,
+               "result": {"value": 42, "attempt": 1, "ctx": {"k": "v"}}})
+    );
+    let plane = running.plane.clone();
+    running.stop().await;
+    let plane = plane.lock().unwrap();
+    let registration = &plane.registrations[0];
+    assert_eq!(registration["worker_id"], "w1");
+    assert_eq!(registration["namespaces"], json!(["examples"]));
+    assert_eq!(registration["handlers"], json!(["add"]));
+    assert_eq!(registration["concurrency"], 3);
+    assert!(plane.polls.iter().all(|p| p["max"].as_u64().unwrap() <= 3));
+    assert_eq!(plane.polls[0]["max"], 3);
+}
+
+#[tokio::test]
+async fn failures_are_reported_with_their_type_and_retryability() {
+    let permanent = step("refuse", 30_000, json!({}));
+    let panics = step("panic", 30_000, json!({}));
+    let missing = step("no.such.handler", 30_000, json!({}));
+    let slow = step("probe", 150, json!({}));
+    let ids = [&permanent, &panics, &missing, &slow].map(|s| s.lease.step_id);
+    let probe = Probe::default();
+    let handler = probe.handler();
+    let running = start(queued(vec![permanent, panics, missing, slow]), move |b| {
+        b.concurrency(4)
+            .handler(
+                "refuse",
+                handler_fn(|_| async {
+                    Err(HandlerError::permanent("card declined").with_type("declined"))
+                }),
+            )
+            .handler(
+                "panic",
+                handler_fn(|_| async {
+                    if true {
+                        panic!("handler blew up");
+                    }
+                    Ok(Value::Null)
+                }),
+            )
+            .handler("probe", handler)
+    })
+    .await;
+    let reports = running.reports(4).await;
+    let by_step: HashMap<Uuid, &Reported> = reports.iter().map(|r| (r.step_id, r)).collect();
+    let expect = [
+        (ids[0], false, "declined"),
+        (ids[1], true, "panic"),
+        (ids[2], true, "handler_not_found"),
+        (ids[3], true, "timeout"),
+    ];
+    for (id, retryable, error_type) in expect {
+        let report = by_step[&id];
+        assert_eq!(report.kind, "fail", "{error_type}");
+        assert_eq!(report.body["retryable"], retryable, "{error_type}");
+        assert_eq!(report.body["error_type"], error_type);
+    }
+    assert!(
+        by_step[&ids[1]].body["message"]
+            .as_str()
+            .unwrap()
+            .contains("handler blew up")
+    );
+    assert!(
+        by_step[&ids[2]].body["message"]
+            .as_str()
+            .unwrap()
+            .contains("no.such.handler")
+    );
+    // The timed-out handler was stopped, and told why.
+    wait_until(|| probe.reason.lock().unwrap().is_some()).await;
+    assert!(probe.dropped.load(Ordering::SeqCst));
+    assert_eq!(*probe.reason.lock().unwrap(), Some(CancelReason::TimedOut));
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn heartbeats_flow_and_a_cancelled_task_stops_the_handler_without_a_report() {
+    let cancelled = step("probe", 60_000, json!({}));
+    let timed_out = step("probe", 60_000, json!({}));
+    let (c_id, t_id) = (cancelled.lease.step_id, timed_out.lease.step_id);
+    let probe = Probe::default();
+    let handler = probe.handler();
+    let running = start(queued(vec![cancelled, timed_out]), move |b| {
+        b.concurrency(2).handler("probe", handler)
+    })
+    .await;
+    // A few beats go by while the handlers run.
+    wait_until(|| {
+        let plane = running.plane.lock().unwrap();
+        plane.heartbeats.get(&c_id).copied().unwrap_or(0) >= 3
+            && plane.heartbeats.get(&t_id).copied().unwrap_or(0) >= 3
+    })
+    .await;
+    {
+        let mut plane = running.plane.lock().unwrap();
+        plane.cancelled.insert(c_id);
+        plane.timed_out.insert(t_id);
+    }
+    wait_until(|| probe.dropped.load(Ordering::SeqCst)).await;
+    wait_until(|| probe.reason.lock().unwrap().is_some()).await;
+    let beats_then = {
+        let plane = running.plane.lock().unwrap();
+        (plane.heartbeats[&c_id], plane.heartbeats[&t_id])
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let plane = running.plane.clone();
+    let reports = running.stop().await;
+    assert!(reports.is_empty(), "{reports:?}");
+    // Heartbeats stopped with the handlers.
+    let plane = plane.lock().unwrap();
+    assert_eq!(
+        (plane.heartbeats[&c_id], plane.heartbeats[&t_id]),
+        beats_then
+    );
+}
+
+#[tokio::test]
+async fn runs_no_more_than_concurrency_steps_at_once() {
+    let steps: Vec<_> = (0..6).map(|_| step("count", 30_000, json!({}))).collect();
+    let now = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (n, p) = (now.clone(), peak.clone());
+    let running = start(queued(steps), move |b| {
+        b.concurrency(2).handler(
+            "count",
+            handler_fn(move |_| {
+                let (now, peak) = (n.clone(), p.clone());
+                async move {
+                    let current = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(current, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(60)).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    Ok(Value::Null)
+                }
+            }),
+        )
+    })
+    .await;
+    let reports = running.reports(6).await;
+    assert!(reports.iter().all(|r| r.kind == "complete"));
+    assert_eq!(peak.load(Ordering::SeqCst), 2);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn registration_and_reports_are_retried_while_the_server_is_unavailable() {
+    let claimed = step("add", 30_000, json!({}));
+    let plane = Plane {
+        register_unavailable: 3,
+        complete_unavailable: 2,
+        ..queued(vec![claimed])
+    };
+    let running = start(plane, |b| b).await;
+    let reports = running.reports(1).await;
+    assert_eq!(reports[0].kind, "complete");
+    {
+        let plane = running.plane.lock().unwrap();
+        assert_eq!(plane.registrations.len(), 1);
+        assert_eq!(plane.register_unavailable, 0);
+        assert_eq!(plane.complete_unavailable, 0);
+    }
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_registration_ends_the_run() {
+    let plane = Arc::new(Mutex::new(Plane {
+        register_unauthorized: true,
+        ..Plane::default()
+    }));
+    let client = serve(plane).await;
+    let worker = Worker::builder(client)
+        .handler("x", handler_fn(|_| async { Ok(Value::Null) }))
+        .build()
+        .unwrap();
+    let error = worker.run(std::future::pending()).await.unwrap_err();
+    match error {
+        tasker_worker::Error::Register(inner) => assert_eq!(inner.status(), Some(401)),
+        other => panic!("expected Register, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn shutdown_lets_quick_handlers_finish_and_releases_slow_ones() {
+    let quick = step("probe", 60_000, json!({"sleep_ms": 150}));
+    let slow = step("probe", 60_000, json!({}));
+    let (quick_id, slow_id) = (quick.lease.step_id, slow.lease.step_id);
+    let probe = Probe::default();
+    let handler = probe.handler();
+    let running = start(queued(vec![quick, slow]), move |b| {
+        b.concurrency(2)
+            .shutdown_grace(Duration::from_millis(400))
+            .handler("probe", handler)
+    })
+    .await;
+    wait_until(|| running.plane.lock().unwrap().heartbeats.len() == 2).await;
+    let stopping = tokio::time::Instant::now();
+    let reports = running.stop().await;
+    let elapsed = stopping.elapsed();
+    assert!(elapsed >= Duration::from_millis(400), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    let by_step: HashMap<Uuid, &Reported> = reports.iter().map(|r| (r.step_id, r)).collect();
+    assert_eq!(by_step[&quick_id].kind, "complete");
+    assert_eq!(by_step[&slow_id].kind, "fail");
+    assert_eq!(by_step[&slow_id].body["error_type"], "worker_shutdown");
+    assert_eq!(by_step[&slow_id].body["retryable"], true);
+    assert_eq!(*probe.reason.lock().unwrap(), Some(CancelReason::Shutdown));
+    // Only the slow step was released; nothing was reported twice.
+    assert_eq!(reports.len(), 2);
+}
