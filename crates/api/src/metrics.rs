@@ -1,0 +1,289 @@
+//! Prometheus metrics of a node: `GET /metrics`.
+//!
+//! Each [`Metrics`] is its own registry (a `PrometheusRecorder` used
+//! directly, not installed as the process-global recorder), so several apps
+//! in one process keep separate counts and nothing has to be installed once.
+//!
+//! Only what this node can count correctly is exported: request durations by
+//! route template, tasks created, steps claimed, results and failures
+//! reported, refused leases. Queue depths, live leases and pool usage are
+//! gauges read at scrape time. A node does not see a task finish (the
+//! completion that finalizes it does not say so), so there is no
+//! tasks-finished counter; the queue-wait time of a step is not known either.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use ::metrics::{Key, KeyName, Label, Level, Metadata, Recorder, SharedString, Unit};
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+use tasker_model::Recorded;
+
+use crate::state::AppState;
+
+const HTTP_DURATION: &str = "tasker_http_request_duration_seconds";
+const TASKS_CREATED: &str = "tasker_tasks_created_total";
+const STEPS_CLAIMED: &str = "tasker_steps_claimed_total";
+const STEPS_COMPLETED: &str = "tasker_steps_completed_total";
+const STEPS_FAILED: &str = "tasker_steps_failed_total";
+const LEASE_REFUSALS: &str = "tasker_lease_refusals_total";
+const QUEUE_DEPTH: &str = "tasker_queue_depth";
+const LEASES_IN_FLIGHT: &str = "tasker_leases_in_flight";
+const QUEUE_DELAYED: &str = "tasker_queue_delayed";
+const POOL_CONNECTIONS: &str = "tasker_db_pool_connections";
+const BUILD_INFO: &str = "tasker_build_info";
+
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// Request durations from 1 ms to 30 s (long-polls land in the top buckets).
+const HTTP_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+#[derive(Clone)]
+pub struct Metrics {
+    recorder: Arc<PrometheusRecorder>,
+    handle: PrometheusHandle,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn key(name: &'static str, labels: Vec<Label>) -> Key {
+    Key::from_parts(name, labels)
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), HTTP_BUCKETS)
+            .expect("bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        let metrics = Self {
+            recorder: Arc::new(recorder),
+            handle,
+        };
+        metrics.describe();
+        metrics
+    }
+
+    fn describe(&self) {
+        let r = &self.recorder;
+        let text = |s: &'static str| SharedString::const_str(s);
+        r.describe_histogram(
+            KeyName::from_const_str(HTTP_DURATION),
+            Some(Unit::Seconds),
+            text("HTTP requests by method, route template and status."),
+        );
+        for (name, help) in [
+            (
+                TASKS_CREATED,
+                "Tasks created through this node (idempotent repeats excluded).",
+            ),
+            (STEPS_CLAIMED, "Steps leased to workers through this node."),
+            (
+                STEPS_COMPLETED,
+                "Step results reported through this node, by outcome.",
+            ),
+            (
+                STEPS_FAILED,
+                "Step failures reported through this node, by retryable and outcome.",
+            ),
+            (
+                LEASE_REFUSALS,
+                "Heartbeats and results refused because the lease was stale.",
+            ),
+        ] {
+            r.describe_counter(KeyName::from_const_str(name), None, text(help));
+        }
+        for (name, help) in [
+            (
+                QUEUE_DEPTH,
+                "Ready steps waiting for a worker, per namespace.",
+            ),
+            (
+                LEASES_IN_FLIGHT,
+                "Steps running under a live lease, per namespace.",
+            ),
+            (
+                QUEUE_DELAYED,
+                "Retries waiting out their backoff, per namespace.",
+            ),
+            (
+                POOL_CONNECTIONS,
+                "Database pool connections of this node, by state.",
+            ),
+            (
+                BUILD_INFO,
+                "Always 1; labels carry the version and node id.",
+            ),
+        ] {
+            r.describe_gauge(KeyName::from_const_str(name), None, text(help));
+        }
+    }
+
+    fn counter(&self, name: &'static str, labels: Vec<Label>) -> ::metrics::Counter {
+        self.recorder
+            .register_counter(&key(name, labels), &METADATA)
+    }
+
+    fn gauge(&self, name: &'static str, labels: Vec<Label>) -> ::metrics::Gauge {
+        self.recorder.register_gauge(&key(name, labels), &METADATA)
+    }
+
+    /// The registry, for callers that record metrics of their own into it.
+    pub fn recorder(&self) -> &PrometheusRecorder {
+        &self.recorder
+    }
+
+    /// The Prometheus text of everything recorded so far.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
+    pub(crate) fn task_created(&self, namespace: &str, template: &str) {
+        self.counter(
+            TASKS_CREATED,
+            vec![
+                Label::new("namespace", namespace.to_owned()),
+                Label::new("template", template.to_owned()),
+            ],
+        )
+        .increment(1);
+    }
+
+    pub(crate) fn steps_claimed(&self, namespace: &str, count: u64) {
+        self.counter(
+            STEPS_CLAIMED,
+            vec![Label::new("namespace", namespace.to_owned())],
+        )
+        .increment(count);
+    }
+
+    pub(crate) fn step_completed(&self, recorded: Recorded) {
+        self.counter(
+            STEPS_COMPLETED,
+            vec![Label::new("recorded", recorded_label(recorded))],
+        )
+        .increment(1);
+    }
+
+    pub(crate) fn step_failed(&self, retryable: bool, recorded: Recorded) {
+        self.counter(
+            STEPS_FAILED,
+            vec![
+                Label::new("retryable", if retryable { "true" } else { "false" }),
+                Label::new("recorded", recorded_label(recorded)),
+            ],
+        )
+        .increment(1);
+    }
+
+    pub(crate) fn lease_refused(&self, code: &'static str) {
+        self.counter(LEASE_REFUSALS, vec![Label::new("code", code)])
+            .increment(1);
+    }
+
+    fn http_request(&self, method: String, route: String, status: u16, seconds: f64) {
+        let labels = vec![
+            Label::new("method", method),
+            Label::new("route", route),
+            Label::new("status", status.to_string()),
+        ];
+        self.recorder
+            .register_histogram(&key(HTTP_DURATION, labels), &METADATA)
+            .record(seconds);
+    }
+}
+
+fn recorded_label(recorded: Recorded) -> &'static str {
+    match recorded {
+        Recorded::Applied => "applied",
+        Recorded::Duplicate => "duplicate",
+    }
+}
+
+/// Times every routed request under its route template (`/v1/tasks/{id}`,
+/// never the raw path, which would make a series per task).
+pub async fn track_http(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    metrics.http_request(
+        method,
+        route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(scrape))
+}
+
+/// Prometheus text format.
+#[utoipa::path(get, operation_id = "metrics", path = "/metrics", tag = "probes",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String)))]
+pub async fn scrape(State(state): State<AppState>) -> Response {
+    let metrics = &state.metrics;
+    metrics
+        .gauge(
+            BUILD_INFO,
+            vec![
+                Label::new("version", state.config.version.clone()),
+                Label::new("node_id", state.config.node_id.clone()),
+            ],
+        )
+        .set(1.0);
+    match state.engine.store().queue_depths().await {
+        Ok(depths) => {
+            for depth in depths {
+                let ns = || vec![Label::new("namespace", depth.namespace.clone())];
+                metrics.gauge(QUEUE_DEPTH, ns()).set(depth.ready as f64);
+                metrics
+                    .gauge(LEASES_IN_FLIGHT, ns())
+                    .set(depth.leased as f64);
+                metrics.gauge(QUEUE_DELAYED, ns()).set(depth.delayed as f64);
+            }
+        }
+        // The rest of the scrape is still worth having; the gauges keep
+        // their last values.
+        Err(e) => tracing::warn!(error = %e, "metrics: could not read queue depths"),
+    }
+    if let Some(pool) = state.pool_stats() {
+        metrics
+            .gauge(POOL_CONNECTIONS, vec![Label::new("state", "idle")])
+            .set(pool.idle as f64);
+        metrics
+            .gauge(POOL_CONNECTIONS, vec![Label::new("state", "used")])
+            .set(pool.used as f64);
+    }
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        metrics.render(),
+    )
+        .into_response()
+}

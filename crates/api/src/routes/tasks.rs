@@ -1,0 +1,223 @@
+//! Tasks: create (with an idempotency key), list, get, cancel, and a task's
+//! steps and history.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tasker_engine::NewTask;
+use tasker_store::TaskFilter;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::dto::{ErrorBody, Step, Task, Transition};
+use crate::error::ApiError;
+use crate::extract::{JsonBody, OptionalJsonBody, Path, Query};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TaskCreate {
+    /// Default `default`.
+    #[serde(default = "default_namespace")]
+    #[schema(example = "default")]
+    pub namespace: String,
+    /// Template name.
+    #[schema(example = "linear")]
+    pub template: String,
+    /// Template version; default the most recently registered one.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Checked against the template's context schema. Default `{}`.
+    #[serde(default = "empty_object")]
+    pub context: serde_json::Value,
+    /// Unique per namespace: a second create with the same key returns the
+    /// first task (200) and creates nothing.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+fn default_namespace() -> String {
+    "default".to_owned()
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TaskListQuery {
+    pub namespace: Option<String>,
+    /// Template name.
+    pub template: Option<String>,
+    /// `running`, `complete`, `failed` or `cancelled`.
+    pub state: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, default 50, at most 500.
+    pub limit: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskList {
+    pub tasks: Vec<Task>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct TaskCancel {
+    /// Recorded in the history. Default "cancelled by request".
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StepList {
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskHistory {
+    pub transitions: Vec<Transition>,
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tasks", post(create).get(list))
+        .route("/v1/tasks/{id}", get(get_one))
+        .route("/v1/tasks/{id}/cancel", post(cancel))
+        .route("/v1/tasks/{id}/steps", get(steps))
+        .route("/v1/tasks/{id}/history", get(history))
+}
+
+/// Creates a task of a template; its root steps are ready at once.
+#[utoipa::path(post, operation_id = "task_create", path = "/v1/tasks", tag = "tasks", security(("bearer" = [])),
+    request_body = TaskCreate,
+    responses(
+        (status = 201, description = "Created", body = Task),
+        (status = 200, description = "The idempotency key named an existing task", body = Task),
+        (status = 400, body = ErrorBody),
+        (status = 404, description = "No such template", body = ErrorBody),
+        (status = 413, description = "Context over the payload limit", body = ErrorBody),
+        (status = 422, description = "`context_invalid`; details list every `{path, message}`", body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<TaskCreate>,
+) -> Result<(StatusCode, Json<Task>), ApiError> {
+    let (task, created) = state
+        .engine
+        .task_create(NewTask {
+            namespace: body.namespace,
+            template: body.template,
+            version: body.version,
+            context: body.context,
+            idempotency_key: body.idempotency_key,
+            tags: body.tags,
+        })
+        .await?;
+    let status = if created {
+        state
+            .metrics
+            .task_created(&task.namespace, &task.template_name);
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(task.into())))
+}
+
+/// Newest first, filtered, with cursor pagination.
+#[utoipa::path(get, operation_id = "task_list", path = "/v1/tasks", tag = "tasks", security(("bearer" = [])),
+    params(TaskListQuery),
+    responses((status = 200, body = TaskList), (status = 400, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<TaskListQuery>,
+) -> Result<Json<TaskList>, ApiError> {
+    let given = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let filter = TaskFilter {
+        namespace: given(query.namespace),
+        template: given(query.template),
+        state: given(query.state)
+            .map(|s| tasker_store::parse_task_state(&s))
+            .transpose()?,
+        cursor: given(query.cursor),
+        limit: given(query.limit)
+            .map(|s| {
+                s.parse::<u32>().map_err(|_| {
+                    ApiError::bad_request(format!("limit must be a positive integer, not {s:?}"))
+                })
+            })
+            .transpose()?,
+    };
+    let page = state.engine.task_list(&filter).await?;
+    Ok(Json(TaskList {
+        tasks: page.tasks.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[utoipa::path(get, operation_id = "task_get", path = "/v1/tasks/{id}", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Task), (status = 404, body = ErrorBody)))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Task>, ApiError> {
+    Ok(Json(state.engine.task_get(id).await?.into()))
+}
+
+/// Cancels a running task: steps not yet finished become `cancelled`, and
+/// workers holding them learn it at their next heartbeat.
+#[utoipa::path(post, operation_id = "task_cancel", path = "/v1/tasks/{id}/cancel", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    request_body(content = Option<TaskCancel>, description = "Optional"),
+    responses(
+        (status = 200, body = Task),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`task_finished`", body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    OptionalJsonBody(body): OptionalJsonBody<TaskCancel>,
+) -> Result<Json<Task>, ApiError> {
+    let reason = body.unwrap_or_default().reason;
+    Ok(Json(
+        state
+            .engine
+            .task_cancel(id, reason.as_deref())
+            .await?
+            .into(),
+    ))
+}
+
+#[utoipa::path(get, operation_id = "task_steps", path = "/v1/tasks/{id}/steps", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = StepList), (status = 404, body = ErrorBody)))]
+pub async fn steps(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<StepList>, ApiError> {
+    let steps = state.engine.task_steps(id).await?;
+    Ok(Json(StepList {
+        steps: steps.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Every state change of the task and its steps, oldest first.
+#[utoipa::path(get, operation_id = "task_history", path = "/v1/tasks/{id}/history", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = TaskHistory), (status = 404, body = ErrorBody)))]
+pub async fn history(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<TaskHistory>, ApiError> {
+    let transitions = state.engine.task_history(id).await?;
+    Ok(Json(TaskHistory {
+        transitions: transitions.into_iter().map(Into::into).collect(),
+    }))
+}

@@ -1,0 +1,163 @@
+//! The worker plane's worker endpoints: `POST /v1/workers/register` and the
+//! long-poll `POST /v1/workers/{worker_id}/poll`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tasker_store::WorkerRegistration;
+use utoipa::ToSchema;
+
+use crate::dto::{ClaimedStep, ErrorBody, Worker};
+use crate::error::ApiError;
+use crate::extract::{JsonBody, OptionalJsonBody, Path};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct WorkerRegister {
+    /// 1-128 characters, unique per worker process; registering again
+    /// refreshes the record.
+    #[schema(example = "billing-7f9c")]
+    pub worker_id: String,
+    /// Namespaces it polls (at least one).
+    pub namespaces: Vec<String>,
+    /// Handler names it runs (informational). Default none.
+    #[serde(default)]
+    pub handlers: Vec<String>,
+    /// Steps it runs at once. Default 1.
+    #[serde(default = "one")]
+    pub concurrency: u32,
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Registered {
+    pub worker: Worker,
+    /// How long a claimed step stays leased without a heartbeat.
+    pub lease_seconds: u64,
+    /// How often to heartbeat a running step.
+    pub heartbeat_interval_ms: u64,
+    /// The longest `wait_ms` a poll honours.
+    pub max_poll_wait_ms: u64,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct Poll {
+    /// Namespaces to claim from, in order. Default: those the worker
+    /// registered with.
+    #[serde(default)]
+    pub namespaces: Option<Vec<String>>,
+    /// Most steps to claim. Default 1; capped by the server's claim batch.
+    #[serde(default)]
+    pub max: Option<u32>,
+    /// How long to wait for work when none is ready. Default and cap: the
+    /// server's `max_poll_wait_ms`.
+    #[serde(default)]
+    pub wait_ms: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Claimed {
+    /// Empty when nothing became ready before the wait ended.
+    pub steps: Vec<ClaimedStep>,
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/workers/register", post(register))
+        .route("/v1/workers/{worker_id}/poll", post(poll))
+}
+
+/// Records a worker and tells it the lease and heartbeat timings.
+#[utoipa::path(post, operation_id = "worker_register", path = "/v1/workers/register", tag = "workers", security(("bearer" = [])),
+    request_body = WorkerRegister,
+    responses((status = 200, body = Registered), (status = 400, body = ErrorBody)))]
+pub async fn register(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<WorkerRegister>,
+) -> Result<Json<Registered>, ApiError> {
+    let worker = state
+        .engine
+        .worker_register(WorkerRegistration {
+            worker_id: body.worker_id,
+            namespaces: body.namespaces,
+            handlers: body.handlers,
+            concurrency: body.concurrency,
+            version: body.version,
+        })
+        .await?;
+    let engine = state.engine.config();
+    Ok(Json(Registered {
+        worker: worker.into(),
+        lease_seconds: engine.lease_duration.as_secs(),
+        heartbeat_interval_ms: state.config.heartbeat_interval.as_millis() as u64,
+        max_poll_wait_ms: engine.max_poll_wait.as_millis() as u64,
+    }))
+}
+
+/// Long-poll: claims up to `max` ready steps, waiting up to `wait_ms` for
+/// work to arrive; answers as soon as something is claimed, and with no
+/// steps when the wait ends.
+#[utoipa::path(post, operation_id = "worker_poll", path = "/v1/workers/{worker_id}/poll", tag = "workers",
+    security(("bearer" = [])),
+    params(("worker_id" = String, Path)),
+    request_body(content = Option<Poll>, description = "Optional; every field has a default"),
+    responses(
+        (status = 200, body = Claimed),
+        (status = 404, description = "No namespaces given and the worker is not registered", body = ErrorBody),
+        (status = 503, description = "`shutting_down`: poll another node", body = ErrorBody)))]
+pub async fn poll(
+    State(state): State<AppState>,
+    Path(worker_id): Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody<Poll>,
+) -> Result<Json<Claimed>, ApiError> {
+    if state.engine.is_shutting_down() {
+        return Err(ApiError::shutting_down());
+    }
+    let body = body.unwrap_or_default();
+    let max_wait = state.engine.config().max_poll_wait;
+    let wait = body
+        .wait_ms
+        .map_or(max_wait, Duration::from_millis)
+        .min(max_wait);
+    let namespaces = match body.namespaces.filter(|ns| !ns.is_empty()) {
+        Some(namespaces) => namespaces,
+        None => registered_namespaces(&state, &worker_id).await?,
+    };
+    let claimed = state
+        .engine
+        .step_poll(&worker_id, &namespaces, body.max.unwrap_or(1), wait)
+        .await?;
+    let mut per_namespace: BTreeMap<&str, u64> = BTreeMap::new();
+    for step in &claimed {
+        *per_namespace.entry(&step.namespace).or_default() += 1;
+    }
+    for (namespace, count) in per_namespace {
+        state.metrics.steps_claimed(namespace, count);
+    }
+    Ok(Json(Claimed {
+        steps: claimed.into_iter().map(Into::into).collect(),
+    }))
+}
+
+async fn registered_namespaces(state: &AppState, worker_id: &str) -> Result<Vec<String>, ApiError> {
+    let workers = state.engine.worker_list().await?;
+    workers
+        .into_iter()
+        .find(|w| w.worker_id == worker_id)
+        .map(|w| w.namespaces)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "worker {worker_id:?} is not registered (or not heard from recently): \
+                 register it, or name the namespaces to poll"
+            ))
+        })
+}

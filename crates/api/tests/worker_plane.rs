@@ -1,0 +1,465 @@
+//! The worker plane: register, poll, heartbeat, complete and fail, with the
+//! lease fencing that makes stale reports 409; and the manual step
+//! operations retry and resolve.
+
+mod support;
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::*;
+use tasker_engine::EngineConfig;
+
+async fn with_linear() -> TestApp {
+    let app = test_app().await;
+    app.register_yaml(&template("default", "linear", LINEAR))
+        .await
+        .expect(StatusCode::CREATED);
+    app
+}
+
+async fn step_of(app: &TestApp, task: &Value, name: &str) -> Value {
+    let id = task["id"].as_str().unwrap();
+    let steps = app.get(&format!("/v1/tasks/{id}/steps")).await.json();
+    steps["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+        .expect("step")
+}
+
+#[tokio::test]
+async fn register_tells_the_worker_its_timings() {
+    let app = test_app().await;
+    let reply = app.register_worker("worker-1", &["default"]).await;
+    assert_eq!(reply["worker"]["worker_id"], "worker-1");
+    assert_eq!(reply["worker"]["handlers"], json!(["h.a"]));
+    assert_eq!(reply["worker"]["node_id"], "node-a");
+    assert_eq!(reply["lease_seconds"], 30);
+    assert_eq!(reply["heartbeat_interval_ms"], 10_000);
+    assert_eq!(reply["max_poll_wait_ms"], 30_000);
+
+    let reply = app
+        .call(
+            Method::POST,
+            "/v1/workers/register",
+            Some(WORKER),
+            Some(json!({"worker_id": "w", "namespaces": []})),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(reply.error_code(), "invalid");
+    let reply = app
+        .call(
+            Method::POST,
+            "/v1/workers/register",
+            Some(WORKER),
+            Some(json!({"worker_id": "w"})),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(reply.error_code(), "bad_request");
+}
+
+#[tokio::test]
+async fn a_step_runs_from_poll_to_complete() {
+    let app = with_linear().await;
+    let task = app.create_task("default", "linear", json!({"n": 1})).await;
+    app.register_worker("worker-1", &["default"]).await;
+
+    let claimed = app.poll_one("default").await;
+    assert_eq!(claimed["step_name"], "a");
+    assert_eq!(claimed["handler"], "h.a");
+    assert_eq!(claimed["task_id"], task["id"]);
+    assert_eq!(claimed["context"], json!({"n": 1}));
+    assert_eq!(claimed["lease"]["attempt"], 1);
+    assert_eq!(claimed["timeout_ms"], 300_000);
+    assert!(claimed["lease_expires_at"].is_string());
+
+    let beat = app
+        .report(&claimed, "heartbeat", json!({}))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(beat["cancelled"], false);
+    assert!(beat["lease_expires_at"].is_string());
+
+    let done = app
+        .report(&claimed, "complete", json!({"result": {"total": 3}}))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(done, json!({"recorded": "applied"}));
+    // A re-send of the same report is safe.
+    let again = app
+        .report(&claimed, "complete", json!({"result": {"total": 3}}))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(again, json!({"recorded": "duplicate"}));
+
+    // The child is ready with its parent's result.
+    let child = app.poll_one("default").await;
+    assert_eq!(child["step_name"], "b");
+    assert_eq!(child["parent_results"], json!({"a": {"total": 3}}));
+    app.report(&child, "complete", json!({}))
+        .await
+        .expect(StatusCode::OK);
+    let id = task["id"].as_str().unwrap();
+    let task = app.get(&format!("/v1/tasks/{id}")).await.json();
+    assert_eq!(task["state"], "complete");
+}
+
+#[tokio::test]
+async fn stale_leases_are_409_and_change_nothing() {
+    let app = with_linear().await;
+    let task = app.create_task("default", "linear", json!({})).await;
+    let claimed = app.poll_one("default").await;
+
+    let mut forged = claimed.clone();
+    forged["lease"]["token"] = json!("0190b5a0-0000-7000-8000-00000000beef");
+    for action in ["heartbeat", "complete"] {
+        let reply = app
+            .report(&forged, action, json!({}))
+            .await
+            .expect(StatusCode::CONFLICT);
+        assert_eq!(reply.error_code(), "lease_mismatch", "{action}");
+    }
+    let reply = app
+        .report(
+            &forged,
+            "fail",
+            json!({"error_type": "boom", "message": "x"}),
+        )
+        .await
+        .expect(StatusCode::CONFLICT);
+    assert_eq!(reply.error_code(), "lease_mismatch");
+    let mut old_attempt = claimed.clone();
+    old_attempt["lease"]["attempt"] = json!(7);
+    let reply = app
+        .report(&old_attempt, "complete", json!({}))
+        .await
+        .expect(StatusCode::CONFLICT);
+    assert_eq!(reply.error_code(), "lease_mismatch");
+
+    let step = step_of(&app, &task, "a").await;
+    assert_eq!(step["state"], "running");
+    assert_eq!(step["result"], Value::Null);
+
+    let metrics = app.call(Method::GET, "/metrics", None, None).await.text();
+    assert!(
+        metrics.contains("tasker_lease_refusals_total{code=\"lease_mismatch\"} 4"),
+        "{metrics}"
+    );
+
+    // Unknown step, malformed step id, malformed lease token.
+    let missing = "/v1/steps/0190b5a0-0000-7000-8000-000000000000/complete";
+    let lease = json!({"attempt": 1, "token": "0190b5a0-0000-7000-8000-000000000001"});
+    // A lease on a step that does not exist is simply not the current lease.
+    let reply = app
+        .call(Method::POST, missing, Some(WORKER), Some(lease))
+        .await
+        .expect(StatusCode::CONFLICT);
+    assert_eq!(reply.error_code(), "lease_mismatch");
+    let reply = app
+        .call(
+            Method::POST,
+            "/v1/steps/nope/complete",
+            Some(WORKER),
+            Some(json!({})),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(reply.error_code(), "bad_request");
+    let reply = app
+        .report(&claimed, "complete", json!({}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(reply.json()["recorded"], "applied");
+    let mut bad_token = claimed.clone();
+    bad_token["lease"]["token"] = json!("not-a-uuid");
+    let reply = app
+        .report(&bad_token, "heartbeat", json!({}))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(reply.error_code(), "bad_request");
+    // The step is done: its lease no longer lets anyone heartbeat.
+    let reply = app
+        .report(&claimed, "heartbeat", json!({}))
+        .await
+        .expect(StatusCode::CONFLICT);
+    assert_eq!(reply.error_code(), "step_not_running");
+}
+
+#[tokio::test]
+async fn failures_retry_then_fail_and_manual_retry_and_resolve_recover() {
+    let app = test_app().await;
+    let steps = "
+  - { name: a, handler: h.a, retry: { max_attempts: 2, backoff: { initial: 1ms, max: 1ms, jitter: 0 } } }
+  - { name: b, handler: h.b, depends_on: [a] }
+";
+    app.register_yaml(&template("default", "flaky", steps))
+        .await
+        .expect(StatusCode::CREATED);
+    let task = app.create_task("default", "flaky", json!({})).await;
+    let id = task["id"].as_str().unwrap();
+
+    let first = app.poll_one("default").await;
+    let reply = app
+        .report(
+            &first,
+            "fail",
+            json!({"error_type": "io", "message": "disk full", "details": {"disk": "/"}}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(reply.json()["recorded"], "applied");
+    assert_eq!(step_of(&app, &task, "a").await["state"], "retrying");
+
+    // After the backoff the step is delivered again as attempt 2.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = app.poll_one("default").await;
+    assert_eq!(second["lease"]["attempt"], 2);
+    app.report(
+        &second,
+        "fail",
+        json!({"error_type": "io", "message": "still full", "retryable": false}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let step = step_of(&app, &task, "a").await;
+    assert_eq!(step["state"], "failed");
+    assert_eq!(step["error"]["error_type"], "io");
+    assert_eq!(step["error"]["retryable"], false);
+    assert_eq!(
+        app.get(&format!("/v1/tasks/{id}")).await.json()["state"],
+        "failed"
+    );
+
+    // Retry is for failed steps only.
+    let pending = step_of(&app, &task, "b").await;
+    let b_id = pending["id"].as_str().unwrap();
+    let reply = app
+        .call(
+            Method::POST,
+            &format!("/v1/steps/{b_id}/retry"),
+            Some(OPERATOR),
+            None,
+        )
+        .await
+        .expect(StatusCode::CONFLICT);
+    assert_eq!(reply.error_code(), "wrong_state");
+
+    let a_id = step["id"].as_str().unwrap().to_owned();
+    let retried = app
+        .call(
+            Method::POST,
+            &format!("/v1/steps/{a_id}/retry"),
+            Some(OPERATOR),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(retried["state"], "ready");
+    assert_eq!(
+        app.get(&format!("/v1/tasks/{id}")).await.json()["state"],
+        "running"
+    );
+
+    // Fail it for good again, then resolve it by hand: b runs with the result.
+    let third = app.poll_one("default").await;
+    app.report(
+        &third,
+        "fail",
+        json!({"error_type": "io", "message": "x", "retryable": false}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let resolved = app
+        .post(
+            &format!("/v1/steps/{a_id}/resolve"),
+            json!({"result": {"manual": true}}),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(resolved["state"], "resolved");
+    let child = app.poll_one("default").await;
+    assert_eq!(child["step_name"], "b");
+    assert_eq!(child["parent_results"], json!({"a": {"manual": true}}));
+
+    let missing = "/v1/steps/0190b5a0-0000-7000-8000-000000000000";
+    for action in ["retry", "resolve"] {
+        let reply = app
+            .call(
+                Method::POST,
+                &format!("{missing}/{action}"),
+                Some(ADMIN),
+                None,
+            )
+            .await
+            .expect(StatusCode::NOT_FOUND);
+        assert_eq!(reply.error_code(), "not_found");
+    }
+    let metrics = app.call(Method::GET, "/metrics", None, None).await.text();
+    for expected in [
+        "tasker_steps_failed_total{retryable=\"true\",recorded=\"applied\"} 1",
+        "tasker_steps_failed_total{retryable=\"false\",recorded=\"applied\"} 2",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected} in\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn fail_needs_an_error_type() {
+    let app = with_linear().await;
+    app.create_task("default", "linear", json!({})).await;
+    let claimed = app.poll_one("default").await;
+    let reply = app
+        .report(&claimed, "fail", json!({"error_type": "", "message": "x"}))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(reply.error_code(), "invalid");
+    let reply = app
+        .report(&claimed, "fail", json!({"message": "x"}))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(reply.error_code(), "bad_request");
+}
+
+#[tokio::test]
+async fn cancellation_reaches_the_worker_through_heartbeats() {
+    let app = with_linear().await;
+    let task = app.create_task("default", "linear", json!({})).await;
+    let claimed = app.poll_one("default").await;
+    let id = task["id"].as_str().unwrap();
+    app.post(&format!("/v1/tasks/{id}/cancel"), json!({"reason": "stop"}))
+        .await
+        .expect(StatusCode::OK);
+    let beat = app
+        .report(&claimed, "heartbeat", json!({}))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(beat, json!({"lease_expires_at": null, "cancelled": true}));
+    let reply = app
+        .report(&claimed, "complete", json!({"result": 1}))
+        .await
+        .expect(StatusCode::CONFLICT);
+    assert_eq!(reply.error_code(), "task_cancelled");
+}
+
+#[tokio::test]
+async fn an_attempt_past_its_timeout_is_told_so_at_heartbeat() {
+    let app = test_app().await;
+    app.register_yaml(&template(
+        "default",
+        "slow",
+        "  - { name: a, handler: h.a, timeout: 300ms }\n",
+    ))
+    .await
+    .expect(StatusCode::CREATED);
+    let task = app.create_task("default", "slow", json!({})).await;
+    let claimed = app.poll_one("default").await;
+    assert_eq!(claimed["timeout_ms"], 300);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let reply = app
+        .report(&claimed, "heartbeat", json!({}))
+        .await
+        .expect(StatusCode::CONFLICT);
+    assert_eq!(reply.error_code(), "step_timed_out");
+    let step = step_of(&app, &task, "a").await;
+    assert_eq!(step["error"]["error_type"], "timeout");
+}
+
+#[tokio::test]
+async fn poll_defaults_to_the_registered_namespaces() {
+    let app = test_app().await;
+    app.post("/v1/namespaces", json!({"name": "billing"}))
+        .await
+        .expect(StatusCode::CREATED);
+    app.register_yaml(&template(
+        "billing",
+        "charge",
+        "  - { name: a, handler: h.a }\n",
+    ))
+    .await
+    .expect(StatusCode::CREATED);
+    app.create_task("billing", "charge", json!({})).await;
+    app.register_worker("biller", &["billing"]).await;
+    let reply = app
+        .call(
+            Method::POST,
+            "/v1/workers/biller/poll",
+            Some(WORKER),
+            Some(json!({"wait_ms": 0})),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(reply["steps"].as_array().unwrap().len(), 1);
+    assert_eq!(reply["steps"][0]["namespace"], "billing");
+
+    // No body at all: every field defaults (here nothing is left, so the
+    // poll waits, bounded by the engine's max wait, not asserted here).
+    let reply = app
+        .call(
+            Method::POST,
+            "/v1/workers/stranger/poll",
+            Some(WORKER),
+            None,
+        )
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    assert_eq!(reply.error_code(), "not_found");
+}
+
+#[tokio::test]
+async fn poll_claims_up_to_max_and_returns_empty_at_the_deadline() {
+    let app = with_linear().await;
+    for _ in 0..3 {
+        app.create_task("default", "linear", json!({})).await;
+    }
+    assert_eq!(app.poll("worker-1", &["default"], 2).await.len(), 2);
+    assert_eq!(app.poll("worker-1", &["default"], 5).await.len(), 1);
+    let started = std::time::Instant::now();
+    let reply = app
+        .call(
+            Method::POST,
+            "/v1/workers/worker-1/poll",
+            Some(WORKER),
+            Some(json!({"namespaces": ["default"], "wait_ms": 300})),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(reply, json!({"steps": []}));
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_node_shutting_down_refuses_new_polls() {
+    let app = test_app_with(EngineConfig::default(), |_| {}).await;
+    app.state.engine.begin_shutdown();
+    let reply = app
+        .call(
+            Method::POST,
+            "/v1/workers/w/poll",
+            Some(WORKER),
+            Some(json!({"namespaces": ["default"]})),
+        )
+        .await
+        .expect(StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.error_code(), "shutting_down");
+}
