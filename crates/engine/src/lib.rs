@@ -373,6 +373,12 @@ impl Engine {
         Ok(self.store.step_fail(StepFailure { lease, error }).await?)
     }
 
+    /// Gives a leased step back unfinished (a worker shutting down): it is
+    /// delivered again at once without counting the attempt.
+    pub async fn step_release(&self, lease: &Lease) -> Result<()> {
+        Ok(self.store.step_release(lease).await?)
+    }
+
     pub async fn step_retry(&self, step_id: Uuid) -> Result<Step> {
         Ok(self.store.step_retry(step_id).await?)
     }

@@ -239,3 +239,30 @@ async fn a_lease_taken_on_one_node_is_heartbeated_and_completed_on_another() {
     let completion = history.iter().find(|t| t.to_state == "complete").unwrap();
     assert_eq!(completion.node_id.as_deref(), Some("node-b"));
 }
+
+#[tokio::test]
+async fn a_released_step_is_delivered_again_at_once_without_counting_the_attempt() {
+    let h = harness().await;
+    h.register(&template("default", "linear", LINEAR)).await;
+    let task = h.create("default", "linear", json!({})).await;
+    let a = h.claim_one("default").await;
+    assert_eq!(a.lease.attempt, 1);
+    h.engine.step_release(&a.lease).await.unwrap();
+    // The old lease is dead.
+    let err = h.engine.step_complete(a.lease, json!(1)).await.unwrap_err();
+    assert_eq!(err.code(), "lease_mismatch");
+    let again = h.claim_one("default").await;
+    assert_eq!(again.lease.step_id, a.lease.step_id);
+    assert_eq!(
+        again.lease.attempt, 1,
+        "the released attempt was not counted"
+    );
+    assert_ne!(again.lease.token, a.lease.token);
+    h.engine.step_complete(again.lease, json!(1)).await.unwrap();
+    let history = h.engine.task_history(task.id).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|t| t.reason.as_deref() == Some("released by its worker"))
+    );
+}

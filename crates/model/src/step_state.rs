@@ -4,7 +4,8 @@
 //! ```text
 //!   pending ──Release──▶ ready ──Claim──▶ running ──Complete──▶ complete
 //!      │                  ▲  ▲               │
-//!      │                  │  └─LeaseExpired──┤ (attempts left)
+//!      │                  │  ├─LeaseExpired──┤ (attempts left)
+//!      │                  │  └─Relinquish────┤
 //!      │                  │                  ├──Fail(retry)──▶ retrying ──RetryDue──▶ ready
 //!      │                  │                  └──Fail(final)──▶ failed
 //!      │                  └──────────ManualRetry───────────────────┘
@@ -112,6 +113,9 @@ pub enum StepEvent {
     LeaseExpired {
         retry: bool,
     },
+    /// The lease holder gave the step back unfinished (e.g. shutting down);
+    /// it is delivered again at once and the attempt is not counted.
+    Relinquish,
     /// The backoff of a retrying step has elapsed.
     RetryDue,
     Cancel,
@@ -129,6 +133,8 @@ pub enum StepEffect {
     Enqueue,
     /// Keep the message but hide it until the retry backoff has elapsed.
     ScheduleRetry,
+    /// Make the step's message visible now.
+    MakeVisible,
     /// Delete the step's queue message.
     DeleteMessage,
     /// Make children whose parents are all done ready.
@@ -163,6 +169,7 @@ pub fn apply(
         (S::Running, E::LeaseExpired { retry: false }) => {
             (S::Failed, &[DeleteMessage, EvaluateTask])
         }
+        (S::Running, E::Relinquish) => (S::Ready, &[MakeVisible]),
         (S::Retrying, E::RetryDue) => (S::Ready, &[]),
         (S::Pending, E::Cancel) => (S::Cancelled, &[]),
         (S::Ready | S::Running | S::Retrying, E::Cancel) => (S::Cancelled, &[DeleteMessage]),
@@ -177,7 +184,7 @@ pub fn apply(
 mod tests {
     use super::*;
 
-    const EVENTS: [StepEvent; 11] = [
+    const EVENTS: [StepEvent; 12] = [
         StepEvent::Release,
         StepEvent::Claim,
         StepEvent::Complete,
@@ -185,6 +192,7 @@ mod tests {
         StepEvent::Fail { retry: false },
         StepEvent::LeaseExpired { retry: true },
         StepEvent::LeaseExpired { retry: false },
+        StepEvent::Relinquish,
         StepEvent::RetryDue,
         StepEvent::Cancel,
         StepEvent::ManualRetry,
@@ -203,6 +211,7 @@ mod tests {
             (S::Running, E::Fail { retry: false }) => S::Failed,
             (S::Running, E::LeaseExpired { retry: true }) => S::Ready,
             (S::Running, E::LeaseExpired { retry: false }) => S::Failed,
+            (S::Running, E::Relinquish) => S::Ready,
             (S::Retrying, E::RetryDue) => S::Ready,
             (S::Pending | S::Ready | S::Running | S::Retrying, E::Cancel) => S::Cancelled,
             (S::Failed, E::ManualRetry) => S::Ready,
@@ -226,7 +235,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(legal, 15);
+        assert_eq!(legal, 16);
     }
 
     #[test]

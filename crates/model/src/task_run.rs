@@ -383,6 +383,28 @@ impl<'t> TaskRun<'t> {
         Ok(Recorded::Applied)
     }
 
+    /// The lease holder hands the step back unfinished: it becomes ready and
+    /// visible at once, and the attempt it used is given back.
+    pub fn release(&mut self, lease: &Lease, now: Timestamp) -> Result<(), LeaseError> {
+        let index = self.current_lease(lease, StepState::Complete, now)?;
+        if self.steps[index].state != StepState::Running {
+            return Err(LeaseError::StepNotRunning);
+        }
+        let step = &mut self.steps[index];
+        step.lease_expires_at = None;
+        step.attempt -= 1;
+        step.started_at = None;
+        self.step_event(
+            index,
+            StepEvent::Relinquish,
+            Some("released by its worker"),
+            now,
+        );
+        // Nobody holds the step now; the old token must not match a new claim.
+        self.steps[index].lease_token = None;
+        Ok(())
+    }
+
     /// Records the lease holder's failure; retries when the error is
     /// retryable and the template allows another attempt.
     pub fn fail(
@@ -558,6 +580,11 @@ impl<'t> TaskRun<'t> {
                     let step = &self.steps[index];
                     if let (Some(msg_id), Some(at)) = (step.msg_id, step.retry_at) {
                         self.plan.set_visibility.push((msg_id, at));
+                    }
+                }
+                StepEffect::MakeVisible => {
+                    if let Some(msg_id) = self.steps[index].msg_id {
+                        self.plan.set_visibility.push((msg_id, now));
                     }
                 }
                 StepEffect::DeleteMessage => {

@@ -226,6 +226,10 @@ impl Store for PgStore {
         steps::fail(self, params).await
     }
 
+    async fn step_release(&self, lease: &Lease) -> Result<()> {
+        steps::release(self, lease).await
+    }
+
     async fn step_retry(&self, step_id: Uuid) -> Result<Step> {
         steps::retry(self, step_id).await
     }

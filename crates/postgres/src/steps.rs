@@ -238,6 +238,14 @@ pub async fn fail(store: &PgStore, params: StepFailure) -> Result<Recorded> {
     .map_err(lease_not_found)
 }
 
+pub async fn release(store: &PgStore, lease: &Lease) -> Result<()> {
+    with_step_task(store, lease.step_id, |run, _, now| {
+        Ok(run.release(lease, now)?)
+    })
+    .await
+    .map_err(lease_not_found)
+}
+
 /// A lease for a step that does not exist is simply not the current lease.
 fn lease_not_found(error: Error) -> Error {
     match error {

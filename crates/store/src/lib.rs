@@ -66,6 +66,9 @@ pub trait Store: Send + Sync + 'static {
     /// accepted items commit in one transaction.
     async fn step_complete(&self, items: Vec<StepCompletion>) -> Result<Vec<Result<Recorded>>>;
     async fn step_fail(&self, params: StepFailure) -> Result<Recorded>;
+    /// The lease holder gives the step back unfinished; it is delivered
+    /// again at once and the attempt is not counted.
+    async fn step_release(&self, lease: &Lease) -> Result<()>;
     async fn step_retry(&self, step_id: Uuid) -> Result<Step>;
     async fn step_resolve(&self, step_id: Uuid, result: Option<serde_json::Value>) -> Result<Step>;
 
