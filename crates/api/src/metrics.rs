@@ -244,7 +244,9 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(scrape))
 }
 
-/// Prometheus text format.
+/// Prometheus metrics of this node.
+///
+/// Text exposition format; see the metrics list in the API reference.
 #[utoipa::path(get, operation_id = "metrics", path = "/metrics", tag = "probes",
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String)))]
 pub async fn scrape(State(state): State<AppState>) -> Response {

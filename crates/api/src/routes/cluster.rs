@@ -26,7 +26,10 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/cluster", get(cluster))
 }
 
-/// This node's id and version, and the live workers.
+/// This node and the live workers.
+///
+/// The answering node's id, version and uptime, and the workers heard from
+/// within the liveness window.
 #[utoipa::path(get, operation_id = "cluster_get", path = "/v1/cluster", tag = "cluster", security(("bearer" = [])),
     responses((status = 200, body = Cluster), (status = 401, body = crate::dto::ErrorBody)))]
 pub async fn cluster(State(state): State<AppState>) -> Result<Json<Cluster>, ApiError> {

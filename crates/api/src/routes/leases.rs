@@ -98,7 +98,9 @@ fn refused(state: &AppState, error: tasker_engine::Error) -> ApiError {
     error
 }
 
-/// Extends the lease; says whether the task was cancelled.
+/// Extend a lease.
+///
+/// Extends the lease of a running step and says whether its task was cancelled.
 #[utoipa::path(post, operation_id = "step_heartbeat", path = "/v1/steps/{id}/heartbeat", tag = "leases", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Step id")),
     request_body = Heartbeat,
@@ -140,8 +142,10 @@ pub async fn heartbeat(
     }
 }
 
-/// Records the step's result; ready children are dispatched and the task
-/// finalized in the same transaction.
+/// Report a step's result.
+///
+/// Ready children are dispatched and the task finalized in the same
+/// transaction.
 #[utoipa::path(post, operation_id = "step_complete", path = "/v1/steps/{id}/complete", tag = "leases", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Step id")),
     request_body = Complete,
@@ -168,9 +172,10 @@ pub async fn complete(
     Ok(Json(recorded.into()))
 }
 
-/// Records a failed attempt: retried after the backoff when `retryable` and
-/// attempts remain, else the step fails (and the task, when nothing else
-/// can run).
+/// Report a failed attempt.
+///
+/// Retried after the backoff when `retryable` and attempts remain; otherwise
+/// the step fails, and the task with it when nothing else can run.
 #[utoipa::path(post, operation_id = "step_fail", path = "/v1/steps/{id}/fail", tag = "leases", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Step id")),
     request_body = Fail,

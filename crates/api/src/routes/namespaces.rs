@@ -28,7 +28,10 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/namespaces", post(create).get(list))
 }
 
-/// Creates a namespace and its queue; an existing one is returned as it is.
+/// Create a namespace.
+///
+/// Creates the namespace and its queue; an existing one is returned as it is
+/// (200).
 #[utoipa::path(post, operation_id = "namespace_create", path = "/v1/namespaces", tag = "namespaces", security(("bearer" = [])),
     request_body = NamespaceCreate,
     responses(
@@ -48,6 +51,7 @@ pub async fn create(
     Ok((status, Json(namespace.into())))
 }
 
+/// List namespaces.
 #[utoipa::path(get, operation_id = "namespace_list", path = "/v1/namespaces", tag = "namespaces", security(("bearer" = [])),
     responses((status = 200, body = NamespaceList)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<NamespaceList>, ApiError> {

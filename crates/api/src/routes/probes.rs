@@ -65,6 +65,8 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
     (status, Json(body))
 }
 
+/// Whether this node should receive traffic.
+///
 /// Migrations applied, queues installed, default namespace present, and not
 /// shutting down.
 #[utoipa::path(get, operation_id = "ready", path = "/ready", tag = "probes", responses(

@@ -27,8 +27,10 @@ pub fn router() -> Router<AppState> {
         .route("/v1/steps/{id}/resolve", post(resolve))
 }
 
-/// Runs a failed step again with a fresh attempt budget (a failed task runs
-/// again too).
+/// Retry a failed step.
+///
+/// The step runs again with a fresh attempt budget; a failed task runs again
+/// too.
 #[utoipa::path(post, operation_id = "step_retry", path = "/v1/steps/{id}/retry", tag = "steps", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses(
@@ -42,8 +44,10 @@ pub async fn retry(
     Ok(Json(state.engine.step_retry(id).await?.into()))
 }
 
-/// Marks a failed or pending step `resolved`: it counts as complete for its
-/// dependents.
+/// Resolve a step by hand.
+///
+/// A failed or pending step becomes `resolved`: it counts as complete for its
+/// dependents, which receive `result`.
 #[utoipa::path(post, operation_id = "step_resolve", path = "/v1/steps/{id}/resolve", tag = "steps", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     request_body(content = Option<StepResolve>, description = "Optional"),

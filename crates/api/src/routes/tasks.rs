@@ -94,7 +94,12 @@ pub fn router() -> Router<AppState> {
         .route("/v1/tasks/{id}/history", get(history))
 }
 
-/// Creates a task of a template; its root steps are ready at once.
+/// Create a task.
+///
+/// Creates a task of a template after checking its context against the
+/// template's schema; its root steps are ready at once. With an
+/// `idempotency_key` that already named a task in the namespace, returns that
+/// task (200) and creates nothing.
 #[utoipa::path(post, operation_id = "task_create", path = "/v1/tasks", tag = "tasks", security(("bearer" = [])),
     request_body = TaskCreate,
     responses(
@@ -130,6 +135,8 @@ pub async fn create(
     Ok((status, Json(task.into())))
 }
 
+/// List tasks.
+///
 /// Newest first, filtered, with cursor pagination.
 #[utoipa::path(get, operation_id = "task_list", path = "/v1/tasks", tag = "tasks", security(("bearer" = [])),
     params(TaskListQuery),
@@ -161,6 +168,7 @@ pub async fn list(
     }))
 }
 
+/// Get a task.
 #[utoipa::path(get, operation_id = "task_get", path = "/v1/tasks/{id}", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = Task), (status = 404, body = ErrorBody)))]
@@ -171,8 +179,10 @@ pub async fn get_one(
     Ok(Json(state.engine.task_get(id).await?.into()))
 }
 
-/// Cancels a running task: steps not yet finished become `cancelled`, and
-/// workers holding them learn it at their next heartbeat.
+/// Cancel a task.
+///
+/// Steps not yet finished become `cancelled`; workers holding them learn it at
+/// their next heartbeat, and their results are refused.
 #[utoipa::path(post, operation_id = "task_cancel", path = "/v1/tasks/{id}/cancel", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     request_body(content = Option<TaskCancel>, description = "Optional"),
@@ -195,6 +205,7 @@ pub async fn cancel(
     ))
 }
 
+/// The steps of a task.
 #[utoipa::path(get, operation_id = "task_steps", path = "/v1/tasks/{id}/steps", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = StepList), (status = 404, body = ErrorBody)))]
@@ -208,6 +219,8 @@ pub async fn steps(
     }))
 }
 
+/// The history of a task.
+///
 /// Every state change of the task and its steps, oldest first.
 #[utoipa::path(get, operation_id = "task_history", path = "/v1/tasks/{id}/history", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path)),

@@ -43,10 +43,12 @@ pub fn router() -> Router<AppState> {
         .route("/v1/templates/{namespace}/{name}", get(get_one))
 }
 
-/// Registers a template. The body is YAML when `Content-Type` is
-/// `application/yaml`, `text/yaml` or `application/x-yaml`, and the JSON form
-/// of the template otherwise. Identical content under the same
-/// `namespace/name@version` is a no-op (200); different content is 409.
+/// Register a template.
+///
+/// The body is YAML when `Content-Type` is `application/yaml`, `text/yaml` or
+/// `application/x-yaml`, and the JSON form of the template otherwise. Identical
+/// content under the same `namespace/name@version` is a no-op (200); different
+/// content is 409 `template_conflict`.
 #[utoipa::path(post, operation_id = "template_register", path = "/v1/templates", tag = "templates", security(("bearer" = [])),
     request_body(description = "The template, as YAML or as JSON", content(
         (Object = "application/json"),
@@ -80,6 +82,7 @@ pub async fn register(
     Ok((status, Json(record.into())))
 }
 
+/// List templates.
 #[utoipa::path(get, operation_id = "template_list", path = "/v1/templates", tag = "templates", security(("bearer" = [])),
     params(TemplateListQuery),
     responses((status = 200, body = TemplateList)))]
@@ -94,6 +97,9 @@ pub async fn list(
     }))
 }
 
+/// Get a template.
+///
+/// The given `version`, or the most recently registered one.
 #[utoipa::path(get, operation_id = "template_get", path = "/v1/templates/{namespace}/{name}", tag = "templates",
     security(("bearer" = [])),
     params(

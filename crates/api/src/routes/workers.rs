@@ -76,7 +76,9 @@ pub fn router() -> Router<AppState> {
         .route("/v1/workers/{worker_id}/poll", post(poll))
 }
 
-/// Records a worker and tells it the lease and heartbeat timings.
+/// Register a worker.
+///
+/// Records the worker and tells it the lease and heartbeat timings.
 #[utoipa::path(post, operation_id = "worker_register", path = "/v1/workers/register", tag = "workers", security(("bearer" = [])),
     request_body = WorkerRegister,
     responses((status = 200, body = Registered), (status = 400, body = ErrorBody)))]
@@ -103,9 +105,11 @@ pub async fn register(
     }))
 }
 
-/// Long-poll: claims up to `max` ready steps, waiting up to `wait_ms` for
-/// work to arrive; answers as soon as something is claimed, and with no
-/// steps when the wait ends.
+/// Long-poll for steps.
+///
+/// Claims up to `max` ready steps, waiting up to `wait_ms` for work to arrive;
+/// answers as soon as something is claimed, and with no steps when the wait
+/// ends or the node begins shutting down.
 #[utoipa::path(post, operation_id = "worker_poll", path = "/v1/workers/{worker_id}/poll", tag = "workers",
     security(("bearer" = [])),
     params(("worker_id" = String, Path)),
