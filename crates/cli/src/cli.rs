@@ -1,0 +1,406 @@
+//! The command line: every command, argument and flag, as clap parses them.
+//! Nothing here does anything; `commands` carries each one out.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tasker_model::TaskState;
+use uuid::Uuid;
+
+use crate::config::{Flag, Layers, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tasker",
+    version,
+    about = "Tasker: workflow orchestration on PostgreSQL.",
+    long_about = "Tasker: workflow orchestration on PostgreSQL.\n\n\
+        Run a server node with `tasker server`; manage namespaces, templates and tasks \
+        through any node with the other commands.",
+    after_help = "Exit codes: 0 ok, 1 operation or task failed, 2 usage or invalid input, \
+        3 server (or database) unreachable, 4 not found, 5 conflict."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a server node: migrate, then serve the HTTP API until SIGTERM or ctrl-c.
+    Server(ServerArgs),
+    /// Apply the database migrations and exit.
+    Migrate(MigrateArgs),
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Create and list namespaces.
+    Namespace {
+        #[command(subcommand)]
+        action: NamespaceAction,
+    },
+    /// Register, validate and list templates.
+    Template {
+        #[command(subcommand)]
+        action: TemplateAction,
+    },
+    /// Create, inspect, list, cancel and watch tasks.
+    Task {
+        #[command(subcommand)]
+        action: TaskAction,
+    },
+    /// Retry or resolve a step by hand.
+    Step {
+        #[command(subcommand)]
+        action: StepAction,
+    },
+    /// Run a worker.
+    Worker {
+        #[command(subcommand)]
+        action: WorkerAction,
+    },
+}
+
+/// Where the configuration file is.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigFile {
+    /// Configuration file (TOML). Without it: built-in defaults, then the
+    /// TASKER_<SECTION>_<KEY> environment variables.
+    #[arg(long, env = "TASKER_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+/// The flags that override configuration keys, for the server and for
+/// `config show` (which shows what the server would run with).
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    pub file: ConfigFile,
+    /// Address to listen on, host:port [config: server.listen].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// This node's id [config: server.node_id].
+    #[arg(long, value_name = "ID")]
+    pub node_id: Option<String>,
+    /// PostgreSQL URL [config: database.url].
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Log filter, e.g. info or info,tasker_engine=debug [config: log.level].
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Log format [config: log.format].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+impl ServerArgs {
+    pub fn layers(&self) -> Layers {
+        let mut flags = Vec::new();
+        let mut text = |key, flag, value: &Option<String>| {
+            if let Some(value) = value {
+                flags.push(Flag {
+                    key,
+                    flag,
+                    value: value.clone().into(),
+                });
+            }
+        };
+        text("server.listen", "--listen", &self.listen);
+        text("server.node_id", "--node-id", &self.node_id);
+        text("database.url", "--database-url", &self.database_url);
+        text("log.level", "--log-level", &self.log_level);
+        let format = self.log_format.map(|f| match f {
+            LogFormat::Text => "text".to_owned(),
+            LogFormat::Json => "json".to_owned(),
+        });
+        text("log.format", "--log-format", &format);
+        Layers::from_process(self.file.config.clone(), flags)
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub file: ConfigFile,
+    /// PostgreSQL URL [config: database.url].
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+impl MigrateArgs {
+    pub fn layers(&self) -> Layers {
+        let flags = self
+            .database_url
+            .iter()
+            .map(|url| Flag {
+                key: "database.url",
+                flag: "--database-url",
+                value: url.clone().into(),
+            })
+            .collect();
+        Layers::from_process(self.file.config.clone(), flags)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Print the effective configuration (tokens and passwords redacted);
+    /// exits 2 when it is not valid.
+    Show {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long, short, value_enum, default_value_t = ConfigOutput::Toml)]
+        output: ConfigOutput,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConfigOutput {
+    Toml,
+    Json,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Tables and sentences for people.
+    Text,
+    /// JSON for scripts: the API's records as they are.
+    Json,
+}
+
+/// How to reach a server.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Server URL.
+    #[arg(
+        long,
+        env = "TASKER_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        value_name = "URL"
+    )]
+    pub server: String,
+    /// Bearer token.
+    #[arg(
+        long,
+        env = "TASKER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NamespaceAction {
+    /// Create a namespace (no-op if it exists).
+    Create {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List namespaces.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateAction {
+    /// Register templates from YAML files (re-registering identical content is a no-op).
+    Register {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Check template files offline and print every problem with its path;
+    /// exits 1 when any is invalid.
+    Validate {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[arg(long, short, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// List registered templates.
+    List {
+        /// Only this namespace's templates.
+        #[arg(long)]
+        namespace: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskAction {
+    /// Start a task of <namespace>/<template>[@version].
+    Create {
+        /// The template; without @version the newest, without a namespace
+        /// the default namespace.
+        #[arg(value_name = "NAMESPACE/TEMPLATE[@VERSION]")]
+        template: String,
+        /// The task's context, as JSON.
+        #[arg(long, value_name = "JSON", conflicts_with = "context_file")]
+        context: Option<String>,
+        /// Read the context from a JSON file (`-` for standard input).
+        #[arg(long, value_name = "FILE")]
+        context_file: Option<PathBuf>,
+        /// Creating again with the same key returns the existing task.
+        #[arg(long, value_name = "KEY")]
+        idempotency_key: Option<String>,
+        /// A tag; repeat for several.
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show a task and its steps.
+    Get {
+        id: Uuid,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List tasks, newest first.
+    List {
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Template name.
+        #[arg(long)]
+        template: Option<String>,
+        #[arg(long, value_parser = parse_task_state)]
+        state: Option<TaskState>,
+        /// Page size (the server caps it).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Continue from a previous page's next cursor.
+        #[arg(long)]
+        cursor: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Cancel a running task.
+    Cancel {
+        id: Uuid,
+        /// Recorded in the task's history.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Follow a task's steps until it finishes; exits 0 when it completes,
+    /// 1 when it fails or is cancelled.
+    Watch {
+        id: Uuid,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+fn parse_task_state(text: &str) -> Result<TaskState, String> {
+    text.parse::<TaskState>().map_err(|e| {
+        let all: Vec<_> = TaskState::ALL.iter().map(|s| s.as_str()).collect();
+        format!("{e}; use one of {}", all.join(", "))
+    })
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StepAction {
+    /// Run a failed step again with a fresh attempt budget.
+    Retry {
+        step_id: Uuid,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Mark a failed or pending step resolved, so its dependents run.
+    Resolve {
+        step_id: Uuid,
+        /// The result its dependents see, as JSON.
+        #[arg(long, value_name = "JSON")]
+        result: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkerAction {
+    /// Run the handlers of the example templates until SIGTERM or ctrl-c.
+    Example {
+        /// Namespace to take steps from; repeat for several. Default: the
+        /// example templates' namespaces, examples and orders.
+        #[arg(long = "namespace", value_name = "NAME")]
+        namespaces: Vec<String>,
+        /// Most steps run at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// This worker's id. Default: <hostname>-<pid>.
+        #[arg(long, value_name = "ID")]
+        worker_id: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn server_flags_become_configuration_flags() {
+        let cli = Cli::try_parse_from([
+            "tasker",
+            "server",
+            "--listen",
+            "0.0.0.0:9999",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+        let Command::Server(args) = cli.command else {
+            panic!("server")
+        };
+        let layers = args.layers();
+        let keys: Vec<_> = layers.flags.iter().map(|f| f.key).collect();
+        assert_eq!(keys, ["server.listen", "log.format"]);
+        let mut layers = layers;
+        layers.env.clear();
+        let config = layers.load().unwrap();
+        assert_eq!(config.server.listen, "0.0.0.0:9999");
+        assert_eq!(config.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn task_states_are_checked_when_parsing() {
+        let err = Cli::try_parse_from(["tasker", "task", "list", "--state", "done"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("running"));
+    }
+
+    #[test]
+    fn context_and_context_file_exclude_each_other() {
+        let err = Cli::try_parse_from([
+            "tasker",
+            "task",
+            "create",
+            "a/b",
+            "--context",
+            "{}",
+            "--context-file",
+            "x.json",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+}

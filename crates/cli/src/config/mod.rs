@@ -1,0 +1,326 @@
+//! The server's configuration: one TOML file, layered.
+//!
+//! ```text
+//!  built-in defaults ─▶ file (--config / TASKER_CONFIG) ─▶ TASKER_<SECTION>_<KEY> ─▶ flags
+//!                         later layers override earlier ones, key by key
+//! ```
+//!
+//! Every field has an effect and a documented default (docs/configuration.md
+//! lists them; a test keeps [`fields::FIELDS`] and the structs in step).
+//! Nothing here may accept a key it does not know or a value it would later
+//! ignore: an unknown key, a value of the wrong type and a value out of range
+//! are all errors that name the key.
+
+mod fields;
+mod load;
+mod validate;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tasker_model::HumanDuration;
+
+pub use load::{Error, Flag, Layers};
+
+/// The whole configuration, as the server runs with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub engine: EngineSection,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+}
+
+/// `[server]`: the HTTP listener and this node's identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the HTTP server binds, `host:port`. Default `127.0.0.1:8080`.
+    pub listen: String,
+    /// This node's name in transitions, worker records and `/v1/cluster`.
+    /// Default `<hostname>-<pid>`.
+    pub node_id: String,
+    /// Largest request body accepted, in bytes; must exceed
+    /// `engine.max_payload_bytes` to leave room for the envelope. Default 2 MiB.
+    pub max_body_bytes: usize,
+    /// After SIGTERM/ctrl-c, how long in-flight requests may take to finish
+    /// before the server exits anyway. Default `10s`.
+    pub shutdown_grace: HumanDuration,
+}
+
+/// `[database]`: the PostgreSQL connection pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Connection URL. Default `postgres://postgres@127.0.0.1:5432/tasker`.
+    pub url: String,
+    /// Most connections the pool opens. Default 16.
+    pub max_connections: u32,
+    /// Connections the pool keeps open when idle. Default 1.
+    pub min_connections: u32,
+    /// Longest wait for a free connection before a request fails. Default `10s`.
+    pub acquire_timeout: HumanDuration,
+}
+
+/// `[engine]`: leases, payload limits and long-polling (see
+/// [`tasker_engine::EngineConfig`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    /// How long a claimed step stays leased without a heartbeat; whole
+    /// seconds. Default `30s`.
+    pub lease_duration: HumanDuration,
+    /// Largest task context, step result or error details, in bytes of JSON.
+    /// Default 1 MiB.
+    pub max_payload_bytes: usize,
+    /// Most steps one poll may claim. Default 100.
+    pub max_claim_batch: u32,
+    /// How often a waiting long-poll looks for work without a notification.
+    /// Default `1s`.
+    pub poll_recheck_interval: HumanDuration,
+    /// Longest a worker's long-poll may wait. Default `30s`.
+    pub max_poll_wait: HumanDuration,
+    /// A worker not heard from for this long is no longer listed. Default `60s`.
+    pub worker_liveness: HumanDuration,
+}
+
+/// `[auth]`: bearer tokens per role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Require a bearer token on every non-probe endpoint. Default `true`;
+    /// turning it off is for local development only.
+    pub enabled: bool,
+    /// Tokens that may use every endpoint. Default none.
+    pub admin_tokens: Vec<String>,
+    /// Tokens for namespaces, templates, tasks and steps. Default none.
+    pub operator_tokens: Vec<String>,
+    /// Tokens for the worker plane only. Default none.
+    pub worker_tokens: Vec<String>,
+}
+
+/// `[log]`: what the server logs and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter: a level (`info`) or directives
+    /// (`info,tasker_engine=debug`). Default `info`.
+    pub level: String,
+    /// `text` for people, `json` for log collectors. Default `text`.
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+const MIB: usize = 1024 * 1024;
+
+fn secs(s: u64) -> HumanDuration {
+    HumanDuration(Duration::from_secs(s))
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let engine = tasker_engine::EngineConfig::default();
+        let pool = tasker_postgres::PoolConfig::default();
+        Self {
+            server: ServerConfig {
+                listen: "127.0.0.1:8080".into(),
+                node_id: default_node_id(),
+                max_body_bytes: 2 * MIB,
+                shutdown_grace: secs(10),
+            },
+            database: DatabaseConfig {
+                url: "postgres://postgres@127.0.0.1:5432/tasker".into(),
+                max_connections: pool.max_connections,
+                min_connections: pool.min_connections,
+                acquire_timeout: HumanDuration(pool.acquire_timeout),
+            },
+            engine: EngineSection {
+                lease_duration: HumanDuration(engine.lease_duration),
+                max_payload_bytes: engine.max_payload_bytes,
+                max_claim_batch: engine.max_claim_batch,
+                poll_recheck_interval: HumanDuration(engine.poll_recheck_interval),
+                max_poll_wait: HumanDuration(engine.max_poll_wait),
+                worker_liveness: HumanDuration(engine.worker_liveness),
+            },
+            auth: AuthConfig {
+                enabled: true,
+                admin_tokens: Vec::new(),
+                operator_tokens: Vec::new(),
+                worker_tokens: Vec::new(),
+            },
+            log: LogConfig {
+                level: "info".into(),
+                format: LogFormat::Text,
+            },
+        }
+    }
+}
+
+/// `<hostname>-<pid>`: unique among the nodes of a cluster and readable in
+/// transitions. Falls back to a random name where the hostname is unknown.
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty());
+    match host {
+        Some(host) => format!("{host}-{}", std::process::id()),
+        None => format!("node-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+    }
+}
+
+impl Config {
+    /// The engine's settings.
+    pub fn engine_config(&self) -> tasker_engine::EngineConfig {
+        let e = &self.engine;
+        tasker_engine::EngineConfig {
+            lease_duration: e.lease_duration.as_duration(),
+            max_payload_bytes: e.max_payload_bytes,
+            max_claim_batch: e.max_claim_batch,
+            poll_recheck_interval: e.poll_recheck_interval.as_duration(),
+            max_poll_wait: e.max_poll_wait.as_duration(),
+            worker_liveness: e.worker_liveness.as_duration(),
+        }
+    }
+
+    /// The connection pool's settings.
+    pub fn pool_config(&self) -> tasker_postgres::PoolConfig {
+        let d = &self.database;
+        tasker_postgres::PoolConfig {
+            max_connections: d.max_connections,
+            min_connections: d.min_connections,
+            acquire_timeout: d.acquire_timeout.as_duration(),
+        }
+    }
+
+    /// A copy safe to print: tokens and the database password replaced.
+    pub fn redacted(&self) -> Config {
+        const HIDDEN: &str = "<redacted>";
+        let mut copy = self.clone();
+        for tokens in [
+            &mut copy.auth.admin_tokens,
+            &mut copy.auth.operator_tokens,
+            &mut copy.auth.worker_tokens,
+        ] {
+            tokens.iter_mut().for_each(|t| *t = HIDDEN.into());
+        }
+        copy.database.url = redact_url_password(&copy.database.url, HIDDEN);
+        copy
+    }
+}
+
+/// `scheme://user:secret@host/db` → `scheme://user:<hidden>@host/db`.
+fn redact_url_password(url: &str, hidden: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:{hidden}{}",
+            &url[..scheme_end],
+            &rest[..colon],
+            &rest[at..]
+        ),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_hides_tokens_and_the_database_password() {
+        let mut config = Config::default();
+        config.auth.admin_tokens = vec!["s3cret-admin".into()];
+        config.auth.worker_tokens = vec!["w1".into(), "w2".into()];
+        config.database.url = "postgres://app:hunter2@db:5432/tasker?sslmode=require".into();
+        let shown = config.redacted();
+        assert_eq!(shown.auth.admin_tokens, ["<redacted>"]);
+        assert_eq!(shown.auth.worker_tokens, ["<redacted>", "<redacted>"]);
+        assert_eq!(
+            shown.database.url,
+            "postgres://app:<redacted>@db:5432/tasker?sslmode=require"
+        );
+        let text = toml::to_string(&shown).unwrap();
+        assert!(!text.contains("s3cret") && !text.contains("hunter2"));
+    }
+
+    #[test]
+    fn urls_without_a_password_are_shown_as_they_are() {
+        for url in [
+            "postgres://postgres@127.0.0.1:5432/tasker",
+            "postgres:///tasker?host=/run/postgresql",
+            "not a url",
+        ] {
+            assert_eq!(redact_url_password(url, "x"), url);
+        }
+    }
+
+    const DOCS: &str = include_str!("../../../../docs/configuration.md");
+
+    /// docs/configuration.md is the reference: every key must be there with
+    /// its real default and variable.
+    #[test]
+    fn the_documentation_lists_every_key_with_its_default_and_variable() {
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        for field in fields::FIELDS {
+            let default = &defaults[field.section][field.key];
+            let shown = if field.key == "node_id" {
+                "\"<hostname>-<pid>\"".to_owned()
+            } else {
+                default.to_string()
+            };
+            let row = format!("| `{}` | `{shown}`", field.key);
+            let line = DOCS
+                .lines()
+                .find(|l| l.starts_with(&row))
+                .unwrap_or_else(|| panic!("docs/configuration.md lacks a row {row}"));
+            assert!(line.contains(&field.env_var()), "{line}");
+        }
+    }
+
+    #[test]
+    fn the_documented_example_file_is_valid() {
+        let start = DOCS.find("```toml\n").expect("an example") + "```toml\n".len();
+        let text = &DOCS[start..start + DOCS[start..].find("```").unwrap()];
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+        let layers = Layers {
+            file: Some(file.path().to_owned()),
+            env: vec![(
+                "TASKER_AUTH_ADMIN_TOKENS".into(),
+                "0123456789abcdef0123".into(),
+            )],
+            flags: vec![],
+        };
+        let config = layers.load_valid().unwrap();
+        assert_eq!(config.server.node_id, "tasker-a");
+    }
+
+    #[test]
+    fn defaults_match_the_engine_and_pool_defaults() {
+        let config = Config::default();
+        let engine = config.engine_config();
+        let expected = tasker_engine::EngineConfig::default();
+        assert_eq!(engine.lease_duration, expected.lease_duration);
+        assert_eq!(engine.max_payload_bytes, 1024 * 1024);
+        assert_eq!(engine.max_poll_wait, expected.max_poll_wait);
+        assert_eq!(config.pool_config().max_connections, 16);
+        assert!(config.auth.enabled, "auth is on unless turned off");
+    }
+}

@@ -1,0 +1,27 @@
+//! How results reach stdout: tables and short sentences for people, the
+//! API's JSON for scripts. Diagnostics never come through here; they go to
+//! stderr.
+
+mod records;
+mod table;
+
+use std::io::Write as _;
+
+use serde::Serialize;
+
+pub use records::{namespace_table, task_detail, task_table, template_table};
+pub use table::Table;
+
+/// Writes `text` to stdout as it is.
+pub fn emit(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// Writes `value` to stdout as pretty JSON and a newline.
+pub fn emit_json(value: &impl Serialize) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    Ok(emit(&text)?)
+}
