@@ -5,8 +5,8 @@
 //! in one process keep separate counts and nothing has to be installed once.
 //!
 //! Only what this node can count correctly is exported: request durations by
-//! route template, tasks created, steps claimed, results and failures
-//! reported, refused leases. Queue depths, live leases and pool usage are
+//! route template, tasks created, steps claimed, results, failures and
+//! releases reported, refused leases. Queue depths, live leases and pool usage are
 //! gauges read at scrape time. A node does not see a task finish (the
 //! completion that finalizes it does not say so), so there is no
 //! tasks-finished counter; the queue-wait time of a step is not known either.
@@ -33,6 +33,7 @@ const TASKS_CREATED: &str = "tasker_tasks_created_total";
 const STEPS_CLAIMED: &str = "tasker_steps_claimed_total";
 const STEPS_COMPLETED: &str = "tasker_steps_completed_total";
 const STEPS_FAILED: &str = "tasker_steps_failed_total";
+const STEPS_RELEASED: &str = "tasker_steps_released_total";
 const LEASE_REFUSALS: &str = "tasker_lease_refusals_total";
 const QUEUE_DEPTH: &str = "tasker_queue_depth";
 const LEASES_IN_FLIGHT: &str = "tasker_leases_in_flight";
@@ -106,6 +107,10 @@ impl Metrics {
             (
                 STEPS_FAILED,
                 "Step failures reported through this node, by retryable and outcome.",
+            ),
+            (
+                STEPS_RELEASED,
+                "Steps handed back unfinished by their workers through this node.",
             ),
             (
                 LEASE_REFUSALS,
@@ -195,6 +200,10 @@ impl Metrics {
             ],
         )
         .increment(1);
+    }
+
+    pub(crate) fn step_released(&self) {
+        self.counter(STEPS_RELEASED, Vec::new()).increment(1);
     }
 
     pub(crate) fn lease_refused(&self, code: &'static str) {

@@ -39,6 +39,7 @@ use crate::{dto, metrics};
         leases::heartbeat,
         leases::complete,
         leases::fail,
+        leases::release,
     ),
     components(schemas(
         dto::ErrorBody,
@@ -64,7 +65,7 @@ use crate::{dto, metrics};
         (name = "tasks", description = "Runs of a template"),
         (name = "steps", description = "Manual retry and resolution of steps"),
         (name = "workers", description = "Worker plane: register and long-poll for steps"),
-        (name = "leases", description = "Worker plane: heartbeat, complete and fail a claimed step"),
+        (name = "leases", description = "Worker plane: heartbeat, complete, fail and release a claimed step"),
     )
 )]
 struct ApiDoc;

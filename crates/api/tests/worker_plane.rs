@@ -463,3 +463,41 @@ async fn a_node_shutting_down_refuses_new_polls() {
         .expect(StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.error_code(), "shutting_down");
 }
+
+#[tokio::test]
+async fn a_released_step_is_delivered_again_without_counting_the_attempt() {
+    let app = with_linear().await;
+    let task = app.create_task("default", "linear", json!({})).await;
+    let claimed = app.poll_one("default").await;
+    let mut stale = claimed.clone();
+    stale["lease"]["token"] = json!("0190b5a0-0000-7000-8000-00000000beef");
+    let reply = app
+        .report(&stale, "release", json!({}))
+        .await
+        .expect(StatusCode::CONFLICT);
+    assert_eq!(reply.error_code(), "lease_mismatch");
+
+    let reply = app
+        .report(&claimed, "release", json!({}))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    assert!(reply.body.is_empty());
+    let step = step_of(&app, &task, "a").await;
+    assert_eq!(step["state"], "ready");
+    assert_eq!(step["attempt"], 0);
+    // The old lease is dead; the step comes back at once as attempt 1.
+    let reply = app
+        .report(&claimed, "complete", json!({}))
+        .await
+        .expect(StatusCode::CONFLICT);
+    assert_eq!(reply.error_code(), "lease_mismatch");
+    let again = app.poll_one("default").await;
+    assert_eq!(again["step_name"], "a");
+    assert_eq!(again["lease"]["attempt"], 1);
+    assert_ne!(again["lease"]["token"], claimed["lease"]["token"]);
+    let metrics = app.call(Method::GET, "/metrics", None, None).await.text();
+    assert!(
+        metrics.contains("tasker_steps_released_total 1"),
+        "{metrics}"
+    );
+}

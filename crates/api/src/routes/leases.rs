@@ -1,8 +1,9 @@
-//! The worker plane's lease endpoints: heartbeat, complete and fail a
-//! claimed step. Each must present the current lease (`attempt` and
+//! The worker plane's lease endpoints: heartbeat, complete, fail and release
+//! a claimed step. Each must present the current lease (`attempt` and
 //! `token`); a stale one is refused with 409 and changes nothing.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -16,6 +17,7 @@ use crate::error::ApiError;
 use crate::extract::{JsonBody, Path};
 use crate::state::AppState;
 
+/// The lease being presented (heartbeat and release).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Heartbeat {
     pub attempt: u32,
@@ -87,12 +89,13 @@ pub fn router() -> Router<AppState> {
         .route("/v1/steps/{id}/heartbeat", post(heartbeat))
         .route("/v1/steps/{id}/complete", post(complete))
         .route("/v1/steps/{id}/fail", post(fail))
+        .route("/v1/steps/{id}/release", post(release))
 }
 
 /// Counts refusals of stale leases before handing the error on.
 fn refused(state: &AppState, error: tasker_engine::Error) -> ApiError {
     let error = ApiError::from(error);
-    if error.status_code() == axum::http::StatusCode::CONFLICT {
+    if error.status_code() == StatusCode::CONFLICT {
         state.metrics.lease_refused(error.code());
     }
     error
@@ -207,4 +210,33 @@ pub async fn fail(
         .map_err(|e| refused(&state, e))?;
     state.metrics.step_failed(retryable, recorded);
     Ok(Json(recorded.into()))
+}
+
+/// Hand a step back unfinished.
+///
+/// For a worker that stops before the handler finished: the step is
+/// delivered again at once, and the attempt it used is not counted.
+#[utoipa::path(post, operation_id = "step_release", path = "/v1/steps/{id}/release", tag = "leases", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Step id")),
+    request_body = Heartbeat,
+    responses(
+        (status = 204, description = "Released: the step is ready again"),
+        (status = 409, description = "`lease_expired`, `lease_mismatch` (also for an unknown step), `task_cancelled`, `step_not_running`", body = ErrorBody)))]
+pub async fn release(
+    State(state): State<AppState>,
+    Path(step_id): Path<Uuid>,
+    JsonBody(body): JsonBody<Heartbeat>,
+) -> Result<StatusCode, ApiError> {
+    let lease = Lease {
+        step_id,
+        attempt: body.attempt,
+        token: body.token,
+    };
+    state
+        .engine
+        .step_release(&lease)
+        .await
+        .map_err(|e| refused(&state, e))?;
+    state.metrics.step_released();
+    Ok(StatusCode::NO_CONTENT)
 }
