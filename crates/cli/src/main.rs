@@ -11,6 +11,8 @@ mod cli;
 mod commands;
 mod config;
 mod output;
+#[cfg(test)]
+mod sample_records;
 mod shutdown_signal;
 mod status;
 

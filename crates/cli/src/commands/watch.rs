@@ -171,52 +171,8 @@ fn frame(task: &Task, steps: &[Step], now: Timestamp) -> String {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
-
     use super::*;
-
-    fn at(seconds: i64) -> Timestamp {
-        chrono::Utc
-            .timestamp_opt(1_700_000_000 + seconds, 0)
-            .unwrap()
-    }
-
-    fn task(state: TaskState) -> Task {
-        Task {
-            id: Uuid::nil(),
-            namespace: "examples".into(),
-            template_id: Uuid::nil(),
-            template_name: "linear".into(),
-            template_version: "1".into(),
-            state,
-            context: serde_json::json!({}),
-            idempotency_key: None,
-            tags: vec![],
-            created_at: at(0),
-            updated_at: at(0),
-            finished_at: None,
-        }
-    }
-
-    fn step(n: u128, state: StepState, attempt: u32) -> Step {
-        Step {
-            id: Uuid::from_u128(n),
-            task_id: Uuid::nil(),
-            name: format!("step_{n}"),
-            handler: "h".into(),
-            state,
-            attempt,
-            max_attempts: 3,
-            depends_on: vec![],
-            worker_id: None,
-            lease_expires_at: None,
-            retry_at: None,
-            result: None,
-            error: None,
-            started_at: None,
-            finished_at: None,
-        }
-    }
+    use crate::sample_records::{at, step, task};
 
     #[test]
     fn only_changes_are_reported_after_the_first_look() {

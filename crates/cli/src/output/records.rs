@@ -124,52 +124,22 @@ fn one_line(text: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
     use tasker_model::{StepError, StepState, TaskState};
-    use uuid::Uuid;
 
     use super::*;
+    use crate::sample_records::{at, step, task};
 
-    fn at(seconds: i64) -> Timestamp {
-        chrono::Utc
-            .timestamp_opt(1_700_000_000 + seconds, 0)
-            .unwrap()
-    }
-
-    fn task() -> Task {
+    fn failed_order() -> Task {
         Task {
-            id: Uuid::nil(),
             namespace: "orders".into(),
-            template_id: Uuid::nil(),
             template_name: "fulfil".into(),
             template_version: "2".into(),
-            state: TaskState::Failed,
             context: serde_json::json!({"order": 7}),
             idempotency_key: Some("order-7".into()),
             tags: vec!["vip".into(), "eu".into()],
-            created_at: at(0),
             updated_at: at(5),
             finished_at: Some(at(5)),
-        }
-    }
-
-    fn step(name: &str, state: StepState, error: Option<StepError>) -> Step {
-        Step {
-            id: Uuid::nil(),
-            task_id: Uuid::nil(),
-            name: name.into(),
-            handler: format!("h.{name}"),
-            state,
-            attempt: 3,
-            max_attempts: 3,
-            depends_on: vec![],
-            worker_id: None,
-            lease_expires_at: None,
-            retry_at: None,
-            result: None,
-            error,
-            started_at: None,
-            finished_at: None,
+            ..task(TaskState::Failed)
         }
     }
 
@@ -180,7 +150,7 @@ mod tests {
 
     #[test]
     fn task_rows_show_the_template_reference_and_tags() {
-        let text = task_table(&[task()]).to_string();
+        let text = task_table(&[failed_order()]).to_string();
         let row = text.lines().nth(1).unwrap();
         assert!(row.contains("fulfil@2"), "{row}");
         assert!(row.contains("failed"), "{row}");
@@ -189,19 +159,14 @@ mod tests {
 
     #[test]
     fn the_task_detail_lists_fields_then_steps_with_their_errors() {
-        let error = StepError {
+        let mut failed = step(1, StepState::Failed, 3);
+        failed.error = Some(StepError {
             error_type: "timeout".into(),
             message: "took\ntoo long".into(),
             details: serde_json::Value::Null,
             retryable: true,
-        };
-        let text = task_detail(
-            &task(),
-            &[
-                step("pack", StepState::Failed, Some(error)),
-                step("ship", StepState::Pending, None),
-            ],
-        );
+        });
+        let text = task_detail(&failed_order(), &[failed, step(2, StepState::Pending, 0)]);
         let line = |name: &str, value: &str| format!("{:<18}{value}\n", format!("{name}:"));
         assert!(
             text.contains(&line("template", "orders/fulfil@2")),
@@ -209,9 +174,13 @@ mod tests {
         );
         assert!(text.contains(&line("idempotency key", "order-7")), "{text}");
         assert!(text.contains(&line("context", "{\"order\":7}")), "{text}");
-        let pack = text.lines().find(|l| l.starts_with("pack")).unwrap();
-        assert!(pack.contains("3/3"), "{pack}");
-        assert!(pack.ends_with("timeout: took too long"), "{pack}");
+        let first = text.lines().find(|l| l.starts_with("step_1")).unwrap();
+        assert!(first.contains("3/3"), "{first}");
+        assert!(first.ends_with("timeout: took too long"), "{first}");
+        assert!(
+            text.lines().any(|l| l.starts_with("step_2  pending")),
+            "{text}"
+        );
     }
 
     #[test]
