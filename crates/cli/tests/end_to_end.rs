@@ -1,0 +1,386 @@
+//! End to end with real processes: `tasker server` nodes and the example
+//! worker (`tasker worker example`) over a fresh PostgreSQL database, driven
+//! through the HTTP client as a user's code would.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tasker_client::{Client, NewTask};
+use tasker_model::{Step, StepState, Task, TaskState};
+use tasker_testkit::TestDatabase;
+
+/// A child process killed when dropped.
+struct Process {
+    child: Child,
+    name: String,
+}
+
+impl Process {
+    fn kill_hard(&mut self) {
+        // SIGKILL: no chance to release anything.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            eprintln!("stopping {}", self.name);
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn tasker() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tasker"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("TASKER_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    command
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Cluster {
+    db: TestDatabase,
+    nodes: Vec<(Process, Client)>,
+    workers: Vec<Process>,
+}
+
+impl Cluster {
+    /// `nodes` server processes on one fresh database, all migrated.
+    async fn start(nodes: usize) -> Cluster {
+        let db = TestDatabase::create().await.expect("test database");
+        let mut cluster = Cluster {
+            db,
+            nodes: Vec::new(),
+            workers: Vec::new(),
+        };
+        for n in 0..nodes {
+            cluster.add_node(&format!("node-{n}")).await;
+        }
+        let client = cluster.client(0);
+        for ns in ["examples", "orders"] {
+            client.namespace_create(ns).await.unwrap();
+        }
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates");
+        for file in [
+            "linear",
+            "diamond",
+            "mixed_dag",
+            "tree",
+            "order_fulfillment",
+        ] {
+            let yaml = std::fs::read_to_string(dir.join(format!("{file}.yaml"))).unwrap();
+            client.template_register_yaml(&yaml).await.unwrap();
+        }
+        cluster
+    }
+
+    async fn add_node(&mut self, node_id: &str) {
+        let port = free_port();
+        let child = tasker()
+            .args([
+                "server",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--node-id",
+                node_id,
+            ])
+            .args(["--database-url", &self.db.url])
+            .env("TASKER_AUTH_ENABLED", "false")
+            // Short leases so that a killed worker's step comes back quickly.
+            .env("TASKER_ENGINE_LEASE_DURATION", "2s")
+            .spawn()
+            .expect("start tasker server");
+        let process = Process {
+            child,
+            name: node_id.to_owned(),
+        };
+        let client = Client::new(&format!("http://127.0.0.1:{port}"), None).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(ready) = client.ready().await
+                && ready.ready
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{node_id} never became ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.nodes.push((process, client));
+    }
+
+    fn client(&self, node: usize) -> Client {
+        self.nodes[node].1.clone()
+    }
+
+    fn url(&self, node: usize) -> String {
+        self.nodes[node].1.base_url().to_string()
+    }
+
+    fn start_worker(&mut self, node: usize, worker_id: &str, concurrency: usize) {
+        let child = tasker()
+            .args([
+                "worker",
+                "example",
+                "--server",
+                &self.url(node),
+                "--worker-id",
+                worker_id,
+            ])
+            .args(["--concurrency", &concurrency.to_string()])
+            .spawn()
+            .expect("start example worker");
+        self.workers.push(Process {
+            child,
+            name: worker_id.to_owned(),
+        });
+    }
+
+    async fn create(&self, template: &str, context: Value) -> Task {
+        let namespace = if template == "order_fulfillment" {
+            "orders"
+        } else {
+            "examples"
+        };
+        self.client(0)
+            .task_create(&NewTask::new(namespace, template).context(context))
+            .await
+            .unwrap()
+            .0
+    }
+
+    /// Waits until the task is final, returning it with its steps.
+    async fn finished(&self, id: uuid::Uuid, within: Duration) -> (Task, Vec<Step>) {
+        let client = self.client(0);
+        let deadline = Instant::now() + within;
+        loop {
+            let task = client.task_get(id).await.unwrap();
+            if task.state.is_terminal() {
+                let steps = client.task_steps(id).await.unwrap();
+                return (task, steps);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "task {id} still {} after {within:?}",
+                task.state
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_for_step(&self, id: uuid::Uuid, name: &str, state: StepState) -> Step {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let steps = self.client(0).task_steps(id).await.unwrap();
+            let step = steps.into_iter().find(|s| s.name == name).unwrap();
+            if step.state == state {
+                return step;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "step {name} never became {state}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+fn value(steps: &[Step], name: &str) -> i64 {
+    let step = steps.iter().find(|s| s.name == name).unwrap();
+    step.result
+        .as_ref()
+        .and_then(|r| r["value"].as_i64())
+        .unwrap_or_else(|| panic!("{name}: {step:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_templates_complete_with_results_passed_from_parents() {
+    let mut cluster = Cluster::start(1).await;
+    cluster.start_worker(0, "w1", 4);
+    let linear = cluster.create("linear", json!({"even_number": 2})).await;
+    let diamond = cluster.create("diamond", json!({"start": 1})).await;
+    let mixed = cluster.create("mixed_dag", json!({"start": 1})).await;
+    let tree = cluster.create("tree", json!({"start": 1})).await;
+
+    let (task, steps) = cluster.finished(linear.id, Duration::from_secs(60)).await;
+    assert_eq!(task.state, TaskState::Complete);
+    assert_eq!(value(&steps, "step_4"), 65536);
+
+    let (task, steps) = cluster.finished(diamond.id, Duration::from_secs(60)).await;
+    assert_eq!(task.state, TaskState::Complete);
+    assert_eq!(value(&steps, "end"), 10, "{steps:?}");
+
+    let (task, steps) = cluster.finished(mixed.id, Duration::from_secs(60)).await;
+    assert_eq!(task.state, TaskState::Complete);
+    assert_eq!(value(&steps, "finalize"), 89, "{steps:?}");
+
+    let (task, steps) = cluster.finished(tree.id, Duration::from_secs(60)).await;
+    assert_eq!(task.state, TaskState::Complete);
+    for (leaf, expected) in [
+        ("left_1", 211),
+        ("left_2", 212),
+        ("right_1", 221),
+        ("right_2", 222),
+        ("right_3", 223),
+    ] {
+        assert_eq!(value(&steps, leaf), expected, "{leaf}");
+    }
+    assert_eq!(steps.len(), 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_retry_and_exhaustion_fails_the_task() {
+    let mut cluster = Cluster::start(1).await;
+    cluster.start_worker(0, "w1", 4);
+    let flaky = cluster
+        .create(
+            "linear",
+            json!({"even_number": 2, "fail_times": {"step_2": 1}}),
+        )
+        .await;
+    let doomed = cluster
+        .create(
+            "linear",
+            json!({"even_number": 2, "fail_times": {"step_1": 3}}),
+        )
+        .await;
+
+    let (task, steps) = cluster.finished(flaky.id, Duration::from_secs(60)).await;
+    assert_eq!(task.state, TaskState::Complete);
+    let step_2 = steps.iter().find(|s| s.name == "step_2").unwrap();
+    assert_eq!(step_2.attempt, 2, "failed once, then succeeded");
+    assert_eq!(value(&steps, "step_4"), 65536);
+
+    let (task, steps) = cluster.finished(doomed.id, Duration::from_secs(60)).await;
+    assert_eq!(task.state, TaskState::Failed);
+    let step_1 = steps.iter().find(|s| s.name == "step_1").unwrap();
+    assert_eq!(step_1.state, StepState::Failed);
+    assert_eq!(step_1.attempt, 3, "max_attempts from the template");
+    assert_eq!(
+        step_1.error.as_ref().unwrap().error_type,
+        "injected_failure"
+    );
+    assert!(steps[1..].iter().all(|s| s.state == StepState::Pending));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_of_a_killed_worker_is_redelivered_after_its_lease() {
+    let mut cluster = Cluster::start(1).await;
+    cluster.start_worker(0, "doomed", 2);
+    let task = cluster
+        .create(
+            "linear",
+            json!({"even_number": 2, "sleep_ms": {"step_2": 3000}}),
+        )
+        .await;
+    let running = cluster
+        .wait_for_step(task.id, "step_2", StepState::Running)
+        .await;
+    assert_eq!(running.worker_id.as_deref(), Some("doomed"));
+    cluster.workers[0].kill_hard();
+    cluster.start_worker(0, "rescuer", 2);
+
+    let (task, steps) = cluster.finished(task.id, Duration::from_secs(60)).await;
+    assert_eq!(task.state, TaskState::Complete);
+    let step_2 = steps.iter().find(|s| s.name == "step_2").unwrap();
+    assert_eq!(step_2.attempt, 2, "the lost attempt counted");
+    assert_eq!(step_2.worker_id.as_deref(), Some("rescuer"));
+    let history = cluster.client(0).task_history(task.id).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|t| t.reason.as_deref() == Some("lease expired"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_mid_run_stops_further_steps_and_the_running_handler() {
+    let mut cluster = Cluster::start(1).await;
+    // One slot: the second task can only run once the first handler stopped.
+    cluster.start_worker(0, "w1", 1);
+    let slow = cluster
+        .create(
+            "linear",
+            json!({"even_number": 2, "sleep_ms": {"step_2": 60000}}),
+        )
+        .await;
+    cluster
+        .wait_for_step(slow.id, "step_2", StepState::Running)
+        .await;
+    let started = Instant::now();
+    cluster
+        .client(0)
+        .task_cancel(slow.id, Some("test"))
+        .await
+        .unwrap();
+
+    let next = cluster.create("diamond", json!({"start": 1})).await;
+    let (task, _) = cluster.finished(next.id, Duration::from_secs(30)).await;
+    assert_eq!(task.state, TaskState::Complete);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the cancelled handler kept its slot"
+    );
+    let steps = cluster.client(0).task_steps(slow.id).await.unwrap();
+    assert_eq!(steps[0].state, StepState::Complete);
+    assert!(
+        steps[1..].iter().all(|s| s.state == StepState::Cancelled),
+        "{steps:?}"
+    );
+    assert!(steps[1..].iter().all(|s| s.result.is_none()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_taken_on_one_node_is_heartbeated_and_completed_on_another() {
+    let cluster = Cluster::start(2).await;
+    let (a, b) = (cluster.client(0), cluster.client(1));
+    let task = cluster.create("diamond", json!({"start": 1})).await;
+    let claimed = a
+        .worker_poll(
+            "manual",
+            &["examples".to_string()],
+            1,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let lease = claimed[0].lease;
+    let beat = b.step_heartbeat(&lease).await.unwrap();
+    assert!(!beat.cancelled);
+    b.step_complete(&lease, &json!({"value": 2})).await.unwrap();
+    let history = a.task_history(task.id).await.unwrap();
+    let done = history.iter().find(|t| t.to_state == "complete").unwrap();
+    assert_eq!(done.node_id.as_deref(), Some("node-1"));
+    // The children were dispatched: node 0 hands them out.
+    let next = a
+        .worker_poll(
+            "manual",
+            &["examples".to_string()],
+            2,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    let mut names: Vec<&str> = next.iter().map(|s| s.step_name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["branch_b", "branch_c"]);
+}
