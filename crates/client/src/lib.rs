@@ -1,6 +1,6 @@
 //! A typed async client for the Tasker HTTP API (see `docs/api.md`): probes,
 //! namespaces, templates, tasks and steps for operators, and the worker
-//! plane (register, poll, heartbeat, complete, fail) for workers.
+//! plane (register, poll, heartbeat, complete, fail, release) for workers.
 //!
 //! The client reuses the domain records of `tasker-model` and the params of
 //! `tasker-store` on the wire, so a field renamed on the server fails to
@@ -160,7 +160,8 @@ impl Client {
 
     /// Sends a request, turns error statuses into [`Error::Api`] and decodes
     /// the body of a success. Returns the status with it (201 vs 200 matters
-    /// to creates).
+    /// to creates). A success without a body (204 No Content) decodes only
+    /// as `()`: use `call::<()>` for endpoints that answer nothing.
     async fn call<T: DeserializeOwned>(
         &self,
         url: &Url,
@@ -175,6 +176,12 @@ impl Client {
 }
 
 fn decode<T: DeserializeOwned>(url: &Url, body: &[u8]) -> Result<T> {
+    if body.is_empty() {
+        // An empty body is not JSON; read it as `null`, which only `()` (and
+        // `Option`) accept, so a call expecting a record still fails clearly.
+        return serde_json::from_value(serde_json::Value::Null)
+            .map_err(|_| Error::decode(url, "the answer had no body where JSON was expected"));
+    }
     serde_json::from_slice(body).map_err(|e| Error::decode(url, e.to_string()))
 }
 

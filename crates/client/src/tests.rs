@@ -292,6 +292,44 @@ async fn worker_plane_bodies_carry_the_lease() {
 }
 
 #[tokio::test]
+async fn release_takes_a_204_without_a_body_and_a_409_as_lease_lost() {
+    let (base, seen) = serve(|seen| match seen.json()["attempt"].as_u64() {
+        Some(2) => (StatusCode::NO_CONTENT, String::new(), Duration::ZERO),
+        _ => reply(
+            409,
+            json!({"error": {"code": "lease_mismatch", "message": "not the current lease"}}),
+        ),
+    })
+    .await;
+    let client = Client::new(&base, None).unwrap();
+    let lease = lease();
+    client.step_release(&lease).await.unwrap();
+    let stale = Lease {
+        attempt: 1,
+        ..lease
+    };
+    let error = client.step_release(&stale).await.unwrap_err();
+    assert!(error.is_lease_lost(), "{error:?}");
+
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0].method, Method::POST);
+    assert_eq!(seen[0].path, format!("/v1/steps/{}/release", lease.step_id));
+    assert_eq!(
+        seen[0].json(),
+        json!({"attempt": 2, "token": lease.token.to_string()})
+    );
+}
+
+#[tokio::test]
+async fn an_empty_success_body_is_a_decode_error_where_a_record_is_expected() {
+    let (base, _) = serve(|_| (StatusCode::OK, String::new(), Duration::ZERO)).await;
+    let client = Client::new(&base, None).unwrap();
+    let error = client.task_get(Uuid::nil()).await.unwrap_err();
+    assert!(matches!(error, Error::Decode { .. }), "{error:?}");
+    assert!(error.to_string().contains("no body"), "{error}");
+}
+
+#[tokio::test]
 async fn poll_sends_namespaces_max_and_wait() {
     let (base, seen) = serve(|_| reply(200, json!({"steps": []}))).await;
     let client = Client::new(&base, None).unwrap();

@@ -1,7 +1,7 @@
-//! The worker plane: register, long-poll, heartbeat, complete, fail. Every
-//! report presents the step's [`Lease`]; a stale one is refused with a 409
-//! (see [`crate::Error::is_lease_lost`]) and changes nothing, so re-sending a
-//! report after a transport error is always safe.
+//! The worker plane: register, long-poll, heartbeat, complete, fail,
+//! release. Every report presents the step's [`Lease`]; a stale one is
+//! refused with a 409 (see [`crate::Error::is_lease_lost`]) and changes
+//! nothing, so re-sending a report after a transport error is always safe.
 
 use std::time::Duration;
 
@@ -179,6 +179,22 @@ impl Client {
             .json(&lease_body(lease, report));
         let (_, reply): (_, RecordedReply) = self.call(&url, builder).await?;
         Ok(reply.recorded.into())
+    }
+
+    /// Hands the step back unfinished (a worker stopping before its handler
+    /// is done): it is delivered again at once, with the same attempt number,
+    /// and the attempt is not counted. The server answers 204 No Content.
+    ///
+    /// Unlike complete and fail, a release is not answered `duplicate` when
+    /// repeated: the released lease is gone, so a re-send after a lost reply
+    /// gets a 409 lease code, meaning there is nothing left to release.
+    pub async fn step_release(&self, lease: &Lease) -> Result<()> {
+        let url = self.url(&["v1", "steps", &lease.step_id.to_string(), "release"]);
+        let builder = self
+            .request(Method::POST, &url)
+            .json(&lease_body(lease, &Empty {}));
+        let (_, ()) = self.call(&url, builder).await?;
+        Ok(())
     }
 }
 

@@ -1,5 +1,13 @@
 //! How one attempt ended, and what (if anything) the worker tells the server
 //! about it. Pure: the runner decides the outcome, this decides the report.
+//!
+//! ```text
+//!   Succeeded ─────────────────────────────▶ complete
+//!   Failed / Panicked / TimedOut /
+//!   HandlerNotFound ───────────────────────▶ fail (counts an attempt)
+//!   Released (shutdown grace ran out) ─────▶ release (attempt not counted)
+//!   Abandoned (the server ended it) ───────▶ nothing
+//! ```
 
 use std::time::Duration;
 
@@ -15,8 +23,6 @@ pub const ERROR_TIMEOUT: &str = "timeout";
 pub const ERROR_PANIC: &str = "panic";
 /// `error_type` of a step whose handler this worker does not have.
 pub const ERROR_HANDLER_NOT_FOUND: &str = "handler_not_found";
-/// `error_type` of an attempt given back because the worker shut down.
-pub const ERROR_WORKER_SHUTDOWN: &str = "worker_shutdown";
 /// `error_type` of an attempt whose result the server refused (too large).
 pub const ERROR_RESULT_REJECTED: &str = "result_rejected";
 
@@ -32,10 +38,9 @@ pub(crate) enum AttemptOutcome {
         handler: String,
         available: Vec<String>,
     },
-    /// Shutdown grace ran out; the lease is given back for redelivery.
-    Released {
-        worker_id: String,
-    },
+    /// Shutdown grace ran out; the step is handed back unfinished for
+    /// redelivery. Not the step's fault, so it must not cost an attempt.
+    Released,
     /// The server ended the attempt (task cancelled, lease lost, server-side
     /// timeout): any report would be refused, so none is sent.
     Abandoned(CancelReason),
@@ -45,6 +50,8 @@ pub(crate) enum AttemptOutcome {
 pub(crate) enum Report {
     Complete(Value),
     Fail(FailReport),
+    /// `POST /v1/steps/{id}/release`: ready again at once, attempt not counted.
+    Release,
     Nothing,
 }
 
@@ -77,15 +84,7 @@ impl AttemptOutcome {
                 ),
                 details: json!({ "handler": handler, "available": available }),
             }),
-            AttemptOutcome::Released { worker_id } => Report::Fail(FailReport {
-                retryable: true,
-                error_type: ERROR_WORKER_SHUTDOWN.into(),
-                message: format!(
-                    "worker \"{worker_id}\" shut down before step \"{step_name}\" finished; \
-                     released for redelivery"
-                ),
-                details: Value::Null,
-            }),
+            AttemptOutcome::Released => Report::Release,
             AttemptOutcome::Abandoned(_) => Report::Nothing,
         }
     }
@@ -160,13 +159,6 @@ mod tests {
                 ERROR_HANDLER_NOT_FOUND,
                 "orders.ship",
             ),
-            (
-                AttemptOutcome::Released {
-                    worker_id: "w1".into(),
-                },
-                ERROR_WORKER_SHUTDOWN,
-                "w1",
-            ),
         ];
         for (outcome, error_type, mentions) in cases {
             let report = fail(outcome);
@@ -175,6 +167,14 @@ mod tests {
             assert!(report.message.contains(mentions), "{}", report.message);
             assert!(report.message.contains("\"ship\""), "{}", report.message);
         }
+    }
+
+    #[test]
+    fn released_attempts_are_handed_back_not_failed() {
+        assert_eq!(
+            AttemptOutcome::Released.into_report("ship"),
+            Report::Release
+        );
     }
 
     #[test]

@@ -110,7 +110,8 @@ impl WorkerBuilder {
     }
 
     /// How long to keep re-sending a complete or fail report while the
-    /// server is unreachable. Default 60 s.
+    /// server is unreachable. Default 60 s. (A release at shutdown gets 5 s
+    /// instead: the process is exiting.)
     pub fn report_retry_for(mut self, budget: Duration) -> Self {
         self.report_retry_for = budget;
         self

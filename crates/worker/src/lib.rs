@@ -38,8 +38,8 @@
 //! - retries registration, polls and reports through server outages with
 //!   capped exponential [`Backoff`];
 //! - on shutdown, stops polling, lets handlers finish within the grace
-//!   period, then releases the rest (a retryable `worker_shutdown` failure,
-//!   which counts an attempt) so they are redelivered at once.
+//!   period, then aborts the rest and releases their steps, which are
+//!   delivered again at once without counting the attempt.
 //!
 //! The protocol underneath is documented in `docs/worker-protocol.md`.
 
@@ -58,7 +58,6 @@ mod worker;
 
 pub use attempt_outcome::{
     ERROR_HANDLER_NOT_FOUND, ERROR_PANIC, ERROR_RESULT_REJECTED, ERROR_TIMEOUT,
-    ERROR_WORKER_SHUTDOWN,
 };
 pub use backoff::Backoff;
 pub use builder::{MAX_WORKER_ID_LEN, WorkerBuilder};

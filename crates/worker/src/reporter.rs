@@ -1,8 +1,9 @@
-//! Sends an attempt's report (complete or fail) to the server, retrying
-//! through transport failures for a bounded time. Retrying is safe because
-//! the lease fences reports: a re-sent report after a lost reply is answered
-//! `duplicate`, and one that arrives after the lease moved on is refused with
-//! a 409 and changes nothing.
+//! Sends an attempt's report (complete, fail or release) to the server,
+//! retrying through transport failures for a bounded time. Retrying is safe
+//! because the lease fences reports: a re-sent complete or fail after a lost
+//! reply is answered `duplicate`, and any report that arrives after the lease
+//! moved on (a re-sent release included: the first one ended the lease) is
+//! refused with a 409 and changes nothing.
 
 use std::time::Duration;
 
@@ -44,6 +45,12 @@ impl Reporter {
                 }
             }
             Report::Fail(report) => self.fail(lease, report, deadline).await,
+            Report::Release => {
+                let sent = self
+                    .retrying(deadline, || self.client.step_release(lease))
+                    .await;
+                log_release(sent);
+            }
         }
     }
 
@@ -69,14 +76,10 @@ impl Reporter {
         log_outcome("fail", sent);
     }
 
-    async fn retrying<F, Fut>(
-        &self,
-        deadline: Instant,
-        mut call: F,
-    ) -> Result<Recorded, ClientError>
+    async fn retrying<T, F, Fut>(&self, deadline: Instant, mut call: F) -> Result<T, ClientError>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<Recorded, ClientError>>,
+        Fut: Future<Output = Result<T, ClientError>>,
     {
         let mut failures = 0;
         loop {
@@ -115,6 +118,24 @@ fn log_outcome(what: &str, sent: Result<Recorded, ClientError>) {
             report = what,
             %error,
             "report not delivered; the step will be redelivered when its lease expires"
+        ),
+    }
+}
+
+fn log_release(sent: Result<(), ClientError>) {
+    match sent {
+        Ok(()) => tracing::debug!(report = "release", "released for redelivery"),
+        // Also what a re-send gets when the first release went through but
+        // its reply was lost.
+        Err(error) if error.is_lease_lost() => tracing::info!(
+            report = "release",
+            %error,
+            "the lease is already gone; nothing to release"
+        ),
+        Err(error) => tracing::error!(
+            report = "release",
+            %error,
+            "release not delivered; the step will be redelivered when its lease expires"
         ),
     }
 }

@@ -6,7 +6,7 @@
 //!                   ├── handler panics ──────────────▶ fail (panic, retryable)
 //!                   ├── timeout_ms elapses ──────────▶ abort, fail (timeout, retryable)
 //!                   ├── heartbeat: cancelled / 409 ──▶ abort, report nothing
-//!                   └── shutdown grace runs out ─────▶ abort, fail (worker_shutdown, retryable)
+//!                   └── shutdown grace runs out ─────▶ abort, release (attempt not counted)
 //! ```
 //!
 //! Whichever comes first wins; the handler's result is preferred when it is
@@ -29,14 +29,14 @@ use crate::handler::Handler;
 use crate::reporter::Reporter;
 use crate::step_context::StepContext;
 
-/// How long a release report may take during shutdown: the process is about
-/// to exit, and an undelivered release costs only a lease expiry.
+/// How long a release may take during shutdown: the process is about to
+/// exit, and an undelivered release costs only a lease expiry (and with it
+/// the attempt the release would have given back).
 pub(crate) const RELEASE_REPORT_BUDGET: Duration = Duration::from_secs(5);
 
 pub(crate) type Handlers = BTreeMap<String, Arc<dyn Handler>>;
 
 pub(crate) struct StepRunner {
-    pub(crate) worker_id: String,
     pub(crate) handlers: Handlers,
     /// A client whose per-call timeout is the heartbeat interval, so a hung
     /// heartbeat cannot eat the lease.
@@ -65,7 +65,7 @@ impl StepRunner {
             let outcome = self.attempt(claimed, release).await;
             log_outcome(&outcome);
             let budget = match outcome {
-                AttemptOutcome::Released { .. } => RELEASE_REPORT_BUDGET,
+                AttemptOutcome::Released => RELEASE_REPORT_BUDGET,
                 _ => self.report_budget,
             };
             let report = outcome.into_report(&step_name);
@@ -114,10 +114,7 @@ impl StepRunner {
             }
             () = timer => (CancelReason::TimedOut, AttemptOutcome::TimedOut(timeout)),
             reason = self.heartbeat(&lease) => (reason, AttemptOutcome::Abandoned(reason)),
-            () = released(&mut release) => (
-                CancelReason::Shutdown,
-                AttemptOutcome::Released { worker_id: self.worker_id.clone() },
-            ),
+            () = released(&mut release) => (CancelReason::Shutdown, AttemptOutcome::Released),
         };
         cancel.cancel(reason);
         task.abort();
@@ -178,8 +175,8 @@ fn log_outcome(outcome: &AttemptOutcome) {
         AttemptOutcome::HandlerNotFound { handler, .. } => {
             tracing::error!(%handler, "no handler registered under this name")
         }
-        AttemptOutcome::Released { .. } => {
-            tracing::warn!("shutdown grace ran out; handler aborted and step released")
+        AttemptOutcome::Released => {
+            tracing::warn!("shutdown grace ran out; handler aborted, releasing the step")
         }
         AttemptOutcome::Abandoned(reason) => {
             tracing::info!(%reason, "server ended the attempt; handler aborted, nothing reported")

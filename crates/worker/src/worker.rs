@@ -10,12 +10,15 @@
 //!   └──────────────────────────────────┘        │ transport error: back off, re-register
 //!
 //!   shutdown: stop polling (abort the open poll) ─▶ wait up to the grace period
-//!             ─▶ abort what still runs and release its steps (fail, worker_shutdown)
+//!             ─▶ abort what still runs and release its steps
+//!                (POST /v1/steps/{id}/release: ready again at once, attempt not counted)
 //! ```
 //!
 //! Failure: a poll aborted at shutdown may already have claimed steps on the
 //! server; they are redelivered when their lease expires, like any step of a
-//! worker that disappeared.
+//! worker that disappeared. So is a step whose release could not be delivered
+//! within its budget; a release refused with a 409 needs nothing further (the
+//! lease was already gone).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -134,7 +137,6 @@ impl Worker {
         );
 
         let runner = Arc::new(StepRunner {
-            worker_id: self.worker_id.clone(),
             handlers: self.handlers.clone(),
             heartbeat_client: self
                 .client

@@ -43,6 +43,10 @@ struct Plane {
     register_unauthorized: bool,
     /// Answer this many completes with 503 first.
     complete_unavailable: usize,
+    /// Answer this many releases with 503 first.
+    release_unavailable: usize,
+    /// Answer releases with 409 `lease_expired`, counting them here.
+    release_refused: Option<usize>,
 }
 
 type Shared = Arc<Mutex<Plane>>;
@@ -121,6 +125,23 @@ async fn step_action(
                 json!({"lease_expires_at": "2025-01-01T00:00:30Z", "cancelled": false})
             };
             Json(reply).into_response()
+        }
+        "release" => {
+            if plane.release_unavailable > 0 {
+                plane.release_unavailable -= 1;
+                return error(StatusCode::SERVICE_UNAVAILABLE, "shutting_down");
+            }
+            if let Some(refused) = plane.release_refused.as_mut() {
+                *refused += 1;
+                return error(StatusCode::CONFLICT, "lease_expired");
+            }
+            plane.reports.push(Reported {
+                kind: "release",
+                step_id,
+                body,
+            });
+            // Like the server: no body.
+            StatusCode::NO_CONTENT.into_response()
         }
         "complete" | "fail" => {
             if action == "complete" && plane.complete_unavailable > 0 {
@@ -492,9 +513,15 @@ async fn shutdown_lets_quick_handlers_finish_and_releases_slow_ones() {
     let quick = step("probe", 60_000, json!({"sleep_ms": 150}));
     let slow = step("probe", 60_000, json!({}));
     let (quick_id, slow_id) = (quick.lease.step_id, slow.lease.step_id);
+    let slow_token = slow.lease.token;
     let probe = Probe::default();
     let handler = probe.handler();
-    let running = start(queued(vec![quick, slow]), move |b| {
+    let plane = Plane {
+        // The release is retried through unavailability like any report.
+        release_unavailable: 2,
+        ..queued(vec![quick, slow])
+    };
+    let running = start(plane, move |b| {
         b.concurrency(2)
             .shutdown_grace(Duration::from_millis(400))
             .handler("probe", handler)
@@ -502,16 +529,48 @@ async fn shutdown_lets_quick_handlers_finish_and_releases_slow_ones() {
     .await;
     wait_until(|| running.plane.lock().unwrap().heartbeats.len() == 2).await;
     let stopping = tokio::time::Instant::now();
+    let plane = running.plane.clone();
     let reports = running.stop().await;
     let elapsed = stopping.elapsed();
     assert!(elapsed >= Duration::from_millis(400), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
     let by_step: HashMap<Uuid, &Reported> = reports.iter().map(|r| (r.step_id, r)).collect();
     assert_eq!(by_step[&quick_id].kind, "complete");
-    assert_eq!(by_step[&slow_id].kind, "fail");
-    assert_eq!(by_step[&slow_id].body["error_type"], "worker_shutdown");
-    assert_eq!(by_step[&slow_id].body["retryable"], true);
+    // The slow step was handed back with its lease, not failed: releasing
+    // does not count the attempt.
+    assert_eq!(by_step[&slow_id].kind, "release");
+    assert_eq!(
+        by_step[&slow_id].body,
+        json!({"attempt": 1, "token": slow_token})
+    );
+    assert_eq!(plane.lock().unwrap().release_unavailable, 0);
+    assert!(probe.dropped.load(Ordering::SeqCst));
     assert_eq!(*probe.reason.lock().unwrap(), Some(CancelReason::Shutdown));
     // Only the slow step was released; nothing was reported twice.
     assert_eq!(reports.len(), 2);
+}
+
+#[tokio::test]
+async fn a_release_refused_with_409_is_not_retried_or_turned_into_a_failure() {
+    let slow = step("probe", 60_000, json!({}));
+    let probe = Probe::default();
+    let handler = probe.handler();
+    let plane = Plane {
+        release_refused: Some(0),
+        ..queued(vec![slow])
+    };
+    let running = start(plane, move |b| {
+        b.shutdown_grace(Duration::from_millis(100))
+            .handler("probe", handler)
+    })
+    .await;
+    wait_until(|| running.plane.lock().unwrap().heartbeats.len() == 1).await;
+    let stopping = tokio::time::Instant::now();
+    let plane = running.plane.clone();
+    let reports = running.stop().await;
+    // The lease is already gone: one try, then the worker stops without
+    // waiting out the release budget.
+    assert!(stopping.elapsed() < Duration::from_secs(3));
+    assert_eq!(plane.lock().unwrap().release_refused, Some(1));
+    assert!(reports.is_empty(), "{reports:?}");
 }
