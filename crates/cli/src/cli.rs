@@ -127,6 +127,9 @@ pub struct MigrateArgs {
     /// PostgreSQL URL [config: database.url].
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
+    /// Create the database first when it does not exist.
+    #[arg(long)]
+    pub create_database: bool,
 }
 
 impl MigrateArgs {

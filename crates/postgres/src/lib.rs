@@ -39,6 +39,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection};
 use tasker_model::{
     ClaimedStep, HeartbeatOutcome, Lease, Namespace, Recorded, Step, Task, Template,
     TemplateRecord, Transition,
@@ -112,6 +113,11 @@ impl PgStore {
     /// restart: connections are tested before use.
     pub async fn connect(url: &str, config: &PoolConfig, node_id: &str) -> Result<Self> {
         let options: PgConnectOptions = url.parse().map_err(db)?;
+        // One plain connection first: when the database cannot be reached,
+        // its error (refused, unknown database, bad password) is the one to
+        // report, not the pool's timeout.
+        let first = options.clone().connect().await.map_err(db)?;
+        first.close().await.map_err(db)?;
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .min_connections(config.min_connections)
@@ -121,6 +127,36 @@ impl PgStore {
             .await
             .map_err(db)?;
         Ok(Self::from_pool(pool, node_id))
+    }
+
+    /// Must be called inside a tokio runtime (it starts the announcer).
+    /// Creates the database named in `url` when it does not exist, connecting
+    /// to the server's `postgres` database to do so. Returns whether it
+    /// created it.
+    pub async fn create_database_if_missing(url: &str) -> Result<bool> {
+        let options: PgConnectOptions = url.parse().map_err(db)?;
+        let name = options.get_database().map(str::to_owned).ok_or_else(|| {
+            tasker_store::Error::Invalid {
+                field: "database.url".into(),
+                message: "names no database".into(),
+            }
+        })?;
+        let mut admin = options.database("postgres").connect().await.map_err(db)?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(&name)
+                .fetch_one(&mut admin)
+                .await
+                .map_err(db)?;
+        if !exists {
+            let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+            sqlx::query(&format!("CREATE DATABASE {quoted}"))
+                .execute(&mut admin)
+                .await
+                .map_err(db)?;
+        }
+        admin.close().await.map_err(db)?;
+        Ok(!exists)
     }
 
     /// Must be called inside a tokio runtime (it starts the announcer).

@@ -20,6 +20,18 @@ pub async fn run(args: &MigrateArgs) -> anyhow::Result<Status> {
     if !issues.is_empty() {
         return Err(config::Error::Invalid { issues }.into());
     }
+    if args.create_database
+        && tasker_postgres::PgStore::create_database_if_missing(&config.database.url)
+            .await
+            .map_err(|e| {
+                crate::status::Failure::unreachable(format!(
+                    "cannot create the database at {}: {e}",
+                    config.redacted().database.url
+                ))
+            })?
+    {
+        eprintln!("created the database {}", config.redacted().database.url);
+    }
     let store = connect_store(&config).await?;
     let migrated = store.migrate().await;
     store.pool().close().await;
