@@ -22,7 +22,7 @@ use tasker_engine::{Engine, EngineConfig};
 use tasker_postgres::{Notifier, PgStore, PoolConfig};
 use tasker_store::Store;
 use tasker_testkit::TestDatabase;
-use tasker_worker::{handler_fn, Worker};
+use tasker_worker::{Worker, handler_fn};
 
 const TEMPLATE: &str = "namespace: bench\nname: linear4\nversion: \"1\"\nsteps:\n  - { name: s1, handler: bench.step }\n  - { name: s2, handler: bench.step, depends_on: [s1] }\n  - { name: s3, handler: bench.step, depends_on: [s2] }\n  - { name: s4, handler: bench.step, depends_on: [s3] }\n";
 
@@ -35,11 +35,16 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
     let db = TestDatabase::create().await?;
     let store = PgStore::connect(&db.url, &PoolConfig::default(), "bench").await?;
     store.migrate().await?;
     let engine = Engine::new(Arc::new(store.clone()), EngineConfig::default());
+    let local = engine.waiters().clone();
+    store.set_local_wake(Arc::new(move |ns| local.wake(ns)));
     let waiters = engine.waiters().clone();
     let _notifier = Notifier::start(db.url.clone(), Arc::new(move |ns| waiters.wake(ns)));
     let config = ApiConfig {
@@ -49,9 +54,13 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(tasker_api::serve(listener, AppState::new(engine, config), async {
-        let _ = server_stopped.await;
-    }));
+    let server = tokio::spawn(tasker_api::serve(
+        listener,
+        AppState::new(engine, config),
+        async {
+            let _ = server_stopped.await;
+        },
+    ));
 
     let client = Client::new(&url, None)?;
     client.namespace_create("bench").await?;
@@ -70,7 +79,10 @@ async fn main() -> anyhow::Result<()> {
                 async move {
                     let started = Instant::now();
                     let key = (ctx.task_id(), ctx.step_name().to_owned());
-                    recorder.lock().unwrap().insert(key, (started, Instant::now()));
+                    recorder
+                        .lock()
+                        .unwrap()
+                        .insert(key, (started, Instant::now()));
                     Ok(json!({"ok": true}))
                 }
             }),
@@ -91,7 +103,9 @@ async fn main() -> anyhow::Result<()> {
     let warmup = 20;
     for i in 0..warmup + runs {
         let start = Instant::now();
-        let (task, _) = client.task_create(&NewTask::new("bench", "linear4").context(json!({"i": i}))).await?;
+        let (task, _) = client
+            .task_create(&NewTask::new("bench", "linear4").context(json!({"i": i})))
+            .await?;
         let task = loop {
             let t = client.task_get(task.id).await?;
             if t.state.is_terminal() {

@@ -21,8 +21,8 @@ use tasker_model::{
     TemplateRecord, Transition,
 };
 use tasker_store::{
-    Readiness, StepClaim, StepCompletion, StepFailure, Store, TaskCreate, TaskFilter, TaskPage,
-    Worker, WorkerRegistration,
+    NextClaim, Readiness, StepClaim, StepCompletion, StepFailure, Store, TaskCreate, TaskFilter,
+    TaskPage, Worker, WorkerRegistration,
 };
 use uuid::Uuid;
 
@@ -360,6 +360,32 @@ impl Engine {
             self.check_size("result", &item.result)?;
         }
         Ok(self.store.step_complete(items).await?)
+    }
+
+    /// Records a result and leases up to `max` more steps from `namespaces`
+    /// for the same worker in the same transaction (none when `max` is 0).
+    pub async fn step_complete_and_claim(
+        &self,
+        lease: Lease,
+        result: serde_json::Value,
+        worker_id: &str,
+        namespaces: &[String],
+        max: u32,
+    ) -> Result<(Recorded, Vec<ClaimedStep>)> {
+        if max == 0 || namespaces.is_empty() {
+            return Ok((self.step_complete(lease, result).await?, Vec::new()));
+        }
+        self.check_size("result", &result)?;
+        let next = NextClaim {
+            worker_id: worker_id.to_owned(),
+            namespaces: namespaces.to_vec(),
+            max: max.min(self.config.max_claim_batch),
+            lease_for: self.config.lease_duration,
+        };
+        Ok(self
+            .store
+            .step_complete_and_claim(StepCompletion { lease, result }, &next)
+            .await?)
     }
 
     pub async fn step_fail(&self, lease: Lease, error: StepError) -> Result<Recorded> {

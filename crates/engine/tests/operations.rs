@@ -266,3 +266,65 @@ async fn a_released_step_is_delivered_again_at_once_without_counting_the_attempt
             .any(|t| t.reason.as_deref() == Some("released by its worker"))
     );
 }
+
+#[tokio::test]
+async fn completing_can_lease_the_next_ready_step_in_the_same_transaction() {
+    let h = harness().await;
+    h.register(&template("default", "linear", LINEAR)).await;
+    let task = h.create("default", "linear", json!({"n": 7})).await;
+    let namespaces = ["default".to_string()];
+    let mut current = h.claim_one("default").await;
+    for expected in ["b", "c", "d"] {
+        let (recorded, next) = h
+            .engine
+            .step_complete_and_claim(
+                current.lease,
+                json!({"done": current.step_name}),
+                "worker-1",
+                &namespaces,
+                1,
+            )
+            .await
+            .unwrap();
+        assert_eq!(recorded, tasker_model::Recorded::Applied);
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].step_name, expected);
+        assert_eq!(next[0].context, json!({"n": 7}));
+        assert_eq!(
+            next[0].parent_results.len(),
+            1,
+            "the parent's result came along"
+        );
+        assert!(
+            h.claim("default", 5).await.is_empty(),
+            "nothing left for others"
+        );
+        current = next.into_iter().next().unwrap();
+    }
+    let (_, next) = h
+        .engine
+        .step_complete_and_claim(current.lease, json!("d"), "worker-1", &namespaces, 1)
+        .await
+        .unwrap();
+    assert!(next.is_empty());
+    assert_eq!(
+        h.engine.task_get(task.id).await.unwrap().state,
+        TaskState::Complete
+    );
+    assert_eq!(h.queue_depth("default").await, 0);
+
+    // A re-sent report changes nothing and leases nothing.
+    h.create("default", "linear", json!({})).await;
+    let (recorded, next) = h
+        .engine
+        .step_complete_and_claim(current.lease, json!("again"), "worker-1", &namespaces, 1)
+        .await
+        .unwrap();
+    assert_eq!(recorded, tasker_model::Recorded::Duplicate);
+    assert!(next.is_empty());
+    assert_eq!(
+        h.claim("default", 5).await.len(),
+        1,
+        "the new task's root is still there"
+    );
+}

@@ -63,8 +63,9 @@ async fn concurrent_claimers_never_share_a_step_and_every_task_finishes() {
                     );
                     // Every fifth first attempt of a retryable step fails once.
                     failures += 1;
-                    let fail =
-                        step.max_attempts == 10 && step.lease.attempt == 1 && failures % 5 == 0;
+                    let fail = step.max_attempts == 10
+                        && step.lease.attempt == 1
+                        && failures.is_multiple_of(5);
                     if fail {
                         let error = StepError {
                             error_type: "transient".into(),

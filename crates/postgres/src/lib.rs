@@ -45,8 +45,8 @@ use tasker_model::{
     TemplateRecord, Transition,
 };
 use tasker_store::{
-    QueueDepth, Readiness, Result, StepClaim, StepCompletion, StepFailure, Store, TaskCreate,
-    TaskFilter, TaskPage, Worker, WorkerRegistration,
+    NextClaim, QueueDepth, Readiness, Result, StepClaim, StepCompletion, StepFailure, Store,
+    TaskCreate, TaskFilter, TaskPage, Worker, WorkerRegistration,
 };
 use uuid::Uuid;
 
@@ -98,6 +98,7 @@ pub struct PgStore {
     templates: Arc<RwLock<HashMap<Uuid, Arc<TemplateRecord>>>>,
     queues: Arc<RwLock<HashMap<String, String>>>,
     announcer: announcer::Announcer,
+    local_wake: Arc<std::sync::OnceLock<notifier::OnReady>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -167,6 +168,7 @@ impl PgStore {
             node_id: node_id.into(),
             templates: Arc::default(),
             queues: Arc::default(),
+            local_wake: Arc::default(),
         }
     }
 
@@ -178,12 +180,26 @@ impl PgStore {
         &self.node_id
     }
 
-    /// Wakes pollers of these namespaces; call after the commit.
-    fn announce(&self, namespaces: &[String]) {
-        if !namespaces.is_empty() {
-            self.announcer
-                .announce(namespaces.iter().map(String::as_str));
+    /// Wakes pollers of namespaces that got ready steps; call after the
+    /// commit. Local pollers are woken at once, other nodes' through NOTIFY.
+    fn announce(&self, ready: &[(String, usize)]) {
+        if ready.is_empty() {
+            return;
         }
+        if let Some(wake) = self.local_wake.get() {
+            for (namespace, _) in ready {
+                wake(Some(namespace));
+            }
+        }
+        self.announcer
+            .announce(ready.iter().map(|(n, _)| n.as_str()));
+    }
+
+    /// Also wake this process's long-polls directly when steps become ready,
+    /// without waiting for the NOTIFY to come back. Shared by every clone of
+    /// this store; the first call wins.
+    pub fn set_local_wake(&self, wake: notifier::OnReady) {
+        let _ = self.local_wake.set(wake);
     }
 }
 
@@ -255,7 +271,16 @@ impl Store for PgStore {
     }
 
     async fn step_complete(&self, items: Vec<StepCompletion>) -> Result<Vec<Result<Recorded>>> {
-        steps::complete(self, items).await
+        Ok(steps::complete(self, items, None).await?.0)
+    }
+
+    async fn step_complete_and_claim(
+        &self,
+        item: StepCompletion,
+        next: &NextClaim,
+    ) -> Result<(Recorded, Vec<ClaimedStep>)> {
+        let (mut outcomes, claimed) = steps::complete(self, vec![item], Some(next)).await?;
+        Ok((outcomes.pop().expect("one outcome per item")?, claimed))
     }
 
     async fn step_fail(&self, params: StepFailure) -> Result<Recorded> {

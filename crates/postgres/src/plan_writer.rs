@@ -21,13 +21,13 @@ pub struct Pending<'r, 't> {
     pub run: &'r mut TaskRun<'t>,
 }
 
-/// Returns the namespaces that got new ready steps: announce them once the
-/// transaction has committed.
+/// Returns the namespaces that got new ready steps, with how many: announce
+/// them once the transaction has committed.
 pub async fn write(
     conn: &mut PgConnection,
     node_id: &str,
     runs: &mut [Pending<'_, '_>],
-) -> Result<Vec<String>> {
+) -> Result<Vec<(String, usize)>> {
     if runs.iter().all(|p| p.run.plan.is_empty()) {
         return Ok(Vec::new());
     }
@@ -39,7 +39,7 @@ pub async fn write(
             sends.entry(pending.queue).or_default().push((r, s));
         }
     }
-    let mut notify: Vec<String> = Vec::new();
+    let mut notify: Vec<(String, usize)> = Vec::new();
     for (queue_name, targets) in &sends {
         let bodies: Vec<StepMessage> = targets
             .iter()
@@ -52,8 +52,9 @@ pub async fn write(
         for (&(r, s), id) in targets.iter().zip(ids) {
             runs[r].run.steps[s].msg_id = Some(id);
             runs[r].run.plan.dirty_steps.insert(s);
-            if !notify.iter().any(|n| n == runs[r].namespace) {
-                notify.push(runs[r].namespace.to_owned());
+            match notify.iter_mut().find(|(n, _)| n == runs[r].namespace) {
+                Some((_, count)) => *count += 1,
+                None => notify.push((runs[r].namespace.to_owned(), 1)),
             }
         }
     }

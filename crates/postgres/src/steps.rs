@@ -7,7 +7,7 @@ use sqlx::{PgConnection, Row};
 use tasker_model::{
     ClaimOutcome, ClaimedStep, HeartbeatOutcome, Lease, LeaseError, Recorded, Step, TaskRun,
 };
-use tasker_store::{Error, Result, StepClaim, StepCompletion, StepFailure};
+use tasker_store::{Error, NextClaim, Result, StepClaim, StepCompletion, StepFailure};
 use uuid::Uuid;
 
 use crate::PgStore;
@@ -24,58 +24,69 @@ fn lease_seconds(lease_for: Duration) -> i32 {
 
 pub async fn claim(store: &PgStore, params: StepClaim) -> Result<Vec<ClaimedStep>> {
     let queue_name = catalog::queue_of(store, &params.namespace).await?;
-    let max = params.max.clamp(1, 1000) as i32;
-    let lease_secs = lease_seconds(params.lease_for);
     with_retry(|| async {
         let mut tx = store.pool.begin().await.map_err(db)?;
-        let messages = queue::read(&mut tx, &queue_name, lease_secs, max).await?;
-        if messages.is_empty() {
-            tx.rollback().await.map_err(db)?;
-            return Ok(Vec::new());
-        }
-        let task_ids: Vec<Uuid> = messages
-            .iter()
-            .filter_map(|m| m.body.map(|b| b.task_id))
-            .collect();
-        let (loaded, now) = load::lock_tasks(store, &mut tx, Lock::Tasks(&task_ids)).await?;
-        let mut runs: HashMap<Uuid, TaskRun<'_>> =
-            loaded.iter().map(|(id, t)| (*id, t.run())).collect();
-
-        let mut orphans = Vec::new();
-        let mut claimed: Vec<(Uuid, usize, Lease, tasker_model::Timestamp)> = Vec::new();
-        for message in &messages {
-            let target = message.body.and_then(|body| {
-                let run = runs.get_mut(&body.task_id)?;
-                let index = run.step_index(body.step_id)?;
-                Some((body.task_id, run, index))
-            });
-            let Some((task_id, run, index)) = target else {
-                // A message whose task or step does not exist: nothing can use it.
-                orphans.push(message.msg_id);
-                continue;
-            };
-            let token = Uuid::new_v4();
-            if let ClaimOutcome::Claimed(lease) = run.claim(
-                index,
-                message.msg_id,
-                message.visible_at,
-                token,
-                &params.worker_id,
-                now,
-            ) {
-                claimed.push((task_id, index, lease, message.visible_at));
-            }
-        }
-        if !orphans.is_empty() {
-            queue::delete(&mut tx, &queue_name, &orphans).await?;
-        }
-        let ready = write_runs(store, &mut tx, &loaded, &mut runs).await?;
-        let payloads = claim_payloads(&mut tx, &loaded, &claimed).await?;
+        let (payloads, ready) = claim_in(store, &mut tx, &queue_name, &params).await?;
         tx.commit().await.map_err(db)?;
         store.announce(&ready);
         Ok(payloads)
     })
     .await
+}
+
+/// Leases up to `params.max` steps of one queue on the caller's transaction.
+/// Returns the leased steps and the namespaces that got ready steps.
+async fn claim_in(
+    store: &PgStore,
+    tx: &mut PgConnection,
+    queue_name: &str,
+    params: &StepClaim,
+) -> Result<(Vec<ClaimedStep>, Vec<(String, usize)>)> {
+    let max = params.max.clamp(1, 1000) as i32;
+    let lease_secs = lease_seconds(params.lease_for);
+    let messages = queue::read(tx, queue_name, lease_secs, max).await?;
+    if messages.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let task_ids: Vec<Uuid> = messages
+        .iter()
+        .filter_map(|m| m.body.map(|b| b.task_id))
+        .collect();
+    let (loaded, now) = load::lock_tasks(store, tx, Lock::Tasks(&task_ids)).await?;
+    let mut runs: HashMap<Uuid, TaskRun<'_>> =
+        loaded.iter().map(|(id, t)| (*id, t.run())).collect();
+
+    let mut orphans = Vec::new();
+    let mut claimed: Vec<(Uuid, usize, Lease, tasker_model::Timestamp)> = Vec::new();
+    for message in &messages {
+        let target = message.body.and_then(|body| {
+            let run = runs.get_mut(&body.task_id)?;
+            let index = run.step_index(body.step_id)?;
+            Some((body.task_id, run, index))
+        });
+        let Some((task_id, run, index)) = target else {
+            // A message whose task or step does not exist: nothing can use it.
+            orphans.push(message.msg_id);
+            continue;
+        };
+        let token = Uuid::new_v4();
+        if let ClaimOutcome::Claimed(lease) = run.claim(
+            index,
+            message.msg_id,
+            message.visible_at,
+            token,
+            &params.worker_id,
+            now,
+        ) {
+            claimed.push((task_id, index, lease, message.visible_at));
+        }
+    }
+    if !orphans.is_empty() {
+        queue::delete(tx, queue_name, &orphans).await?;
+    }
+    let ready = write_runs(store, tx, &loaded, &mut runs).await?;
+    let payloads = claim_payloads(tx, &loaded, &claimed).await?;
+    Ok((payloads, ready))
 }
 
 /// Builds what workers receive: step definition, task context and the
@@ -171,7 +182,7 @@ async fn write_runs(
     conn: &mut PgConnection,
     loaded: &HashMap<Uuid, LoadedTask>,
     runs: &mut HashMap<Uuid, TaskRun<'_>>,
-) -> Result<Vec<String>> {
+) -> Result<Vec<(String, usize)>> {
     let mut pending: Vec<Pending<'_, '_>> = runs
         .iter_mut()
         .map(|(id, run)| Pending {
@@ -254,14 +265,25 @@ fn lease_not_found(error: Error) -> Error {
     }
 }
 
+/// Records results and, with `next`, leases more steps for the same worker
+/// in the same transaction.
 pub async fn complete(
     store: &PgStore,
     items: Vec<StepCompletion>,
-) -> Result<Vec<Result<Recorded>>> {
+    next: Option<&NextClaim>,
+) -> Result<(Vec<Result<Recorded>>, Vec<ClaimedStep>)> {
     if items.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let mut queues = Vec::new();
+    for namespace in next.map(|n| n.namespaces.as_slice()).unwrap_or_default() {
+        queues.push((
+            namespace.as_str(),
+            catalog::queue_of(store, namespace).await?,
+        ));
     }
     let items = &items;
+    let queues = &queues;
     with_retry(|| async move {
         let mut tx = store.pool.begin().await.map_err(db)?;
         let step_ids: Vec<Uuid> = items.iter().map(|i| i.lease.step_id).collect();
@@ -282,10 +304,38 @@ pub async fn complete(
                 Ok(run.complete(&item.lease, item.result.clone(), now)?)
             })
             .collect();
-        let ready = write_runs(store, &mut tx, &loaded, &mut runs).await?;
+        let mut ready = write_runs(store, &mut tx, &loaded, &mut runs).await?;
+        let mut claimed = Vec::new();
+        if let Some(next) = next
+            && outcomes.iter().any(|o| matches!(o, Ok(Recorded::Applied)))
+        {
+            for (namespace, queue_name) in queues {
+                let room = next.max.saturating_sub(claimed.len() as u32);
+                if room == 0 {
+                    break;
+                }
+                let params = StepClaim {
+                    namespace: namespace.to_string(),
+                    worker_id: next.worker_id.clone(),
+                    max: room,
+                    lease_for: next.lease_for,
+                };
+                let (more, also_ready) = claim_in(store, &mut tx, queue_name, &params).await?;
+                // Steps this worker took itself need no wake-up for others.
+                let taken = more.iter().filter(|s| s.namespace == *namespace).count();
+                for (n, count) in ready.iter_mut() {
+                    if n == namespace {
+                        *count = count.saturating_sub(taken);
+                    }
+                }
+                ready.extend(also_ready);
+                claimed.extend(more);
+            }
+        }
         tx.commit().await.map_err(db)?;
+        ready.retain(|(_, count)| *count > 0);
         store.announce(&ready);
-        Ok(outcomes)
+        Ok((outcomes, claimed))
     })
     .await
 }

@@ -100,7 +100,7 @@ pub async fn create(store: &PgStore, params: TaskCreate) -> Result<(Task, bool)>
     .await
     .map_err(db)?;
     tx.commit().await.map_err(db)?;
-    store.announce(std::slice::from_ref(&template.namespace));
+    store.announce(&[(template.namespace.clone(), run.plan.enqueue.len())]);
 
     Ok((
         Task {

@@ -65,6 +65,14 @@ pub trait Store: Send + Sync + 'static {
     /// Records results; each item succeeds or is refused on its own, and all
     /// accepted items commit in one transaction.
     async fn step_complete(&self, items: Vec<StepCompletion>) -> Result<Vec<Result<Recorded>>>;
+    /// Records one result and, in the same transaction, leases up to
+    /// `next.max` ready steps for the same worker: the sequential path of a
+    /// workflow then costs one commit per step instead of two.
+    async fn step_complete_and_claim(
+        &self,
+        item: StepCompletion,
+        next: &NextClaim,
+    ) -> Result<(Recorded, Vec<ClaimedStep>)>;
     async fn step_fail(&self, params: StepFailure) -> Result<Recorded>;
     /// The lease holder gives the step back unfinished; it is delivered
     /// again at once and the attempt is not counted.

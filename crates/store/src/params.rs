@@ -39,6 +39,16 @@ pub struct StepClaim {
     pub lease_for: std::time::Duration,
 }
 
+/// Steps to lease in the same transaction as a completion.
+#[derive(Debug, Clone)]
+pub struct NextClaim {
+    pub worker_id: String,
+    /// Taken in order until `max` steps are leased.
+    pub namespaces: Vec<String>,
+    pub max: u32,
+    pub lease_for: std::time::Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct StepCompletion {
     pub lease: Lease,

@@ -34,6 +34,8 @@ pub async fn run(args: &ServerArgs) -> anyhow::Result<Status> {
         .map_err(|e| anyhow::anyhow!("cannot apply the database migrations: {e}"))?;
     let engine_config = config.engine_config();
     let engine = Engine::new(Arc::new(store.clone()), engine_config.clone());
+    let local = engine.waiters().clone();
+    store.set_local_wake(Arc::new(move |namespace| local.wake(namespace)));
     let waiters = engine.waiters().clone();
     let notifier = Notifier::start(
         config.database.url.clone(),
