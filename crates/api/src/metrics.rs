@@ -11,6 +11,7 @@
 //! completion that finalizes it does not say so), so there is no
 //! tasks-finished counter; the queue-wait time of a step is not known either.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,7 +25,7 @@ use axum::routing::get;
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
-use tasker_model::Recorded;
+use tasker_model::{ClaimedStep, Recorded};
 
 use crate::state::AppState;
 
@@ -99,7 +100,10 @@ impl Metrics {
                 TASKS_CREATED,
                 "Tasks created through this node (idempotent repeats excluded).",
             ),
-            (STEPS_CLAIMED, "Steps leased to workers through this node."),
+            (
+                STEPS_CLAIMED,
+                "Steps leased to workers through this node, by polls and completes with next.",
+            ),
             (
                 STEPS_COMPLETED,
                 "Step results reported through this node, by outcome.",
@@ -175,12 +179,19 @@ impl Metrics {
         .increment(1);
     }
 
-    pub(crate) fn steps_claimed(&self, namespace: &str, count: u64) {
-        self.counter(
-            STEPS_CLAIMED,
-            vec![Label::new("namespace", namespace.to_owned())],
-        )
-        .increment(count);
+    /// Counts steps leased to a worker, by a poll or with a completion.
+    pub(crate) fn claims(&self, claimed: &[ClaimedStep]) {
+        let mut per_namespace: BTreeMap<&str, u64> = BTreeMap::new();
+        for step in claimed {
+            *per_namespace.entry(&step.namespace).or_default() += 1;
+        }
+        for (namespace, count) in per_namespace {
+            self.counter(
+                STEPS_CLAIMED,
+                vec![Label::new("namespace", namespace.to_owned())],
+            )
+            .increment(count);
+        }
     }
 
     pub(crate) fn step_completed(&self, recorded: Recorded) {

@@ -204,9 +204,15 @@ async fn openapi_lists_every_documented_path() {
         "TemplateRecord",
         "ErrorBody",
         "Worker",
+        "NextRequest",
     ] {
         assert!(schemas.contains_key(schema), "schema {schema} missing");
     }
+    // A complete answers with the steps leased with it.
+    assert_eq!(
+        schemas["CompleteReply"]["properties"]["next"]["items"]["$ref"],
+        "#/components/schemas/ClaimedStep"
+    );
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

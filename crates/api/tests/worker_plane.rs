@@ -1,6 +1,6 @@
-//! The worker plane: register, poll, heartbeat, complete and fail, with the
-//! lease fencing that makes stale reports 409; and the manual step
-//! operations retry and resolve.
+//! The worker plane: register, poll, heartbeat, complete (also with the
+//! worker's next step) and fail, with the lease fencing that makes stale
+//! reports 409; and the manual step operations retry and resolve.
 
 mod support;
 
@@ -92,14 +92,15 @@ async fn a_step_runs_from_poll_to_complete() {
         .await
         .expect(StatusCode::OK)
         .json();
-    assert_eq!(done, json!({"recorded": "applied"}));
+    // Without `next`, nothing is leased with the result.
+    assert_eq!(done, json!({"recorded": "applied", "next": []}));
     // A re-send of the same report is safe.
     let again = app
         .report(&claimed, "complete", json!({"result": {"total": 3}}))
         .await
         .expect(StatusCode::OK)
         .json();
-    assert_eq!(again, json!({"recorded": "duplicate"}));
+    assert_eq!(again, json!({"recorded": "duplicate", "next": []}));
 
     // The child is ready with its parent's result.
     let child = app.poll_one("default").await;
@@ -500,4 +501,182 @@ async fn a_released_step_is_delivered_again_without_counting_the_attempt() {
         metrics.contains("tasker_steps_released_total 1"),
         "{metrics}"
     );
+}
+
+/// `a` then `b` and `c`, both children of `a`.
+const FAN_OUT: &str = "
+  - { name: a, handler: h.a }
+  - { name: b, handler: h.b, depends_on: [a] }
+  - { name: c, handler: h.c, depends_on: [a] }
+";
+
+#[tokio::test]
+async fn complete_with_next_leases_a_child_with_its_parent_results_up_to_max() {
+    let app = test_app().await;
+    app.register_yaml(&template("default", "fan", FAN_OUT))
+        .await
+        .expect(StatusCode::CREATED);
+    let task = app.create_task("default", "fan", json!({"n": 1})).await;
+    app.register_worker("worker-1", &["default"]).await;
+    let a = app.poll_one("default").await;
+
+    // No namespaces: the worker's registered ones, as for a poll.
+    let done = app
+        .report(
+            &a,
+            "complete",
+            json!({"result": {"total": 3}, "next": {"worker_id": "worker-1", "max": 1}}),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(done["recorded"], "applied");
+    let next = done["next"].as_array().unwrap();
+    assert_eq!(next.len(), 1, "b and c became ready; max is 1: {done}");
+    let child = &next[0];
+    let name = child["step_name"].as_str().unwrap();
+    assert!(name == "b" || name == "c", "{child}");
+    assert_eq!(child["task_id"], task["id"]);
+    assert_eq!(child["context"], json!({"n": 1}));
+    assert_eq!(child["parent_results"], json!({"a": {"total": 3}}));
+    assert_eq!(child["lease"]["attempt"], 1);
+    let step = step_of(&app, &task, name).await;
+    assert_eq!(step["state"], "running");
+    assert_eq!(step["worker_id"], "worker-1");
+    // The lease is a real one: it heartbeats and completes like a polled one.
+    app.report(child, "heartbeat", json!({}))
+        .await
+        .expect(StatusCode::OK);
+
+    // The other child was left ready for anyone.
+    let other = app.poll_one("default").await;
+    assert_ne!(other["step_name"], child["step_name"]);
+
+    // A re-send after a lost reply leases nothing, though work is ready.
+    app.create_task("default", "fan", json!({"n": 2})).await;
+    let again = app
+        .report(
+            &a,
+            "complete",
+            json!({"result": {"total": 3}, "next": {"worker_id": "worker-1", "namespaces": ["default"], "max": 1}}),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(again, json!({"recorded": "duplicate", "next": []}));
+    assert_eq!(app.poll_one("default").await["context"], json!({"n": 2}));
+
+    // Steps leased with a completion count as claimed, like polled ones.
+    let metrics = app.call(Method::GET, "/metrics", None, None).await.text();
+    assert!(
+        metrics.contains("tasker_steps_claimed_total{namespace=\"default\"} 4"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn complete_with_next_takes_namespaces_in_order_and_never_more_than_max() {
+    let app = test_app().await;
+    app.post("/v1/namespaces", json!({"name": "billing"}))
+        .await
+        .expect(StatusCode::CREATED);
+    app.register_yaml(&template("default", "linear", LINEAR))
+        .await
+        .expect(StatusCode::CREATED);
+    app.register_yaml(&template(
+        "billing",
+        "charge",
+        "  - { name: a, handler: h.a }\n",
+    ))
+    .await
+    .expect(StatusCode::CREATED);
+    let task = app.create_task("default", "linear", json!({})).await;
+    let a = app.poll_one("default").await;
+    for _ in 0..3 {
+        app.create_task("billing", "charge", json!({})).await;
+    }
+    // Billing first: its steps are taken before the linear task's `b`.
+    let done = app
+        .report(
+            &a,
+            "complete",
+            json!({"next": {"worker_id": "w2", "namespaces": ["billing", "default"], "max": 2}}),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let next = done["next"].as_array().unwrap();
+    assert_eq!(next.len(), 2, "{done}");
+    assert!(next.iter().all(|s| s["namespace"] == "billing"), "{done}");
+    assert_eq!(step_of(&app, &task, "b").await["state"], "ready");
+    // max 0 is a plain complete.
+    let b = app.poll_one("default").await;
+    let done = app
+        .report(
+            &b,
+            "complete",
+            json!({"next": {"worker_id": "w2", "namespaces": ["billing"], "max": 0}}),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(done, json!({"recorded": "applied", "next": []}));
+    assert_eq!(app.poll("w3", &["billing"], 5).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_bad_next_is_refused_before_anything_is_recorded() {
+    let app = with_linear().await;
+    let task = app.create_task("default", "linear", json!({})).await;
+    let a = app.poll_one("default").await;
+    let long = "w".repeat(129);
+    for (next, status, code) in [
+        (json!({"worker_id": ""}), StatusCode::BAD_REQUEST, "invalid"),
+        (
+            json!({"worker_id": long}),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        // No namespaces and not registered: nothing to lease from.
+        (
+            json!({"worker_id": "stranger"}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            json!({"worker_id": "w", "namespaces": ["nowhere"]}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (json!({"max": 1}), StatusCode::BAD_REQUEST, "bad_request"),
+    ] {
+        let reply = app
+            .report(&a, "complete", json!({"result": 1, "next": next}))
+            .await
+            .expect(status);
+        assert_eq!(reply.error_code(), code, "{next}");
+    }
+    let step = step_of(&app, &task, "a").await;
+    assert_eq!(step["state"], "running");
+    assert_eq!(step["result"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_node_shutting_down_records_the_result_but_leases_nothing_with_it() {
+    let app = with_linear().await;
+    let task = app.create_task("default", "linear", json!({})).await;
+    let a = app.poll_one("default").await;
+    app.state.engine.begin_shutdown();
+    let done = app
+        .report(
+            &a,
+            "complete",
+            json!({"next": {"worker_id": "worker-1", "namespaces": ["default"]}}),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(done, json!({"recorded": "applied", "next": []}));
+    assert_eq!(step_of(&app, &task, "a").await["state"], "complete");
+    assert_eq!(step_of(&app, &task, "b").await["state"], "ready");
 }

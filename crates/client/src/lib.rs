@@ -1,6 +1,7 @@
 //! A typed async client for the Tasker HTTP API (see `docs/api.md`): probes,
 //! namespaces, templates, tasks and steps for operators, and the worker
-//! plane (register, poll, heartbeat, complete, fail, release) for workers.
+//! plane (register, poll, heartbeat, complete, complete-and-claim, fail,
+//! release) for workers.
 //!
 //! The client reuses the domain records of `tasker-model` and the params of
 //! `tasker-store` on the wire, so a field renamed on the server fails to
@@ -38,7 +39,7 @@ use serde::de::DeserializeOwned;
 pub use error::{Error, LEASE_LOST_CODES};
 pub use probes::{ClusterInfo, Health, Readiness, ReadinessChecks};
 pub use tasks::NewTask;
-pub use worker_plane::{FailReport, HeartbeatReply, RegisterReply};
+pub use worker_plane::{FailReport, HeartbeatReply, NextRequest, RegisterReply};
 
 // The records the client returns, so callers need not depend on the crates
 // that define them.

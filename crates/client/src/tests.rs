@@ -292,6 +292,73 @@ async fn worker_plane_bodies_carry_the_lease() {
 }
 
 #[tokio::test]
+async fn complete_and_claim_sends_next_and_returns_the_leased_steps() {
+    let child = json!({
+        "lease": {"step_id": Uuid::from_u128(8), "attempt": 1, "token": Uuid::from_u128(10)},
+        "lease_expires_at": "2025-01-01T00:00:30Z", "task_id": Uuid::from_u128(1),
+        "namespace": "examples", "template_name": "linear", "template_version": "1",
+        "step_name": "step_2", "handler": "examples.linear.step_2", "config": {},
+        "max_attempts": 3, "timeout_ms": 30000, "context": {"even_number": 2},
+        "parent_results": {"step_1": {"value": 4}}
+    });
+    let (base, seen) = serve(move |seen| match seen.json()["attempt"].as_u64() {
+        Some(2) => reply(200, json!({"recorded": "applied", "next": [child.clone()]})),
+        // A server that predates `next` answers without it.
+        _ => reply(200, json!({"recorded": "duplicate"})),
+    })
+    .await;
+    let client = Client::new(&base, None).unwrap();
+    let lease = lease();
+    let next = NextRequest {
+        worker_id: "w1".into(),
+        namespaces: vec!["examples".into()],
+        max: 1,
+    };
+    let (recorded, steps) = client
+        .step_complete_and_claim(&lease, &json!({"value": 4}), &next)
+        .await
+        .unwrap();
+    assert_eq!(recorded, Recorded::Applied);
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0].step_name, "step_2");
+    assert_eq!(steps[0].lease.step_id, Uuid::from_u128(8));
+    assert_eq!(steps[0].parent_results["step_1"], json!({"value": 4}));
+
+    let old = Lease {
+        attempt: 1,
+        ..lease
+    };
+    let registered = NextRequest {
+        namespaces: Vec::new(),
+        ..next
+    };
+    let (recorded, steps) = client
+        .step_complete_and_claim(&old, &Value::Null, &registered)
+        .await
+        .unwrap();
+    assert_eq!(recorded, Recorded::Duplicate);
+    assert!(steps.is_empty());
+
+    let seen = seen.lock().unwrap();
+    let token = lease.token.to_string();
+    assert_eq!(
+        seen[0].path,
+        format!("/v1/steps/{}/complete", lease.step_id)
+    );
+    assert_eq!(
+        seen[0].json(),
+        json!({"attempt": 2, "token": token, "result": {"value": 4},
+               "next": {"worker_id": "w1", "namespaces": ["examples"], "max": 1}})
+    );
+    // No namespaces: left out, so the server uses the registered ones.
+    assert_eq!(
+        seen[1].json(),
+        json!({"attempt": 1, "token": token, "result": null,
+               "next": {"worker_id": "w1", "max": 1}})
+    );
+}
+
+#[tokio::test]
 async fn release_takes_a_204_without_a_body_and_a_409_as_lease_lost() {
     let (base, seen) = serve(|seen| match seen.json()["attempt"].as_u64() {
         Some(2) => (StatusCode::NO_CONTENT, String::new(), Duration::ZERO),

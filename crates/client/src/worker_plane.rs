@@ -62,6 +62,21 @@ pub struct FailReport {
     pub details: serde_json::Value,
 }
 
+/// What `step_complete_and_claim` asks to be leased together with the
+/// result (`"next"` in `POST /v1/steps/{id}/complete`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextRequest {
+    /// The worker the steps are leased to: the one reporting.
+    pub worker_id: String,
+    /// Namespaces to lease from, in order. Empty: those the worker
+    /// registered with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    /// Most steps to lease; 0 makes it a plain complete. Never ask for more
+    /// than the worker can start at once: their leases start ticking now.
+    pub max: u32,
+}
+
 #[derive(Serialize)]
 struct LeaseBody<'a, T: Serialize> {
     attempt: u32,
@@ -81,6 +96,20 @@ struct ResultBody<'a> {
 #[derive(Deserialize)]
 struct RecordedReply {
     recorded: RecordedWire,
+}
+
+#[derive(Serialize)]
+struct CompleteBody<'a> {
+    result: &'a serde_json::Value,
+    next: &'a NextRequest,
+}
+
+#[derive(Deserialize)]
+struct CompleteReply {
+    recorded: RecordedWire,
+    /// Absent from a server that predates `next`: it leased nothing.
+    #[serde(default)]
+    next: Vec<ClaimedStep>,
 }
 
 #[derive(Deserialize)]
@@ -169,6 +198,29 @@ impl Client {
             .json(&lease_body(lease, &ResultBody { result }));
         let (_, reply): (_, RecordedReply) = self.call(&url, builder).await?;
         Ok(reply.recorded.into())
+    }
+
+    /// Records the attempt's result and, in the same server transaction,
+    /// leases up to `next.max` ready steps to `next.worker_id`, returned to
+    /// run at once: a sequential workflow then needs no poll between steps.
+    ///
+    /// Steps are leased only when the result was `Applied`; a `Duplicate`
+    /// (a re-send) gets none. A reply lost in transit may have carried
+    /// leased steps: they come back to some worker when their leases expire.
+    /// A 404 `not_found` (an unknown namespace, or none named and the worker
+    /// not registered) or 400 `invalid` (bad worker id) recorded nothing.
+    pub async fn step_complete_and_claim(
+        &self,
+        lease: &Lease,
+        result: &serde_json::Value,
+        next: &NextRequest,
+    ) -> Result<(Recorded, Vec<ClaimedStep>)> {
+        let url = self.url(&["v1", "steps", &lease.step_id.to_string(), "complete"]);
+        let builder = self
+            .request(Method::POST, &url)
+            .json(&lease_body(lease, &CompleteBody { result, next }));
+        let (_, reply): (_, CompleteReply) = self.call(&url, builder).await?;
+        Ok((reply.recorded.into(), reply.next))
     }
 
     /// Records that the attempt failed.

@@ -35,6 +35,9 @@
 //!   when the task is cancelled, the lease is lost, or the step's timeout
 //!   elapses (reported as a retryable `timeout` failure);
 //! - turns a panic into a retryable `panic` failure;
+//! - completes a successful step together with asking for the worker's next
+//!   one, which it then runs at once in the same slot: a sequential
+//!   workflow's steps follow each other without a poll in between;
 //! - retries registration, polls and reports through server outages with
 //!   capped exponential [`Backoff`];
 //! - on shutdown, stops polling, lets handlers finish within the grace
@@ -52,6 +55,7 @@ pub mod examples;
 mod handler;
 mod handler_error;
 mod reporter;
+mod shutdown_phase;
 mod step_context;
 mod step_runner;
 mod worker;

@@ -4,10 +4,20 @@
 //! reply is answered `duplicate`, and any report that arrives after the lease
 //! moved on (a re-sent release included: the first one ended the lease) is
 //! refused with a 409 and changes nothing.
+//!
+//! A complete may ask for the worker's next step ([`Successor`]). Re-sends
+//! after a transport error ask again (while the worker still takes work):
+//! if the lost request was applied, the re-send is a `duplicate` and leases
+//! nothing, and the steps leased in the lost reply come back to some worker
+//! when their leases expire (counting an attempt); if it never arrived, the
+//! re-send records the result and leases the next step as the first would
+//! have. Either way no step is run twice at once.
 
 use std::time::Duration;
 
-use tasker_client::{Client, Error as ClientError, FailReport, Lease, Recorded};
+use tasker_client::{
+    ClaimedStep, Client, Error as ClientError, FailReport, Lease, NextRequest, Recorded,
+};
 use tokio::time::Instant;
 
 use crate::attempt_outcome::{Report, result_rejected};
@@ -19,30 +29,40 @@ pub(crate) struct Reporter {
     backoff: Backoff,
 }
 
+/// The step to ask for with a completion.
+pub(crate) struct Successor<'a> {
+    pub(crate) next: &'a NextRequest,
+    /// Whether to ask at all: checked before each send, so a re-send after
+    /// shutdown began is a plain complete.
+    pub(crate) wanted: &'a (dyn Fn() -> bool + Sync),
+}
+
 impl Reporter {
     pub(crate) fn new(client: Client, backoff: Backoff) -> Self {
         Self { client, backoff }
     }
 
-    /// Delivers `report`, retrying transport failures for up to `budget`.
-    /// Never fails: what could not be delivered is logged, and the step is
-    /// then redelivered when its lease expires.
-    pub(crate) async fn send(&self, lease: &Lease, report: Report, budget: Duration) {
+    /// Delivers `report`, retrying transport failures for up to `budget`;
+    /// a complete asks for `successor` as well. Returns the steps leased
+    /// with the completion. Never fails: what could not be delivered is
+    /// logged, and the step is then redelivered when its lease expires.
+    pub(crate) async fn send(
+        &self,
+        lease: &Lease,
+        report: Report,
+        successor: Option<Successor<'_>>,
+        budget: Duration,
+    ) -> Vec<ClaimedStep> {
         let deadline = Instant::now() + budget;
         match report {
             Report::Nothing => {}
             Report::Complete(result) => {
-                let sent = self
-                    .retrying(deadline, || self.client.step_complete(lease, &result))
-                    .await;
-                match sent {
-                    Err(error) if is_refused_payload(&error) => {
-                        tracing::warn!(%error, "the server refused the result; failing the step");
-                        let report = result_rejected(&error.to_string());
-                        self.fail(lease, report, deadline).await;
-                    }
-                    other => log_outcome("complete", other),
+                if let Some(successor) = successor {
+                    return self
+                        .complete_and_claim(lease, &result, successor, deadline)
+                        .await;
                 }
+                self.complete(lease, &result, deadline).await;
             }
             Report::Fail(report) => self.fail(lease, report, deadline).await,
             Report::Release => {
@@ -50,6 +70,61 @@ impl Reporter {
                     .retrying(deadline, || self.client.step_release(lease))
                     .await;
                 log_release(sent);
+            }
+        }
+        Vec::new()
+    }
+
+    async fn complete(&self, lease: &Lease, result: &serde_json::Value, deadline: Instant) {
+        let sent = self
+            .retrying(deadline, || self.client.step_complete(lease, result))
+            .await;
+        match sent {
+            Err(error) if is_refused_payload(&error) => {
+                tracing::warn!(%error, "the server refused the result; failing the step");
+                let report = result_rejected(&error.to_string());
+                self.fail(lease, report, deadline).await;
+            }
+            other => log_outcome("complete", other),
+        }
+    }
+
+    async fn complete_and_claim(
+        &self,
+        lease: &Lease,
+        result: &serde_json::Value,
+        successor: Successor<'_>,
+        deadline: Instant,
+    ) -> Vec<ClaimedStep> {
+        let sent = self
+            .retrying(deadline, || async {
+                if (successor.wanted)() {
+                    self.client
+                        .step_complete_and_claim(lease, result, successor.next)
+                        .await
+                } else {
+                    let recorded = self.client.step_complete(lease, result).await?;
+                    Ok((recorded, Vec::new()))
+                }
+            })
+            .await;
+        match sent {
+            Ok((recorded, next)) => {
+                log_outcome("complete", Ok(recorded));
+                next
+            }
+            Err(error) if error.is_lease_lost() || error.is_unavailable() => {
+                log_outcome("complete", Err(error));
+                Vec::new()
+            }
+            Err(error) => {
+                // Refused, and nothing was recorded: maybe for the `next`
+                // part (a namespace the server does not know), maybe for the
+                // result itself. A plain complete tells which, and records
+                // the result if it can.
+                tracing::warn!(%error, "complete with next refused; completing without it");
+                self.complete(lease, result, deadline).await;
+                Vec::new()
             }
         }
     }

@@ -1,32 +1,41 @@
-//! Runs one claimed step: the handler in its own task, heartbeats beside
-//! it, the step's timeout, and the report when it ends.
+//! Runs claimed steps in one concurrency slot: the handler in its own task,
+//! heartbeats beside it, the step's timeout, and the report when it ends.
 //!
 //! ```text
-//!   spawn handler ──┬── handler returns ─────────────▶ complete / fail
+//!   spawn handler ──┬── handler returns ─────────────▶ complete (+ next) / fail
 //!                   ├── handler panics ──────────────▶ fail (panic, retryable)
 //!                   ├── timeout_ms elapses ──────────▶ abort, fail (timeout, retryable)
 //!                   ├── heartbeat: cancelled / 409 ──▶ abort, report nothing
 //!                   └── shutdown grace runs out ─────▶ abort, release (attempt not counted)
+//!        ▲                                                     │
+//!        └──────── a step leased with the complete ◀──────────┘
 //! ```
 //!
 //! Whichever comes first wins; the handler's result is preferred when it is
 //! ready at the same moment as another event. Aborting the handler drops its
 //! future at its next `.await`: a handler that blocks the thread is not
 //! stopped, so blocking work belongs in `spawn_blocking`.
+//!
+//! While the worker is not shutting down, a successful attempt is completed
+//! with `next` (max 1): the server leases this worker's next ready step in
+//! the same transaction, and the runner runs it at once in the same slot, so
+//! a sequential workflow needs one commit per handoff and no poll. A step
+//! that arrives after shutdown began is released at once instead of run.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tasker_client::{ClaimedStep, Client, Lease};
+use tasker_client::{ClaimedStep, Client, Lease, NextRequest};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::attempt_outcome::{AttemptOutcome, panic_message};
+use crate::attempt_outcome::{AttemptOutcome, Report, panic_message};
 use crate::backoff::Backoff;
 use crate::cancellation::{CancelReason, Cancellation};
 use crate::handler::Handler;
-use crate::reporter::Reporter;
+use crate::reporter::{Reporter, Successor};
+use crate::shutdown_phase::{ShutdownPhase, reached, takes_work};
 use crate::step_context::StepContext;
 
 /// How long a release may take during shutdown: the process is about to
@@ -45,40 +54,99 @@ pub(crate) struct StepRunner {
     pub(crate) backoff: Backoff,
     pub(crate) reporter: Reporter,
     pub(crate) report_budget: Duration,
+    /// What a successful completion asks for: this worker, its namespaces,
+    /// one step (the slot it frees).
+    pub(crate) next: NextRequest,
 }
 
 impl StepRunner {
-    /// Runs the attempt and reports it. `release` turns true when the
-    /// worker's shutdown grace has run out.
-    pub(crate) async fn run(self: Arc<Self>, claimed: ClaimedStep, release: watch::Receiver<bool>) {
-        let span = tracing::info_span!(
-            "step",
-            task_id = %claimed.task_id,
-            step = %claimed.step_name,
-            handler = %claimed.handler,
-            attempt = claimed.lease.attempt,
-        );
+    /// Runs `claimed`, then each step the server leases with a completion,
+    /// until none comes back; the caller's concurrency slot stays taken
+    /// meanwhile. `phase` tells how far the worker's shutdown has gone.
+    pub(crate) async fn run(
+        self: Arc<Self>,
+        claimed: ClaimedStep,
+        phase: watch::Receiver<ShutdownPhase>,
+    ) {
+        let mut claimed = claimed;
+        let mut chained = false;
+        loop {
+            if chained && !takes_work(&phase) {
+                // Leased with a completion just as shutdown began: give it
+                // back for another worker rather than start it now.
+                self.release_unstarted(&claimed).await;
+                return;
+            }
+            let mut next = self
+                .run_one(claimed, phase.clone(), chained)
+                .await
+                .into_iter();
+            let Some(following) = next.next() else {
+                return;
+            };
+            for extra in next {
+                // One slot runs one step; an unstarted step would sit
+                // without heartbeats until its lease ran out.
+                tracing::warn!("the server leased more steps than asked for; releasing the extra");
+                self.release_unstarted(&extra).await;
+            }
+            claimed = following;
+            chained = true;
+        }
+    }
+
+    /// Runs one attempt and reports it; returns the steps leased with its
+    /// completion.
+    async fn run_one(
+        &self,
+        claimed: ClaimedStep,
+        phase: watch::Receiver<ShutdownPhase>,
+        chained: bool,
+    ) -> Vec<ClaimedStep> {
+        let span = step_span(&claimed);
         async move {
             let lease = claimed.lease;
             let step_name = claimed.step_name.clone();
-            tracing::debug!("step claimed");
-            let outcome = self.attempt(claimed, release).await;
+            if chained {
+                tracing::debug!("step leased with the previous step's completion");
+            } else {
+                tracing::debug!("step claimed");
+            }
+            let outcome = self.attempt(claimed, phase.clone()).await;
             log_outcome(&outcome);
             let budget = match outcome {
                 AttemptOutcome::Released => RELEASE_REPORT_BUDGET,
                 _ => self.report_budget,
             };
             let report = outcome.into_report(&step_name);
-            self.reporter.send(&lease, report, budget).await;
+            // Asked again at each re-send: shutdown may begin meanwhile.
+            let successor = Successor {
+                next: &self.next,
+                wanted: &|| takes_work(&phase),
+            };
+            self.reporter
+                .send(&lease, report, Some(successor), budget)
+                .await
         }
         .instrument(span)
+        .await
+    }
+
+    async fn release_unstarted(&self, claimed: &ClaimedStep) {
+        async {
+            tracing::info!("releasing a step leased with a completion, unstarted");
+            self.reporter
+                .send(&claimed.lease, Report::Release, None, RELEASE_REPORT_BUDGET)
+                .await;
+        }
+        .instrument(step_span(claimed))
         .await
     }
 
     async fn attempt(
         &self,
         claimed: ClaimedStep,
-        mut release: watch::Receiver<bool>,
+        mut phase: watch::Receiver<ShutdownPhase>,
     ) -> AttemptOutcome {
         let Some(handler) = self.handlers.get(&claimed.handler).cloned() else {
             return AttemptOutcome::HandlerNotFound {
@@ -114,7 +182,7 @@ impl StepRunner {
             }
             () = timer => (CancelReason::TimedOut, AttemptOutcome::TimedOut(timeout)),
             reason = self.heartbeat(&lease) => (reason, AttemptOutcome::Abandoned(reason)),
-            () = released(&mut release) => (CancelReason::Shutdown, AttemptOutcome::Released),
+            () = reached(&mut phase, ShutdownPhase::Releasing) => (CancelReason::Shutdown, AttemptOutcome::Released),
         };
         cancel.cancel(reason);
         task.abort();
@@ -155,11 +223,14 @@ impl StepRunner {
     }
 }
 
-/// Resolves when `release` turns true; never if its sender is gone.
-async fn released(release: &mut watch::Receiver<bool>) {
-    if release.wait_for(|released| *released).await.is_err() {
-        std::future::pending::<()>().await;
-    }
+fn step_span(claimed: &ClaimedStep) -> tracing::Span {
+    tracing::info_span!(
+        "step",
+        task_id = %claimed.task_id,
+        step = %claimed.step_name,
+        handler = %claimed.handler,
+        attempt = claimed.lease.attempt,
+    )
 }
 
 fn log_outcome(outcome: &AttemptOutcome) {

@@ -9,22 +9,27 @@
 //!   ┌─▶ wait for a free slot ─▶ poll(max = free slots) ─▶ spawn a runner per step
 //!   └──────────────────────────────────┘        │ transport error: back off, re-register
 //!
-//!   shutdown: stop polling (abort the open poll) ─▶ wait up to the grace period
+//!   each runner keeps its slot while the server hands it a next step with
+//!   the completion of the last one (see `step_runner`), then frees it
+//!
+//!   shutdown: stop polling (abort the open poll) and asking for next steps
+//!             ─▶ wait up to the grace period
 //!             ─▶ abort what still runs and release its steps
 //!                (POST /v1/steps/{id}/release: ready again at once, attempt not counted)
 //! ```
 //!
 //! Failure: a poll aborted at shutdown may already have claimed steps on the
 //! server; they are redelivered when their lease expires, like any step of a
-//! worker that disappeared. So is a step whose release could not be delivered
-//! within its budget; a release refused with a 409 needs nothing further (the
-//! lease was already gone).
+//! worker that disappeared. So are steps leased in the reply to a complete
+//! that never arrived, and a step whose release could not be delivered
+//! within its budget; a release refused with a 409 needs nothing further
+//! (the lease was already gone).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tasker_client::{Client, WorkerRegistration};
+use tasker_client::{Client, NextRequest, WorkerRegistration};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -32,6 +37,7 @@ use crate::backoff::Backoff;
 use crate::builder::WorkerBuilder;
 use crate::error::Error;
 use crate::reporter::Reporter;
+use crate::shutdown_phase::ShutdownPhase;
 use crate::step_runner::{Handlers, RELEASE_REPORT_BUDGET, StepRunner};
 
 /// Shortest heartbeat interval honoured, whatever the server says.
@@ -146,8 +152,13 @@ impl Worker {
             backoff: self.backoff,
             reporter: Reporter::new(self.client.clone(), self.backoff),
             report_budget: self.report_retry_for,
+            next: NextRequest {
+                worker_id: self.worker_id.clone(),
+                namespaces: self.namespaces.clone(),
+                max: 1,
+            },
         });
-        let (release_tx, release_rx) = watch::channel(false);
+        let (phase_tx, phase_rx) = watch::channel(ShutdownPhase::Running);
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let mut running = JoinSet::new();
         let mut poll_failures: u32 = 0;
@@ -191,9 +202,9 @@ impl Worker {
                     for claimed in steps {
                         let permit = permits.pop();
                         let runner = runner.clone();
-                        let release = release_rx.clone();
+                        let phase = phase_rx.clone();
                         running.spawn(async move {
-                            runner.run(claimed, release).await;
+                            runner.run(claimed, phase).await;
                             drop(permit);
                         });
                     }
@@ -215,7 +226,9 @@ impl Worker {
             }
         }
 
-        self.drain(running, release_tx).await;
+        // From here on, runners ask for no next steps.
+        phase_tx.send_replace(ShutdownPhase::Draining);
+        self.drain(running, phase_tx).await;
         Ok(())
     }
 
@@ -247,7 +260,7 @@ impl Worker {
 
     /// Lets running steps finish within the grace period, then aborts and
     /// releases the rest.
-    async fn drain(&self, mut running: JoinSet<()>, release: watch::Sender<bool>) {
+    async fn drain(&self, mut running: JoinSet<()>, phase: watch::Sender<ShutdownPhase>) {
         if running.is_empty() {
             tracing::info!(worker_id = %self.worker_id, "worker stopped");
             return;
@@ -263,7 +276,7 @@ impl Worker {
                 running = running.len(),
                 "shutdown grace ran out; aborting handlers and releasing their steps"
             );
-            release.send_replace(true);
+            phase.send_replace(ShutdownPhase::Releasing);
             // Runners report the release within their own budget; this bound
             // only guards against one that does not return.
             let bound = RELEASE_REPORT_BUDGET + Duration::from_secs(1);

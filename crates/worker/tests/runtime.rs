@@ -1,7 +1,8 @@
 //! The worker runtime against a scripted in-process worker plane: what it
 //! reports for each way an attempt can end, heartbeats and cancellation,
-//! concurrency, retries through unavailability, and graceful shutdown. The
-//! real server is exercised by the end-to-end tests.
+//! concurrency, next steps taken with a completion, retries through
+//! unavailability, and graceful shutdown. The real server is exercised by
+//! the end-to-end tests.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -24,11 +25,21 @@ struct Reported {
     kind: &'static str,
     step_id: Uuid,
     body: Value,
+    /// Polls the plane had received when this report arrived.
+    polls_before: usize,
 }
 
 #[derive(Default)]
 struct Plane {
     queue: VecDeque<ClaimedStep>,
+    /// Steps handed out only with a complete that asks for `next`, never
+    /// by a poll.
+    chain: VecDeque<ClaimedStep>,
+    /// Answer completes after this long (the report is logged on arrival).
+    complete_delay: Duration,
+    /// Answer completes that ask for `next` with 404 (as a server does for
+    /// a namespace it does not know), counting them here.
+    next_refused: Option<usize>,
     registrations: Vec<Value>,
     polls: Vec<Value>,
     reports: Vec<Reported>,
@@ -111,8 +122,20 @@ async fn step_action(
     Path((step_id, action)): Path<(Uuid, String)>,
     Json(body): Json<Value>,
 ) -> Response {
-    let mut plane = plane.lock().unwrap();
-    match action.as_str() {
+    let (response, delay) = {
+        let mut plane = plane.lock().unwrap();
+        let delay = match action.as_str() {
+            "complete" => plane.complete_delay,
+            _ => Duration::ZERO,
+        };
+        (respond(&mut plane, step_id, &action, body), delay)
+    };
+    tokio::time::sleep(delay).await;
+    response
+}
+
+fn respond(plane: &mut Plane, step_id: Uuid, action: &str, body: Value) -> Response {
+    match action {
         "heartbeat" => {
             *plane.heartbeats.entry(step_id).or_default() += 1;
             if plane.timed_out.contains(&step_id) {
@@ -135,32 +158,46 @@ async fn step_action(
                 *refused += 1;
                 return error(StatusCode::CONFLICT, "lease_expired");
             }
-            plane.reports.push(Reported {
-                kind: "release",
-                step_id,
-                body,
-            });
+            plane.record("release", step_id, body);
             // Like the server: no body.
             StatusCode::NO_CONTENT.into_response()
         }
-        "complete" | "fail" => {
-            if action == "complete" && plane.complete_unavailable > 0 {
+        "complete" => {
+            if plane.complete_unavailable > 0 {
                 plane.complete_unavailable -= 1;
                 return error(StatusCode::SERVICE_UNAVAILABLE, "shutting_down");
             }
-            let kind = if action == "complete" {
-                "complete"
-            } else {
-                "fail"
-            };
-            plane.reports.push(Reported {
-                kind,
-                step_id,
-                body,
-            });
+            if body.get("next").is_some()
+                && let Some(refused) = plane.next_refused.as_mut()
+            {
+                *refused += 1;
+                return error(StatusCode::NOT_FOUND, "not_found");
+            }
+            // Like the server: the next steps come only with `next`, and
+            // never more than `max`.
+            let max = body["next"]["max"].as_u64().unwrap_or(0) as usize;
+            let n = max.min(plane.chain.len());
+            let next: Vec<_> = plane.chain.drain(..n).collect();
+            plane.record("complete", step_id, body);
+            Json(json!({"recorded": "applied", "next": next})).into_response()
+        }
+        "fail" => {
+            plane.record("fail", step_id, body);
             Json(json!({"recorded": "applied"})).into_response()
         }
         _ => error(StatusCode::NOT_FOUND, "not_found"),
+    }
+}
+
+impl Plane {
+    fn record(&mut self, kind: &'static str, step_id: Uuid, body: Value) {
+        let polls_before = self.polls.len();
+        self.reports.push(Reported {
+            kind,
+            step_id,
+            body,
+            polls_before,
+        });
     }
 }
 
@@ -325,7 +362,8 @@ async fn completes_with_the_handler_result_after_registering() {
     assert_eq!(
         reports[0].body,
         json!({"attempt": 1, "token": claimed.lease.token,
-               "result": {"value": 42, "attempt": 1, "ctx": {"k": "v"}}})
+               "result": {"value": 42, "attempt": 1, "ctx": {"k": "v"}},
+               "next": {"worker_id": "w1", "namespaces": ["examples"], "max": 1}})
     );
     let plane = running.plane.clone();
     running.stop().await;
@@ -573,4 +611,156 @@ async fn a_release_refused_with_409_is_not_retried_or_turned_into_a_failure() {
     assert!(stopping.elapsed() < Duration::from_secs(3));
     assert_eq!(plane.lock().unwrap().release_refused, Some(1));
     assert!(reports.is_empty(), "{reports:?}");
+}
+
+#[tokio::test]
+async fn a_step_leased_with_a_completion_runs_at_once_in_the_same_slot() {
+    let first = step("add", 30_000, json!({"n": 1}));
+    // Runs long enough to be heartbeated.
+    let second = step("probe", 30_000, json!({"sleep_ms": 150}));
+    let third = step("refuse", 30_000, json!({}));
+    let never = step("add", 30_000, json!({}));
+    let ids = [&first, &second, &third].map(|s| s.lease.step_id);
+    let probe = Probe::default();
+    let handler = probe.handler();
+    let plane = Plane {
+        chain: vec![second, third, never.clone()].into(),
+        ..queued(vec![first])
+    };
+    let running = start(plane, move |b| {
+        b.concurrency(1).handler("probe", handler).handler(
+            "refuse",
+            handler_fn(|_| async { Err(HandlerError::permanent("no").with_type("declined")) }),
+        )
+    })
+    .await;
+    let reports = running.reports(3).await;
+    let plane = running.plane.clone();
+    running.stop().await;
+
+    assert_eq!(
+        reports
+            .iter()
+            .map(|r| (r.kind, r.step_id))
+            .collect::<Vec<_>>(),
+        [("complete", ids[0]), ("complete", ids[1]), ("fail", ids[2])]
+    );
+    // Each complete asked for the next step; the one run from the reply had
+    // its handler, heartbeats and report like a polled one.
+    for report in &reports[..2] {
+        assert_eq!(
+            report.body["next"],
+            json!({"worker_id": "w1", "namespaces": ["examples"], "max": 1})
+        );
+    }
+    assert_eq!(reports[1].body["result"], json!({"slept_ms": 150}));
+    let plane = plane.lock().unwrap();
+    assert!(plane.heartbeats.get(&ids[1]).copied().unwrap_or(0) >= 1);
+    // No poll between the steps: the one slot stayed taken from the first
+    // poll until the chain ended.
+    assert!(reports.iter().all(|r| r.polls_before == 1), "{reports:?}");
+    // A failure asks for nothing: the rest of the chain was never handed out.
+    assert_eq!(plane.chain.len(), 1);
+    assert_eq!(plane.chain[0].lease.step_id, never.lease.step_id);
+}
+
+#[tokio::test]
+async fn shutdown_stops_asking_for_next_steps() {
+    let quick = step("probe", 60_000, json!({"sleep_ms": 150}));
+    let quick_id = quick.lease.step_id;
+    let probe = Probe::default();
+    let handler = probe.handler();
+    let plane = Plane {
+        chain: vec![step("add", 30_000, json!({}))].into(),
+        ..queued(vec![quick])
+    };
+    let running = start(plane, move |b| {
+        b.shutdown_grace(Duration::from_secs(5))
+            .handler("probe", handler)
+    })
+    .await;
+    wait_until(|| running.plane.lock().unwrap().heartbeats.len() == 1).await;
+    let plane = running.plane.clone();
+    let reports = running.stop().await;
+    // The handler finished within the grace and was completed without
+    // asking for more work.
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0].kind, "complete");
+    assert_eq!(reports[0].step_id, quick_id);
+    assert_eq!(reports[0].body.get("next"), None, "{:?}", reports[0].body);
+    assert_eq!(plane.lock().unwrap().chain.len(), 1);
+}
+
+#[tokio::test]
+async fn a_step_leased_as_shutdown_begins_is_released_unstarted() {
+    let first = step("add", 30_000, json!({}));
+    let second = step("probe", 30_000, json!({}));
+    let (first_id, second_id, second_token) = (
+        first.lease.step_id,
+        second.lease.step_id,
+        second.lease.token,
+    );
+    let probe = Probe::default();
+    let handler = probe.handler();
+    let plane = Plane {
+        chain: vec![second].into(),
+        // The reply is still on its way when shutdown begins.
+        complete_delay: Duration::from_millis(300),
+        ..queued(vec![first])
+    };
+    let running = start(plane, move |b| b.handler("probe", handler)).await;
+    running.reports(1).await;
+    let reports = running.stop().await;
+    assert_eq!(
+        reports
+            .iter()
+            .map(|r| (r.kind, r.step_id))
+            .collect::<Vec<_>>(),
+        [("complete", first_id), ("release", second_id)]
+    );
+    assert_eq!(
+        reports[1].body,
+        json!({"attempt": 1, "token": second_token})
+    );
+    // Its handler never started.
+    assert!(!probe.dropped.load(Ordering::SeqCst));
+}
+
+#[tokio::test]
+async fn a_complete_re_sent_after_unavailability_still_asks_for_next() {
+    let first = step("add", 30_000, json!({}));
+    let second = step("add", 30_000, json!({}));
+    let second_id = second.lease.step_id;
+    let plane = Plane {
+        chain: vec![second].into(),
+        complete_unavailable: 2,
+        ..queued(vec![first])
+    };
+    let running = start(plane, |b| b.concurrency(1)).await;
+    let reports = running.reports(2).await;
+    running.stop().await;
+    // The re-send that got through recorded the result and took the next
+    // step, which ran without a poll.
+    assert_eq!(reports[1].kind, "complete");
+    assert_eq!(reports[1].step_id, second_id);
+    assert_eq!(reports[1].polls_before, 1);
+}
+
+#[tokio::test]
+async fn a_complete_refused_for_its_next_part_is_sent_again_without_it() {
+    let claimed = step("add", 30_000, json!({}));
+    let plane = Plane {
+        next_refused: Some(0),
+        ..queued(vec![claimed.clone()])
+    };
+    let running = start(plane, |b| b).await;
+    let reports = running.reports(1).await;
+    let plane = running.plane.clone();
+    running.stop().await;
+    assert_eq!(plane.lock().unwrap().next_refused, Some(1));
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].kind, "complete");
+    assert_eq!(reports[0].step_id, claimed.lease.step_id);
+    assert_eq!(reports[0].body.get("next"), None);
+    assert_eq!(reports[0].body["result"]["value"], 42);
 }

@@ -1,6 +1,11 @@
 //! The worker plane's lease endpoints: heartbeat, complete, fail and release
 //! a claimed step. Each must present the current lease (`attempt` and
 //! `token`); a stale one is refused with 409 and changes nothing.
+//!
+//! A complete may also ask for the worker's `next` step: the result is
+//! recorded and up to `next.max` ready steps are leased to the worker in the
+//! same transaction, so a sequential workflow costs one commit per step
+//! handoff instead of a commit, a wake-up and a poll.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,10 +17,14 @@ use tasker_model::{HeartbeatOutcome, Lease, Recorded, StepError};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::dto::ErrorBody;
+use crate::dto::{ClaimedStep, ErrorBody};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, Path};
+use crate::routes::workers::registered_namespaces;
 use crate::state::AppState;
+
+/// Longest worker id accepted, as at registration and poll.
+const MAX_WORKER_ID_LEN: usize = 128;
 
 /// The lease being presented (heartbeat and release).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -39,6 +48,26 @@ pub struct Complete {
     /// The step's result, handed to its dependents. Default `null`.
     #[serde(default)]
     pub result: serde_json::Value,
+    /// Also lease the worker's next steps in the same transaction. Default
+    /// none: a plain complete.
+    #[serde(default)]
+    pub next: Option<NextRequest>,
+}
+
+/// Steps to lease to the reporting worker together with its result.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NextRequest {
+    /// The worker the steps are leased to (1-128 characters), as in a poll.
+    #[schema(example = "billing-7f9c")]
+    pub worker_id: String,
+    /// Namespaces to lease from, in order. Default: those the worker
+    /// registered with.
+    #[serde(default)]
+    pub namespaces: Option<Vec<String>>,
+    /// Most steps to lease. Default 1; 0 leases nothing; capped by the
+    /// server's claim batch.
+    #[serde(default)]
+    pub max: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -72,6 +101,15 @@ pub enum RecordedOutcome {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecordedReply {
     pub recorded: RecordedOutcome,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompleteReply {
+    pub recorded: RecordedOutcome,
+    /// Steps leased to the worker with this completion, to run now. Empty
+    /// without `next`, for a `duplicate`, when nothing is ready, and on a
+    /// node that is shutting down.
+    pub next: Vec<ClaimedStep>,
 }
 
 impl From<Recorded> for RecordedReply {
@@ -148,31 +186,78 @@ pub async fn heartbeat(
 /// Report a step's result.
 ///
 /// Ready children are dispatched and the task finalized in the same
-/// transaction.
+/// transaction. With `next`, up to `next.max` ready steps are leased to the
+/// worker in that transaction too (only when this report was `applied`) and
+/// returned to run at once.
 #[utoipa::path(post, operation_id = "step_complete", path = "/v1/steps/{id}/complete", tag = "leases", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Step id")),
     request_body = Complete,
     responses(
-        (status = 200, body = RecordedReply),
+        (status = 200, body = CompleteReply),
+        (status = 400, description = "`invalid` `next.worker_id`; nothing was recorded", body = ErrorBody),
+        (status = 404, description = "`next` named an unknown namespace, or named none and the worker is not registered; nothing was recorded", body = ErrorBody),
         (status = 409, description = "`lease_expired`, `lease_mismatch` (also for an unknown step), `task_cancelled`, `step_not_running`", body = ErrorBody),
         (status = 413, description = "Result over the payload limit", body = ErrorBody)))]
 pub async fn complete(
     State(state): State<AppState>,
     Path(step_id): Path<Uuid>,
     JsonBody(body): JsonBody<Complete>,
-) -> Result<Json<RecordedReply>, ApiError> {
+) -> Result<Json<CompleteReply>, ApiError> {
     let lease = Lease {
         step_id,
         attempt: body.attempt,
         token: body.token,
     };
-    let recorded = state
-        .engine
-        .step_complete(lease, body.result)
-        .await
-        .map_err(|e| refused(&state, e))?;
+    // A node that is shutting down hands out no new work, as it refuses new
+    // polls: the result is recorded and the worker polls another node.
+    let next = match body.next {
+        Some(next) if !state.engine.is_shutting_down() => Some(resolve_next(&state, next).await?),
+        _ => None,
+    };
+    let (recorded, claimed) = match next {
+        Some((worker_id, namespaces, max)) => state
+            .engine
+            .step_complete_and_claim(lease, body.result, &worker_id, &namespaces, max)
+            .await
+            .map_err(|e| refused(&state, e))?,
+        None => {
+            let recorded = state
+                .engine
+                .step_complete(lease, body.result)
+                .await
+                .map_err(|e| refused(&state, e))?;
+            (recorded, Vec::new())
+        }
+    };
     state.metrics.step_completed(recorded);
-    Ok(Json(recorded.into()))
+    state.metrics.claims(&claimed);
+    Ok(Json(CompleteReply {
+        recorded: RecordedReply::from(recorded).recorded,
+        next: claimed.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Checks `next` before anything is recorded, so a bad request changes
+/// nothing: the worker id, and its namespaces (the registered ones when none
+/// are named, as for a poll). Marks the worker as seen, as a poll does: a
+/// worker handed its steps this way may never need to poll.
+async fn resolve_next(
+    state: &AppState,
+    next: NextRequest,
+) -> Result<(String, Vec<String>, u32), ApiError> {
+    if next.worker_id.is_empty() || next.worker_id.len() > MAX_WORKER_ID_LEN {
+        return Err(tasker_engine::Error::Invalid {
+            field: "next.worker_id".into(),
+            message: format!("must be 1-{MAX_WORKER_ID_LEN} characters"),
+        }
+        .into());
+    }
+    state.engine.store().worker_seen(&next.worker_id).await?;
+    let namespaces = match next.namespaces.filter(|ns| !ns.is_empty()) {
+        Some(namespaces) => namespaces,
+        None => registered_namespaces(state, &next.worker_id).await?,
+    };
+    Ok((next.worker_id, namespaces, next.max.unwrap_or(1)))
 }
 
 /// Report a failed attempt.

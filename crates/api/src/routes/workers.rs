@@ -1,7 +1,6 @@
 //! The worker plane's worker endpoints: `POST /v1/workers/register` and the
 //! long-poll `POST /v1/workers/{worker_id}/poll`.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -140,19 +139,18 @@ pub async fn poll(
         .engine
         .step_poll(&worker_id, &namespaces, body.max.unwrap_or(1), wait)
         .await?;
-    let mut per_namespace: BTreeMap<&str, u64> = BTreeMap::new();
-    for step in &claimed {
-        *per_namespace.entry(&step.namespace).or_default() += 1;
-    }
-    for (namespace, count) in per_namespace {
-        state.metrics.steps_claimed(namespace, count);
-    }
+    state.metrics.claims(&claimed);
     Ok(Json(Claimed {
         steps: claimed.into_iter().map(Into::into).collect(),
     }))
 }
 
-async fn registered_namespaces(state: &AppState, worker_id: &str) -> Result<Vec<String>, ApiError> {
+/// The namespaces `worker_id` registered with; 404 when it is not (or no
+/// longer) registered.
+pub(crate) async fn registered_namespaces(
+    state: &AppState,
+    worker_id: &str,
+) -> Result<Vec<String>, ApiError> {
     let workers = state.engine.worker_list().await?;
     workers
         .into_iter()
