@@ -328,3 +328,38 @@ async fn completing_can_lease_the_next_ready_step_in_the_same_transaction() {
         "the new task's root is still there"
     );
 }
+
+#[tokio::test]
+async fn a_step_leased_with_a_completion_comes_back_when_its_lease_expires() {
+    let h = support::harness_with(tasker_engine::EngineConfig {
+        lease_duration: std::time::Duration::from_secs(1),
+        ..tasker_engine::EngineConfig::default()
+    })
+    .await;
+    h.register(&template("default", "linear", LINEAR)).await;
+    h.create("default", "linear", json!({})).await;
+    let a = h.claim_one("default").await;
+    let (_, next) = h
+        .engine
+        .step_complete_and_claim(a.lease, json!("a"), "worker-1", &["default".to_string()], 1)
+        .await
+        .unwrap();
+    let lost = next
+        .into_iter()
+        .next()
+        .expect("b leased with the completion");
+    assert!(
+        h.claim("default", 1).await.is_empty(),
+        "b is leased, its message hidden"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let again = h.claim_one("default").await;
+    assert_eq!(again.lease.step_id, lost.lease.step_id);
+    assert_eq!(again.lease.attempt, 2);
+    let err = h
+        .engine
+        .step_complete(lost.lease, json!("late"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "lease_mismatch");
+}

@@ -33,14 +33,21 @@ pub async fn write(
     }
 
     // 1. New messages, grouped by queue; their ids go into the step rows.
-    let mut sends: BTreeMap<&str, Vec<(usize, usize)>> = BTreeMap::new();
+    // Steps leased as they were released get a message hidden for their lease.
+    let mut sends: BTreeMap<(&str, Option<Timestamp>), Vec<(usize, usize)>> = BTreeMap::new();
     for (r, pending) in runs.iter().enumerate() {
         for &s in &pending.run.plan.enqueue {
-            sends.entry(pending.queue).or_default().push((r, s));
+            sends.entry((pending.queue, None)).or_default().push((r, s));
+        }
+        for &(s, at) in &pending.run.plan.enqueue_leased {
+            sends
+                .entry((pending.queue, Some(at)))
+                .or_default()
+                .push((r, s));
         }
     }
     let mut notify: Vec<(String, usize)> = Vec::new();
-    for (queue_name, targets) in &sends {
+    for ((queue_name, hidden_until), targets) in &sends {
         let bodies: Vec<StepMessage> = targets
             .iter()
             .map(|&(r, s)| StepMessage {
@@ -48,10 +55,13 @@ pub async fn write(
                 step_id: runs[r].run.steps[s].id,
             })
             .collect();
-        let ids = queue::send(conn, queue_name, &bodies).await?;
+        let ids = queue::send_visible_at(conn, queue_name, &bodies, *hidden_until).await?;
         for (&(r, s), id) in targets.iter().zip(ids) {
             runs[r].run.steps[s].msg_id = Some(id);
             runs[r].run.plan.dirty_steps.insert(s);
+            if hidden_until.is_some() {
+                continue;
+            }
             match notify.iter_mut().find(|(n, _)| n == runs[r].namespace) {
                 Some((_, count)) => *count += 1,
                 None => notify.push((runs[r].namespace.to_owned(), 1)),

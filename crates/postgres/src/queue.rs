@@ -30,13 +30,27 @@ pub async fn send(
     queue: &str,
     bodies: &[StepMessage],
 ) -> Result<Vec<i64>> {
+    send_visible_at(conn, queue, bodies, None).await
+}
+
+/// Sends messages hidden until `visible_at` (`None`: visible now); returns
+/// their ids in the order of `bodies`.
+pub async fn send_visible_at(
+    conn: &mut PgConnection,
+    queue: &str,
+    bodies: &[StepMessage],
+    visible_at: Option<Timestamp>,
+) -> Result<Vec<i64>> {
     let json: Vec<serde_json::Value> = bodies
         .iter()
         .map(|b| serde_json::to_value(b).expect("message serializes"))
         .collect();
-    let mut ids: Vec<i64> = sqlx::query_scalar("SELECT * FROM pgmq.send_batch($1, $2::jsonb[])")
-        .bind(queue)
-        .bind(&json)
+    let mut ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT * FROM pgmq.send_batch($1, $2::jsonb[], coalesce($3::timestamptz, clock_timestamp()))",
+    )
+    .bind(queue)
+    .bind(&json)
+    .bind(visible_at)
         .fetch_all(&mut *conn)
         .await
         .map_err(db)?;

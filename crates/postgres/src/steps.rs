@@ -304,8 +304,31 @@ pub async fn complete(
                 Ok(run.complete(&item.lease, item.result.clone(), now)?)
             })
             .collect();
+        // Children this completion released go straight to the same worker:
+        // no queue read, no second lock, their message hidden for the lease.
+        let mut leased_here = Vec::new();
+        if let Some(next) = next {
+            let lease_until =
+                now + chrono::TimeDelta::from_std(next.lease_for).unwrap_or(chrono::TimeDelta::MAX);
+            for (task_id, run) in runs.iter_mut() {
+                if !next.namespaces.contains(&loaded[task_id].namespace) {
+                    continue;
+                }
+                for index in run.plan.enqueue.clone() {
+                    if leased_here.len() as u32 >= next.max {
+                        break;
+                    }
+                    let token = Uuid::new_v4();
+                    if let Some(lease) =
+                        run.claim_released(index, lease_until, token, &next.worker_id, now)
+                    {
+                        leased_here.push((*task_id, index, lease, lease_until));
+                    }
+                }
+            }
+        }
         let mut ready = write_runs(store, &mut tx, &loaded, &mut runs).await?;
-        let mut claimed = Vec::new();
+        let mut claimed = claim_payloads(&mut tx, &loaded, &leased_here).await?;
         if let Some(next) = next
             && outcomes.iter().any(|o| matches!(o, Ok(Recorded::Applied)))
         {
@@ -321,19 +344,11 @@ pub async fn complete(
                     lease_for: next.lease_for,
                 };
                 let (more, also_ready) = claim_in(store, &mut tx, queue_name, &params).await?;
-                // Steps this worker took itself need no wake-up for others.
-                let taken = more.iter().filter(|s| s.namespace == *namespace).count();
-                for (n, count) in ready.iter_mut() {
-                    if n == namespace {
-                        *count = count.saturating_sub(taken);
-                    }
-                }
                 ready.extend(also_ready);
                 claimed.extend(more);
             }
         }
         tx.commit().await.map_err(db)?;
-        ready.retain(|(_, count)| *count > 0);
         store.announce(&ready);
         Ok((outcomes, claimed))
     })

@@ -74,6 +74,39 @@ impl TaskRun<'_> {
                 return ClaimOutcome::Dropped;
             }
         }
+        ClaimOutcome::Claimed(self.lease_to(index, visible_at, token, worker_id, now))
+    }
+
+    /// Leases a step that this run has just released (it is waiting for its
+    /// first message) to `worker_id` until `visible_at`: the step skips the
+    /// queue, and its message is sent hidden until the lease expires.
+    /// Returns `None` for a step that is not freshly released.
+    pub fn claim_released(
+        &mut self,
+        index: usize,
+        visible_at: Timestamp,
+        token: Uuid,
+        worker_id: &str,
+        now: Timestamp,
+    ) -> Option<Lease> {
+        let position = self.plan.enqueue.iter().position(|&i| i == index)?;
+        if self.steps[index].state != StepState::Ready || self.task.state.is_terminal() {
+            return None;
+        }
+        self.plan.enqueue.remove(position);
+        self.plan.enqueue_leased.push((index, visible_at));
+        Some(self.lease_to(index, visible_at, token, worker_id, now))
+    }
+
+    /// Moves a ready step to running under a new lease.
+    fn lease_to(
+        &mut self,
+        index: usize,
+        visible_at: Timestamp,
+        token: Uuid,
+        worker_id: &str,
+        now: Timestamp,
+    ) -> Lease {
         let step = &mut self.steps[index];
         step.attempt += 1;
         step.lease_token = Some(token);
@@ -88,7 +121,7 @@ impl TaskRun<'_> {
             token,
         };
         self.step_event(index, StepEvent::Claim, None, now);
-        ClaimOutcome::Claimed(lease)
+        lease
     }
 
     /// Extends the lease of a running step to `now + lease_for`.

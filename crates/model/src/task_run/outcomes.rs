@@ -36,6 +36,9 @@ pub struct Plan {
     pub transitions: Vec<NewTransition>,
     /// Steps that need a new queue message; the backend sets their `msg_id`.
     pub enqueue: Vec<usize>,
+    /// Steps leased as soon as they were released: their new message is
+    /// sent hidden until the lease expires (the lease is its visibility).
+    pub enqueue_leased: Vec<(usize, Timestamp)>,
     /// Messages whose visibility moves to the given time.
     pub set_visibility: Vec<(i64, Timestamp)>,
     pub delete_messages: Vec<i64>,
