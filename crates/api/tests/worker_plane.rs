@@ -595,22 +595,27 @@ async fn complete_with_next_takes_namespaces_in_order_and_never_more_than_max() 
     for _ in 0..3 {
         app.create_task("billing", "charge", json!({})).await;
     }
-    // Billing first: its steps are taken before the linear task's `b`.
+    // The child that the completion released comes first, then the
+    // namespaces in order: billing before default.
     let done = app
         .report(
             &a,
             "complete",
-            json!({"next": {"worker_id": "w2", "namespaces": ["billing", "default"], "max": 2}}),
+            json!({"next": {"worker_id": "w2", "namespaces": ["billing", "default"], "max": 3}}),
         )
         .await
         .expect(StatusCode::OK)
         .json();
     let next = done["next"].as_array().unwrap();
-    assert_eq!(next.len(), 2, "{done}");
-    assert!(next.iter().all(|s| s["namespace"] == "billing"), "{done}");
-    assert_eq!(step_of(&app, &task, "b").await["state"], "ready");
+    assert_eq!(next.len(), 3, "{done}");
+    assert_eq!(next[0]["step_name"], "b", "{done}");
+    assert!(
+        next[1..].iter().all(|s| s["namespace"] == "billing"),
+        "{done}"
+    );
+    assert_eq!(step_of(&app, &task, "b").await["state"], "running");
     // max 0 is a plain complete.
-    let b = app.poll_one("default").await;
+    let b = app.poll_one("billing").await;
     let done = app
         .report(
             &b,
@@ -621,7 +626,7 @@ async fn complete_with_next_takes_namespaces_in_order_and_never_more_than_max() 
         .expect(StatusCode::OK)
         .json();
     assert_eq!(done, json!({"recorded": "applied", "next": []}));
-    assert_eq!(app.poll("w3", &["billing"], 5).await.len(), 1);
+    assert!(app.poll("w3", &["billing"], 5).await.is_empty());
 }
 
 #[tokio::test]

@@ -43,7 +43,8 @@ pub struct StepClaim {
 #[derive(Debug, Clone)]
 pub struct NextClaim {
     pub worker_id: String,
-    /// Taken in order until `max` steps are leased.
+    /// Children the completion releases (in these namespaces) are leased
+    /// first; then these queues are read in order until `max` are leased.
     pub namespaces: Vec<String>,
     pub max: u32,
     pub lease_for: std::time::Duration,
