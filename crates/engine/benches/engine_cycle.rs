@@ -65,6 +65,70 @@ async fn create_tasks(engine: &Engine, n: usize) -> anyhow::Result<Histogram<u64
     Ok(hist)
 }
 
+/// `clients` loops, each claiming one step and then completing each step
+/// with `step_complete_and_claim` (the next step leased in the same
+/// transaction), as the worker SDK does, until `total` steps are done.
+async fn chained(
+    engine: &Engine,
+    clients: usize,
+    total: usize,
+) -> anyhow::Result<(f64, Histogram<u64>)> {
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let namespaces = vec!["default".to_string()];
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for c in 0..clients {
+        let engine = engine.clone();
+        let done = done.clone();
+        let namespaces = namespaces.clone();
+        handles.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new(3).unwrap();
+            let worker = format!("bench-{c}");
+            let mut empty = 0;
+            while done.load(std::sync::atomic::Ordering::Relaxed) < total && empty < 200 {
+                let t = Instant::now();
+                let mut steps = engine.step_claim("default", &worker, 1).await.unwrap();
+                let Some(mut step) = steps.pop() else {
+                    empty += 1;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    continue;
+                };
+                empty = 0;
+                let mut t = t;
+                loop {
+                    let (_, mut next) = engine
+                        .step_complete_and_claim(
+                            step.lease,
+                            json!({"ok": true}),
+                            &worker,
+                            &namespaces,
+                            1,
+                        )
+                        .await
+                        .unwrap();
+                    hist.record(t.elapsed().as_micros() as u64).unwrap();
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    t = Instant::now();
+                    match next.pop() {
+                        Some(s) => step = s,
+                        None => break,
+                    }
+                }
+            }
+            hist
+        }));
+    }
+    let mut hist = Histogram::<u64>::new(3)?;
+    for h in handles {
+        hist.add(h.await?)?;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    Ok((
+        done.load(std::sync::atomic::Ordering::Relaxed) as f64 / elapsed,
+        hist,
+    ))
+}
+
 /// `clients` loops, each claiming up to `batch` steps and completing them
 /// (one transaction per batch), until `total` steps are done.
 async fn cycles(
@@ -152,6 +216,15 @@ async fn main() -> anyhow::Result<()> {
         let (rate, hist) = cycles(&engine, clients, batch, tasks * 4).await?;
         println!(
             "claim+complete, {label}: {rate:.0} steps/s, per-step p50={:.2} ms p99={:.2} ms",
+            ms(&hist, 0.5),
+            ms(&hist, 0.99)
+        );
+    }
+    for clients in [1, 8] {
+        create_tasks(&engine, tasks).await?;
+        let (rate, hist) = chained(&engine, clients, tasks * 4).await?;
+        println!(
+            "complete-and-claim chains, {clients} client(s): {rate:.0} steps/s, per-step p50={:.2} ms p99={:.2} ms",
             ms(&hist, 0.5),
             ms(&hist, 0.99)
         );
