@@ -33,6 +33,33 @@ use schema_cache::SchemaCache;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Parses a YAML template and runs every check registration runs (its
+/// context schema must compile too), without a server or a database.
+pub fn template_from_yaml(yaml: &str) -> Result<Template, tasker_model::template::Error> {
+    check_template(Template::from_yaml(yaml)?)
+}
+
+/// Every issue with a template, its context schema included.
+pub fn check_template(template: Template) -> Result<Template, tasker_model::template::Error> {
+    let mut issues = template.validate();
+    if let Some(schema) = &template.context_schema
+        && let Err(message) = schema_cache::compile(schema)
+    {
+        issues.push(tasker_model::template::Issue {
+            path: "context_schema".into(),
+            message,
+        });
+    }
+    if issues.is_empty() {
+        Ok(template)
+    } else {
+        Err(tasker_model::template::Error::Invalid {
+            reference: template.reference(),
+            issues,
+        })
+    }
+}
+
 /// What a caller asks for when creating a task.
 #[derive(Debug, Clone, Default)]
 pub struct NewTask {
@@ -128,40 +155,13 @@ impl Engine {
     /// Registers a parsed template after checking it, its context schema
     /// included.
     pub async fn template_register(&self, template: Template) -> Result<(TemplateRecord, bool)> {
-        let issues = template.validate();
-        let mut issues = issues;
-        if let Some(schema) = &template.context_schema
-            && let Err(message) = schema_cache::compile(schema)
-        {
-            issues.push(tasker_model::template::Issue {
-                path: "context_schema".into(),
-                message,
-            });
-        }
-        if !issues.is_empty() {
-            return Err(Error::Template(tasker_model::template::Error::Invalid {
-                reference: template.reference(),
-                issues,
-            }));
-        }
+        let template = check_template(template)?;
         Ok(self.store.template_register(&template).await?)
     }
 
     /// Parses and checks a template without registering it.
     pub fn template_validate_yaml(&self, yaml: &str) -> Result<Template> {
-        let template = Template::from_yaml(yaml)?;
-        if let Some(schema) = &template.context_schema
-            && let Err(message) = schema_cache::compile(schema)
-        {
-            return Err(Error::Template(tasker_model::template::Error::Invalid {
-                reference: template.reference(),
-                issues: vec![tasker_model::template::Issue {
-                    path: "context_schema".into(),
-                    message,
-                }],
-            }));
-        }
-        Ok(template)
+        Ok(template_from_yaml(yaml)?)
     }
 
     pub async fn template_get(

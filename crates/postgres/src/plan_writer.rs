@@ -14,6 +14,9 @@ use uuid::Uuid;
 use crate::error::db;
 use crate::queue::{self, StepMessage};
 
+/// Messages sent together: one queue, one visibility time (`None`: now).
+type SendGroup<'q> = (&'q str, Option<Timestamp>);
+
 /// A run to write and the queue and namespace of its task.
 pub struct Pending<'r, 't> {
     pub queue: &'r str,
@@ -34,7 +37,7 @@ pub async fn write(
 
     // 1. New messages, grouped by queue; their ids go into the step rows.
     // Steps leased as they were released get a message hidden for their lease.
-    let mut sends: BTreeMap<(&str, Option<Timestamp>), Vec<(usize, usize)>> = BTreeMap::new();
+    let mut sends: BTreeMap<SendGroup<'_>, Vec<(usize, usize)>> = BTreeMap::new();
     for (r, pending) in runs.iter().enumerate() {
         for &s in &pending.run.plan.enqueue {
             sends.entry((pending.queue, None)).or_default().push((r, s));

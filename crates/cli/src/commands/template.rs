@@ -142,19 +142,7 @@ fn check(file: &Path) -> Checked {
 
 /// The server's checks: the template itself, then its context schema.
 fn check_yaml(text: &str) -> Result<Template, template::Error> {
-    let template = Template::from_yaml(text)?;
-    if let Some(schema) = &template.context_schema
-        && let Err(e) = jsonschema::validator_for(schema)
-    {
-        return Err(template::Error::Invalid {
-            reference: template.reference(),
-            issues: vec![Issue {
-                path: "context_schema".into(),
-                message: format!("not a valid JSON Schema: {e}"),
-            }],
-        });
-    }
-    Ok(template)
+    tasker_engine::template_from_yaml(text)
 }
 
 fn validate(files: &[PathBuf], output: Output) -> anyhow::Result<Status> {
