@@ -363,3 +363,99 @@ async fn a_step_leased_with_a_completion_comes_back_when_its_lease_expires() {
         .unwrap_err();
     assert_eq!(err.code(), "lease_mismatch");
 }
+
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<tasker_store::Event>>);
+
+impl tasker_store::Observer for Recorder {
+    fn observe(&self, events: &[tasker_store::Event]) {
+        self.0.lock().unwrap().extend_from_slice(events);
+    }
+}
+
+#[tokio::test]
+async fn committed_changes_are_reported_to_the_observer() {
+    use tasker_store::{AttemptOutcome, Event};
+    let h = support::harness_with(tasker_engine::EngineConfig {
+        lease_duration: std::time::Duration::from_secs(1),
+        ..tasker_engine::EngineConfig::default()
+    })
+    .await;
+    let recorder = std::sync::Arc::new(Recorder::default());
+    h.store.set_observer(recorder.clone());
+    h.register(&template(
+        "default",
+        "pair",
+        "  - { name: a, handler: h.a, retry: { max_attempts: 3, backoff: { initial: 0ms, max: 0ms, jitter: 0 } } }\n  - { name: b, handler: h.b, depends_on: [a] }\n",
+    ))
+    .await;
+    h.create("default", "pair", json!({})).await;
+    let a = h.claim_one("default").await;
+    let transient = StepError {
+        error_type: "transient".into(),
+        message: "again".into(),
+        details: json!(null),
+        retryable: true,
+    };
+    h.engine.step_fail(a.lease, transient).await.unwrap();
+    let _lost = h.claim_one("default").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let a = h.claim_one("default").await;
+    assert_eq!(a.lease.attempt, 3);
+    h.engine.step_complete(a.lease, json!(1)).await.unwrap();
+    let b = h.claim_one("default").await;
+    h.engine.step_complete(b.lease, json!(2)).await.unwrap();
+
+    let events = recorder.0.lock().unwrap().clone();
+    let claims = events
+        .iter()
+        .filter(|e| matches!(e, Event::StepClaimed { .. }))
+        .count();
+    assert_eq!(claims, 4);
+    let ended: Vec<AttemptOutcome> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::AttemptEnded { outcome, .. } => Some(*outcome),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ended,
+        [
+            AttemptOutcome::Retrying,
+            AttemptOutcome::Completed,
+            AttemptOutcome::Completed
+        ]
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::LeaseExpired { .. }))
+            .count(),
+        1
+    );
+    let finished: Vec<&Event> = events
+        .iter()
+        .filter(|e| matches!(e, Event::TaskFinished { .. }))
+        .collect();
+    assert_eq!(
+        finished,
+        [&Event::TaskFinished {
+            namespace: "default".into(),
+            template: "pair".into(),
+            state: TaskState::Complete
+        }]
+    );
+    // The redelivered step had waited about as long as the lease was lost.
+    let waits: Vec<std::time::Duration> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StepClaimed { queue_wait, .. } => Some(*queue_wait),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        waits[2] < std::time::Duration::from_millis(1000),
+        "{waits:?}"
+    );
+}

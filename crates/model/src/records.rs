@@ -11,25 +11,35 @@ use crate::template::Template;
 pub type Timestamp = DateTime<Utc>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Namespace {
+    #[cfg_attr(feature = "openapi", schema(example = "orders"))]
     pub name: String,
     /// The PGMQ queue that carries this namespace's ready steps.
+    #[cfg_attr(feature = "openapi", schema(example = "tasker_orders"))]
     pub queue: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = DateTime<Utc>))]
     pub created_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TemplateRecord {
     pub id: Uuid,
     pub namespace: String,
     pub name: String,
     pub version: String,
+    /// SHA-256 of the canonical definition: identical content re-registered is a no-op.
     pub content_hash: String,
+    /// The template in its JSON form (see the template reference).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub definition: Template,
+    #[cfg_attr(feature = "openapi", schema(value_type = DateTime<Utc>))]
     pub created_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Task {
     pub id: Uuid,
     pub namespace: String,
@@ -40,23 +50,30 @@ pub struct Task {
     pub context: serde_json::Value,
     pub idempotency_key: Option<String>,
     pub tags: Vec<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = DateTime<Utc>))]
     pub created_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = DateTime<Utc>))]
     pub updated_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<DateTime<Utc>>))]
     pub finished_at: Option<Timestamp>,
 }
 
 /// Why an attempt failed, as the worker (or the engine) reported it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepError {
     /// A short machine-readable kind, e.g. `timeout`, `handler_not_found`.
     pub error_type: String,
     pub message: String,
     #[serde(default)]
+    // Always present in what the API returns; `default` only eases reading.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub details: serde_json::Value,
     pub retryable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Step {
     pub id: Uuid,
     pub task_id: Uuid,
@@ -68,33 +85,42 @@ pub struct Step {
     pub max_attempts: u32,
     pub depends_on: Vec<String>,
     pub worker_id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<DateTime<Utc>>))]
     pub lease_expires_at: Option<Timestamp>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<DateTime<Utc>>))]
     pub retry_at: Option<Timestamp>,
     pub result: Option<serde_json::Value>,
     pub error: Option<StepError>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<DateTime<Utc>>))]
     pub started_at: Option<Timestamp>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<DateTime<Utc>>))]
     pub finished_at: Option<Timestamp>,
 }
 
-/// One entry of the append-only audit history.
+/// One entry of a task's append-only audit history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Transition {
     pub id: i64,
     pub task_id: Uuid,
+    /// `null` for a change of the task itself.
     pub step_id: Option<Uuid>,
     pub step_name: Option<String>,
     pub from_state: Option<String>,
     pub to_state: String,
     pub attempt: Option<u32>,
     pub worker_id: Option<String>,
+    /// The server node that made the change.
     pub node_id: Option<String>,
     pub reason: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = DateTime<Utc>))]
     pub at: Timestamp,
 }
 
 /// Proof that a worker holds a step: `(step id, attempt, token)`. Heartbeat,
 /// complete and fail must present the current one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Lease {
     pub step_id: Uuid,
     pub attempt: u32,
@@ -103,8 +129,10 @@ pub struct Lease {
 
 /// Everything a worker needs to run one attempt of a step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClaimedStep {
     pub lease: Lease,
+    #[cfg_attr(feature = "openapi", schema(value_type = DateTime<Utc>))]
     pub lease_expires_at: Timestamp,
     pub task_id: Uuid,
     pub namespace: String,
@@ -112,10 +140,13 @@ pub struct ClaimedStep {
     pub template_version: String,
     pub step_name: String,
     pub handler: String,
+    /// The step's `config` from the template.
     pub config: serde_json::Value,
     pub max_attempts: u32,
+    /// How long this attempt may run before it is failed as a timeout.
     pub timeout_ms: u64,
     pub context: serde_json::Value,
     /// Results of the step's parents, by step name.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub parent_results: serde_json::Map<String, serde_json::Value>,
 }

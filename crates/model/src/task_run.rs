@@ -63,6 +63,9 @@ mod outcomes;
 
 pub use outcomes::*;
 
+/// `error_type` recorded on an attempt whose lease ran out.
+pub const LEASE_EXPIRED: &str = "lease_expired";
+
 /// One task's graph in memory plus the plan of what changed.
 #[derive(Debug)]
 pub struct TaskRun<'t> {

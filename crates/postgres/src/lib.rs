@@ -22,6 +22,7 @@
 mod announcer;
 mod catalog;
 mod error;
+mod events;
 mod load;
 mod notifier;
 mod plan_writer;
@@ -99,6 +100,7 @@ pub struct PgStore {
     queues: Arc<RwLock<HashMap<String, String>>>,
     announcer: announcer::Announcer,
     local_wake: Arc<std::sync::OnceLock<notifier::OnReady>>,
+    observer: Arc<std::sync::OnceLock<Arc<dyn tasker_store::Observer>>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -169,6 +171,7 @@ impl PgStore {
             templates: Arc::default(),
             queues: Arc::default(),
             local_wake: Arc::default(),
+            observer: Arc::default(),
         }
     }
 
@@ -178,6 +181,22 @@ impl PgStore {
 
     pub fn node_id(&self) -> &str {
         &self.node_id
+    }
+
+    /// Reports facts of a committed transaction (for metrics). Shared by every
+    /// clone of this store; the first call wins.
+    pub fn set_observer(&self, observer: Arc<dyn tasker_store::Observer>) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// After a commit: wakes pollers and tells the observer what happened.
+    fn after_commit(&self, written: &plan_writer::Written) {
+        self.announce(&written.ready);
+        if !written.events.is_empty()
+            && let Some(observer) = self.observer.get()
+        {
+            observer.observe(&written.events);
+        }
     }
 
     /// Wakes pollers of namespaces that got ready steps; call after the

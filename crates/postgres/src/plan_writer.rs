@@ -11,7 +11,10 @@ use tasker_model::{TaskRun, Timestamp};
 use tasker_store::Result;
 use uuid::Uuid;
 
+use tasker_store::Event;
+
 use crate::error::db;
+use crate::events;
 use crate::queue::{self, StepMessage};
 
 /// Messages sent together: one queue, one visibility time (`None`: now).
@@ -24,16 +27,35 @@ pub struct Pending<'r, 't> {
     pub run: &'r mut TaskRun<'t>,
 }
 
-/// Returns the namespaces that got new ready steps, with how many: announce
-/// them once the transaction has committed.
+/// What a write leaves for after the commit.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Namespaces that got new visible ready steps, with how many: announce
+    /// them once the transaction has committed.
+    pub ready: Vec<(String, usize)>,
+    /// Facts for the observer, also for after the commit.
+    pub events: Vec<Event>,
+}
+
+impl Written {
+    pub fn extend(&mut self, other: Written) {
+        self.ready.extend(other.ready);
+        self.events.extend(other.events);
+    }
+}
+
 pub async fn write(
     conn: &mut PgConnection,
     node_id: &str,
     runs: &mut [Pending<'_, '_>],
-) -> Result<Vec<(String, usize)>> {
+) -> Result<Written> {
     if runs.iter().all(|p| p.run.plan.is_empty()) {
-        return Ok(Vec::new());
+        return Ok(Written::default());
     }
+    let events = runs
+        .iter()
+        .flat_map(|p| events::of(p.namespace, p.run))
+        .collect();
 
     // 1. New messages, grouped by queue; their ids go into the step rows.
     // Steps leased as they were released get a message hidden for their lease.
@@ -175,7 +197,10 @@ pub async fn write(
         .execute(&mut *conn)
         .await
         .map_err(db)?;
-    Ok(notify)
+    Ok(Written {
+        ready: notify,
+        events,
+    })
 }
 
 /// Data-modifying CTEs run exactly once; the functions in the final SELECT

@@ -21,6 +21,8 @@ pub struct StepMessage {
 pub struct ReadMessage {
     pub msg_id: i64,
     pub visible_at: Timestamp,
+    /// When the message was first sent.
+    pub enqueued_at: Timestamp,
     pub body: Option<StepMessage>,
 }
 
@@ -76,7 +78,7 @@ pub async fn read(
     lease_secs: i32,
     max: i32,
 ) -> Result<Vec<ReadMessage>> {
-    let rows = sqlx::query("SELECT msg_id, vt, message FROM pgmq.read($1, $2, $3)")
+    let rows = sqlx::query("SELECT msg_id, vt, enqueued_at, message FROM pgmq.read($1, $2, $3)")
         .bind(queue)
         .bind(lease_secs)
         .bind(max)
@@ -90,6 +92,7 @@ pub async fn read(
             ReadMessage {
                 msg_id: row.get("msg_id"),
                 visible_at: row.get("vt"),
+                enqueued_at: row.get("enqueued_at"),
                 body: serde_json::from_value(body).ok(),
             }
         })

@@ -5,16 +5,18 @@ use std::time::Duration;
 
 use sqlx::{PgConnection, Row};
 use tasker_model::{
-    ClaimOutcome, ClaimedStep, HeartbeatOutcome, Lease, LeaseError, Recorded, Step, TaskRun,
+    ClaimOutcome, ClaimedStep, HeartbeatOutcome, Lease, LeaseError, Recorded, Step, StepState,
+    TaskRun,
 };
-use tasker_store::{Error, NextClaim, Result, StepClaim, StepCompletion, StepFailure};
+use tasker_store::{Error, Event, NextClaim, Result, StepClaim, StepCompletion, StepFailure};
 use uuid::Uuid;
 
 use crate::PgStore;
 use crate::catalog;
 use crate::error::{db, with_retry};
+use crate::events;
 use crate::load::{self, LoadedTask, Lock};
-use crate::plan_writer::{self, Pending};
+use crate::plan_writer::{self, Pending, Written};
 use crate::queue;
 
 /// PGMQ visibility is in whole seconds; a lease is never shorter than asked.
@@ -26,27 +28,27 @@ pub async fn claim(store: &PgStore, params: StepClaim) -> Result<Vec<ClaimedStep
     let queue_name = catalog::queue_of(store, &params.namespace).await?;
     with_retry(|| async {
         let mut tx = store.pool.begin().await.map_err(db)?;
-        let (payloads, ready) = claim_in(store, &mut tx, &queue_name, &params).await?;
+        let (payloads, written) = claim_in(store, &mut tx, &queue_name, &params).await?;
         tx.commit().await.map_err(db)?;
-        store.announce(&ready);
+        store.after_commit(&written);
         Ok(payloads)
     })
     .await
 }
 
 /// Leases up to `params.max` steps of one queue on the caller's transaction.
-/// Returns the leased steps and the namespaces that got ready steps.
+/// Returns the leased steps and what to do after the commit.
 async fn claim_in(
     store: &PgStore,
     tx: &mut PgConnection,
     queue_name: &str,
     params: &StepClaim,
-) -> Result<(Vec<ClaimedStep>, Vec<(String, usize)>)> {
+) -> Result<(Vec<ClaimedStep>, Written)> {
     let max = params.max.clamp(1, 1000) as i32;
     let lease_secs = lease_seconds(params.lease_for);
     let messages = queue::read(tx, queue_name, lease_secs, max).await?;
     if messages.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok((Vec::new(), Written::default()));
     }
     let task_ids: Vec<Uuid> = messages
         .iter()
@@ -58,6 +60,7 @@ async fn claim_in(
 
     let mut orphans = Vec::new();
     let mut claimed: Vec<(Uuid, usize, Lease, tasker_model::Timestamp)> = Vec::new();
+    let mut waits = Vec::new();
     for message in &messages {
         let target = message.body.and_then(|body| {
             let run = runs.get_mut(&body.task_id)?;
@@ -69,6 +72,12 @@ async fn claim_in(
             orphans.push(message.msg_id);
             continue;
         };
+        let step = &run.steps[index];
+        let ready_since = match step.state {
+            StepState::Retrying => step.retry_at,
+            StepState::Running => step.lease_expires_at,
+            _ => Some(message.enqueued_at),
+        };
         let token = Uuid::new_v4();
         if let ClaimOutcome::Claimed(lease) = run.claim(
             index,
@@ -79,14 +88,26 @@ async fn claim_in(
             now,
         ) {
             claimed.push((task_id, index, lease, message.visible_at));
+            waits.push(events::since(ready_since, now));
         }
     }
     if !orphans.is_empty() {
         queue::delete(tx, queue_name, &orphans).await?;
     }
-    let ready = write_runs(store, tx, &loaded, &mut runs).await?;
+    let mut written = write_runs(store, tx, &loaded, &mut runs).await?;
     let payloads = claim_payloads(tx, &loaded, &claimed).await?;
-    Ok((payloads, ready))
+    written
+        .events
+        .extend(
+            payloads
+                .iter()
+                .zip(waits)
+                .map(|(step, queue_wait)| Event::StepClaimed {
+                    namespace: step.namespace.clone(),
+                    queue_wait,
+                }),
+        );
+    Ok((payloads, written))
 }
 
 /// Builds what workers receive: step definition, task context and the
@@ -182,7 +203,7 @@ async fn write_runs(
     conn: &mut PgConnection,
     loaded: &HashMap<Uuid, LoadedTask>,
     runs: &mut HashMap<Uuid, TaskRun<'_>>,
-) -> Result<Vec<(String, usize)>> {
+) -> Result<Written> {
     let mut pending: Vec<Pending<'_, '_>> = runs
         .iter_mut()
         .map(|(id, run)| Pending {
@@ -212,7 +233,7 @@ where
             .step_index(step_id)
             .ok_or_else(|| Error::not_found(format!("step {step_id}")))?;
         let value = op(&mut run, index, now)?;
-        let ready = plan_writer::write(
+        let written = plan_writer::write(
             &mut tx,
             store.node_id(),
             &mut [Pending {
@@ -223,7 +244,7 @@ where
         )
         .await?;
         tx.commit().await.map_err(db)?;
-        store.announce(&ready);
+        store.after_commit(&written);
         Ok(value)
     })
     .await
@@ -327,8 +348,14 @@ pub async fn complete(
                 }
             }
         }
-        let mut ready = write_runs(store, &mut tx, &loaded, &mut runs).await?;
+        let mut written = write_runs(store, &mut tx, &loaded, &mut runs).await?;
         let mut claimed = claim_payloads(&mut tx, &loaded, &leased_here).await?;
+        written
+            .events
+            .extend(claimed.iter().map(|step| Event::StepClaimed {
+                namespace: step.namespace.clone(),
+                queue_wait: Duration::ZERO,
+            }));
         if let Some(next) = next
             && outcomes.iter().any(|o| matches!(o, Ok(Recorded::Applied)))
         {
@@ -343,13 +370,13 @@ pub async fn complete(
                     max: room,
                     lease_for: next.lease_for,
                 };
-                let (more, also_ready) = claim_in(store, &mut tx, queue_name, &params).await?;
-                ready.extend(also_ready);
+                let (more, also) = claim_in(store, &mut tx, queue_name, &params).await?;
+                written.extend(also);
                 claimed.extend(more);
             }
         }
         tx.commit().await.map_err(db)?;
-        store.announce(&ready);
+        store.after_commit(&written);
         Ok((outcomes, claimed))
     })
     .await

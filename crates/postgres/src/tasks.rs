@@ -223,7 +223,7 @@ pub async fn cancel(store: &PgStore, id: Uuid, reason: &str) -> Result<Task> {
             .ok_or_else(|| Error::not_found(format!("task {id}")))?;
         let mut run = task.run();
         run.cancel(reason, now)?;
-        plan_writer::write(
+        let written = plan_writer::write(
             &mut tx,
             store.node_id(),
             &mut [Pending {
@@ -234,6 +234,7 @@ pub async fn cancel(store: &PgStore, id: Uuid, reason: &str) -> Result<Task> {
         )
         .await?;
         tx.commit().await.map_err(db)?;
+        store.after_commit(&written);
         Ok(())
     })
     .await?;

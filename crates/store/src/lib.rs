@@ -8,6 +8,7 @@
 //! [`tasker_model::TaskRun`]; a backend loads, applies and writes.
 
 mod error;
+mod observer;
 mod params;
 
 use std::time::Duration;
@@ -20,6 +21,7 @@ use tasker_model::{
 use uuid::Uuid;
 
 pub use error::Error;
+pub use observer::{AttemptOutcome, Event, Observer};
 pub use params::*;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

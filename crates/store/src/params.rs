@@ -75,6 +75,7 @@ pub struct WorkerRegistration {
 
 /// A registered worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Worker {
     pub worker_id: String,
     pub namespaces: Vec<String>,
@@ -83,7 +84,9 @@ pub struct Worker {
     pub version: Option<String>,
     /// The node that last heard from it.
     pub node_id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = chrono::DateTime<chrono::Utc>))]
     pub registered_at: tasker_model::Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = chrono::DateTime<chrono::Utc>))]
     pub last_seen_at: tasker_model::Timestamp,
 }
 

@@ -43,7 +43,7 @@ impl TaskRun<'_> {
                     self.plan.errors.push((
                         index,
                         Some(StepError {
-                            error_type: "lease_expired".into(),
+                            error_type: super::LEASE_EXPIRED.into(),
                             message: format!(
                                 "attempt {} lost its worker: no result or heartbeat before the lease expired",
                                 step.attempt

@@ -1,0 +1,62 @@
+//! Observer events derived from a [`TaskRun`]'s plan: task finalizations,
+//! attempts that ended and leases that ran out. Claims report their queue
+//! wait where they happen (`steps`), since only the claim knows since when a
+//! step was ready.
+
+use std::time::Duration;
+
+use tasker_model::task_run::LEASE_EXPIRED;
+use tasker_model::{StepState, TaskRun, TaskState, Timestamp};
+use tasker_store::{AttemptOutcome, Event};
+
+pub fn of(namespace: &str, run: &TaskRun<'_>) -> Vec<Event> {
+    let mut events = Vec::new();
+    for t in &run.plan.transitions {
+        let Some(step_id) = t.step_id else {
+            if let Ok(state) = t.to_state.parse::<TaskState>()
+                && state.is_terminal()
+            {
+                events.push(Event::TaskFinished {
+                    namespace: namespace.to_owned(),
+                    template: run.template.name.clone(),
+                    state,
+                });
+            }
+            continue;
+        };
+        if t.from_state != Some(StepState::Running.as_str()) {
+            continue;
+        }
+        let Some(index) = run.step_index(step_id) else {
+            continue;
+        };
+        let lease_ran_out =
+            run.plan.errors.iter().any(|(i, e)| {
+                *i == index && e.as_ref().is_some_and(|e| e.error_type == LEASE_EXPIRED)
+            });
+        if lease_ran_out {
+            events.push(Event::LeaseExpired {
+                namespace: namespace.to_owned(),
+            });
+            continue;
+        }
+        let outcome = match t.to_state.parse::<StepState>() {
+            Ok(StepState::Complete) => AttemptOutcome::Completed,
+            Ok(StepState::Retrying) => AttemptOutcome::Retrying,
+            Ok(StepState::Failed) => AttemptOutcome::Failed,
+            _ => continue,
+        };
+        events.push(Event::AttemptEnded {
+            namespace: namespace.to_owned(),
+            outcome,
+            run_time: since(run.steps[index].started_at, t.at),
+        });
+    }
+    events
+}
+
+/// `to - from`, zero when unknown or negative.
+pub fn since(from: Option<Timestamp>, to: Timestamp) -> Duration {
+    from.and_then(|f| (to - f).to_std().ok())
+        .unwrap_or_default()
+}

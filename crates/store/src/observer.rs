@@ -1,0 +1,54 @@
+//! What a backend tells an observer (metrics) after a transaction committed:
+//! facts a node cannot learn from the requests alone, such as which
+//! completion finished its task or how long a step waited in its queue.
+
+use std::time::Duration;
+
+use tasker_model::TaskState;
+
+/// One fact about a committed state change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    TaskFinished {
+        namespace: String,
+        template: String,
+        state: TaskState,
+    },
+    /// A step was leased; `queue_wait` is how long it had been ready.
+    StepClaimed {
+        namespace: String,
+        queue_wait: Duration,
+    },
+    /// An attempt ended (complete, failed or retrying); `run_time` is how long
+    /// it ran under its lease.
+    AttemptEnded {
+        namespace: String,
+        outcome: AttemptOutcome,
+        run_time: Duration,
+    },
+    /// A lease ran out without a result or heartbeat.
+    LeaseExpired { namespace: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Completed,
+    /// Failed and will be retried after its backoff.
+    Retrying,
+    Failed,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Completed => "completed",
+            AttemptOutcome::Retrying => "retrying",
+            AttemptOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// Receives events after commit. Must be cheap and must not block.
+pub trait Observer: Send + Sync {
+    fn observe(&self, events: &[Event]);
+}
