@@ -1,6 +1,8 @@
 //! The OpenAPI description, generated from the handlers' `#[utoipa::path]`
-//! attributes and the DTOs' `ToSchema` derives, so it cannot drift from the
-//! code. Served at `GET /api-docs/openapi.json`.
+//! attributes and the `ToSchema` derives of the API's types and of the domain
+//! types it returns (`tasker-model` and `tasker-store` with their `openapi`
+//! feature), so it cannot drift from the code. Served at
+//! `GET /api-docs/openapi.json`.
 
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -44,17 +46,17 @@ use crate::{dto, metrics};
     components(schemas(
         dto::ErrorBody,
         dto::ErrorDetail,
-        dto::Namespace,
-        dto::TemplateRecord,
-        dto::Task,
-        dto::TaskState,
-        dto::Step,
-        dto::StepState,
-        dto::StepError,
-        dto::Transition,
-        dto::Worker,
-        dto::Lease,
-        dto::ClaimedStep,
+        tasker_model::Namespace,
+        tasker_model::TemplateRecord,
+        tasker_model::Task,
+        tasker_model::TaskState,
+        tasker_model::Step,
+        tasker_model::StepState,
+        tasker_model::StepError,
+        tasker_model::Transition,
+        tasker_store::Worker,
+        tasker_model::Lease,
+        tasker_model::ClaimedStep,
     )),
     modifiers(&BearerAuth),
     tags(

@@ -66,7 +66,7 @@ pub struct StepError {
     pub error_type: String,
     pub message: String,
     #[serde(default)]
-    // Always present in what the API returns; `default` only eases reading.
+    // Always serialized: `default` only lets a reader accept JSON without it.
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub details: serde_json::Value,
     pub retryable: bool,

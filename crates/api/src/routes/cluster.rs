@@ -5,9 +5,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tasker_store::Worker;
 use utoipa::ToSchema;
 
-use crate::dto::Worker;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -41,6 +41,6 @@ pub async fn cluster(State(state): State<AppState>) -> Result<Json<Cluster>, Api
         version: config.version.clone(),
         started_at: config.started_at,
         uptime_seconds: uptime,
-        workers: workers.into_iter().map(Into::into).collect(),
+        workers,
     }))
 }

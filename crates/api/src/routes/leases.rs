@@ -13,11 +13,11 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tasker_model::{HeartbeatOutcome, Lease, Recorded, StepError};
+use tasker_model::{ClaimedStep, HeartbeatOutcome, Lease, Recorded, StepError};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::dto::{ClaimedStep, ErrorBody};
+use crate::dto::ErrorBody;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, Path};
 use crate::routes::workers::registered_namespaces;
@@ -233,7 +233,7 @@ pub async fn complete(
     state.metrics.claims(&claimed);
     Ok(Json(CompleteReply {
         recorded: RecordedReply::from(recorded).recorded,
-        next: claimed.into_iter().map(Into::into).collect(),
+        next: claimed,
     }))
 }
 

@@ -1,5 +1,5 @@
 //! One module per resource, each exporting `router()`. Handlers translate
-//! HTTP to engine calls and engine records to [`crate::dto`] types; they hold
+//! HTTP to engine calls and return the engine's records as they are; they hold
 //! no logic of their own beyond defaults and metrics.
 
 pub mod cluster;

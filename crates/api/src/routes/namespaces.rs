@@ -5,9 +5,10 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use tasker_model::Namespace;
 use utoipa::ToSchema;
 
-use crate::dto::{ErrorBody, Namespace};
+use crate::dto::ErrorBody;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::state::AppState;
@@ -48,7 +49,7 @@ pub async fn create(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(namespace.into())))
+    Ok((status, Json(namespace)))
 }
 
 /// List namespaces.
@@ -56,7 +57,5 @@ pub async fn create(
     responses((status = 200, body = NamespaceList)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<NamespaceList>, ApiError> {
     let namespaces = state.engine.namespace_list().await?;
-    Ok(Json(NamespaceList {
-        namespaces: namespaces.into_iter().map(Into::into).collect(),
-    }))
+    Ok(Json(NamespaceList { namespaces }))
 }

@@ -6,10 +6,11 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
+use tasker_model::Step;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::dto::{ErrorBody, Step};
+use crate::dto::ErrorBody;
 use crate::error::ApiError;
 use crate::extract::{OptionalJsonBody, Path};
 use crate::state::AppState;
@@ -41,7 +42,7 @@ pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Step>, ApiError> {
-    Ok(Json(state.engine.step_retry(id).await?.into()))
+    Ok(Json(state.engine.step_retry(id).await?))
 }
 
 /// Resolve a step by hand.
@@ -61,5 +62,5 @@ pub async fn resolve(
     OptionalJsonBody(body): OptionalJsonBody<StepResolve>,
 ) -> Result<Json<Step>, ApiError> {
     let result = body.unwrap_or_default().result;
-    Ok(Json(state.engine.step_resolve(id, result).await?.into()))
+    Ok(Json(state.engine.step_resolve(id, result).await?))
 }

@@ -7,11 +7,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tasker_engine::NewTask;
+use tasker_model::{Step, Task, Transition};
 use tasker_store::TaskFilter;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::dto::{ErrorBody, Step, Task, Transition};
+use crate::dto::ErrorBody;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, OptionalJsonBody, Path, Query};
 use crate::state::AppState;
@@ -132,7 +133,7 @@ pub async fn create(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(task.into())))
+    Ok((status, Json(task)))
 }
 
 /// List tasks.
@@ -163,7 +164,7 @@ pub async fn list(
     };
     let page = state.engine.task_list(&filter).await?;
     Ok(Json(TaskList {
-        tasks: page.tasks.into_iter().map(Into::into).collect(),
+        tasks: page.tasks,
         next_cursor: page.next_cursor,
     }))
 }
@@ -176,7 +177,7 @@ pub async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Task>, ApiError> {
-    Ok(Json(state.engine.task_get(id).await?.into()))
+    Ok(Json(state.engine.task_get(id).await?))
 }
 
 /// Cancel a task.
@@ -196,13 +197,7 @@ pub async fn cancel(
     OptionalJsonBody(body): OptionalJsonBody<TaskCancel>,
 ) -> Result<Json<Task>, ApiError> {
     let reason = body.unwrap_or_default().reason;
-    Ok(Json(
-        state
-            .engine
-            .task_cancel(id, reason.as_deref())
-            .await?
-            .into(),
-    ))
+    Ok(Json(state.engine.task_cancel(id, reason.as_deref()).await?))
 }
 
 /// The steps of a task.
@@ -214,9 +209,7 @@ pub async fn steps(
     Path(id): Path<Uuid>,
 ) -> Result<Json<StepList>, ApiError> {
     let steps = state.engine.task_steps(id).await?;
-    Ok(Json(StepList {
-        steps: steps.into_iter().map(Into::into).collect(),
-    }))
+    Ok(Json(StepList { steps }))
 }
 
 /// The history of a task.
@@ -230,7 +223,5 @@ pub async fn history(
     Path(id): Path<Uuid>,
 ) -> Result<Json<TaskHistory>, ApiError> {
     let transitions = state.engine.task_history(id).await?;
-    Ok(Json(TaskHistory {
-        transitions: transitions.into_iter().map(Into::into).collect(),
-    }))
+    Ok(Json(TaskHistory { transitions }))
 }

@@ -8,9 +8,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use tasker_model::TemplateRecord;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::dto::{ErrorBody, TemplateRecord};
+use crate::dto::ErrorBody;
 use crate::error::ApiError;
 use crate::extract::{Path, Query, content_type, parse_json};
 use crate::state::AppState;
@@ -79,7 +80,7 @@ pub async fn register(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(record.into())))
+    Ok((status, Json(record)))
 }
 
 /// List templates.
@@ -92,9 +93,7 @@ pub async fn list(
 ) -> Result<Json<TemplateList>, ApiError> {
     let namespace = query.namespace.filter(|ns| !ns.is_empty());
     let templates = state.engine.template_list(namespace.as_deref()).await?;
-    Ok(Json(TemplateList {
-        templates: templates.into_iter().map(Into::into).collect(),
-    }))
+    Ok(Json(TemplateList { templates }))
 }
 
 /// Get a template.
@@ -119,5 +118,5 @@ pub async fn get_one(
         .engine
         .template_get(&namespace, &name, version.as_deref())
         .await?;
-    Ok(Json(record.into()))
+    Ok(Json(record))
 }

@@ -7,10 +7,11 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use tasker_store::WorkerRegistration;
+use tasker_model::ClaimedStep;
+use tasker_store::{Worker, WorkerRegistration};
 use utoipa::ToSchema;
 
-use crate::dto::{ClaimedStep, ErrorBody, Worker};
+use crate::dto::ErrorBody;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, OptionalJsonBody, Path};
 use crate::state::AppState;
@@ -97,7 +98,7 @@ pub async fn register(
         .await?;
     let engine = state.engine.config();
     Ok(Json(Registered {
-        worker: worker.into(),
+        worker,
         lease_seconds: engine.lease_duration.as_secs(),
         heartbeat_interval_ms: state.config.heartbeat_interval.as_millis() as u64,
         max_poll_wait_ms: engine.max_poll_wait.as_millis() as u64,
@@ -140,9 +141,7 @@ pub async fn poll(
         .step_poll(&worker_id, &namespaces, body.max.unwrap_or(1), wait)
         .await?;
     state.metrics.claims(&claimed);
-    Ok(Json(Claimed {
-        steps: claimed.into_iter().map(Into::into).collect(),
-    }))
+    Ok(Json(Claimed { steps: claimed }))
 }
 
 /// The namespaces `worker_id` registered with; 404 when it is not (or no
