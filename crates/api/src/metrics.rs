@@ -4,12 +4,13 @@
 //! directly, not installed as the process-global recorder), so several apps
 //! in one process keep separate counts and nothing has to be installed once.
 //!
-//! Only what this node can count correctly is exported: request durations by
-//! route template, tasks created, steps claimed, results, failures and
-//! releases reported, refused leases. Queue depths, live leases and pool usage are
-//! gauges read at scrape time. A node does not see a task finish (the
-//! completion that finalizes it does not say so), so there is no
-//! tasks-finished counter; the queue-wait time of a step is not known either.
+//! Request-level series (durations by route template, tasks created, steps
+//! claimed, results, failures and releases reported, refused leases) are
+//! counted by the handlers. What only the database transaction knows (which
+//! completion finished its task, how long a step waited in its queue and ran,
+//! retries, expired leases) arrives through the store's observer
+//! ([`tasker_store::Observer`], implemented here) after each commit. Queue
+//! depths, live leases and pool usage are gauges read at scrape time.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,10 +41,20 @@ const QUEUE_DEPTH: &str = "tasker_queue_depth";
 const LEASES_IN_FLIGHT: &str = "tasker_leases_in_flight";
 const QUEUE_DELAYED: &str = "tasker_queue_delayed";
 const POOL_CONNECTIONS: &str = "tasker_db_pool_connections";
+const TASKS_FINISHED: &str = "tasker_tasks_finished_total";
+const QUEUE_WAIT: &str = "tasker_step_queue_wait_seconds";
+const RUN_TIME: &str = "tasker_step_run_seconds";
+const RETRIES: &str = "tasker_step_retries_total";
+const LEASE_EXPIRIES: &str = "tasker_lease_expiries_total";
 const BUILD_INFO: &str = "tasker_build_info";
 
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// Queue waits and run times, from 1 ms to 1 h.
+const STEP_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
 
 /// Request durations from 1 ms to 30 s (long-polls land in the top buckets).
 const HTTP_BUCKETS: &[f64] = &[
@@ -77,6 +88,10 @@ impl Metrics {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), HTTP_BUCKETS)
             .expect("bucket list is not empty")
+            .set_buckets_for_metric(Matcher::Full(QUEUE_WAIT.into()), STEP_BUCKETS)
+            .expect("bucket list is not empty")
+            .set_buckets_for_metric(Matcher::Full(RUN_TIME.into()), STEP_BUCKETS)
+            .expect("bucket list is not empty")
             .build_recorder();
         let handle = recorder.handle();
         let metrics = Self {
@@ -94,6 +109,16 @@ impl Metrics {
             KeyName::from_const_str(HTTP_DURATION),
             Some(Unit::Seconds),
             text("HTTP requests by method, route template and status."),
+        );
+        r.describe_histogram(
+            KeyName::from_const_str(QUEUE_WAIT),
+            Some(Unit::Seconds),
+            text("How long a step was ready before this node leased it, per namespace."),
+        );
+        r.describe_histogram(
+            KeyName::from_const_str(RUN_TIME),
+            Some(Unit::Seconds),
+            text("How long an attempt ran under its lease, per namespace and outcome."),
         );
         for (name, help) in [
             (
@@ -119,6 +144,18 @@ impl Metrics {
             (
                 LEASE_REFUSALS,
                 "Heartbeats and results refused because the lease was stale.",
+            ),
+            (
+                TASKS_FINISHED,
+                "Tasks finalized through this node, by namespace, template and final state.",
+            ),
+            (
+                RETRIES,
+                "Attempts that failed and will be retried after their backoff, per namespace.",
+            ),
+            (
+                LEASE_EXPIRIES,
+                "Leases that ran out without a result or heartbeat, per namespace.",
             ),
         ] {
             r.describe_counter(KeyName::from_const_str(name), None, text(help));
@@ -231,6 +268,68 @@ impl Metrics {
         self.recorder
             .register_histogram(&key(HTTP_DURATION, labels), &METADATA)
             .record(seconds);
+    }
+}
+
+impl tasker_store::Observer for Metrics {
+    fn observe(&self, events: &[tasker_store::Event]) {
+        use tasker_store::{AttemptOutcome, Event};
+        for event in events {
+            match event {
+                Event::TaskFinished {
+                    namespace,
+                    template,
+                    state,
+                } => self
+                    .counter(
+                        TASKS_FINISHED,
+                        vec![
+                            Label::new("namespace", namespace.clone()),
+                            Label::new("template", template.clone()),
+                            Label::new("state", state.as_str()),
+                        ],
+                    )
+                    .increment(1),
+                Event::StepClaimed {
+                    namespace,
+                    queue_wait,
+                } => self
+                    .recorder
+                    .register_histogram(
+                        &key(QUEUE_WAIT, vec![Label::new("namespace", namespace.clone())]),
+                        &METADATA,
+                    )
+                    .record(queue_wait.as_secs_f64()),
+                Event::AttemptEnded {
+                    namespace,
+                    outcome,
+                    run_time,
+                } => {
+                    self.recorder
+                        .register_histogram(
+                            &key(
+                                RUN_TIME,
+                                vec![
+                                    Label::new("namespace", namespace.clone()),
+                                    Label::new("outcome", outcome.as_str()),
+                                ],
+                            ),
+                            &METADATA,
+                        )
+                        .record(run_time.as_secs_f64());
+                    if *outcome == AttemptOutcome::Retrying {
+                        self.counter(RETRIES, vec![Label::new("namespace", namespace.clone())])
+                            .increment(1);
+                    }
+                }
+                Event::LeaseExpired { namespace } => self
+                    .counter(
+                        LEASE_EXPIRIES,
+                        vec![Label::new("namespace", namespace.clone())],
+                    )
+                    .increment(1),
+            }
+        }
     }
 }
 

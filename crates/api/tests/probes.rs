@@ -255,3 +255,41 @@ async fn wrong_methods_are_json_405s() {
         .expect(StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(reply.error_code(), "method_not_allowed");
 }
+
+#[tokio::test]
+async fn metrics_report_finished_tasks_queue_waits_run_times_and_retries() {
+    let app = test_app().await;
+    app.register_yaml(&template(
+        "default",
+        "single",
+        "  - { name: a, handler: h.a, retry: { max_attempts: 2, backoff: { initial: 0ms, max: 0ms, jitter: 0 } } }\n",
+    ))
+    .await
+    .expect(StatusCode::CREATED);
+    app.register_worker("worker-1", &["default"]).await;
+    app.create_task("default", "single", json!({})).await;
+    let first = app.poll_one("default").await;
+    app.report(
+        &first,
+        "fail",
+        json!({"retryable": true, "error_type": "flaky", "message": "again"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let second = app.poll_one("default").await;
+    app.report(&second, "complete", json!({"result": 1}))
+        .await
+        .expect(StatusCode::OK);
+
+    let text = app.call(Method::GET, "/metrics", None, None).await.text();
+    for expected in [
+        "tasker_tasks_finished_total{namespace=\"default\",template=\"single\",state=\"complete\"} 1",
+        "tasker_step_retries_total{namespace=\"default\"} 1",
+        "tasker_step_queue_wait_seconds_count{namespace=\"default\"} 2",
+        "tasker_step_run_seconds_count{namespace=\"default\",outcome=\"retrying\"} 1",
+        "tasker_step_run_seconds_count{namespace=\"default\",outcome=\"completed\"} 1",
+        "# TYPE tasker_step_queue_wait_seconds histogram",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+}

@@ -69,6 +69,8 @@ pub async fn test_app_with(engine: EngineConfig, adjust: impl FnOnce(&mut ApiCon
             used: u64::from(pool.size()).saturating_sub(idle),
         }
     });
+    // Facts only the committing transaction knows reach /metrics this way.
+    store.set_observer(std::sync::Arc::new(state.metrics.clone()));
     TestApp { state, store, db }
 }
 

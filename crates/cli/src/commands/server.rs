@@ -54,6 +54,8 @@ pub async fn run(args: &ServerArgs) -> anyhow::Result<Status> {
             used: u64::from(pool.size()).saturating_sub(idle),
         }
     });
+    // Facts only the committing transaction knows reach /metrics this way.
+    store.set_observer(std::sync::Arc::new(state.metrics.clone()));
 
     let listener = TcpListener::bind(&config.server.listen)
         .await
