@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 use crate::PgStore;
 use crate::catalog;
-use crate::error::db;
+use crate::error::{db, with_retry};
+use crate::plan_writer::{self, Pending};
 
 /// A locked task with what a [`TaskRun`] needs.
 pub struct LoadedTask {
@@ -135,4 +136,36 @@ pub async fn lock_tasks(
 
 fn corrupt(message: &str) -> Error {
     Error::Database(format!("unexpected row: {message}").into())
+}
+
+/// Runs `op` on one locked task (`what` names it in a not-found error),
+/// writes its plan and commits; retried whole after a deadlock.
+pub async fn with_task<T, F>(store: &PgStore, lock: Lock<'_>, what: &str, op: F) -> Result<T>
+where
+    F: Fn(&mut TaskRun<'_>, Timestamp) -> Result<T>,
+{
+    with_retry(|| async {
+        let mut tx = store.pool.begin().await.map_err(db)?;
+        let (loaded, now) = lock_tasks(store, &mut tx, lock).await?;
+        let task = loaded
+            .values()
+            .next()
+            .ok_or_else(|| Error::not_found(what))?;
+        let mut run = task.run();
+        let value = op(&mut run, now)?;
+        let written = plan_writer::write(
+            &mut tx,
+            store.node_id(),
+            &mut [Pending {
+                queue: &task.queue,
+                namespace: &task.namespace,
+                run: &mut run,
+            }],
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        store.after_commit(&written);
+        Ok(value)
+    })
+    .await
 }

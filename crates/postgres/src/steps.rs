@@ -15,7 +15,7 @@ use crate::PgStore;
 use crate::catalog;
 use crate::error::{db, with_retry};
 use crate::events;
-use crate::load::{self, LoadedTask, Lock};
+use crate::load::{self, LoadedTask, Lock, with_task};
 use crate::plan_writer::{self, Pending, Written};
 use crate::queue;
 
@@ -220,32 +220,12 @@ async fn with_step_task<T, F>(store: &PgStore, step_id: Uuid, op: F) -> Result<T
 where
     F: Fn(&mut TaskRun<'_>, usize, tasker_model::Timestamp) -> Result<T>,
 {
-    with_retry(|| async {
-        let mut tx = store.pool.begin().await.map_err(db)?;
-        let (loaded, now) =
-            load::lock_tasks(store, &mut tx, Lock::TasksOfSteps(&[step_id])).await?;
-        let task = loaded
-            .values()
-            .next()
-            .ok_or_else(|| Error::not_found(format!("step {step_id}")))?;
-        let mut run = task.run();
+    let what = format!("step {step_id}");
+    with_task(store, Lock::TasksOfSteps(&[step_id]), &what, |run, now| {
         let index = run
             .step_index(step_id)
-            .ok_or_else(|| Error::not_found(format!("step {step_id}")))?;
-        let value = op(&mut run, index, now)?;
-        let written = plan_writer::write(
-            &mut tx,
-            store.node_id(),
-            &mut [Pending {
-                queue: &task.queue,
-                namespace: &task.namespace,
-                run: &mut run,
-            }],
-        )
-        .await?;
-        tx.commit().await.map_err(db)?;
-        store.after_commit(&written);
-        Ok(value)
+            .ok_or_else(|| Error::not_found(what.clone()))?;
+        op(run, index, now)
     })
     .await
 }

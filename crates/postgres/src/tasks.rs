@@ -6,9 +6,8 @@ use uuid::Uuid;
 
 use crate::PgStore;
 use crate::catalog;
-use crate::error::{db, with_retry};
+use crate::error::db;
 use crate::load;
-use crate::plan_writer::{self, Pending};
 use crate::queue::{self, StepMessage};
 use crate::rows::{self, TASK_COLUMNS, TASK_FROM};
 
@@ -215,27 +214,9 @@ pub async fn history(store: &PgStore, id: Uuid) -> Result<Vec<Transition>> {
 }
 
 pub async fn cancel(store: &PgStore, id: Uuid, reason: &str) -> Result<Task> {
-    with_retry(|| async {
-        let mut tx = store.pool.begin().await.map_err(db)?;
-        let (mut loaded, now) = load::lock_tasks(store, &mut tx, load::Lock::Tasks(&[id])).await?;
-        let task = loaded
-            .remove(&id)
-            .ok_or_else(|| Error::not_found(format!("task {id}")))?;
-        let mut run = task.run();
-        run.cancel(reason, now)?;
-        let written = plan_writer::write(
-            &mut tx,
-            store.node_id(),
-            &mut [Pending {
-                queue: &task.queue,
-                namespace: &task.namespace,
-                run: &mut run,
-            }],
-        )
-        .await?;
-        tx.commit().await.map_err(db)?;
-        store.after_commit(&written);
-        Ok(())
+    let what = format!("task {id}");
+    load::with_task(store, load::Lock::Tasks(&[id]), &what, |run, now| {
+        Ok(run.cancel(reason, now)?)
     })
     .await?;
     get(store, id).await

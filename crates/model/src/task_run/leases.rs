@@ -131,13 +131,8 @@ impl TaskRun<'_> {
         lease_for: Duration,
         now: Timestamp,
     ) -> Result<HeartbeatOutcome, LeaseError> {
-        let index = self
-            .step_index(lease.step_id)
-            .ok_or(LeaseError::LeaseMismatch)?;
+        let index = self.held_step(lease)?;
         let step = &self.steps[index];
-        if !holds(step, lease) {
-            return Err(LeaseError::LeaseMismatch);
-        }
         match step.state {
             StepState::Cancelled => return Ok(HeartbeatOutcome::Cancelled),
             StepState::Running => {}
@@ -247,6 +242,19 @@ impl TaskRun<'_> {
         self.step_event(index, StepEvent::Fail { retry }, Some(&reason), now);
     }
 
+    /// The step `lease` names, if the lease's attempt and token are the
+    /// step's (whatever its state).
+    fn held_step(&self, lease: &Lease) -> Result<usize, LeaseError> {
+        let index = self
+            .step_index(lease.step_id)
+            .ok_or(LeaseError::LeaseMismatch)?;
+        if holds(&self.steps[index], lease) {
+            Ok(index)
+        } else {
+            Err(LeaseError::LeaseMismatch)
+        }
+    }
+
     /// Checks that `lease` is the step's current lease and still valid.
     /// A step already in `done_state` under the same lease is a re-sent report.
     fn current_lease(
@@ -255,13 +263,8 @@ impl TaskRun<'_> {
         done_state: StepState,
         now: Timestamp,
     ) -> Result<usize, LeaseError> {
-        let index = self
-            .step_index(lease.step_id)
-            .ok_or(LeaseError::LeaseMismatch)?;
+        let index = self.held_step(lease)?;
         let step = &self.steps[index];
-        if !holds(step, lease) {
-            return Err(LeaseError::LeaseMismatch);
-        }
         let resent = step.state == done_state
             || (done_state == StepState::Failed && step.state == StepState::Retrying);
         match step.state {
