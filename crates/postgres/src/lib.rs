@@ -6,9 +6,9 @@
 //!                 load step rows + the database clock
 //!                 TaskRun::<op>(..)                            ◀─ pure logic, tasker-model
 //!                 PlanWriter: delete/send/hide PGMQ messages,
-//!                   update steps and task, append transitions,
-//!                   NOTIFY the namespace
+//!                   update steps and task, append transitions
 //!               COMMIT                                          ◀─ all of it or none of it
+//!               wake local polls, NOTIFY (announcer), observer  ◀─ hints and facts, after
 //! ```
 //!
 //! The database clock is the only clock: PGMQ computes visibility with
