@@ -384,3 +384,38 @@ async fn a_lease_taken_on_one_node_is_heartbeated_and_completed_on_another() {
     names.sort();
     assert_eq!(names, ["branch_b", "branch_c"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_recovers_when_its_database_connections_are_killed() {
+    let mut cluster = Cluster::start(1).await;
+    cluster.start_worker(0, "w1", 2);
+    let before = cluster.create("diamond", json!({"start": 1})).await;
+    let (task, _) = cluster.finished(before.id, Duration::from_secs(60)).await;
+    assert_eq!(task.state, TaskState::Complete);
+
+    // Kill every backend of the server's database: pool connections and the
+    // LISTEN connection alike, as a database restart would.
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&cluster.db.url)
+        .await
+        .unwrap();
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()) AS k",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        killed >= 2,
+        "expected the pool and the listener, killed {killed}"
+    );
+
+    let after = cluster.create("linear", json!({"even_number": 2})).await;
+    let (task, steps) = cluster.finished(after.id, Duration::from_secs(60)).await;
+    assert_eq!(task.state, TaskState::Complete);
+    assert_eq!(value(&steps, "step_4"), 65536);
+    assert!(
+        cluster.nodes[0].0.child.try_wait().unwrap().is_none(),
+        "the server kept running"
+    );
+}
