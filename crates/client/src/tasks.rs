@@ -2,62 +2,12 @@
 //! the operator's step actions (manual retry, manual resolve).
 
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tasker_model::{Step, Task, Transition};
-use tasker_store::{TaskFilter, TaskPage};
+use tasker_store::{NewTask, TaskFilter, TaskPage};
 use uuid::Uuid;
 
 use crate::{Client, Result};
-
-/// The body of `POST /v1/tasks`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NewTask {
-    pub namespace: String,
-    /// Template name within the namespace.
-    pub template: String,
-    /// `None`: the newest registered version.
-    pub version: Option<String>,
-    pub context: serde_json::Value,
-    /// Unique per namespace: creating again with the same key returns the
-    /// existing task instead of starting another.
-    pub idempotency_key: Option<String>,
-    pub tags: Vec<String>,
-}
-
-impl NewTask {
-    /// A task of the newest version of `namespace/template` with an empty
-    /// context, no idempotency key and no tags.
-    pub fn new(namespace: impl Into<String>, template: impl Into<String>) -> Self {
-        Self {
-            namespace: namespace.into(),
-            template: template.into(),
-            version: None,
-            context: serde_json::json!({}),
-            idempotency_key: None,
-            tags: Vec::new(),
-        }
-    }
-
-    pub fn version(mut self, version: impl Into<String>) -> Self {
-        self.version = Some(version.into());
-        self
-    }
-
-    pub fn context(mut self, context: serde_json::Value) -> Self {
-        self.context = context;
-        self
-    }
-
-    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
-        self.idempotency_key = Some(key.into());
-        self
-    }
-
-    pub fn tags(mut self, tags: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.tags = tags.into_iter().map(Into::into).collect();
-        self
-    }
-}
 
 impl Client {
     /// Creates a task. `created` is false when the idempotency key named an

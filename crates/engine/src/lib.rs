@@ -30,6 +30,8 @@ pub use config::EngineConfig;
 pub use error::Error;
 pub use ready_waiters::ReadyWaiters;
 use schema_cache::SchemaCache;
+/// Re-exported: the input of [`Engine::task_create`].
+pub use tasker_store::NewTask;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -58,18 +60,6 @@ pub fn check_template(template: Template) -> Result<Template, tasker_model::temp
             issues,
         })
     }
-}
-
-/// What a caller asks for when creating a task.
-#[derive(Debug, Clone, Default)]
-pub struct NewTask {
-    pub namespace: String,
-    pub template: String,
-    /// `None`: the most recently registered version.
-    pub version: Option<String>,
-    pub context: serde_json::Value,
-    pub idempotency_key: Option<String>,
-    pub tags: Vec<String>,
 }
 
 #[derive(Clone)]

@@ -4,6 +4,61 @@ use serde::{Deserialize, Serialize};
 use tasker_model::{Lease, StepError, Task, TaskState};
 use uuid::Uuid;
 
+/// A task to create: the engine's input and the body of `POST /v1/tasks`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NewTask {
+    pub namespace: String,
+    /// Template name within the namespace.
+    pub template: String,
+    /// `None`: the newest registered version.
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub context: serde_json::Value,
+    /// Unique per namespace: creating again with the same key returns the
+    /// existing task instead of starting another.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl NewTask {
+    /// A task of the newest version of `namespace/template` with an empty
+    /// context, no idempotency key and no tags.
+    pub fn new(namespace: impl Into<String>, template: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            template: template.into(),
+            version: None,
+            context: serde_json::json!({}),
+            idempotency_key: None,
+            tags: Vec::new(),
+        }
+    }
+
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    pub fn context(mut self, context: serde_json::Value) -> Self {
+        self.context = context;
+        self
+    }
+
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    pub fn tags(mut self, tags: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.tags = tags.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// What the store writes for a new task, once the engine checked it.
 #[derive(Debug, Clone)]
 pub struct TaskCreate {
     pub template_id: Uuid,
