@@ -138,9 +138,43 @@ fn corrupt(message: &str) -> Error {
     Error::Database(format!("unexpected row: {message}").into())
 }
 
+/// Whether a commit waits for its WAL record to reach disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Results, creations, failures, cancellations: accepted work must
+    /// survive a crash.
+    Flushed,
+    /// Claims and heartbeats: losing one in a crash only means the step is
+    /// delivered again when its (shorter) lease runs out, and the lease fences
+    /// the forgotten holder. Skipping the flush wait saves a disk sync per
+    /// claim; any later flushed commit makes it durable anyway (the WAL is
+    /// written in order).
+    Relaxed,
+}
+
+/// Commits `tx`, without waiting for the flush when `durability` allows.
+pub async fn commit(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    durability: Durability,
+) -> Result<()> {
+    if durability == Durability::Relaxed {
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+    }
+    tx.commit().await.map_err(db)
+}
+
 /// Runs `op` on one locked task (`what` names it in a not-found error),
 /// writes its plan and commits; retried whole after a deadlock.
-pub async fn with_task<T, F>(store: &PgStore, lock: Lock<'_>, what: &str, op: F) -> Result<T>
+pub async fn with_task<T, F>(
+    store: &PgStore,
+    lock: Lock<'_>,
+    what: &str,
+    durability: Durability,
+    op: F,
+) -> Result<T>
 where
     F: Fn(&mut TaskRun<'_>, Timestamp) -> Result<T>,
 {
@@ -163,7 +197,7 @@ where
             }],
         )
         .await?;
-        tx.commit().await.map_err(db)?;
+        commit(tx, durability).await?;
         store.after_commit(&written);
         Ok(value)
     })

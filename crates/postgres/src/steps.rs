@@ -15,7 +15,7 @@ use crate::PgStore;
 use crate::catalog;
 use crate::error::{db, with_retry};
 use crate::events;
-use crate::load::{self, LoadedTask, Lock, with_task};
+use crate::load::{self, Durability, LoadedTask, Lock, with_task};
 use crate::plan_writer::{self, Pending, Written};
 use crate::queue;
 
@@ -29,7 +29,7 @@ pub async fn claim(store: &PgStore, params: StepClaim) -> Result<Vec<ClaimedStep
     with_retry(|| async {
         let mut tx = store.pool.begin().await.map_err(db)?;
         let (payloads, written) = claim_in(store, &mut tx, &queue_name, &params).await?;
-        tx.commit().await.map_err(db)?;
+        load::commit(tx, Durability::Relaxed).await?;
         store.after_commit(&written);
         Ok(payloads)
     })
@@ -216,17 +216,28 @@ async fn write_runs(
 }
 
 /// Runs `op` on the task that owns `step_id`, locked, and writes its plan.
-async fn with_step_task<T, F>(store: &PgStore, step_id: Uuid, op: F) -> Result<T>
+async fn with_step_task<T, F>(
+    store: &PgStore,
+    step_id: Uuid,
+    durability: Durability,
+    op: F,
+) -> Result<T>
 where
     F: Fn(&mut TaskRun<'_>, usize, tasker_model::Timestamp) -> Result<T>,
 {
     let what = format!("step {step_id}");
-    with_task(store, Lock::TasksOfSteps(&[step_id]), &what, |run, now| {
-        let index = run
-            .step_index(step_id)
-            .ok_or_else(|| Error::not_found(what.clone()))?;
-        op(run, index, now)
-    })
+    with_task(
+        store,
+        Lock::TasksOfSteps(&[step_id]),
+        &what,
+        durability,
+        |run, now| {
+            let index = run
+                .step_index(step_id)
+                .ok_or_else(|| Error::not_found(what.clone()))?;
+            op(run, index, now)
+        },
+    )
     .await
 }
 
@@ -235,7 +246,7 @@ pub async fn heartbeat(
     lease: &Lease,
     lease_for: Duration,
 ) -> Result<HeartbeatOutcome> {
-    with_step_task(store, lease.step_id, |run, _, now| {
+    with_step_task(store, lease.step_id, Durability::Relaxed, |run, _, now| {
         Ok(run.heartbeat(lease, lease_for, now)?)
     })
     .await
@@ -243,15 +254,18 @@ pub async fn heartbeat(
 }
 
 pub async fn fail(store: &PgStore, params: StepFailure) -> Result<Recorded> {
-    with_step_task(store, params.lease.step_id, |run, _, now| {
-        Ok(run.fail(&params.lease, params.error.clone(), now)?)
-    })
+    with_step_task(
+        store,
+        params.lease.step_id,
+        Durability::Flushed,
+        |run, _, now| Ok(run.fail(&params.lease, params.error.clone(), now)?),
+    )
     .await
     .map_err(lease_not_found)
 }
 
 pub async fn release(store: &PgStore, lease: &Lease) -> Result<()> {
-    with_step_task(store, lease.step_id, |run, _, now| {
+    with_step_task(store, lease.step_id, Durability::Flushed, |run, _, now| {
         Ok(run.release(lease, now)?)
     })
     .await
@@ -363,7 +377,7 @@ pub async fn complete(
 }
 
 pub async fn retry(store: &PgStore, step_id: Uuid) -> Result<Step> {
-    let task_id = with_step_task(store, step_id, |run, index, now| {
+    let task_id = with_step_task(store, step_id, Durability::Flushed, |run, index, now| {
         run.retry_step(index, now)?;
         Ok(run.task.id)
     })
@@ -376,7 +390,7 @@ pub async fn resolve(
     step_id: Uuid,
     result: Option<serde_json::Value>,
 ) -> Result<Step> {
-    let task_id = with_step_task(store, step_id, |run, index, now| {
+    let task_id = with_step_task(store, step_id, Durability::Flushed, |run, index, now| {
         run.resolve_step(index, result.clone(), now)?;
         Ok(run.task.id)
     })

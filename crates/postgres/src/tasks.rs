@@ -215,9 +215,13 @@ pub async fn history(store: &PgStore, id: Uuid) -> Result<Vec<Transition>> {
 
 pub async fn cancel(store: &PgStore, id: Uuid, reason: &str) -> Result<Task> {
     let what = format!("task {id}");
-    load::with_task(store, load::Lock::Tasks(&[id]), &what, |run, now| {
-        Ok(run.cancel(reason, now)?)
-    })
+    load::with_task(
+        store,
+        load::Lock::Tasks(&[id]),
+        &what,
+        load::Durability::Flushed,
+        |run, now| Ok(run.cancel(reason, now)?),
+    )
     .await?;
     get(store, id).await
 }
