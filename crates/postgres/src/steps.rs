@@ -29,7 +29,12 @@ pub async fn claim(store: &PgStore, params: StepClaim) -> Result<Vec<ClaimedStep
     with_retry(|| async {
         let mut tx = store.pool.begin().await.map_err(db)?;
         let (payloads, written) = claim_in(store, &mut tx, &queue_name, &params).await?;
-        load::commit(tx, Durability::Relaxed).await?;
+        if payloads.is_empty() {
+            // Usually an empty poll: nothing to relax.
+            tx.commit().await.map_err(db)?;
+        } else {
+            load::commit(tx, Durability::Relaxed).await?;
+        }
         store.after_commit(&written);
         Ok(payloads)
     })
