@@ -345,6 +345,10 @@ pub enum WorkerAction {
         /// This worker's id. Default: <hostname>-<pid>.
         #[arg(long, value_name = "ID")]
         worker_id: Option<String>,
+        /// On SIGTERM or ctrl-c, how long running handlers may finish before
+        /// their steps are released to other workers (e.g. 30s, 500ms).
+        #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+        shutdown_grace: tasker_model::HumanDuration,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -406,4 +410,8 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
+}
+
+fn parse_duration(text: &str) -> Result<tasker_model::HumanDuration, String> {
+    tasker_model::HumanDuration::parse(text)
 }

@@ -146,6 +146,7 @@ impl Cluster {
                 worker_id,
             ])
             .args(["--concurrency", &concurrency.to_string()])
+            .args(["--shutdown-grace", "300ms"])
             .spawn()
             .expect("start example worker");
         self.workers.push(Process {
@@ -417,5 +418,51 @@ async fn the_server_recovers_when_its_database_connections_are_killed() {
     assert!(
         cluster.nodes[0].0.child.try_wait().unwrap().is_none(),
         "the server kept running"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stopped_gracefully_releases_its_step_to_another_at_once() {
+    let mut cluster = Cluster::start(1).await;
+    cluster.start_worker(0, "leaving", 2);
+    let task = cluster
+        .create(
+            "linear",
+            json!({"even_number": 2, "sleep_ms": {"step_2": 2000}}),
+        )
+        .await;
+    cluster
+        .wait_for_step(task.id, "step_2", StepState::Running)
+        .await;
+    // SIGTERM: the worker stops polling, waits its 300 ms grace, then releases.
+    let pid = cluster.workers[0].child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = cluster.workers[0].child.wait().unwrap();
+    assert!(
+        status.success(),
+        "the worker exits 0 after a graceful stop: {status}"
+    );
+    let step = cluster
+        .wait_for_step(task.id, "step_2", StepState::Ready)
+        .await;
+    assert_eq!(step.attempt, 0, "a released attempt is not counted");
+
+    cluster.start_worker(0, "arriving", 2);
+    let (task, steps) = cluster.finished(task.id, Duration::from_secs(60)).await;
+    assert_eq!(task.state, TaskState::Complete);
+    let step_2 = steps.iter().find(|s| s.name == "step_2").unwrap();
+    assert_eq!(step_2.attempt, 1);
+    assert_eq!(step_2.worker_id.as_deref(), Some("arriving"));
+    let history = cluster.client(0).task_history(task.id).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|t| t.reason.as_deref() == Some("released by its worker"))
     );
 }

@@ -16,6 +16,7 @@ pub async fn run(action: WorkerAction) -> anyhow::Result<Status> {
         namespaces,
         concurrency,
         worker_id,
+        shutdown_grace,
         client: args,
     } = action;
     init_logging();
@@ -26,7 +27,8 @@ pub async fn run(action: WorkerAction) -> anyhow::Result<Status> {
     };
     let mut builder = examples::register_examples(Worker::builder(client(&args)?))
         .namespaces(namespaces)
-        .concurrency(concurrency);
+        .concurrency(concurrency)
+        .shutdown_grace(shutdown_grace.as_duration());
     if let Some(id) = worker_id {
         builder = builder.worker_id(id);
     }

@@ -157,7 +157,7 @@ impl Default for Config {
                 worker_tokens: Vec::new(),
             },
             log: LogConfig {
-                level: "info".into(),
+                level: "info,sqlx=warn".into(),
                 format: LogFormat::Text,
             },
         }
