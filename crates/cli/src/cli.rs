@@ -354,6 +354,10 @@ pub enum WorkerAction {
     },
 }
 
+fn parse_duration(text: &str) -> Result<tasker_model::HumanDuration, String> {
+    tasker_model::HumanDuration::parse(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,8 +414,4 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
-}
-
-fn parse_duration(text: &str) -> Result<tasker_model::HumanDuration, String> {
-    tasker_model::HumanDuration::parse(text)
 }
