@@ -24,6 +24,7 @@ async fn a_worker_whose_server_is_gone_stops_without_waiting_out_its_grace() {
         "worker",
         tasker()
             .args(["worker", "example", "--server", &server.url])
+            .args(["--namespace", "examples"])
             .args(["--shutdown-grace", "120s"])
             .env("RUST_LOG", "info"),
     );
