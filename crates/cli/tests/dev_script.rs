@@ -44,11 +44,8 @@ impl DevScript {
              echo \"   Compiling tasker-cli (cargo stand-in: $*)\" >&2\n",
         )
         .unwrap();
-        std::fs::set_permissions(
-            &stub,
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         // <target>/debug/tasker
         let target_dir = Path::new(env!("CARGO_BIN_EXE_tasker"))
             .parent()
@@ -148,8 +145,7 @@ async fn long_running_task(server: &str) -> (Client, uuid::Uuid) {
     let client = Client::new(server, None).unwrap();
     let (task, _) = client
         .task_create(
-            &NewTask::new("examples", "diamond")
-                .context(json!({"sleep_ms": {"branch_b": 60000}})),
+            &NewTask::new("examples", "diamond").context(json!({"sleep_ms": {"branch_b": 60000}})),
         )
         .await
         .unwrap();
@@ -171,7 +167,11 @@ async fn ctrl_c_stops_the_worker_first_so_the_running_step_is_released_not_lost(
         !cargo_args.contains("-q") && !cargo_args.contains("--quiet"),
         "cargo ran quietly: {cargo_args}"
     );
-    assert!(dev.process.output().contains("Compiling tasker-cli (cargo stand-in"));
+    assert!(
+        dev.process
+            .output()
+            .contains("Compiling tasker-cli (cargo stand-in")
+    );
     // A URL without a password is shown as it is.
     assert!(
         dev.process
@@ -211,9 +211,10 @@ async fn ctrl_c_stops_the_worker_first_so_the_running_step_is_released_not_lost(
         "{history:?}"
     );
     assert!(
-        !history
-            .iter()
-            .any(|t| t.reason.as_deref().is_some_and(|r| r.contains("expired") || r.contains("lost"))),
+        !history.iter().any(|t| t
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("expired") || r.contains("lost"))),
         "{history:?}"
     );
 }
@@ -258,7 +259,10 @@ async fn a_taken_port_is_reported_with_its_holder_and_never_contacted() {
     let output = dev.process.output();
     assert_eq!(status.code(), Some(1), "{output}");
     assert!(
-        output.contains(&format!("{address} is already taken by pid {}", std::process::id())),
+        output.contains(&format!(
+            "{address} is already taken by pid {}",
+            std::process::id()
+        )),
         "the holder is named:\n{output}"
     );
     assert!(output.contains("TASKER_SERVER_LISTEN="), "{output}");

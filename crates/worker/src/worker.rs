@@ -329,7 +329,10 @@ impl Worker {
     /// Resolves once [`GONE_PROBE_FAILURES`] probes in a row found the
     /// server unavailable; never while it answers.
     async fn server_gone(&self) {
-        let probe = self.client.clone().with_request_timeout(GONE_PROBE_INTERVAL);
+        let probe = self
+            .client
+            .clone()
+            .with_request_timeout(GONE_PROBE_INTERVAL);
         let mut failures = 0;
         loop {
             tokio::time::sleep(GONE_PROBE_INTERVAL).await;

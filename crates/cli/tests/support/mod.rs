@@ -91,7 +91,13 @@ impl Process {
             if let Ok(Some(status)) = self.child.try_wait() {
                 // Let the readers catch up with the last lines.
                 std::thread::sleep(Duration::from_millis(100));
-                if let Some(line) = self.lines.lock().unwrap().iter().find(|l| l.contains(marker)) {
+                if let Some(line) = self
+                    .lines
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|l| l.contains(marker))
+                {
                     return line.clone();
                 }
                 panic!(
@@ -191,7 +197,9 @@ impl Server {
 /// The URL in a `listening on http://<address> ...` line, or in a line
 /// quoting such a URL.
 pub fn listening_url(line: &str) -> String {
-    let start = line.find("http://").unwrap_or_else(|| panic!("no URL in {line:?}"));
+    let start = line
+        .find("http://")
+        .unwrap_or_else(|| panic!("no URL in {line:?}"));
     line[start..]
         .split_whitespace()
         .next()
@@ -228,7 +236,9 @@ pub async fn wait_for_step(
         Duration::from_secs(60),
         || async {
             let steps = client.task_steps(id).await.ok()?;
-            steps.into_iter().find(|s| s.name == name && s.state == state)
+            steps
+                .into_iter()
+                .find(|s| s.name == name && s.state == state)
         },
     )
     .await
