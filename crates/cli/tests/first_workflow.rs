@@ -278,6 +278,36 @@ async fn the_first_workflow_guide_runs_as_written() {
         TaskState::Failed
     );
 
+    // 8. The example worker's switches, with the example templates.
+    for namespace in ["examples", "orders"] {
+        client.namespace_create(namespace).await.unwrap();
+    }
+    for file in ["linear", "diamond", "order_fulfillment"] {
+        let yaml =
+            std::fs::read_to_string(repo_root().join(format!("templates/{file}.yaml"))).unwrap();
+        client.template_register_yaml(&yaml).await.unwrap();
+    }
+    let _examples = Process::start(
+        "worker example",
+        tasker()
+            .args(["worker", "example", "--server", &server.url])
+            .env("RUST_LOG", "warn"),
+    );
+    let linear = guide.create(
+        r#"tasker task create examples/linear --context '{"even_number": 2, "fail_times": {"step_2": 2}}'"#,
+    );
+    let order = guide.create(
+        r#"tasker task create orders/order_fulfillment --context '{"order_id": "o-1", "customer_email": "ada@example.com", "items": [{"sku": "tea", "quantity": 2, "unit_price_cents": 450}]}'"#,
+    );
+    let diamond = guide.create(
+        r#"tasker task create examples/diamond --context '{"sleep_ms": {"branch_b": 60000}}'"#,
+    );
+    assert_eq!(tokio_watch(&guide, linear).await, 0);
+    let step_2 = client.task_steps(linear).await.unwrap()[1].clone();
+    assert_eq!(step_2.attempt, 3, "failed twice, then succeeded");
+    assert_eq!(tokio_watch(&guide, order).await, 0);
+    support::wait_for_step(&client, diamond, "branch_b", StepState::Running).await;
+
     // Both workers stop cleanly.
     py.signal("INT");
     assert!(
