@@ -34,7 +34,24 @@ struct DevScript {
 
 impl DevScript {
     fn start(database_url: &str, listen: &str, env: &[(&str, &str)]) -> DevScript {
+        DevScript::start_with_stubs(database_url, listen, env, &[])
+    }
+
+    /// Like [`DevScript::start`], with more stand-in commands on `PATH`:
+    /// (name, shell script body).
+    fn start_with_stubs(
+        database_url: &str,
+        listen: &str,
+        env: &[(&str, &str)],
+        stubs: &[(&str, &str)],
+    ) -> DevScript {
         let stub_dir = tempfile::tempdir().unwrap();
+        for (name, body) in stubs {
+            let path = stub_dir.path().join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+        }
         let cargo_log = stub_dir.path().join("cargo-args");
         let stub = stub_dir.path().join("cargo");
         std::fs::write(
@@ -270,6 +287,35 @@ async fn a_taken_port_is_reported_with_its_holder_and_never_contacted() {
     assert!(
         matches!(foreign.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
         "the script connected to the foreign server"
+    );
+    assert_eq!(dev.leftovers(), Vec::<String>::new(), "left running");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_taken_after_the_check_stops_the_script_before_it_talks_to_anyone() {
+    let db = TestDatabase::create().await.unwrap();
+    let foreign = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    foreign.set_nonblocking(true).unwrap();
+    let address = foreign.local_addr().unwrap().to_string();
+
+    // An `ss` that sees no listener: the port looks free when the script
+    // checks, as when it is taken between the check and the server's bind.
+    let mut dev = DevScript::start_with_stubs(&db.url, &address, &[], &[("ss", "exit 0")]);
+    let status = dev.process.wait_exit(Duration::from_secs(60));
+    let output = dev.process.output();
+    assert_eq!(status.code(), Some(1), "{output}");
+    assert!(
+        output.contains(&format!("cannot listen on {address}")),
+        "{output}"
+    );
+    assert!(
+        output.contains("the server exited (status 1) before listening"),
+        "{output}"
+    );
+    assert!(!output.contains("Tasker is running"), "{output}");
+    assert!(
+        matches!(foreign.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the script talked to the foreign server"
     );
     assert_eq!(dev.leftovers(), Vec::<String>::new(), "left running");
 }
