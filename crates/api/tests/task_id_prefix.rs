@@ -51,13 +51,13 @@ async fn tasks_are_found_by_a_prefix_of_their_id() {
         .await
         .expect(StatusCode::OK)
         .json();
-    assert_eq!(ids(&page), [one.clone()]);
+    assert_eq!(ids(&page), vec![one.clone()]);
     let page = app
         .get(&format!("/v1/tasks?id_prefix={one}"))
         .await
         .expect(StatusCode::OK)
         .json();
-    assert_eq!(ids(&page), [one.clone()], "a whole id is a prefix too");
+    assert_eq!(ids(&page), vec![one.clone()], "a whole id is a prefix too");
 
     // Another first digit matches nothing; it combines with other filters.
     let other = if one.starts_with('f') { "e" } else { "f" };
