@@ -29,13 +29,14 @@ struct Look {
     history: Vec<Transition>,
 }
 
-/// The task first, then its history, then its steps: once the task is seen
-/// finished, the history holds every transition and the steps their final
-/// states.
+/// The task first, then its steps, then its history: once the task is seen
+/// finished, its steps are in their final states (the same transaction
+/// finished them), and the history, read last, holds every transition,
+/// including the one into each step's state as read.
 async fn look(client: &Client, id: Uuid) -> Result<Look, tasker_client::Error> {
     let task = client.task_get(id).await?;
-    let history = client.task_history(id).await?;
     let steps = client.task_steps(id).await?;
+    let history = client.task_history(id).await?;
     Ok(Look {
         task,
         steps,

@@ -6,7 +6,7 @@ use tasker_store::Worker;
 
 use super::client;
 use crate::cli::{ClientArgs, Output};
-use crate::output::{Coverage, emit, emit_json, worker_table};
+use crate::output::{Coverage, emit, emit_json, handlers_summarized, worker_table};
 use crate::status::Status;
 
 pub async fn run(args: &ClientArgs) -> anyhow::Result<Status> {
@@ -16,7 +16,12 @@ pub async fn run(args: &ClientArgs) -> anyhow::Result<Status> {
         Output::Text if workers.is_empty() => {
             eprintln!("no live workers: none has polled or heartbeated recently")
         }
-        Output::Text => emit(&worker_table(&workers, chrono::Utc::now()).to_string())?,
+        Output::Text => {
+            emit(&worker_table(&workers, chrono::Utc::now()).to_string())?;
+            if handlers_summarized(&workers) {
+                eprintln!("`tasker worker list -o json` names every handler");
+            }
+        }
     }
     Ok(Status::Ok)
 }

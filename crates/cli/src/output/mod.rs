@@ -12,8 +12,8 @@ use std::io::Write as _;
 use serde::Serialize;
 
 pub use records::{
-    cut_short, history_table, namespace_table, step_table, task_detail, task_table, template_table,
-    worker_table,
+    cut_short, handlers_summarized, history_table, namespace_table, step_table, task_detail,
+    task_table, template_table, worker_table,
 };
 pub use step_status::{StepStatus, clock, in_words};
 pub use table::Table;

@@ -141,6 +141,24 @@ pub fn history_table(transitions: &[Transition]) -> Table {
     table
 }
 
+/// Most handlers a worker row names; more are counted
+/// ([`handlers_summarized`] says whether any row was).
+const HANDLERS_NAMED: usize = 3;
+
+fn handlers_cell(handlers: &[String]) -> String {
+    match handlers.len() {
+        0 => "(any)".into(),
+        n if n > HANDLERS_NAMED => format!("{n} handlers"),
+        _ => handlers.join(","),
+    }
+}
+
+/// Whether the worker table counted some worker's handlers instead of
+/// naming them.
+pub fn handlers_summarized(workers: &[Worker]) -> bool {
+    workers.iter().any(|w| w.handlers.len() > HANDLERS_NAMED)
+}
+
 /// The live workers, most recently seen first as the server lists them.
 pub fn worker_table(workers: &[Worker], now: Timestamp) -> Table {
     let mut table = Table::new(&[
@@ -155,11 +173,7 @@ pub fn worker_table(workers: &[Worker], now: Timestamp) -> Table {
         table.row(vec![
             w.worker_id.clone(),
             w.namespaces.join(","),
-            if w.handlers.is_empty() {
-                "(any)".into()
-            } else {
-                w.handlers.join(",")
-            },
+            handlers_cell(&w.handlers),
             w.concurrency.to_string(),
             w.node_id.clone().unwrap_or_else(|| "-".into()),
             format!("{} ago", in_words(now - w.last_seen_at)),
@@ -373,6 +387,12 @@ mod tests {
         );
         assert!(lines[1].ends_with("4            node-1  3s ago"), "{text}");
         assert!(lines[2].contains("(any)"), "{text}");
+        assert!(!handlers_summarized(&workers));
+
+        let many = [worker("w-3", &["orders"], &["a", "b", "c", "d"])];
+        let text = worker_table(&many, at(3)).to_string();
+        assert!(text.contains("orders      4 handlers"), "{text}");
+        assert!(handlers_summarized(&many));
     }
 
     #[test]
