@@ -89,3 +89,32 @@ async fn tasks_are_found_by_a_prefix_of_their_id() {
         assert!(reply.text().contains("id_prefix"), "{}", reply.text());
     }
 }
+
+#[tokio::test]
+async fn the_id_prefix_parameter_is_documented() {
+    let app = test_app().await;
+    let doc = app
+        .call(
+            axum::http::Method::GET,
+            "/api-docs/openapi.json",
+            None,
+            None,
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let params = doc["paths"]["/v1/tasks"]["get"]["parameters"]
+        .as_array()
+        .expect("task_list parameters");
+    let prefix = params
+        .iter()
+        .find(|p| p["name"] == "id_prefix")
+        .expect("id_prefix documented");
+    assert_eq!(prefix["in"], "query");
+    assert!(
+        prefix["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("hex digits")),
+        "{prefix}"
+    );
+}
