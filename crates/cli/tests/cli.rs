@@ -657,6 +657,26 @@ async fn the_task_commands_show_what_happened_and_who_would_run_it() {
         "{shown}"
     );
 
+    // watch warns as it starts, and its line for the waiting step says why.
+    let mut watching = Background::start(
+        "watch",
+        client(server_url).args(["task", "watch", &first]),
+        dir.path(),
+    );
+    let line = watching.wait_for_line("step start ready", COMMAND_PATIENCE);
+    assert!(
+        line.ends_with("step start ready — no live worker serves namespace \"examples\""),
+        "{line}"
+    );
+    assert!(
+        watching
+            .logs()
+            .contains("warning: no live worker serves namespace \"examples\""),
+        "{}",
+        watching.logs()
+    );
+    drop(watching);
+
     // The history, and watch lines stamped with the times it records: the
     // history is moved an hour back, so the time of looking differs.
     run(client(server_url).args(["task", "cancel", &first, "--reason", "testing"])).ok();

@@ -142,27 +142,48 @@ impl Printed {
     /// A line per transition not printed before, in the order they happened,
     /// except that the task's finishing comes after the step changes it
     /// caused (a cancellation records the task first); then, once the task
-    /// is over, a line per step left blocked by a failed one.
+    /// is over, a line per step left blocked by a failed one. The history
+    /// is read after the task, so it may already hold the task's end while
+    /// the task read was still running: the end waits for the next look,
+    /// which sees the task finished, so that it is always the last line.
     fn lines(&mut self, task: &Task, history: &[Transition], status: &StepStatus) -> Vec<String> {
-        let new: Vec<&Transition> = history
-            .iter()
-            .filter(|t| self.last.is_none_or(|last| t.id > last))
-            .collect();
-        if let Some(last) = new.iter().map(|t| t.id).max() {
-            self.last = Some(last);
-        }
         let finishes_task = |t: &Transition| {
             t.step_id.is_none()
                 && t.to_state
                     .parse::<TaskState>()
                     .is_ok_and(|s| s.is_terminal())
         };
-        let (steps, finish): (Vec<&Transition>, Vec<&Transition>) =
-            new.into_iter().partition(|t| !finishes_task(t));
-        let mut lines: Vec<String> = steps
+        let latest_task_change = history.iter().rev().find(|t| t.step_id.is_none());
+        let held = |t: &Transition| {
+            !task.state.is_terminal()
+                && finishes_task(t)
+                && latest_task_change.is_some_and(|latest| latest.id == t.id)
+        };
+        let new: Vec<&Transition> = history
             .iter()
-            .map(|t| transition_line(t, task, history, status))
+            .filter(|t| self.last.is_none_or(|last| t.id > last))
+            .take_while(|t| !held(t))
             .collect();
+        if let Some(last) = new.iter().map(|t| t.id).max() {
+            self.last = Some(last);
+        }
+        // A task's end is moved past the step changes of the same moment
+        // (the same transaction), no further.
+        let mut lines = Vec::new();
+        let mut finish: Option<&Transition> = None;
+        for t in new {
+            if let Some(end) = finish
+                && (t.step_id.is_none() || t.at != end.at)
+            {
+                lines.push(transition_line(end, task, history, status));
+                finish = None;
+            }
+            if finishes_task(t) {
+                finish = Some(t);
+            } else {
+                lines.push(transition_line(t, task, history, status));
+            }
+        }
         if task.state.is_terminal() {
             let at = task.finished_at.unwrap_or(status.now);
             for step in status.steps {
@@ -179,11 +200,9 @@ impl Printed {
                 }
             }
         }
-        lines.extend(
-            finish
-                .iter()
-                .map(|t| transition_line(t, task, history, status)),
-        );
+        if let Some(end) = finish {
+            lines.push(transition_line(end, task, history, status));
+        }
         lines
     }
 }
@@ -405,6 +424,50 @@ mod tests {
             "{lines:?}"
         );
         assert_eq!(lines.len(), 4, "{lines:?}");
+    }
+
+    #[test]
+    fn the_task_end_seen_in_the_history_first_waits_for_the_task_to_show_it() {
+        let a = step(1, StepState::Failed, 1);
+        let mut b = step(2, StepState::Pending, 0);
+        b.depends_on = vec!["step_1".into()];
+        let history = [
+            transition(1, Some(&a), "running", "failed", at(1)),
+            transition(2, None, "running", "failed", at(1)),
+        ];
+        let steps = [a, b];
+        let mut printed = Printed::default();
+        // The task was read running, its history a moment later.
+        let lines = printed.lines(&task(TaskState::Running), &history, &status(&steps, at(2)));
+        assert_eq!(lines, ["22:13:21 step step_1 failed"]);
+        let mut failed = task(TaskState::Failed);
+        failed.finished_at = Some(at(1));
+        let lines = printed.lines(&failed, &history, &status(&steps, at(2)));
+        assert_eq!(
+            lines,
+            [
+                "22:13:21 step step_2 blocked — \"step_1\" failed".to_owned(),
+                format!("22:13:21 task {} failed", Uuid::nil()),
+            ]
+        );
+
+        // A task that failed and was reopened by a manual retry goes on.
+        let mut reopened = history.to_vec();
+        reopened.push(transition(3, None, "failed", "running", at(5)));
+        reopened.push(transition(4, Some(&steps[0]), "failed", "ready", at(5)));
+        let lines =
+            Printed::default().lines(&task(TaskState::Running), &reopened, &status(&steps, at(6)));
+        let said: Vec<&str> = lines.iter().map(|l| &l[9..]).collect();
+        assert_eq!(
+            said,
+            [
+                "step step_1 failed".to_owned(),
+                format!("task {} failed", Uuid::nil()),
+                format!("task {} running", Uuid::nil()),
+                "step step_1 ready".to_owned(),
+            ],
+            "in the order it happened"
+        );
     }
 
     #[test]
