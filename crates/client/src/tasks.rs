@@ -26,11 +26,23 @@ impl Client {
     }
 
     /// One page of tasks; pass the page's `next_cursor` back as
-    /// `filter.cursor` for the next.
+    /// `filter.cursor` for the next. `filter.id_prefix` finds tasks by the
+    /// first digits of their id (see [`Client::task_find`]).
     pub async fn task_list(&self, filter: &TaskFilter) -> Result<TaskPage> {
         let url = self.url(&["v1", "tasks"]);
         let builder = self.request(Method::GET, &url).query(filter);
         Ok(self.call(&url, builder).await?.1)
+    }
+
+    /// Up to `max` tasks whose id starts with the hex digits of `prefix`
+    /// (dashes ignored), newest first: one lookup by a range of ids.
+    pub async fn task_find(&self, prefix: &str, max: u32) -> Result<Vec<Task>> {
+        let filter = TaskFilter {
+            id_prefix: Some(prefix.to_owned()),
+            limit: Some(max),
+            ..TaskFilter::default()
+        };
+        Ok(self.task_list(&filter).await?.tasks)
     }
 
     /// Cancels a running task; `reason` is recorded in its history.

@@ -241,6 +241,17 @@ async fn task_list_sends_only_the_filters_that_are_set() {
 }
 
 #[tokio::test]
+async fn task_find_asks_for_an_id_prefix() {
+    let (base, seen) = serve(|_| reply(200, json!({"tasks": [], "next_cursor": null}))).await;
+    let client = Client::new(&base, None).unwrap();
+    let found = client.task_find("0193a1", 11).await.unwrap();
+    assert!(found.is_empty());
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0].path, "/v1/tasks");
+    assert_eq!(seen[0].query.as_deref(), Some("limit=11&id_prefix=0193a1"));
+}
+
+#[tokio::test]
 async fn worker_plane_bodies_carry_the_lease() {
     let (base, seen) = serve(|seen| match seen.path.rsplit('/').next().unwrap() {
         "heartbeat" => reply(

@@ -60,6 +60,9 @@ pub struct TaskListQuery {
     pub cursor: Option<String>,
     /// Page size, default 50, at most 500.
     pub limit: Option<String>,
+    /// Only tasks whose id starts with these hex digits (1 to 32, dashes
+    /// ignored), e.g. `0193a1`.
+    pub id_prefix: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -161,6 +164,7 @@ pub async fn list(
                 })
             })
             .transpose()?,
+        id_prefix: given(query.id_prefix),
     };
     let page = state.engine.task_list(&filter).await?;
     Ok(Json(TaskList {

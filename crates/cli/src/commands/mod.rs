@@ -9,11 +9,13 @@ mod server;
 mod step;
 mod store_connection;
 mod task;
+mod task_ref;
 mod template;
 mod watch;
 mod worker;
+mod worker_list;
 
-use crate::cli::{ClientArgs, Command, ConfigAction};
+use crate::cli::{ClientArgs, Command, ConfigAction, WorkerCommand};
 use crate::status::Status;
 
 pub async fn run(command: Command) -> anyhow::Result<Status> {
@@ -27,7 +29,12 @@ pub async fn run(command: Command) -> anyhow::Result<Status> {
         Command::Template { action } => template::run(action).await,
         Command::Task { action } => task::run(action).await,
         Command::Step { action } => step::run(action).await,
-        Command::Worker { action } => worker::run(action).await,
+        Command::Worker {
+            action: WorkerCommand::List { client },
+        } => worker_list::run(&client).await,
+        Command::Worker {
+            action: WorkerCommand::Run(action),
+        } => worker::run(action).await,
     }
 }
 
