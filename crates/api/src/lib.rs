@@ -29,6 +29,7 @@ mod dto;
 mod error;
 mod extract;
 mod metrics;
+mod nul_check;
 mod openapi;
 mod routes;
 mod state;
