@@ -14,6 +14,7 @@ use crate::extract::JsonBody;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NamespaceCreate {
     /// `^[a-z][a-z0-9_]{0,39}$`
     #[schema(example = "orders")]

@@ -18,6 +18,7 @@ use crate::extract::{JsonBody, OptionalJsonBody, Path, Query};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TaskCreate {
     /// Default `default`.
     #[serde(default = "default_namespace")]
@@ -70,6 +71,7 @@ pub struct TaskList {
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TaskCancel {
     /// Recorded in the history. Default "cancelled by request".
     #[serde(default)]

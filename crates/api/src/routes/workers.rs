@@ -17,6 +17,7 @@ use crate::extract::{JsonBody, OptionalJsonBody, Path};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WorkerRegister {
     /// 1-128 characters, unique per worker process; registering again
     /// refreshes the record.
@@ -50,6 +51,7 @@ pub struct Registered {
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Poll {
     /// Namespaces to claim from, in order. Default: those the worker
     /// registered with.
@@ -116,7 +118,9 @@ pub async fn register(
     request_body(content = Option<Poll>, description = "Optional; every field has a default"),
     responses(
         (status = 200, body = Claimed),
-        (status = 404, description = "No namespaces given and the worker is not registered", body = ErrorBody),
+        (status = 400, description = "`invalid`: a bad worker id or namespace name (e.g. a NUL character); `bad_request`: an unknown field", body = ErrorBody),
+        (status = 404, description = "`worker_not_registered`: no namespaces given and the worker is not (or no longer) registered: register again. \
+            `namespace_not_found`: a polled namespace does not exist: registering again does not help", body = ErrorBody),
         (status = 503, description = "`shutting_down`: poll another node", body = ErrorBody)))]
 pub async fn poll(
     State(state): State<AppState>,
@@ -144,8 +148,8 @@ pub async fn poll(
     Ok(Json(Claimed { steps: claimed }))
 }
 
-/// The namespaces `worker_id` registered with; 404 when it is not (or no
-/// longer) registered.
+/// The namespaces `worker_id` registered with; 404 `worker_not_registered`
+/// when it is not (or no longer) registered.
 pub(crate) async fn registered_namespaces(
     state: &AppState,
     worker_id: &str,
@@ -156,9 +160,12 @@ pub(crate) async fn registered_namespaces(
         .find(|w| w.worker_id == worker_id)
         .map(|w| w.namespaces)
         .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "worker {worker_id:?} is not registered (or not heard from recently): \
-                 register it, or name the namespaces to poll"
-            ))
+            ApiError::new(
+                "worker_not_registered",
+                format!(
+                    "worker {worker_id:?} is not registered (or not heard from recently): \
+                     register it again, or name the namespaces to poll"
+                ),
+            )
         })
 }
