@@ -419,7 +419,7 @@ async fn poll_defaults_to_the_registered_namespaces() {
         )
         .await
         .expect(StatusCode::NOT_FOUND);
-    assert_eq!(reply.error_code(), "not_found");
+    assert_eq!(reply.error_code(), "worker_not_registered");
 }
 
 #[tokio::test]
@@ -646,12 +646,12 @@ async fn a_bad_next_is_refused_before_anything_is_recorded() {
         (
             json!({"worker_id": "stranger"}),
             StatusCode::NOT_FOUND,
-            "not_found",
+            "worker_not_registered",
         ),
         (
             json!({"worker_id": "w", "namespaces": ["nowhere"]}),
             StatusCode::NOT_FOUND,
-            "not_found",
+            "namespace_not_found",
         ),
         (json!({"max": 1}), StatusCode::BAD_REQUEST, "bad_request"),
     ] {

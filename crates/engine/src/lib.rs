@@ -427,10 +427,23 @@ impl Engine {
             max: max.min(self.config.max_claim_batch),
             lease_for: self.config.lease_duration,
         };
-        Ok(self
-            .store
+        self.store
             .step_complete_and_claim(StepCompletion { lease, result }, &next)
-            .await?)
+            .await
+            .map_err(|error| match error {
+                // An unknown step is a lease refusal; a lookup by name that
+                // fails is one of the namespaces to lease from.
+                tasker_store::Error::NotFound { what } => match namespaces
+                    .iter()
+                    .find(|ns| what == format!("namespace \"{ns}\""))
+                {
+                    Some(namespace) => Error::NamespaceNotFound {
+                        namespace: namespace.clone(),
+                    },
+                    None => Error::Store(tasker_store::Error::NotFound { what }),
+                },
+                other => Error::Store(other),
+            })
     }
 
     pub async fn step_fail(&self, lease: Lease, error: StepError) -> Result<Recorded> {

@@ -17,6 +17,7 @@ use crate::state::AppState;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"result": {"value": 16}}))]
 pub struct StepResolve {
     /// Stored as the step's result and handed to its dependents. Default none.
     #[serde(default)]

@@ -19,10 +19,11 @@ use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"namespace": "examples", "template": "linear", "context": {"even_number": 2}, "tags": ["demo"]}))]
 pub struct TaskCreate {
     /// Default `default`.
     #[serde(default = "default_namespace")]
-    #[schema(example = "default")]
+    #[schema(example = "examples")]
     pub namespace: String,
     /// Template name.
     #[schema(example = "linear")]
@@ -72,6 +73,7 @@ pub struct TaskList {
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "cancelled by an operator"}))]
 pub struct TaskCancel {
     /// Recorded in the history. Default "cancelled by request".
     #[serde(default)]

@@ -18,6 +18,7 @@ use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"worker_id": "billing-7f9c", "namespaces": ["examples"], "handlers": ["examples.linear.step_1"], "concurrency": 4, "version": "1.0.0"}))]
 pub struct WorkerRegister {
     /// 1-128 characters, unique per worker process; registering again
     /// refreshes the record.
@@ -52,6 +53,7 @@ pub struct Registered {
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"namespaces": ["examples"], "max": 1, "wait_ms": 1000}))]
 pub struct Poll {
     /// Namespaces to claim from, in order. Default: those the worker
     /// registered with.
