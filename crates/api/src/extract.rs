@@ -74,11 +74,29 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 /// character is refused first, naming where it is (see [`crate::nul_check`]).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     crate::nul_check::check_body(bytes)?;
-    serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::bad_request(format!(
-            "the request body is not valid JSON for this endpoint: {e}"
-        ))
-    })
+    serde_json::from_slice(bytes).map_err(|e| refusal::<T>(bytes, e))
+}
+
+/// Why a body did not parse, with the path to where it went wrong. Parsing
+/// again with the path tracked costs only on this, the failing, path.
+fn refusal<T: DeserializeOwned>(bytes: &[u8], error: serde_json::Error) -> ApiError {
+    let prefix = "the request body is not valid JSON for this endpoint";
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let Err(e) = serde_path_to_error::deserialize::<_, T>(&mut deserializer) else {
+        return ApiError::bad_request(format!("{prefix}: {error}"));
+    };
+    let path = e.path().to_string();
+    let refused = if path == "." {
+        ApiError::bad_request(format!("{prefix}: {}", e.inner()))
+    } else {
+        ApiError::bad_request(format!("{prefix}: at {path}: {}", e.inner()))
+    };
+    // The path of an unknown field ends with the field itself.
+    if e.inner().to_string().starts_with("unknown field") {
+        refused.with_details(serde_json::json!({ "field": path }))
+    } else {
+        refused
+    }
 }
 
 impl<S, T> FromRequest<S> for JsonBody<T>

@@ -173,6 +173,7 @@ async fn unknown_fields_are_refused_naming_the_field() {
         .expect(StatusCode::BAD_REQUEST);
     assert_eq!(reply.error_code(), "bad_request");
     assert!(reply.text().contains("idempotencyKey"), "{}", reply.text());
+    assert_eq!(reply.json()["error"]["details"]["field"], "idempotencyKey");
     assert!(
         app.get("/v1/tasks").await.json()["tasks"]
             .as_array()
@@ -236,7 +237,7 @@ async fn unknown_fields_are_refused_naming_the_field() {
         ("heartbeat", json!({"extra": 1}), "extra"),
         ("release", json!({"extra": 1}), "extra"),
         ("complete", json!({"output": 1}), "output"),
-        ("complete", json!({"next": {"worker": "w"}}), "worker"),
+        ("complete", json!({"next": {"worker": "w"}}), "next.worker"),
         (
             "fail",
             json!({"error_type": "e", "message": "m", "retriable": false}),
@@ -247,7 +248,12 @@ async fn unknown_fields_are_refused_naming_the_field() {
             .report(&claimed, action, body)
             .await
             .expect(StatusCode::BAD_REQUEST);
-        assert!(reply.text().contains(unknown), "{action}: {}", reply.text());
+        assert_eq!(
+            reply.json()["error"]["details"]["field"],
+            unknown,
+            "{action}: {}",
+            reply.text()
+        );
     }
     // None of it changed the step.
     app.report(&claimed, "complete", json!({"result": 1}))
