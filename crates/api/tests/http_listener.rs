@@ -136,3 +136,29 @@ async fn an_oversized_body_announced_with_expect_is_refused_before_it_is_sent() 
     assert_eq!(status, 413, "{reply}");
     assert_eq!(reply["error"]["code"], "payload_too_large");
 }
+
+/// `GET /v1/steps/{id}` through the typed client over real HTTP.
+#[tokio::test]
+async fn the_client_reads_a_step_by_id() {
+    let app = support::test_app().await;
+    app.register_yaml(&support::template("default", "linear", support::LINEAR))
+        .await;
+    let task = app
+        .create_task("default", "linear", serde_json::json!({}))
+        .await;
+    let address = serve(&app).await;
+    let client = tasker_client::Client::new(&format!("http://{address}"), Some(ADMIN.into()))
+        .expect("a client");
+    let task_id = task["id"].as_str().unwrap().parse().unwrap();
+    let steps = client.task_steps(task_id).await.unwrap();
+    let step = client.step_get(steps[1].id).await.unwrap();
+    assert_eq!(step, steps[1]);
+
+    let missing = uuid::Uuid::now_v7();
+    let error = client.step_get(missing).await.unwrap_err();
+    assert_eq!(
+        (error.status(), error.code()),
+        (Some(404), Some("not_found"))
+    );
+    assert!(error.to_string().contains(&missing.to_string()), "{error}");
+}
