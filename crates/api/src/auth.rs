@@ -28,7 +28,8 @@ pub enum Role {
     Admin,
     /// Namespaces, templates, tasks, step retry/resolve, cluster.
     Operator,
-    /// Only the worker plane: register, poll, heartbeat, complete, fail.
+    /// Only the worker plane: register, poll, heartbeat, complete, fail,
+    /// release.
     Worker,
 }
 
