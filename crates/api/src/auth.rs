@@ -26,7 +26,7 @@ use crate::error::ApiError;
 pub enum Role {
     /// Everything.
     Admin,
-    /// Namespaces, templates, tasks, step retry/resolve, cluster.
+    /// Namespaces, templates, tasks, steps (get, retry, resolve), cluster.
     Operator,
     /// Only the worker plane: register, poll, heartbeat, complete, fail,
     /// release.

@@ -24,7 +24,7 @@ pub struct WorkerRegister {
     /// refreshes the record.
     #[schema(example = "billing-7f9c")]
     pub worker_id: String,
-    /// Namespaces it polls (at least one).
+    /// Namespaces it polls (at least one; they need not exist yet).
     pub namespaces: Vec<String>,
     /// Handler names it runs (informational). Default none.
     #[serde(default)]
@@ -83,6 +83,9 @@ pub fn router() -> Router<AppState> {
 /// Register a worker.
 ///
 /// Records the worker and tells it the lease and heartbeat timings.
+/// Namespaces that do not exist yet are accepted (a worker may start before
+/// its templates are registered); polling them is 404 `namespace_not_found`
+/// until they exist.
 #[utoipa::path(post, operation_id = "worker_register", path = "/v1/workers/register", tag = "workers", security(("bearer" = [])),
     request_body = WorkerRegister,
     responses((status = 200, body = Registered), (status = 400, body = ErrorBody)))]
