@@ -1,7 +1,8 @@
 //! The engine: everything a server node does with tasks and steps, over any
 //! [`Store`]. It checks input (template validity, context against the
-//! template's JSON Schema, payload sizes) before anything is written, so bad
-//! input never leaves partial state behind; the store then performs each
+//! template's JSON Schema, payload sizes, text the database cannot store)
+//! before anything is written, so bad input never leaves partial state
+//! behind and never fails in the database; the store then performs each
 //! operation in one transaction.
 //!
 //! The engine holds no state needed for correctness: two engines on two
