@@ -79,6 +79,13 @@ impl Client {
         Ok(reply.transitions)
     }
 
+    /// One step by id (404 `not_found` when there is none).
+    pub async fn step_get(&self, step_id: Uuid) -> Result<Step> {
+        let url = self.url(&["v1", "steps", &step_id.to_string()]);
+        let builder = self.request(Method::GET, &url);
+        Ok(self.call(&url, builder).await?.1)
+    }
+
     /// Runs a failed step again with a fresh attempt budget.
     pub async fn step_retry(&self, step_id: Uuid) -> Result<Step> {
         let url = self.url(&["v1", "steps", &step_id.to_string(), "retry"]);

@@ -1,7 +1,8 @@
 //! The engine: everything a server node does with tasks and steps, over any
 //! [`Store`]. It checks input (template validity, context against the
-//! template's JSON Schema, payload sizes) before anything is written, so bad
-//! input never leaves partial state behind; the store then performs each
+//! template's JSON Schema, payload sizes, text the database cannot store)
+//! before anything is written, so bad input never leaves partial state
+//! behind and never fails in the database; the store then performs each
 //! operation in one transaction.
 //!
 //! The engine holds no state needed for correctness: two engines on two
@@ -9,6 +10,7 @@
 
 mod config;
 mod error;
+pub mod nul_check;
 mod ready_waiters;
 mod schema_cache;
 
@@ -122,6 +124,7 @@ impl Engine {
     }
 
     pub async fn namespace_create(&self, name: &str) -> Result<(Namespace, bool)> {
+        nul_check::check_text("name", name)?;
         Ok(self.store.namespace_create(name).await?)
     }
 
@@ -146,6 +149,11 @@ impl Engine {
     /// included.
     pub async fn template_register(&self, template: Template) -> Result<(TemplateRecord, bool)> {
         let template = check_template(template)?;
+        // Every string of a template is stored; the JSON form names where a
+        // NUL is with the paths the template format uses.
+        if let Ok(form) = serde_json::to_value(&template) {
+            nul_check::check_json(&form, "")?;
+        }
         Ok(self.store.template_register(&template).await?)
     }
 
@@ -168,23 +176,46 @@ impl Engine {
     }
 
     /// Creates a task after checking its context; returns `created` false
-    /// when the idempotency key named an existing task.
-    pub async fn task_create(&self, new: NewTask) -> Result<(Task, bool)> {
-        self.check_size("context", &new.context)?;
-        if let Some(key) = &new.idempotency_key
-            && (key.is_empty() || key.len() > 255)
-        {
+    /// when the idempotency key named an existing task of the same template
+    /// and context (see [`Error::IdempotencyConflict`] for the rule).
+    pub async fn task_create(&self, mut new: NewTask) -> Result<(Task, bool)> {
+        // No context (or `null`) is the empty object.
+        if new.context.is_null() {
+            new.context = serde_json::Value::Object(serde_json::Map::new());
+        }
+        nul_check::check_text("namespace", &new.namespace)?;
+        nul_check::check_text("template", &new.template)?;
+        if let Some(version) = &new.version {
+            nul_check::check_text("version", version)?;
+        }
+        if !new.context.is_object() {
             return Err(Error::Invalid {
-                field: "idempotency_key".into(),
-                message: "must be 1-255 characters".into(),
+                field: "context".into(),
+                message: "must be a JSON object, e.g. {\"order_id\": 42}".into(),
             });
+        }
+        nul_check::check_json(&new.context, "context")?;
+        self.check_size("context", &new.context)?;
+        if let Some(key) = &new.idempotency_key {
+            if key.is_empty() || key.len() > 255 {
+                return Err(Error::Invalid {
+                    field: "idempotency_key".into(),
+                    message: "must be 1-255 characters".into(),
+                });
+            }
+            nul_check::check_text("idempotency_key", key)?;
+        }
+        for (i, tag) in new.tags.iter().enumerate() {
+            nul_check::check_text(&format!("tags[{i}]"), tag)?;
         }
         let template = self
             .store
             .template_get(&new.namespace, &new.template, new.version.as_deref())
             .await?;
         self.schemas.check(&template, &new.context)?;
-        Ok(self
+        let asked_version = new.version.is_some();
+        let context = new.context.clone();
+        let (task, created) = self
             .store
             .task_create(TaskCreate {
                 template_id: template.id,
@@ -192,7 +223,11 @@ impl Engine {
                 idempotency_key: new.idempotency_key,
                 tags: new.tags,
             })
-            .await?)
+            .await?;
+        if !created {
+            idempotent_match(&task, &template, asked_version, &context)?;
+        }
+        Ok((task, created))
     }
 
     pub async fn task_get(&self, id: Uuid) -> Result<Task> {
@@ -212,6 +247,9 @@ impl Engine {
     }
 
     pub async fn task_cancel(&self, id: Uuid, reason: Option<&str>) -> Result<Task> {
+        if let Some(reason) = reason {
+            nul_check::check_text("reason", reason)?;
+        }
         Ok(self
             .store
             .task_cancel(id, reason.unwrap_or("cancelled by request"))
@@ -225,12 +263,7 @@ impl Engine {
         worker_id: &str,
         max: u32,
     ) -> Result<Vec<ClaimedStep>> {
-        if worker_id.is_empty() || worker_id.len() > 128 {
-            return Err(Error::Invalid {
-                field: "worker_id".into(),
-                message: "must be 1-128 characters".into(),
-            });
-        }
+        check_worker_id(worker_id)?;
         Ok(self
             .store
             .step_claim(StepClaim {
@@ -259,6 +292,10 @@ impl Engine {
                 message: "name at least one namespace to poll".into(),
             });
         }
+        check_worker_id(worker_id)?;
+        for (i, namespace) in namespaces.iter().enumerate() {
+            nul_check::check_text(&format!("namespaces[{i}]"), namespace)?;
+        }
         let deadline = tokio::time::Instant::now() + wait.min(self.config.max_poll_wait);
         let max = max.clamp(1, self.config.max_claim_batch);
         self.store.worker_seen(worker_id).await?;
@@ -277,7 +314,19 @@ impl Engine {
                 if room == 0 {
                     break;
                 }
-                claimed.extend(self.step_claim(namespace, worker_id, room).await?);
+                let batch = self
+                    .step_claim(namespace, worker_id, room)
+                    .await
+                    .map_err(|error| match error {
+                        // The claim's only lookup by name is the namespace's queue.
+                        Error::Store(tasker_store::Error::NotFound { .. }) => {
+                            Error::NamespaceNotFound {
+                                namespace: namespace.clone(),
+                            }
+                        }
+                        other => other,
+                    })?;
+                claimed.extend(batch);
             }
             if !claimed.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(claimed);
@@ -292,11 +341,12 @@ impl Engine {
     }
 
     pub async fn worker_register(&self, registration: WorkerRegistration) -> Result<Worker> {
-        if registration.worker_id.is_empty() || registration.worker_id.len() > 128 {
-            return Err(Error::Invalid {
-                field: "worker_id".into(),
-                message: "must be 1-128 characters".into(),
-            });
+        check_worker_id(&registration.worker_id)?;
+        for (i, handler) in registration.handlers.iter().enumerate() {
+            nul_check::check_text(&format!("handlers[{i}]"), handler)?;
+        }
+        if let Some(version) = &registration.version {
+            nul_check::check_text("version", version)?;
         }
         if registration.concurrency == 0 {
             return Err(Error::Invalid {
@@ -347,6 +397,7 @@ impl Engine {
         items: Vec<StepCompletion>,
     ) -> Result<Vec<Result<Recorded, tasker_store::Error>>> {
         for item in &items {
+            nul_check::check_json(&item.result, "result")?;
             self.check_size("result", &item.result)?;
         }
         Ok(self.store.step_complete(items).await?)
@@ -365,17 +416,35 @@ impl Engine {
         if max == 0 || namespaces.is_empty() {
             return Ok((self.step_complete(lease, result).await?, Vec::new()));
         }
+        nul_check::check_json(&result, "result")?;
         self.check_size("result", &result)?;
+        check_worker_id(worker_id)?;
+        for (i, namespace) in namespaces.iter().enumerate() {
+            nul_check::check_text(&format!("next.namespaces[{i}]"), namespace)?;
+        }
         let next = NextClaim {
             worker_id: worker_id.to_owned(),
             namespaces: namespaces.to_vec(),
             max: max.min(self.config.max_claim_batch),
             lease_for: self.config.lease_duration,
         };
-        Ok(self
-            .store
+        self.store
             .step_complete_and_claim(StepCompletion { lease, result }, &next)
-            .await?)
+            .await
+            .map_err(|error| match error {
+                // An unknown step is a lease refusal; a lookup by name that
+                // fails is one of the namespaces to lease from.
+                tasker_store::Error::NotFound { what } => match namespaces
+                    .iter()
+                    .find(|ns| what == format!("namespace \"{ns}\""))
+                {
+                    Some(namespace) => Error::NamespaceNotFound {
+                        namespace: namespace.clone(),
+                    },
+                    None => Error::Store(tasker_store::Error::NotFound { what }),
+                },
+                other => Error::Store(other),
+            })
     }
 
     pub async fn step_fail(&self, lease: Lease, error: StepError) -> Result<Recorded> {
@@ -386,6 +455,9 @@ impl Engine {
                 message: "must be 1-128 characters".into(),
             });
         }
+        nul_check::check_text("error_type", &error.error_type)?;
+        nul_check::check_text("message", &error.message)?;
+        nul_check::check_json(&error.details, "details")?;
         Ok(self.store.step_fail(StepFailure { lease, error }).await?)
     }
 
@@ -405,9 +477,14 @@ impl Engine {
         result: Option<serde_json::Value>,
     ) -> Result<Step> {
         if let Some(result) = &result {
+            nul_check::check_json(result, "result")?;
             self.check_size("result", result)?;
         }
         Ok(self.store.step_resolve(step_id, result).await?)
+    }
+
+    pub async fn step_get(&self, step_id: Uuid) -> Result<Step> {
+        Ok(self.store.step_get(step_id).await?)
     }
 
     fn check_size(&self, what: &'static str, value: &serde_json::Value) -> Result<()> {
@@ -419,5 +496,51 @@ impl Engine {
             return Err(Error::PayloadTooLarge { what, size, limit });
         }
         Ok(())
+    }
+}
+
+/// A worker id: 1-128 characters, no NUL.
+fn check_worker_id(worker_id: &str) -> Result<()> {
+    if worker_id.is_empty() || worker_id.len() > 128 {
+        return Err(Error::Invalid {
+            field: "worker_id".into(),
+            message: "must be 1-128 characters".into(),
+        });
+    }
+    nul_check::check_text("worker_id", worker_id)
+}
+
+/// The idempotency rule: a key names one task. Sending it again with the
+/// same template (and the same version, when one is named) and the same
+/// context returns that task; anything else is a conflict, because the
+/// caller asked for a different task than the key already stands for.
+fn idempotent_match(
+    task: &Task,
+    template: &TemplateRecord,
+    asked_version: bool,
+    context: &serde_json::Value,
+) -> Result<()> {
+    let differs = if task.namespace != template.namespace || task.template_name != template.name {
+        Some(format!(
+            "of template {}/{}@{}",
+            task.namespace, task.template_name, task.template_version
+        ))
+    } else if asked_version && task.template_version != template.version {
+        Some(format!(
+            "of template version {} (not {})",
+            task.template_version, template.version
+        ))
+    } else if &task.context != context {
+        Some("with a different context".to_owned())
+    } else {
+        None
+    };
+    match differs {
+        Some(differs) => Err(Error::IdempotencyConflict {
+            key: task.idempotency_key.clone().unwrap_or_default(),
+            task_id: task.id,
+            differs,
+        }),
+        None => Ok(()),
     }
 }

@@ -281,6 +281,10 @@ impl Store for PgStore {
         tasks::cancel(self, id, reason).await
     }
 
+    async fn step_get(&self, id: Uuid) -> Result<Step> {
+        steps::get(self, id).await
+    }
+
     async fn step_claim(&self, params: StepClaim) -> Result<Vec<ClaimedStep>> {
         steps::claim(self, params).await
     }

@@ -61,6 +61,8 @@ pub trait Store: Send + Sync + 'static {
     async fn task_history(&self, id: Uuid) -> Result<Vec<Transition>>;
     async fn task_cancel(&self, id: Uuid, reason: &str) -> Result<Task>;
 
+    /// One step, as in [`Store::task_steps`].
+    async fn step_get(&self, id: Uuid) -> Result<Step>;
     /// Leases up to `max` ready steps of a namespace for `lease_for`.
     async fn step_claim(&self, params: StepClaim) -> Result<Vec<ClaimedStep>>;
     async fn step_heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<HeartbeatOutcome>;
