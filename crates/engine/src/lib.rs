@@ -9,6 +9,7 @@
 
 mod config;
 mod error;
+mod near_names;
 mod ready_waiters;
 mod schema_cache;
 
@@ -44,13 +45,11 @@ pub fn template_from_yaml(yaml: &str) -> Result<Template, tasker_model::template
 /// Every issue with a template, its context schema included.
 pub fn check_template(template: Template) -> Result<Template, tasker_model::template::Error> {
     let mut issues = template.validate();
+    // A schema of the wrong shape already has its issue from `validate`.
     if let Some(schema) = &template.context_schema
-        && let Err(message) = schema_cache::compile(schema)
+        && (schema.is_object() || schema.is_boolean())
     {
-        issues.push(tasker_model::template::Issue {
-            path: "context_schema".into(),
-            message,
-        });
+        issues.extend(schema_cache::schema_issues("context_schema", schema));
     }
     if issues.is_empty() {
         Ok(template)
@@ -154,13 +153,48 @@ impl Engine {
         Ok(template_from_yaml(yaml)?)
     }
 
+    /// One version of a template, or without `version` the newest (see
+    /// [`tasker_model::template::VersionRank`]). Not found says what does
+    /// exist: near names, or the registered versions.
     pub async fn template_get(
         &self,
         namespace: &str,
         name: &str,
         version: Option<&str>,
     ) -> Result<TemplateRecord> {
-        Ok(self.store.template_get(namespace, name, version).await?)
+        match self.store.template_get(namespace, name, version).await {
+            Err(tasker_store::Error::NotFound { what, .. }) => {
+                Err(self.template_not_found(what, namespace, name).await?.into())
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// The not-found error for `namespace/name`, with what the catalog has
+    /// near it. Only on the error path: it reads every template.
+    async fn template_not_found(
+        &self,
+        what: String,
+        namespace: &str,
+        name: &str,
+    ) -> Result<tasker_store::Error> {
+        let templates = self.store.template_list(None).await?;
+        let versions: Vec<&str> = templates
+            .iter()
+            .filter(|t| t.namespace == namespace && t.name == name)
+            .map(|t| t.version.as_str())
+            .collect();
+        let hint = (!versions.is_empty()).then(|| {
+            format!(
+                "registered versions: {} (leave the version out for the newest)",
+                versions.join(", ")
+            )
+        });
+        Ok(tasker_store::Error::NotFound {
+            what,
+            hint,
+            did_you_mean: near_names::near_templates(&templates, namespace, name),
+        })
     }
 
     pub async fn template_list(&self, namespace: Option<&str>) -> Result<Vec<TemplateRecord>> {
@@ -180,7 +214,6 @@ impl Engine {
             });
         }
         let template = self
-            .store
             .template_get(&new.namespace, &new.template, new.version.as_deref())
             .await?;
         self.schemas.check(&template, &new.context)?;
