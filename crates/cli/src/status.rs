@@ -123,6 +123,12 @@ pub fn describe(error: &anyhow::Error) -> String {
             parts.join(": ")
         );
     }
+    if let Some(tasker_client::Error::Api { status: 401, .. }) = client {
+        return format!(
+            "{}\n  the server wants a token: pass it with --token or TASKER_TOKEN.",
+            parts.join(": ")
+        );
+    }
     let details = match client {
         Some(tasker_client::Error::Api { details, .. }) => details.as_array(),
         _ => None,
@@ -180,6 +186,23 @@ mod tests {
         let error = Failure::usage("bad JSON").context("--context");
         assert_eq!(status_of(&error), Status::Usage);
         assert_eq!(status_of(&anyhow::anyhow!("other")), Status::Failed);
+    }
+
+    #[test]
+    fn a_missing_token_is_named_once_with_the_flag_that_sends_it() {
+        let error: anyhow::Error = tasker_client::Error::Api {
+            status: 401,
+            code: "unauthorized".into(),
+            message: "send Authorization: Bearer <token>".into(),
+            details: serde_json::Value::Null,
+        }
+        .into();
+        assert_eq!(
+            describe(&error.context("the server refused to register this worker")),
+            "the server refused to register this worker: unauthorized (HTTP 401): \
+             send Authorization: Bearer <token>\n  \
+             the server wants a token: pass it with --token or TASKER_TOKEN."
+        );
     }
 
     #[test]

@@ -80,14 +80,17 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// A client for the server at `base_url` (e.g. `http://127.0.0.1:8080`;
-    /// a path prefix such as `http://proxy/tasker/` is kept). `token` is sent
-    /// as `Authorization: Bearer <token>`; `None` for a server with auth off.
+    /// a path prefix such as `http://proxy/tasker/` is kept; without a
+    /// scheme, `127.0.0.1:8080` or `tasker.internal`, `http://` is meant).
+    /// `token` is sent as `Authorization: Bearer <token>`; `None` for a
+    /// server with auth off.
     pub fn new(base_url: &str, token: Option<String>) -> Result<Self> {
         let invalid = |message: &str| Error::InvalidUrl {
             url: base_url.to_owned(),
             message: message.to_owned(),
         };
-        let mut base = Url::parse(base_url).map_err(|e| invalid(&e.to_string()))?;
+        let mut base =
+            Url::parse(&with_scheme(base_url.trim())).map_err(|e| invalid(&e.to_string()))?;
         if base.scheme() != "http" && base.scheme() != "https" {
             return Err(invalid("use an http:// or https:// URL"));
         }
@@ -173,6 +176,32 @@ impl Client {
             return Err(Error::from_response(status, &body));
         }
         Ok((status, decode(url, &body)?))
+    }
+}
+
+/// `host[:port][/path]` without a scheme as `http://…`; anything else as
+/// given (a URL with a scheme, or text that is no address and fails later).
+fn with_scheme(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains("://") {
+        return text.into();
+    }
+    let authority = text.split('/').next().unwrap_or_default();
+    let (host, port) = match authority.rsplit_once(':') {
+        // An IPv6 address without a port: `[::1]`.
+        Some((_, rest)) if authority.ends_with(']') && !rest.is_empty() => (authority, None),
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let host_ok = !host.is_empty()
+        && (host.starts_with('[') && host.ends_with(']')
+            || host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'));
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if host_ok && port_ok {
+        format!("http://{text}").into()
+    } else {
+        text.into()
     }
 }
 
