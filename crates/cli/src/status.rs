@@ -90,7 +90,7 @@ pub fn status_of(error: &anyhow::Error) -> Status {
 fn client_status(error: &tasker_client::Error) -> Status {
     use tasker_client::Error;
     match error {
-        Error::InvalidUrl { .. } => Status::Usage,
+        Error::InvalidUrl { .. } | Error::InvalidCertificate { .. } => Status::Usage,
         e if e.is_unavailable() => Status::Unreachable,
         Error::Api { status, .. } => match status {
             404 => Status::NotFound,
@@ -117,6 +117,15 @@ pub fn describe(error: &anyhow::Error) -> String {
     let client = error
         .chain()
         .find_map(|c| c.downcast_ref::<tasker_client::Error>());
+    if let Some(tasker_client::Error::Transport { message, .. }) = client
+        && message.to_lowercase().contains("certificate")
+    {
+        return format!(
+            "{}\n  the server's certificate is not trusted: name the CA that signed it \
+             with --ca-cert or TASKER_CA_CERT.",
+            parts.join(": ")
+        );
+    }
     if let Some(tasker_client::Error::Transport { .. }) = client {
         return format!(
             "{}\n  is the server running? Name it with --server or TASKER_SERVER.",

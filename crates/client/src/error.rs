@@ -47,6 +47,10 @@ pub enum Error {
     /// contract promises.
     #[error("unexpected response from {url}: {message}")]
     Decode { url: String, message: String },
+    /// A CA certificate given to [`crate::Client::with_root_certificate`]
+    /// cannot be used.
+    #[error("invalid CA certificate: {message}")]
+    InvalidCertificate { message: String },
     /// The base URL given to [`crate::Client::new`] cannot be used.
     #[error("invalid server URL \"{url}\": {message}")]
     InvalidUrl { url: String, message: String },

@@ -1,7 +1,8 @@
-//! What the `tasker` binary prints when the server says no: a missing token
-//! (once, naming `--token` / `TASKER_TOKEN`), a missing namespace (the
-//! command that creates it), an unknown template (the near ones); and a
-//! `--server` given without a scheme.
+//! The `tasker` binary reaching a real server: what it prints when the
+//! server says no (a missing token once, naming `--token` / `TASKER_TOKEN`;
+//! a missing namespace with the command that creates it; an unknown
+//! template with the near ones), a `--server` given without a scheme, and a
+//! server behind a TLS-terminating proxy whose CA `--ca-cert` names.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Output, Stdio};
@@ -156,4 +157,85 @@ async fn refusals_say_what_to_do_and_a_bare_address_is_http() {
         stderr.contains("template default/linear not found; did you mean examples/linear?"),
         "{stderr}"
     );
+}
+
+/// A TLS-terminating proxy in front of `backend` (`host:port`), as a load
+/// balancer would be: its certificate, for `localhost`, is self-signed and
+/// made here. Returns its port and the certificate in PEM.
+async fn tls_proxy(backend: String) -> (u16, String) {
+    use std::sync::Arc;
+    use tokio_rustls::rustls::ServerConfig;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let pem = certified.cert.pem();
+    let chain = vec![CertificateDer::from(certified.cert.der().to_vec())];
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let (acceptor, backend) = (acceptor.clone(), backend.clone());
+            tokio::spawn(async move {
+                let Ok(mut front) = acceptor.accept(socket).await else {
+                    return;
+                };
+                let Ok(mut back) = tokio::net::TcpStream::connect(&backend).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut front, &mut back).await;
+            });
+        }
+    });
+    (port, pem)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_behind_tls_is_reached_with_its_ca_cert() {
+    let db = tasker_testkit::TestDatabase::create()
+        .await
+        .expect("test database (set TASKER_TEST_DATABASE_URL)");
+    let server = start_server(&db).await;
+    let backend = server.address.trim_start_matches("http://").to_owned();
+    let (port, pem) = tls_proxy(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, pem).unwrap();
+    let https = format!("https://localhost:{port}");
+
+    let (code, stdout, stderr) = run(client(&https, Some(TOKEN))
+        .args(["namespace", "list", "--ca-cert"])
+        .arg(&ca));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("default"), "{stdout}");
+    // The same through the environment.
+    let (code, _, stderr) = run(client(&https, Some(TOKEN))
+        .env("TASKER_CA_CERT", &ca)
+        .args(["namespace", "create", "secure"]));
+    assert_eq!(code, Some(0), "{stderr}");
+
+    // Without the CA the certificate is not trusted: unreachable, exit 3.
+    let (code, _, stderr) = run(client(&https, Some(TOKEN)).args(["namespace", "list"]));
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains("--ca-cert or TASKER_CA_CERT"),
+        "says how to trust it: {stderr}"
+    );
+
+    // A file that holds no certificate is a usage error naming the flag.
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, "nothing here").unwrap();
+    let (code, _, stderr) = run(client(&https, Some(TOKEN))
+        .args(["namespace", "list", "--ca-cert"])
+        .arg(&bad));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--ca-cert"), "{stderr}");
 }
