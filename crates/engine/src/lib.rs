@@ -374,6 +374,14 @@ impl Engine {
         Ok(self.store.worker_register(&registration).await?)
     }
 
+    /// A worker heard from within the configured liveness window.
+    pub async fn worker_get(&self, worker_id: &str) -> Result<Option<Worker>> {
+        Ok(self
+            .store
+            .worker_get(worker_id, self.config.worker_liveness)
+            .await?)
+    }
+
     /// Workers heard from within the configured liveness window.
     pub async fn worker_list(&self) -> Result<Vec<Worker>> {
         Ok(self.store.worker_list(self.config.worker_liveness).await?)

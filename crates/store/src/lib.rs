@@ -91,6 +91,9 @@ pub trait Store: Send + Sync + 'static {
     async fn worker_register(&self, registration: &WorkerRegistration) -> Result<Worker>;
     /// Marks a worker as seen now; unknown workers are ignored.
     async fn worker_seen(&self, worker_id: &str) -> Result<()>;
+    /// One worker, if it was seen within `within`: what a poll or a `next`
+    /// may lease it (its namespaces and handlers).
+    async fn worker_get(&self, worker_id: &str, within: Duration) -> Result<Option<Worker>>;
     /// Workers seen within `within`, most recent first.
     async fn worker_list(&self, within: Duration) -> Result<Vec<Worker>>;
 
