@@ -144,6 +144,12 @@ impl From<tasker_engine::Error> for ApiError {
                 return Self::new("invalid", error.to_string())
                     .with_details(json!({ "field": field }));
             }
+            E::Store(StoreError::NotFound {
+                hint, did_you_mean, ..
+            }) if hint.is_some() || !did_you_mean.is_empty() => {
+                return Self::new(error.code(), error.to_string())
+                    .with_details(json!({ "hint": hint, "did_you_mean": did_you_mean }));
+            }
             // A conflict code the table does not know yet is still a conflict.
             E::Store(StoreError::Conflict { code, message }) => {
                 let mut api = Self::new(code, message.clone());

@@ -193,6 +193,10 @@ pub struct ClientArgs {
         value_name = "TOKEN"
     )]
     pub token: Option<String>,
+    /// Also trust the CA certificates in this PEM file for https:// servers
+    /// (besides the system's and the bundled web roots).
+    #[arg(long, env = "TASKER_CA_CERT", value_name = "PATH")]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Output::Text)]
     pub output: Output,

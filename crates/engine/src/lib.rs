@@ -11,6 +11,7 @@
 mod config;
 mod error;
 pub mod nul_check;
+mod near_names;
 mod ready_waiters;
 mod schema_cache;
 
@@ -46,13 +47,11 @@ pub fn template_from_yaml(yaml: &str) -> Result<Template, tasker_model::template
 /// Every issue with a template, its context schema included.
 pub fn check_template(template: Template) -> Result<Template, tasker_model::template::Error> {
     let mut issues = template.validate();
+    // A schema of the wrong shape already has its issue from `validate`.
     if let Some(schema) = &template.context_schema
-        && let Err(message) = schema_cache::compile(schema)
+        && (schema.is_object() || schema.is_boolean())
     {
-        issues.push(tasker_model::template::Issue {
-            path: "context_schema".into(),
-            message,
-        });
+        issues.extend(schema_cache::schema_issues("context_schema", schema));
     }
     if issues.is_empty() {
         Ok(template)
@@ -162,13 +161,48 @@ impl Engine {
         Ok(template_from_yaml(yaml)?)
     }
 
+    /// One version of a template, or without `version` the newest (see
+    /// [`tasker_model::template::VersionRank`]). Not found says what does
+    /// exist: near names, or the registered versions.
     pub async fn template_get(
         &self,
         namespace: &str,
         name: &str,
         version: Option<&str>,
     ) -> Result<TemplateRecord> {
-        Ok(self.store.template_get(namespace, name, version).await?)
+        match self.store.template_get(namespace, name, version).await {
+            Err(tasker_store::Error::NotFound { what, .. }) => {
+                Err(self.template_not_found(what, namespace, name).await?.into())
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// The not-found error for `namespace/name`, with what the catalog has
+    /// near it. Only on the error path: it reads every template.
+    async fn template_not_found(
+        &self,
+        what: String,
+        namespace: &str,
+        name: &str,
+    ) -> Result<tasker_store::Error> {
+        let templates = self.store.template_list(None).await?;
+        let versions: Vec<&str> = templates
+            .iter()
+            .filter(|t| t.namespace == namespace && t.name == name)
+            .map(|t| t.version.as_str())
+            .collect();
+        let hint = (!versions.is_empty()).then(|| {
+            format!(
+                "registered versions: {} (leave the version out for the newest)",
+                versions.join(", ")
+            )
+        });
+        Ok(tasker_store::Error::NotFound {
+            what,
+            hint,
+            did_you_mean: near_names::near_templates(&templates, namespace, name),
+        })
     }
 
     pub async fn template_list(&self, namespace: Option<&str>) -> Result<Vec<TemplateRecord>> {
@@ -209,7 +243,6 @@ impl Engine {
             nul_check::check_text(&format!("tags[{i}]"), tag)?;
         }
         let template = self
-            .store
             .template_get(&new.namespace, &new.template, new.version.as_deref())
             .await?;
         self.schemas.check(&template, &new.context)?;
@@ -256,11 +289,25 @@ impl Engine {
             .await?)
     }
 
-    /// Leases up to `max` ready steps of `namespace` for the configured lease.
+    /// Leases up to `max` ready steps of `namespace` for the configured
+    /// lease, whatever their handler.
     pub async fn step_claim(
         &self,
         namespace: &str,
         worker_id: &str,
+        max: u32,
+    ) -> Result<Vec<ClaimedStep>> {
+        self.step_claim_for(namespace, worker_id, &[], max).await
+    }
+
+    /// Leases up to `max` ready steps of `namespace` whose handler is one of
+    /// `handlers` (any handler when empty); the others stay queued for
+    /// workers that run them, without spending an attempt.
+    pub async fn step_claim_for(
+        &self,
+        namespace: &str,
+        worker_id: &str,
+        handlers: &[String],
         max: u32,
     ) -> Result<Vec<ClaimedStep>> {
         check_worker_id(worker_id)?;
@@ -271,18 +318,21 @@ impl Engine {
                 worker_id: worker_id.to_owned(),
                 max: max.clamp(1, self.config.max_claim_batch),
                 lease_for: self.config.lease_duration,
+                handlers: handlers.to_vec(),
             })
             .await?)
     }
 
-    /// Long-poll: claims up to `max` steps from `namespaces` (in order),
-    /// waiting up to `wait` (capped by the configuration) for work to arrive.
-    /// Returns as soon as something is claimed; returns empty at the deadline.
-    /// Woken by ready notifications, with a periodic re-check as the safety net.
+    /// Long-poll: claims up to `max` steps from `namespaces` (in order) whose
+    /// handler is one of `handlers` (any when empty), waiting up to `wait`
+    /// (capped by the configuration) for work to arrive. Returns as soon as
+    /// something is claimed; returns empty at the deadline. Woken by ready
+    /// notifications, with a periodic re-check as the safety net.
     pub async fn step_poll(
         &self,
         worker_id: &str,
         namespaces: &[String],
+        handlers: &[String],
         max: u32,
         wait: Duration,
     ) -> Result<Vec<ClaimedStep>> {
@@ -315,7 +365,7 @@ impl Engine {
                     break;
                 }
                 let batch = self
-                    .step_claim(namespace, worker_id, room)
+                    .step_claim_for(namespace, worker_id, handlers, room)
                     .await
                     .map_err(|error| match error {
                         // The claim's only lookup by name is the namespace's queue.
@@ -371,6 +421,14 @@ impl Engine {
         Ok(self.store.worker_register(&registration).await?)
     }
 
+    /// A worker heard from within the configured liveness window.
+    pub async fn worker_get(&self, worker_id: &str) -> Result<Option<Worker>> {
+        Ok(self
+            .store
+            .worker_get(worker_id, self.config.worker_liveness)
+            .await?)
+    }
+
     /// Workers heard from within the configured liveness window.
     pub async fn worker_list(&self) -> Result<Vec<Worker>> {
         Ok(self.store.worker_list(self.config.worker_liveness).await?)
@@ -404,13 +462,15 @@ impl Engine {
     }
 
     /// Records a result and leases up to `max` more steps from `namespaces`
-    /// for the same worker in the same transaction (none when `max` is 0).
+    /// whose handler is one of `handlers` (any when empty) for the same
+    /// worker in the same transaction (none when `max` is 0).
     pub async fn step_complete_and_claim(
         &self,
         lease: Lease,
         result: serde_json::Value,
         worker_id: &str,
         namespaces: &[String],
+        handlers: &[String],
         max: u32,
     ) -> Result<(Recorded, Vec<ClaimedStep>)> {
         if max == 0 || namespaces.is_empty() {
@@ -427,6 +487,7 @@ impl Engine {
             namespaces: namespaces.to_vec(),
             max: max.min(self.config.max_claim_batch),
             lease_for: self.config.lease_duration,
+            handlers: handlers.to_vec(),
         };
         self.store
             .step_complete_and_claim(StepCompletion { lease, result }, &next)
@@ -434,15 +495,15 @@ impl Engine {
             .map_err(|error| match error {
                 // An unknown step is a lease refusal; a lookup by name that
                 // fails is one of the namespaces to lease from.
-                tasker_store::Error::NotFound { what } => match namespaces
-                    .iter()
-                    .find(|ns| what == format!("namespace \"{ns}\""))
+                tasker_store::Error::NotFound { what, .. }
+                    if let Some(namespace) = namespaces
+                        .iter()
+                        .find(|ns| what == format!("namespace \"{ns}\"")) =>
                 {
-                    Some(namespace) => Error::NamespaceNotFound {
+                    Error::NamespaceNotFound {
                         namespace: namespace.clone(),
-                    },
-                    None => Error::Store(tasker_store::Error::NotFound { what }),
-                },
+                    }
+                }
                 other => Error::Store(other),
             })
     }

@@ -330,6 +330,10 @@ impl Store for PgStore {
         workers::seen(self, worker_id).await
     }
 
+    async fn worker_get(&self, worker_id: &str, within: Duration) -> Result<Option<Worker>> {
+        workers::get(self, worker_id, within).await
+    }
+
     async fn worker_list(&self, within: Duration) -> Result<Vec<Worker>> {
         workers::list(self, within).await
     }

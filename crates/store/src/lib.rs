@@ -42,13 +42,18 @@ pub trait Store: Send + Sync + 'static {
     /// existing record (`created` false); different content under the same
     /// `namespace/name@version` is [`Error::Conflict`].
     async fn template_register(&self, template: &Template) -> Result<(TemplateRecord, bool)>;
-    /// `version` `None` means the most recently registered version.
+    /// `version` `None` means the newest version: the highest in version
+    /// order (`tasker_model::template::VersionRank`: semantic and plain
+    /// integer versions by value, a pre-release below its release, numbered
+    /// versions above the rest), ties going to the later registration.
     async fn template_get(
         &self,
         namespace: &str,
         name: &str,
         version: Option<&str>,
     ) -> Result<TemplateRecord>;
+    /// By namespace and name; each name's versions oldest first in version
+    /// order, so the newest is last.
     async fn template_list(&self, namespace: Option<&str>) -> Result<Vec<TemplateRecord>>;
 
     /// Creates a task with its steps and dispatches its roots. With an
@@ -88,6 +93,9 @@ pub trait Store: Send + Sync + 'static {
     async fn worker_register(&self, registration: &WorkerRegistration) -> Result<Worker>;
     /// Marks a worker as seen now; unknown workers are ignored.
     async fn worker_seen(&self, worker_id: &str) -> Result<()>;
+    /// One worker, if it was seen within `within`: what a poll or a `next`
+    /// may lease it (its namespaces and handlers).
+    async fn worker_get(&self, worker_id: &str, within: Duration) -> Result<Option<Worker>>;
     /// Workers seen within `within`, most recent first.
     async fn worker_list(&self, within: Duration) -> Result<Vec<Worker>>;
 

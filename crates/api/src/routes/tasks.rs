@@ -28,7 +28,7 @@ pub struct TaskCreate {
     /// Template name.
     #[schema(example = "linear")]
     pub template: String,
-    /// Template version; default the most recently registered one.
+    /// Template version; default the newest (highest in version order).
     #[serde(default)]
     pub version: Option<String>,
     /// A JSON object, checked against the template's context schema.

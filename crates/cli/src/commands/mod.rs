@@ -40,8 +40,13 @@ pub async fn run(command: Command) -> anyhow::Result<Status> {
 
 /// A client for the server that `args` name.
 fn client(args: &ClientArgs) -> anyhow::Result<tasker_client::Client> {
-    Ok(tasker_client::Client::new(
-        &args.server,
-        args.token.clone(),
-    )?)
+    let client = tasker_client::Client::new(&args.server, args.token.clone())?;
+    let Some(path) = &args.ca_cert else {
+        return Ok(client);
+    };
+    let bad_file = |e: &dyn std::fmt::Display| {
+        crate::status::Failure::usage(format!("--ca-cert {}: {e}", path.display()))
+    };
+    let pem = std::fs::read(path).map_err(|e| bad_file(&e))?;
+    client.with_root_certificate(&pem).map_err(|e| bad_file(&e))
 }

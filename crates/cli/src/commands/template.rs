@@ -225,7 +225,7 @@ mod tests {
         let Err(template::Error::Invalid { issues, .. }) = check_yaml(yaml) else {
             panic!("invalid")
         };
-        assert_eq!(issues[0].path, "context_schema");
+        assert_eq!(issues[0].path, "context_schema.type");
     }
 
     #[test]
