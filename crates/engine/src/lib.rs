@@ -10,8 +10,8 @@
 
 mod config;
 mod error;
-pub mod nul_check;
 mod near_names;
+pub mod nul_check;
 mod ready_waiters;
 mod schema_cache;
 

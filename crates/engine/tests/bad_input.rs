@@ -236,7 +236,13 @@ async fn nul_characters_are_refused_naming_where_they_are() {
 
     let err = h
         .engine
-        .step_poll("w\u{0}", &["default".into()], &[], 1, std::time::Duration::ZERO)
+        .step_poll(
+            "w\u{0}",
+            &["default".into()],
+            &[],
+            1,
+            std::time::Duration::ZERO,
+        )
         .await
         .unwrap_err();
     assert_eq!(field(err), "worker_id");
