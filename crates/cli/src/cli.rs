@@ -61,6 +61,90 @@ pub enum Command {
         #[command(subcommand)]
         action: WorkerAction,
     },
+    /// Measure a server: PostgreSQL's commit floor, then latency, task
+    /// creation, throughput and idle cost, with worker processes over HTTP.
+    Bench(BenchArgs),
+    /// A worker with one no-op handler (`bench.noop`), started by `tasker bench`.
+    #[command(hide = true)]
+    BenchWorker(BenchWorkerArgs),
+}
+
+/// What `tasker bench` measures and how much of it.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// The database the server uses (or will use): the benchmark measures
+    /// PostgreSQL's own commit rate there and reads its statistics. A fresh
+    /// database is best: the run leaves its tasks behind.
+    #[arg(
+        long,
+        env = "TASKER_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: String,
+    /// A running server on that database. Default: start one (auth off) on
+    /// a loopback port for the run.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Bearer token for --server (admin and worker roles).
+    #[arg(
+        long,
+        env = "TASKER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+    /// Scenario to run; repeat for several. Default: all.
+    #[arg(long = "scenario", value_enum, value_name = "NAME")]
+    pub scenarios: Vec<Scenario>,
+    /// A short run (a few seconds per scenario) that proves every scenario
+    /// works; its figures mean little.
+    #[arg(long)]
+    pub quick: bool,
+    /// Latency: tasks per shape [default: 100, quick 5].
+    #[arg(long, value_name = "N")]
+    pub runs: Option<usize>,
+    /// Create: tasks created each way [default: 1000, quick 50].
+    #[arg(long, value_name = "N")]
+    pub create_tasks: Option<usize>,
+    /// Throughput: tasks per shape [default: 5000, quick 100].
+    #[arg(long, value_name = "N")]
+    pub tasks: Option<usize>,
+    /// Throughput: worker processes.
+    #[arg(long, default_value_t = 2, value_name = "M")]
+    pub workers: usize,
+    /// Throughput: slots per worker process.
+    #[arg(long, default_value_t = 32, value_name = "C")]
+    pub concurrency: usize,
+    /// Idle: waiting worker processes [default: 50, quick 5].
+    #[arg(long, value_name = "K")]
+    pub idle_workers: Option<usize>,
+    /// Idle: seconds measured [default: 10, quick 2].
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_seconds: Option<u64>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    Latency,
+    Create,
+    Throughput,
+    Idle,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchWorkerArgs {
+    /// Namespace to take steps from; repeat for several.
+    #[arg(long = "namespace", value_name = "NAME", required = true)]
+    pub namespaces: Vec<String>,
+    /// Most steps run at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// Where the configuration file is.

@@ -2,6 +2,7 @@
 //! the engine (server, migrate) or the HTTP client (everything else) and
 //! prints the outcome.
 
+mod bench;
 mod config_show;
 mod migrate;
 mod namespace;
@@ -28,6 +29,8 @@ pub async fn run(command: Command) -> anyhow::Result<Status> {
         Command::Task { action } => task::run(action).await,
         Command::Step { action } => step::run(action).await,
         Command::Worker { action } => worker::run(action).await,
+        Command::Bench(args) => bench::run(&args).await,
+        Command::BenchWorker(args) => bench::run_worker(&args).await,
     }
 }
 
