@@ -192,10 +192,15 @@ impl PgStore {
     /// After a commit: wakes pollers and tells the observer what happened.
     fn after_commit(&self, written: &plan_writer::Written) {
         self.announce(&written.ready);
-        if !written.events.is_empty()
+        self.observe(&written.events);
+    }
+
+    /// Tells the observer (if any) facts it cannot learn from requests.
+    fn observe(&self, events: &[tasker_store::Event]) {
+        if !events.is_empty()
             && let Some(observer) = self.observer.get()
         {
-            observer.observe(&written.events);
+            observer.observe(events);
         }
     }
 

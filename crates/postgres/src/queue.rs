@@ -71,6 +71,20 @@ pub async fn delete(conn: &mut PgConnection, queue: &str, msg_ids: &[i64]) -> Re
     Ok(())
 }
 
+/// Makes messages visible again at once (a claim that read them but could
+/// not use them now). Their read count stays as it is.
+pub async fn make_visible(conn: &mut PgConnection, queue: &str, msg_ids: &[i64]) -> Result<()> {
+    sqlx::query(
+        "SELECT count(*) FROM unnest($2::bigint[]) AS m(id), LATERAL pgmq.set_vt($1, m.id, 0)",
+    )
+    .bind(queue)
+    .bind(msg_ids)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
 /// Reads up to `max` visible messages and hides them for `lease_secs`.
 pub async fn read(
     conn: &mut PgConnection,

@@ -26,7 +26,7 @@ fn lease_seconds(lease_for: Duration) -> i32 {
 
 pub async fn claim(store: &PgStore, params: StepClaim) -> Result<Vec<ClaimedStep>> {
     let queue_name = catalog::queue_of(store, &params.namespace).await?;
-    with_retry(|| async {
+    with_retry(store, || async {
         let mut tx = store.pool.begin().await.map_err(db)?;
         let (payloads, written) = claim_in(store, &mut tx, &queue_name, &params).await?;
         if payloads.is_empty() {
@@ -59,10 +59,12 @@ async fn claim_in(
         .iter()
         .filter_map(|m| m.body.map(|b| b.task_id))
         .collect();
-    let (loaded, now) = load::lock_tasks(store, tx, Lock::Tasks(&task_ids)).await?;
+    let (loaded, now) = load::lock_tasks(store, tx, Lock::FreeTasks(&task_ids)).await?;
+    let busy = busy_tasks(tx, &task_ids, &loaded).await?;
     let mut runs: HashMap<Uuid, TaskRun<'_>> =
         loaded.iter().map(|(id, t)| (*id, t.run())).collect();
 
+    let mut handed_back = Vec::new();
     let mut orphans = Vec::new();
     let mut claimed: Vec<(Uuid, usize, Lease, tasker_model::Timestamp)> = Vec::new();
     let mut waits = Vec::new();
@@ -73,8 +75,18 @@ async fn claim_in(
             Some((body.task_id, run, index))
         });
         let Some((task_id, run, index)) = target else {
-            // A message whose task or step does not exist: nothing can use it.
-            orphans.push(message.msg_id);
+            if message
+                .body
+                .is_some_and(|body| busy.contains(&body.task_id))
+            {
+                // Another transaction holds the task (a completion, a
+                // cancel): give the message back rather than wait for it.
+                handed_back.push(message.msg_id);
+            } else {
+                // A message whose task or step does not exist: nothing can
+                // use it.
+                orphans.push(message.msg_id);
+            }
             continue;
         };
         let step = &run.steps[index];
@@ -99,7 +111,17 @@ async fn claim_in(
     if !orphans.is_empty() {
         queue::delete(tx, queue_name, &orphans).await?;
     }
+    if !handed_back.is_empty() {
+        queue::make_visible(tx, queue_name, &handed_back).await?;
+    }
     let mut written = write_runs(store, tx, &loaded, &mut runs).await?;
+    if !handed_back.is_empty() {
+        // Visible again once this commits: polls must look again, since
+        // nothing else will announce these steps.
+        written
+            .ready
+            .push((params.namespace.clone(), handed_back.len()));
+    }
     let payloads = claim_payloads(tx, &loaded, &claimed).await?;
     written
         .events
@@ -113,6 +135,29 @@ async fn claim_in(
                 }),
         );
     Ok((payloads, written))
+}
+
+/// Of the tasks a claim read messages for, those that exist but that it
+/// could not lock (another transaction holds them). Asked only when some
+/// task was not locked, which is rare.
+async fn busy_tasks(
+    conn: &mut PgConnection,
+    wanted: &[Uuid],
+    locked: &HashMap<Uuid, LoadedTask>,
+) -> Result<Vec<Uuid>> {
+    let missing: Vec<Uuid> = wanted
+        .iter()
+        .filter(|id| !locked.contains_key(id))
+        .copied()
+        .collect();
+    if missing.is_empty() {
+        return Ok(missing);
+    }
+    sqlx::query_scalar("SELECT id FROM tasker.tasks WHERE id = ANY($1)")
+        .bind(&missing)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)
 }
 
 /// Builds what workers receive: step definition, task context and the
@@ -304,7 +349,7 @@ pub async fn complete(
     }
     let items = &items;
     let queues = &queues;
-    with_retry(|| async move {
+    with_retry(store, || async move {
         let mut tx = store.pool.begin().await.map_err(db)?;
         let step_ids: Vec<Uuid> = items.iter().map(|i| i.lease.step_id).collect();
         let (loaded, now) = load::lock_tasks(store, &mut tx, Lock::TasksOfSteps(&step_ids)).await?;

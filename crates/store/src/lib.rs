@@ -21,7 +21,7 @@ use tasker_model::{
 use uuid::Uuid;
 
 pub use error::Error;
-pub use observer::{AttemptOutcome, Event, Observer};
+pub use observer::{AttemptOutcome, Event, Observer, RetryReason};
 pub use params::*;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
