@@ -34,7 +34,9 @@ async fn step_of(app: &TestApp, task: &Value, name: &str) -> Value {
 #[tokio::test]
 async fn register_tells_the_worker_its_timings() {
     let app = test_app().await;
-    let reply = app.register_worker("worker-1", &["default"]).await;
+    let reply = app
+        .register_worker_handling("worker-1", &["default"], &["h.a"])
+        .await;
     assert_eq!(reply["worker"]["worker_id"], "worker-1");
     assert_eq!(reply["worker"]["handlers"], json!(["h.a"]));
     assert_eq!(reply["worker"]["node_id"], "node-a");

@@ -102,6 +102,7 @@ async fn chained(
                             json!({"ok": true}),
                             &worker,
                             &namespaces,
+                            &[],
                             1,
                         )
                         .await

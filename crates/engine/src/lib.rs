@@ -218,11 +218,25 @@ impl Engine {
             .await?)
     }
 
-    /// Leases up to `max` ready steps of `namespace` for the configured lease.
+    /// Leases up to `max` ready steps of `namespace` for the configured
+    /// lease, whatever their handler.
     pub async fn step_claim(
         &self,
         namespace: &str,
         worker_id: &str,
+        max: u32,
+    ) -> Result<Vec<ClaimedStep>> {
+        self.step_claim_for(namespace, worker_id, &[], max).await
+    }
+
+    /// Leases up to `max` ready steps of `namespace` whose handler is one of
+    /// `handlers` (any handler when empty); the others stay queued for
+    /// workers that run them, without spending an attempt.
+    pub async fn step_claim_for(
+        &self,
+        namespace: &str,
+        worker_id: &str,
+        handlers: &[String],
         max: u32,
     ) -> Result<Vec<ClaimedStep>> {
         if worker_id.is_empty() || worker_id.len() > 128 {
@@ -238,18 +252,21 @@ impl Engine {
                 worker_id: worker_id.to_owned(),
                 max: max.clamp(1, self.config.max_claim_batch),
                 lease_for: self.config.lease_duration,
+                handlers: handlers.to_vec(),
             })
             .await?)
     }
 
-    /// Long-poll: claims up to `max` steps from `namespaces` (in order),
-    /// waiting up to `wait` (capped by the configuration) for work to arrive.
-    /// Returns as soon as something is claimed; returns empty at the deadline.
-    /// Woken by ready notifications, with a periodic re-check as the safety net.
+    /// Long-poll: claims up to `max` steps from `namespaces` (in order) whose
+    /// handler is one of `handlers` (any when empty), waiting up to `wait`
+    /// (capped by the configuration) for work to arrive. Returns as soon as
+    /// something is claimed; returns empty at the deadline. Woken by ready
+    /// notifications, with a periodic re-check as the safety net.
     pub async fn step_poll(
         &self,
         worker_id: &str,
         namespaces: &[String],
+        handlers: &[String],
         max: u32,
         wait: Duration,
     ) -> Result<Vec<ClaimedStep>> {
@@ -277,7 +294,10 @@ impl Engine {
                 if room == 0 {
                     break;
                 }
-                claimed.extend(self.step_claim(namespace, worker_id, room).await?);
+                claimed.extend(
+                    self.step_claim_for(namespace, worker_id, handlers, room)
+                        .await?,
+                );
             }
             if !claimed.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(claimed);
@@ -353,13 +373,15 @@ impl Engine {
     }
 
     /// Records a result and leases up to `max` more steps from `namespaces`
-    /// for the same worker in the same transaction (none when `max` is 0).
+    /// whose handler is one of `handlers` (any when empty) for the same
+    /// worker in the same transaction (none when `max` is 0).
     pub async fn step_complete_and_claim(
         &self,
         lease: Lease,
         result: serde_json::Value,
         worker_id: &str,
         namespaces: &[String],
+        handlers: &[String],
         max: u32,
     ) -> Result<(Recorded, Vec<ClaimedStep>)> {
         if max == 0 || namespaces.is_empty() {
@@ -371,6 +393,7 @@ impl Engine {
             namespaces: namespaces.to_vec(),
             max: max.min(self.config.max_claim_batch),
             lease_for: self.config.lease_duration,
+            handlers: handlers.to_vec(),
         };
         Ok(self
             .store

@@ -282,6 +282,7 @@ async fn completing_can_lease_the_next_ready_step_in_the_same_transaction() {
                 json!({"done": current.step_name}),
                 "worker-1",
                 &namespaces,
+                &[],
                 1,
             )
             .await
@@ -303,7 +304,7 @@ async fn completing_can_lease_the_next_ready_step_in_the_same_transaction() {
     }
     let (_, next) = h
         .engine
-        .step_complete_and_claim(current.lease, json!("d"), "worker-1", &namespaces, 1)
+        .step_complete_and_claim(current.lease, json!("d"), "worker-1", &namespaces, &[], 1)
         .await
         .unwrap();
     assert!(next.is_empty());
@@ -317,7 +318,14 @@ async fn completing_can_lease_the_next_ready_step_in_the_same_transaction() {
     h.create("default", "linear", json!({})).await;
     let (recorded, next) = h
         .engine
-        .step_complete_and_claim(current.lease, json!("again"), "worker-1", &namespaces, 1)
+        .step_complete_and_claim(
+            current.lease,
+            json!("again"),
+            "worker-1",
+            &namespaces,
+            &[],
+            1,
+        )
         .await
         .unwrap();
     assert_eq!(recorded, tasker_model::Recorded::Duplicate);
@@ -341,7 +349,14 @@ async fn a_step_leased_with_a_completion_comes_back_when_its_lease_expires() {
     let a = h.claim_one("default").await;
     let (_, next) = h
         .engine
-        .step_complete_and_claim(a.lease, json!("a"), "worker-1", &["default".to_string()], 1)
+        .step_complete_and_claim(
+            a.lease,
+            json!("a"),
+            "worker-1",
+            &["default".to_string()],
+            &[],
+            1,
+        )
         .await
         .unwrap();
     let lost = next

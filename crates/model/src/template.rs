@@ -16,6 +16,9 @@ use crate::duration::HumanDuration;
 use crate::graph;
 
 mod shape;
+mod version_order;
+
+pub use version_order::{VersionRank, compare_versions};
 
 /// Upper bounds that keep a template from asking for something absurd.
 pub const MAX_STEPS: usize = 500;
@@ -31,6 +34,8 @@ pub struct Template {
     #[serde(default = "default_namespace")]
     pub namespace: String,
     pub name: String,
+    /// 1-64 characters without spaces, `/` or `@`. Where none is given the
+    /// newest is used: see [`VersionRank`] for the order.
     pub version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,

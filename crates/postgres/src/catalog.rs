@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use sqlx::Row;
-use tasker_model::template::validate_namespace;
-use tasker_model::{Namespace, Template, TemplateRecord};
+use tasker_model::template::{VersionRank, compare_versions, validate_namespace};
+use tasker_model::{Namespace, Template, TemplateRecord, Timestamp};
 use tasker_store::{Error, Readiness, Result};
 use uuid::Uuid;
 
@@ -237,33 +237,62 @@ fn template_from_row(row: &sqlx::postgres::PgRow) -> Result<TemplateRecord> {
     })
 }
 
+/// One version of a template, or with `version` `None` the newest in
+/// version order (`tasker_model::template::VersionRank`; ties go to the
+/// later registration).
 pub async fn template_get(
     store: &PgStore,
     namespace: &str,
     name: &str,
     version: Option<&str>,
 ) -> Result<TemplateRecord> {
+    let not_found = || {
+        let what = match version {
+            Some(v) => format!("template {namespace}/{name}@{v}"),
+            None => format!("template {namespace}/{name}"),
+        };
+        Error::not_found(what)
+    };
+    let Some(version) = version else {
+        // Only the versions are read to choose; the chosen definition usually
+        // comes from the cache.
+        let rows = sqlx::query(
+            "SELECT id, version, created_at FROM tasker.templates \
+             WHERE namespace = $1 AND name = $2",
+        )
+        .bind(namespace)
+        .bind(name)
+        .fetch_all(&store.pool)
+        .await
+        .map_err(db)?;
+        let newest = rows
+            .iter()
+            .map(|row| {
+                let version: String = row.get("version");
+                let registered: Timestamp = row.get("created_at");
+                let id: Uuid = row.get("id");
+                (VersionRank::of(&version), registered, id)
+            })
+            .max()
+            .ok_or_else(not_found)?;
+        return Ok(template_by_id(store, newest.2).await?.as_ref().clone());
+    };
     let row = sqlx::query(&format!(
         "SELECT {TEMPLATE_COLUMNS} FROM tasker.templates \
-         WHERE namespace = $1 AND name = $2 AND ($3::text IS NULL OR version = $3) \
-         ORDER BY created_at DESC, id DESC LIMIT 1"
+         WHERE namespace = $1 AND name = $2 AND version = $3"
     ))
     .bind(namespace)
     .bind(name)
     .bind(version)
     .fetch_optional(&store.pool)
     .await
-    .map_err(db)?;
-    let Some(row) = row else {
-        let what = match version {
-            Some(v) => format!("template {namespace}/{name}@{v}"),
-            None => format!("template {namespace}/{name}"),
-        };
-        return Err(Error::not_found(what));
-    };
+    .map_err(db)?
+    .ok_or_else(not_found)?;
     template_from_row(&row)
 }
 
+/// Templates by namespace and name, each name's versions oldest first in
+/// version order (the newest last).
 pub async fn template_list(
     store: &PgStore,
     namespace: Option<&str>,
@@ -276,7 +305,17 @@ pub async fn template_list(
     .fetch_all(&store.pool)
     .await
     .map_err(db)?;
-    rows.iter().map(template_from_row).collect()
+    let mut records = rows
+        .iter()
+        .map(template_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    // Stable: equal ranks keep their registration order.
+    records.sort_by(|a, b| {
+        (&a.namespace, &a.name)
+            .cmp(&(&b.namespace, &b.name))
+            .then_with(|| compare_versions(&a.version, &b.version))
+    });
+    Ok(records)
 }
 
 /// A template by id, from the cache when possible.

@@ -78,6 +78,7 @@ pub async fn write(
             .map(|&(r, s)| StepMessage {
                 task_id: runs[r].run.task.id,
                 step_id: runs[r].run.steps[s].id,
+                handler: runs[r].run.template.steps[s].handler.clone(),
             })
             .collect();
         let ids = queue::send_visible_at(conn, queue_name, &bodies, *hidden_until).await?;

@@ -9,9 +9,19 @@ use uuid::Uuid;
 
 use crate::error::db;
 
-/// The body of a queue message: which step of which task is ready.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+/// The body of a queue message: which step of which task is ready, and the
+/// handler it names, so that a claim can read only the messages of the
+/// handlers its worker runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepMessage {
+    pub task_id: Uuid,
+    pub step_id: Uuid,
+    pub handler: String,
+}
+
+/// The ids a claim needs from a message body (older bodies carry no handler).
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct MessageTarget {
     pub task_id: Uuid,
     pub step_id: Uuid,
 }
@@ -23,7 +33,7 @@ pub struct ReadMessage {
     pub visible_at: Timestamp,
     /// When the message was first sent.
     pub enqueued_at: Timestamp,
-    pub body: Option<StepMessage>,
+    pub body: Option<MessageTarget>,
 }
 
 /// Sends messages; returns their ids in the order of `bodies`.
@@ -86,20 +96,46 @@ pub async fn make_visible(conn: &mut PgConnection, queue: &str, msg_ids: &[i64])
 }
 
 /// Reads up to `max` visible messages and hides them for `lease_secs`.
+/// With `handlers`, only messages naming one of them are read (and those
+/// without a handler, sent before messages carried one); the others stay
+/// visible for workers that run their handler. Like `pgmq.read`, one
+/// statement that locks what it reads with `FOR UPDATE SKIP LOCKED`.
 pub async fn read(
     conn: &mut PgConnection,
     queue: &str,
     lease_secs: i32,
     max: i32,
+    handlers: &[String],
 ) -> Result<Vec<ReadMessage>> {
-    let rows = sqlx::query("SELECT msg_id, vt, enqueued_at, message FROM pgmq.read($1, $2, $3)")
-        .bind(queue)
-        .bind(lease_secs)
+    let rows = if handlers.is_empty() {
+        sqlx::query("SELECT msg_id, vt, enqueued_at, message FROM pgmq.read($1, $2, $3)")
+            .bind(queue)
+            .bind(lease_secs)
+            .bind(max)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?
+    } else {
+        let table = queue_table(queue);
+        sqlx::query(&format!(
+            "WITH cte AS ( \
+                SELECT msg_id FROM {table} \
+                WHERE vt <= clock_timestamp() \
+                  AND coalesce(message->>'handler' = ANY($3::text[]), true) \
+                ORDER BY msg_id ASC LIMIT $2 FOR UPDATE SKIP LOCKED) \
+             UPDATE {table} m SET last_read_at = clock_timestamp(), \
+                vt = clock_timestamp() + make_interval(secs => $1), read_ct = read_ct + 1 \
+             FROM cte WHERE m.msg_id = cte.msg_id \
+             RETURNING m.msg_id, m.vt, m.enqueued_at, m.message"
+        ))
+        .bind(f64::from(lease_secs))
         .bind(max)
+        .bind(handlers)
         .fetch_all(&mut *conn)
         .await
-        .map_err(db)?;
-    Ok(rows
+        .map_err(db)?
+    };
+    let mut messages: Vec<ReadMessage> = rows
         .into_iter()
         .map(|row| {
             let body: serde_json::Value = row.get("message");
@@ -110,5 +146,16 @@ pub async fn read(
                 body: serde_json::from_value(body).ok(),
             }
         })
-        .collect())
+        .collect();
+    messages.sort_unstable_by_key(|m| m.msg_id);
+    Ok(messages)
+}
+
+/// The PGMQ table of a queue, quoted. Queue names are made by
+/// `catalog::queue_name` from validated namespace names; the quoting keeps
+/// any other name harmless all the same.
+fn queue_table(queue: &str) -> String {
+    // As pgmq.format_table_name: the table is "q_" and the lower-cased name.
+    let name = format!("q_{}", queue.to_lowercase()).replace('"', "\"\"");
+    format!("pgmq.\"{name}\"")
 }

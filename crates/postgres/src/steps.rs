@@ -51,7 +51,7 @@ async fn claim_in(
 ) -> Result<(Vec<ClaimedStep>, Written)> {
     let max = params.max.clamp(1, 1000) as i32;
     let lease_secs = lease_seconds(params.lease_for);
-    let messages = queue::read(tx, queue_name, lease_secs, max).await?;
+    let messages = queue::read(tx, queue_name, lease_secs, max, &params.handlers).await?;
     if messages.is_empty() {
         return Ok((Vec::new(), Written::default()));
     }
@@ -322,6 +322,12 @@ pub async fn release(store: &PgStore, lease: &Lease) -> Result<()> {
     .map_err(lease_not_found)
 }
 
+/// Whether a worker that declared `handlers` runs `handler` (one that
+/// declared none runs every handler of its namespaces).
+fn runs_handler(handlers: &[String], handler: &str) -> bool {
+    handlers.is_empty() || handlers.iter().any(|h| h == handler)
+}
+
 /// A lease for a step that does not exist is simply not the current lease.
 fn lease_not_found(error: Error) -> Error {
     match error {
@@ -383,6 +389,10 @@ pub async fn complete(
                     if leased_here.len() as u32 >= next.max {
                         break;
                     }
+                    if !runs_handler(&next.handlers, &run.template.steps[index].handler) {
+                        // Left in the queue for a worker that runs it.
+                        continue;
+                    }
                     let token = Uuid::new_v4();
                     if let Some(lease) =
                         run.claim_released(index, lease_until, token, &next.worker_id, now)
@@ -413,6 +423,7 @@ pub async fn complete(
                     worker_id: next.worker_id.clone(),
                     max: room,
                     lease_for: next.lease_for,
+                    handlers: next.handlers.clone(),
                 };
                 let (more, also) = claim_in(store, &mut tx, queue_name, &params).await?;
                 written.extend(also);

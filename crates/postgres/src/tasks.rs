@@ -57,6 +57,7 @@ pub async fn create(store: &PgStore, params: TaskCreate) -> Result<(Task, bool)>
         .map(|&s| StepMessage {
             task_id,
             step_id: step_ids[s],
+            handler: definition.steps[s].handler.clone(),
         })
         .collect();
     let msg_ids = queue::send(&mut tx, &queue_name, &bodies).await?;

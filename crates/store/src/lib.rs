@@ -42,13 +42,18 @@ pub trait Store: Send + Sync + 'static {
     /// existing record (`created` false); different content under the same
     /// `namespace/name@version` is [`Error::Conflict`].
     async fn template_register(&self, template: &Template) -> Result<(TemplateRecord, bool)>;
-    /// `version` `None` means the most recently registered version.
+    /// `version` `None` means the newest version: the highest in version
+    /// order (`tasker_model::template::VersionRank`: semantic and plain
+    /// integer versions by value, a pre-release below its release, numbered
+    /// versions above the rest), ties going to the later registration.
     async fn template_get(
         &self,
         namespace: &str,
         name: &str,
         version: Option<&str>,
     ) -> Result<TemplateRecord>;
+    /// By namespace and name; each name's versions oldest first in version
+    /// order, so the newest is last.
     async fn template_list(&self, namespace: Option<&str>) -> Result<Vec<TemplateRecord>>;
 
     /// Creates a task with its steps and dispatches its roots. With an

@@ -92,6 +92,9 @@ pub struct StepClaim {
     pub max: u32,
     /// Lease length; PGMQ visibility is whole seconds, so backends round up.
     pub lease_for: std::time::Duration,
+    /// Handlers the worker runs: only steps naming one of them are leased.
+    /// Empty: any step of the namespace.
+    pub handlers: Vec<String>,
 }
 
 /// Steps to lease in the same transaction as a completion.
@@ -103,6 +106,8 @@ pub struct NextClaim {
     pub namespaces: Vec<String>,
     pub max: u32,
     pub lease_for: std::time::Duration,
+    /// Handlers the worker runs, as in [`StepClaim::handlers`].
+    pub handlers: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

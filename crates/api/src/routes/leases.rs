@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::dto::ErrorBody;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, Path};
-use crate::routes::workers::registered_namespaces;
+use crate::routes::workers::claim_scope;
 use crate::state::AppState;
 
 /// Longest worker id accepted, as at registration and poll.
@@ -215,9 +215,9 @@ pub async fn complete(
         _ => None,
     };
     let (recorded, claimed) = match next {
-        Some((worker_id, namespaces, max)) => state
+        Some((worker_id, namespaces, handlers, max)) => state
             .engine
-            .step_complete_and_claim(lease, body.result, &worker_id, &namespaces, max)
+            .step_complete_and_claim(lease, body.result, &worker_id, &namespaces, &handlers, max)
             .await
             .map_err(|e| refused(&state, e))?,
         None => {
@@ -238,13 +238,14 @@ pub async fn complete(
 }
 
 /// Checks `next` before anything is recorded, so a bad request changes
-/// nothing: the worker id, and its namespaces (the registered ones when none
-/// are named, as for a poll). Marks the worker as seen, as a poll does: a
-/// worker handed its steps this way may never need to poll.
+/// nothing: the worker id, its namespaces (the registered ones when none are
+/// named, as for a poll) and the handlers it registered. Marks the worker as
+/// seen, as a poll does: a worker handed its steps this way may never need
+/// to poll.
 async fn resolve_next(
     state: &AppState,
     next: NextRequest,
-) -> Result<(String, Vec<String>, u32), ApiError> {
+) -> Result<(String, Vec<String>, Vec<String>, u32), ApiError> {
     if next.worker_id.is_empty() || next.worker_id.len() > MAX_WORKER_ID_LEN {
         return Err(tasker_engine::Error::Invalid {
             field: "next.worker_id".into(),
@@ -253,11 +254,8 @@ async fn resolve_next(
         .into());
     }
     state.engine.store().worker_seen(&next.worker_id).await?;
-    let namespaces = match next.namespaces.filter(|ns| !ns.is_empty()) {
-        Some(namespaces) => namespaces,
-        None => registered_namespaces(state, &next.worker_id).await?,
-    };
-    Ok((next.worker_id, namespaces, next.max.unwrap_or(1)))
+    let (namespaces, handlers) = claim_scope(state, &next.worker_id, next.namespaces).await?;
+    Ok((next.worker_id, namespaces, handlers, next.max.unwrap_or(1)))
 }
 
 /// Report a failed attempt.

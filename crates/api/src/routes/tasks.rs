@@ -26,7 +26,7 @@ pub struct TaskCreate {
     /// Template name.
     #[schema(example = "linear")]
     pub template: String,
-    /// Template version; default the most recently registered one.
+    /// Template version; default the newest (highest in version order).
     #[serde(default)]
     pub version: Option<String>,
     /// Checked against the template's context schema. Default `{}`.

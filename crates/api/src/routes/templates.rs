@@ -29,7 +29,8 @@ pub struct TemplateListQuery {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TemplateGetQuery {
-    /// A version; default the most recently registered one.
+    /// A version; default the newest (highest in version order: see the
+    /// template reference).
     pub version: Option<String>,
 }
 
@@ -98,7 +99,10 @@ pub async fn list(
 
 /// Get a template.
 ///
-/// The given `version`, or the most recently registered one.
+/// The given `version`, or the newest: the highest in version order
+/// (semantic and integer versions by value, a pre-release below its release;
+/// versions that are not numbers below those that are, ties to the later
+/// registration).
 #[utoipa::path(get, operation_id = "template_get", path = "/v1/templates/{namespace}/{name}", tag = "templates",
     security(("bearer" = [])),
     params(

@@ -24,7 +24,8 @@ pub struct WorkerRegister {
     pub worker_id: String,
     /// Namespaces it polls (at least one).
     pub namespaces: Vec<String>,
-    /// Handler names it runs (informational). Default none.
+    /// Handler names it runs: polls and `next` lease it only steps naming one
+    /// of them. Default none: any step of its namespaces.
     #[serde(default)]
     pub handlers: Vec<String>,
     /// Steps it runs at once. Default 1.
@@ -132,33 +133,48 @@ pub async fn poll(
         .wait_ms
         .map_or(max_wait, Duration::from_millis)
         .min(max_wait);
-    let namespaces = match body.namespaces.filter(|ns| !ns.is_empty()) {
-        Some(namespaces) => namespaces,
-        None => registered_namespaces(&state, &worker_id).await?,
-    };
+    let (namespaces, handlers) = claim_scope(&state, &worker_id, body.namespaces).await?;
     let claimed = state
         .engine
-        .step_poll(&worker_id, &namespaces, body.max.unwrap_or(1), wait)
+        .step_poll(
+            &worker_id,
+            &namespaces,
+            &handlers,
+            body.max.unwrap_or(1),
+            wait,
+        )
         .await?;
     state.metrics.claims(&claimed);
     Ok(Json(Claimed { steps: claimed }))
 }
 
-/// The namespaces `worker_id` registered with; 404 when it is not (or no
-/// longer) registered.
-pub(crate) async fn registered_namespaces(
+/// What `worker_id` may be leased: the namespaces asked for (or, when none
+/// are named, those it registered with: 404 when it is not, or no longer,
+/// registered) and the handlers it registered (none: any handler).
+pub(crate) async fn claim_scope(
     state: &AppState,
     worker_id: &str,
-) -> Result<Vec<String>, ApiError> {
-    let workers = state.engine.worker_list().await?;
-    workers
+    namespaces: Option<Vec<String>>,
+) -> Result<(Vec<String>, Vec<String>), ApiError> {
+    let worker = state
+        .engine
+        .worker_list()
+        .await?
         .into_iter()
-        .find(|w| w.worker_id == worker_id)
-        .map(|w| w.namespaces)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
+        .find(|w| w.worker_id == worker_id);
+    let handlers = worker
+        .as_ref()
+        .map(|w| w.handlers.clone())
+        .unwrap_or_default();
+    let namespaces = match (namespaces.filter(|ns| !ns.is_empty()), worker) {
+        (Some(namespaces), _) => namespaces,
+        (None, Some(worker)) => worker.namespaces,
+        (None, None) => {
+            return Err(ApiError::not_found(format!(
                 "worker {worker_id:?} is not registered (or not heard from recently): \
                  register it, or name the namespaces to poll"
-            ))
-        })
+            )));
+        }
+    };
+    Ok((namespaces, handlers))
 }

@@ -194,12 +194,24 @@ impl TestApp {
         .json()
     }
 
+    /// Registers a worker that declares no handlers: it takes any step.
     pub async fn register_worker(&self, worker_id: &str, namespaces: &[&str]) -> Value {
+        self.register_worker_handling(worker_id, namespaces, &[])
+            .await
+    }
+
+    /// Registers a worker that runs only `handlers`.
+    pub async fn register_worker_handling(
+        &self,
+        worker_id: &str,
+        namespaces: &[&str],
+        handlers: &[&str],
+    ) -> Value {
         self.call(
             Method::POST,
             "/v1/workers/register",
             Some(WORKER),
-            Some(json!({"worker_id": worker_id, "namespaces": namespaces, "handlers": ["h.a"], "concurrency": 2})),
+            Some(json!({"worker_id": worker_id, "namespaces": namespaces, "handlers": handlers, "concurrency": 2})),
         )
         .await
         .expect(StatusCode::OK)
