@@ -8,9 +8,12 @@
 //! nodes over one database are interchangeable.
 
 mod config;
+mod dispatcher;
 mod error;
 mod ready_waiters;
 mod schema_cache;
+mod seen_workers;
+mod worker_directory;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,10 +33,20 @@ pub use config::EngineConfig;
 pub use error::Error;
 pub use ready_waiters::ReadyWaiters;
 use schema_cache::SchemaCache;
+use seen_workers::SeenWorkers;
 /// Re-exported: the input of [`Engine::task_create`].
 pub use tasker_store::NewTask;
+use worker_directory::WorkerDirectory;
+pub use worker_directory::WorkerScope;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How often polls' and reports' "seen" marks reach the database: a sixth
+/// of the liveness window (at least a second), so that a worker that keeps
+/// polling never looks gone.
+fn seen_interval(liveness: Duration) -> Duration {
+    (liveness / 6).max(Duration::from_secs(1))
+}
 
 /// Parses a YAML template and runs every check registration runs (its
 /// context schema must compile too), without a server or a database.
@@ -67,7 +80,10 @@ pub struct Engine {
     store: Arc<dyn Store>,
     config: Arc<EngineConfig>,
     schemas: Arc<SchemaCache>,
+    dispatchers: Arc<dispatcher::Dispatchers>,
     waiters: Arc<ReadyWaiters>,
+    seen: Arc<SeenWorkers>,
+    directory: Arc<WorkerDirectory>,
     shutting_down: Arc<AtomicBool>,
 }
 
@@ -81,12 +97,17 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, config: EngineConfig) -> Self {
+        let config = Arc::new(config);
+        let dispatchers = Arc::new(dispatcher::Dispatchers::new(store.clone(), config.clone()));
         Self {
-            store,
-            config: Arc::new(config),
+            waiters: Arc::new(ReadyWaiters::new(dispatchers.clone())),
+            dispatchers,
+            seen: Arc::new(SeenWorkers::new(seen_interval(config.worker_liveness))),
+            directory: Arc::new(WorkerDirectory::new(config.worker_liveness)),
             schemas: Arc::default(),
-            waiters: Arc::default(),
             shutting_down: Arc::default(),
+            config,
+            store,
         }
     }
 
@@ -106,7 +127,7 @@ impl Engine {
     /// Stops long-polls: waiting polls return empty at once, new ones too.
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
-        self.waiters.wake(None);
+        self.dispatchers.end_all();
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -257,11 +278,13 @@ impl Engine {
             .await?)
     }
 
-    /// Long-poll: claims up to `max` steps from `namespaces` (in order) whose
-    /// handler is one of `handlers` (any when empty), waiting up to `wait`
-    /// (capped by the configuration) for work to arrive. Returns as soon as
-    /// something is claimed; returns empty at the deadline. Woken by ready
-    /// notifications, with a periodic re-check as the safety net.
+    /// Long-poll: claims up to `max` steps from `namespaces` whose handler is
+    /// one of `handlers` (any when empty), waiting up to `wait` (capped by the
+    /// configuration) for work to arrive. Returns as soon as something is
+    /// claimed; returns empty at the deadline. The poll waits with the
+    /// node's claim loop of each namespace, which claims for every waiting
+    /// poll at once (see the `dispatcher` module); a poll of several
+    /// namespaces takes its steps from whichever has work first.
     pub async fn step_poll(
         &self,
         worker_id: &str,
@@ -276,39 +299,42 @@ impl Engine {
                 message: "name at least one namespace to poll".into(),
             });
         }
+        if worker_id.is_empty() || worker_id.len() > 128 {
+            return Err(Error::Invalid {
+                field: "worker_id".into(),
+                message: "must be 1-128 characters".into(),
+            });
+        }
+        if self.is_shutting_down() {
+            return Ok(Vec::new());
+        }
         let deadline = tokio::time::Instant::now() + wait.min(self.config.max_poll_wait);
         let max = max.clamp(1, self.config.max_claim_batch);
-        self.store.worker_seen(worker_id).await?;
-        loop {
-            if self.is_shutting_down() {
-                return Ok(Vec::new());
-            }
-            let signals = self.waiters.subscribe(namespaces);
-            let mut notified: Vec<_> = signals.iter().map(|s| Box::pin(s.notified())).collect();
-            for n in &mut notified {
-                n.as_mut().enable();
-            }
-            let mut claimed = Vec::new();
-            for namespace in namespaces {
-                let room = max - claimed.len() as u32;
-                if room == 0 {
-                    break;
-                }
-                claimed.extend(
-                    self.step_claim_for(namespace, worker_id, handlers, room)
-                        .await?,
-                );
-            }
-            if !claimed.is_empty() || tokio::time::Instant::now() >= deadline {
-                return Ok(claimed);
-            }
-            let recheck = tokio::time::sleep(self.config.poll_recheck_interval);
-            tokio::select! {
-                _ = futures::future::select_all(notified) => {}
-                _ = recheck => {}
-                _ = tokio::time::sleep_until(deadline) => return Ok(Vec::new()),
-            }
+        self.worker_seen(worker_id);
+        let mut namespaces = namespaces.to_vec();
+        namespaces.dedup();
+        Ok(self
+            .dispatchers
+            .poll(worker_id, &namespaces, handlers, max, deadline)
+            .await?)
+    }
+
+    /// Notes that a worker was heard from; written to the database in one
+    /// statement per interval for all workers, never per request.
+    pub fn worker_seen(&self, worker_id: &str) {
+        self.seen.note(&self.store, worker_id);
+    }
+
+    /// The namespaces and handlers `worker_id` registered with, or `None`
+    /// when it is not (or no longer) registered. Served from this node's
+    /// memory; read from the database only when the worker is unknown here.
+    pub async fn worker_scope(&self, worker_id: &str) -> Result<Option<WorkerScope>> {
+        if let Some(scope) = self.directory.get(worker_id) {
+            return Ok(Some(scope));
         }
+        let workers = self.worker_list().await?;
+        self.directory.refill(&workers);
+        Ok(self.directory.get(worker_id))
     }
 
     pub async fn worker_register(&self, registration: WorkerRegistration) -> Result<Worker> {
@@ -338,7 +364,9 @@ impl Engine {
                 }
             })?;
         }
-        Ok(self.store.worker_register(&registration).await?)
+        let worker = self.store.worker_register(&registration).await?;
+        self.directory.remember(&worker);
+        Ok(worker)
     }
 
     /// Workers heard from within the configured liveness window.

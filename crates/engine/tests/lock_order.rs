@@ -85,7 +85,14 @@ async fn work(engine: Engine, worker: String, idle_rounds: u32) -> Vec<uuid::Uui
         }
         let step = held.remove(0);
         match engine
-            .step_complete_and_claim(step.lease, json!({"by": worker}), &worker, &namespaces, 2)
+            .step_complete_and_claim(
+                step.lease,
+                json!({"by": worker}),
+                &worker,
+                &namespaces,
+                &[],
+                2,
+            )
             .await
         {
             Ok((Recorded::Applied, next)) => {

@@ -46,8 +46,8 @@ use tasker_model::{
     TemplateRecord, Transition,
 };
 use tasker_store::{
-    NextClaim, QueueDepth, Readiness, Result, StepClaim, StepCompletion, StepFailure, Store,
-    TaskCreate, TaskFilter, TaskPage, Worker, WorkerRegistration,
+    ClaimBatch, ClaimedBatch, NextClaim, QueueDepth, Readiness, Result, StepClaim, StepCompletion,
+    StepFailure, Store, TaskCreate, TaskFilter, TaskPage, Worker, WorkerRegistration,
 };
 use uuid::Uuid;
 
@@ -289,6 +289,9 @@ impl Store for PgStore {
     async fn step_claim(&self, params: StepClaim) -> Result<Vec<ClaimedStep>> {
         steps::claim(self, params).await
     }
+    async fn step_claim_batch(&self, batch: ClaimBatch) -> Result<ClaimedBatch> {
+        steps::claim_batch(self, batch).await
+    }
 
     async fn step_heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<HeartbeatOutcome> {
         steps::heartbeat(self, lease, lease_for).await
@@ -327,8 +330,8 @@ impl Store for PgStore {
         workers::register(self, registration).await
     }
 
-    async fn worker_seen(&self, worker_id: &str) -> Result<()> {
-        workers::seen(self, worker_id).await
+    async fn workers_seen(&self, worker_ids: &[String]) -> Result<()> {
+        workers::seen(self, worker_ids).await
     }
 
     async fn worker_list(&self, within: Duration) -> Result<Vec<Worker>> {

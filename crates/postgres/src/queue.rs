@@ -151,6 +151,24 @@ pub async fn read(
     Ok(messages)
 }
 
+/// How long until the first hidden message of a queue becomes visible (a
+/// retry waiting out its backoff, a lease running out); `None` when no
+/// message is hidden. Served by the queue's index on `vt`.
+pub async fn next_visible_in(
+    conn: &mut PgConnection,
+    queue: &str,
+) -> Result<Option<std::time::Duration>> {
+    let table = queue_table(queue);
+    let seconds: Option<f64> = sqlx::query_scalar(&format!(
+        "SELECT extract(epoch FROM min(vt) - clock_timestamp())::float8 FROM {table} \
+         WHERE vt > clock_timestamp()"
+    ))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(seconds.map(|s| std::time::Duration::from_secs_f64(s.max(0.0))))
+}
+
 /// The PGMQ table of a queue, quoted. Queue names are made by
 /// `catalog::queue_name` from validated namespace names; the quoting keeps
 /// any other name harmless all the same.

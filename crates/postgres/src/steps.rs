@@ -8,7 +8,10 @@ use tasker_model::{
     ClaimOutcome, ClaimedStep, HeartbeatOutcome, Lease, LeaseError, Recorded, Step, StepState,
     TaskRun,
 };
-use tasker_store::{Error, Event, NextClaim, Result, StepClaim, StepCompletion, StepFailure};
+use tasker_store::{
+    ClaimBatch, ClaimSlot, ClaimedBatch, Error, Event, NextClaim, Result, StepClaim,
+    StepCompletion, StepFailure,
+};
 use uuid::Uuid;
 
 use crate::PgStore;
@@ -25,35 +28,101 @@ fn lease_seconds(lease_for: Duration) -> i32 {
 }
 
 pub async fn claim(store: &PgStore, params: StepClaim) -> Result<Vec<ClaimedStep>> {
-    let queue_name = catalog::queue_of(store, &params.namespace).await?;
+    let batch = ClaimBatch {
+        namespace: params.namespace,
+        lease_for: params.lease_for,
+        slots: vec![ClaimSlot {
+            worker_id: params.worker_id,
+            max: params.max,
+            handlers: params.handlers,
+        }],
+    };
+    Ok(claim_batch(store, batch)
+        .await?
+        .steps
+        .pop()
+        .unwrap_or_default())
+}
+
+/// Leases steps of one namespace for several waiting polls in one
+/// transaction (see [`tasker_store::Store::step_claim_batch`]).
+pub async fn claim_batch(store: &PgStore, batch: ClaimBatch) -> Result<ClaimedBatch> {
+    let queue_name = catalog::queue_of(store, &batch.namespace).await?;
     with_retry(store, || async {
         let mut tx = store.pool.begin().await.map_err(db)?;
-        let (payloads, written) = claim_in(store, &mut tx, &queue_name, &params).await?;
-        if payloads.is_empty() {
+        let claim = Claim {
+            namespace: &batch.namespace,
+            queue_name: &queue_name,
+            lease_for: batch.lease_for,
+            slots: &batch.slots,
+        };
+        let claimed = claim_in(store, &mut tx, &claim).await?;
+        let next_visible_in = if claimed.room_left {
+            queue::next_visible_in(&mut tx, &queue_name).await?
+        } else {
+            None
+        };
+        if claimed.steps.iter().all(Vec::is_empty) {
             // Usually an empty poll: nothing to relax.
             tx.commit().await.map_err(db)?;
         } else {
             load::commit(tx, Durability::Relaxed).await?;
         }
-        store.after_commit(&written);
-        Ok(payloads)
+        store.after_commit(&claimed.written);
+        Ok(ClaimedBatch {
+            steps: claimed.steps,
+            next_visible_in,
+        })
     })
     .await
 }
 
-/// Leases up to `params.max` steps of one queue on the caller's transaction.
-/// Returns the leased steps and what to do after the commit.
-async fn claim_in(
-    store: &PgStore,
-    tx: &mut PgConnection,
-    queue_name: &str,
-    params: &StepClaim,
-) -> Result<(Vec<ClaimedStep>, Written)> {
-    let max = params.max.clamp(1, 1000) as i32;
-    let lease_secs = lease_seconds(params.lease_for);
-    let messages = queue::read(tx, queue_name, lease_secs, max, &params.handlers).await?;
+/// One queue read on behalf of one or more polls.
+struct Claim<'a> {
+    namespace: &'a str,
+    queue_name: &'a str,
+    lease_for: Duration,
+    slots: &'a [ClaimSlot],
+}
+
+/// What [`claim_in`] leased, per slot, and what to do after the commit.
+struct Claimed {
+    steps: Vec<Vec<ClaimedStep>>,
+    written: Written,
+    /// Some slot could have taken more than the queue had for it.
+    room_left: bool,
+}
+
+/// Leases steps of one queue for the claim's slots on the caller's
+/// transaction: reads up to their total room (only messages of handlers some
+/// slot runs), then hands each message to the first slot with room that runs
+/// its handler. Messages no slot can take, and those of tasks another
+/// transaction holds, are made visible again at once.
+async fn claim_in(store: &PgStore, tx: &mut PgConnection, claim: &Claim<'_>) -> Result<Claimed> {
+    let mut room: Vec<u32> = claim.slots.iter().map(|s| s.max.min(1000)).collect();
+    let total = room.iter().sum::<u32>().clamp(1, 1000) as i32;
+    // A slot that runs every handler makes the read unfiltered.
+    let handlers: Vec<String> = if claim.slots.iter().any(|s| s.handlers.is_empty()) {
+        Vec::new()
+    } else {
+        let mut all: Vec<String> = claim
+            .slots
+            .iter()
+            .flat_map(|s| s.handlers.clone())
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    };
+    let lease_secs = lease_seconds(claim.lease_for);
+    let messages = queue::read(tx, claim.queue_name, lease_secs, total, &handlers).await?;
+    let mut steps = vec![Vec::new(); claim.slots.len()];
     if messages.is_empty() {
-        return Ok((Vec::new(), Written::default()));
+        return Ok(Claimed {
+            steps,
+            written: Written::default(),
+            room_left: true,
+        });
     }
     let task_ids: Vec<Uuid> = messages
         .iter()
@@ -67,6 +136,7 @@ async fn claim_in(
     let mut handed_back = Vec::new();
     let mut orphans = Vec::new();
     let mut claimed: Vec<(Uuid, usize, Lease, tasker_model::Timestamp)> = Vec::new();
+    let mut slot_of = Vec::new();
     let mut waits = Vec::new();
     for message in &messages {
         let target = message.body.and_then(|body| {
@@ -89,6 +159,14 @@ async fn claim_in(
             }
             continue;
         };
+        let handler = &run.template.steps[index].handler;
+        let Some(slot) = (0..claim.slots.len())
+            .find(|&i| room[i] > 0 && runs_handler(&claim.slots[i].handlers, handler))
+        else {
+            // Read for a slot that has filled up since: for another poll.
+            handed_back.push(message.msg_id);
+            continue;
+        };
         let step = &run.steps[index];
         let ready_since = match step.state {
             StepState::Retrying => step.retry_at,
@@ -101,18 +179,20 @@ async fn claim_in(
             message.msg_id,
             message.visible_at,
             token,
-            &params.worker_id,
+            &claim.slots[slot].worker_id,
             now,
         ) {
+            room[slot] -= 1;
             claimed.push((task_id, index, lease, message.visible_at));
+            slot_of.push(slot);
             waits.push(events::since(ready_since, now));
         }
     }
     if !orphans.is_empty() {
-        queue::delete(tx, queue_name, &orphans).await?;
+        queue::delete(tx, claim.queue_name, &orphans).await?;
     }
     if !handed_back.is_empty() {
-        queue::make_visible(tx, queue_name, &handed_back).await?;
+        queue::make_visible(tx, claim.queue_name, &handed_back).await?;
     }
     let mut written = write_runs(store, tx, &loaded, &mut runs).await?;
     if !handed_back.is_empty() {
@@ -120,7 +200,7 @@ async fn claim_in(
         // nothing else will announce these steps.
         written
             .ready
-            .push((params.namespace.clone(), handed_back.len()));
+            .push((claim.namespace.to_owned(), handed_back.len()));
     }
     let payloads = claim_payloads(tx, &loaded, &claimed).await?;
     written
@@ -134,7 +214,15 @@ async fn claim_in(
                     queue_wait,
                 }),
         );
-    Ok((payloads, written))
+    for (payload, slot) in payloads.into_iter().zip(slot_of) {
+        steps[slot].push(payload);
+    }
+    let room_left = (messages.len() as i32) < total;
+    Ok(Claimed {
+        steps,
+        written,
+        room_left,
+    })
 }
 
 /// Of the tasks a claim read messages for, those that exist but that it
@@ -418,14 +506,23 @@ pub async fn complete(
                 if room == 0 {
                     break;
                 }
-                let params = StepClaim {
-                    namespace: namespace.to_string(),
+                let slots = [ClaimSlot {
                     worker_id: next.worker_id.clone(),
                     max: room,
-                    lease_for: next.lease_for,
                     handlers: next.handlers.clone(),
+                }];
+                let claim = Claim {
+                    namespace,
+                    queue_name,
+                    lease_for: next.lease_for,
+                    slots: &slots,
                 };
-                let (more, also) = claim_in(store, &mut tx, queue_name, &params).await?;
+                let Claimed {
+                    steps: mut more,
+                    written: also,
+                    ..
+                } = claim_in(store, &mut tx, &claim).await?;
+                let more = more.pop().unwrap_or_default();
                 written.extend(also);
                 claimed.extend(more);
             }

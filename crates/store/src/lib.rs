@@ -68,6 +68,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Leases up to `max` ready steps of a namespace for `lease_for`.
     async fn step_claim(&self, params: StepClaim) -> Result<Vec<ClaimedStep>>;
+    /// Leases ready steps of one namespace for several waiting polls in one
+    /// transaction: each slot gets at most its `max`, only steps of its
+    /// handlers, and messages no slot can take stay visible.
+    async fn step_claim_batch(&self, batch: ClaimBatch) -> Result<ClaimedBatch>;
     async fn step_heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<HeartbeatOutcome>;
     /// Records results; each item succeeds or is refused on its own, and all
     /// accepted items commit in one transaction.
@@ -89,8 +93,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records (or refreshes) a worker's registration.
     async fn worker_register(&self, registration: &WorkerRegistration) -> Result<Worker>;
-    /// Marks a worker as seen now; unknown workers are ignored.
-    async fn worker_seen(&self, worker_id: &str) -> Result<()>;
+    /// Marks workers as seen now, in one statement; unknown workers are
+    /// ignored.
+    async fn workers_seen(&self, worker_ids: &[String]) -> Result<()>;
     /// Workers seen within `within`, most recent first.
     async fn worker_list(&self, within: Duration) -> Result<Vec<Worker>>;
 

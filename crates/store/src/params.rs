@@ -1,7 +1,7 @@
 //! Parameter and result structs of [`crate::Store`] methods.
 
 use serde::{Deserialize, Serialize};
-use tasker_model::{Lease, StepError, Task, TaskState};
+use tasker_model::{ClaimedStep, Lease, StepError, Task, TaskState};
 use uuid::Uuid;
 
 /// A task to create: the engine's input and the body of `POST /v1/tasks`.
@@ -95,6 +95,38 @@ pub struct StepClaim {
     /// Handlers the worker runs: only steps naming one of them are leased.
     /// Empty: any step of the namespace.
     pub handlers: Vec<String>,
+}
+
+/// One claim for several waiting polls of a namespace (a node's dispatcher).
+#[derive(Debug, Clone)]
+pub struct ClaimBatch {
+    pub namespace: String,
+    /// Lease length; PGMQ visibility is whole seconds, so backends round up.
+    pub lease_for: std::time::Duration,
+    /// The polls, oldest first: earlier slots are served first.
+    pub slots: Vec<ClaimSlot>,
+}
+
+/// One waiting poll of a [`ClaimBatch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimSlot {
+    pub worker_id: String,
+    /// Most steps this poll takes.
+    pub max: u32,
+    /// Handlers its worker runs, as in [`StepClaim::handlers`].
+    pub handlers: Vec<String>,
+}
+
+/// What a [`ClaimBatch`] leased.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimedBatch {
+    /// Per slot, in the order of the batch's slots.
+    pub steps: Vec<Vec<ClaimedStep>>,
+    /// When the claim left room unfilled (the queue had nothing more for
+    /// these slots): how long until the queue's next hidden message becomes
+    /// visible (a retry's backoff, a lease's expiry). `None` when nothing is
+    /// hidden, or when every slot was filled.
+    pub next_visible_in: Option<std::time::Duration>,
 }
 
 /// Steps to lease in the same transaction as a completion.

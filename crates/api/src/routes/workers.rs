@@ -156,12 +156,7 @@ pub(crate) async fn claim_scope(
     worker_id: &str,
     namespaces: Option<Vec<String>>,
 ) -> Result<(Vec<String>, Vec<String>), ApiError> {
-    let worker = state
-        .engine
-        .worker_list()
-        .await?
-        .into_iter()
-        .find(|w| w.worker_id == worker_id);
+    let worker = state.engine.worker_scope(worker_id).await?;
     let handlers = worker
         .as_ref()
         .map(|w| w.handlers.clone())
