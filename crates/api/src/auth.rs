@@ -26,9 +26,10 @@ use crate::error::ApiError;
 pub enum Role {
     /// Everything.
     Admin,
-    /// Namespaces, templates, tasks, step retry/resolve, cluster.
+    /// Namespaces, templates, tasks, steps (get, retry, resolve), cluster.
     Operator,
-    /// Only the worker plane: register, poll, heartbeat, complete, fail.
+    /// Only the worker plane: register, poll, heartbeat, complete, fail,
+    /// release.
     Worker,
 }
 

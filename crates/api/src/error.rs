@@ -29,12 +29,17 @@ pub fn status_for(code: &str) -> StatusCode {
         "bad_request" | "invalid" | "template_parse" => StatusCode::BAD_REQUEST,
         "unauthorized" => StatusCode::UNAUTHORIZED,
         "forbidden" => StatusCode::FORBIDDEN,
-        "not_found" => StatusCode::NOT_FOUND,
+        "not_found" | "worker_not_registered" | "namespace_not_found" => StatusCode::NOT_FOUND,
         "method_not_allowed" => StatusCode::METHOD_NOT_ALLOWED,
-        "template_conflict" | "lease_expired" | "lease_mismatch" | "task_cancelled"
-        | "step_not_running" | "step_timed_out" | "wrong_state" | "task_finished" => {
-            StatusCode::CONFLICT
-        }
+        "template_conflict"
+        | "lease_expired"
+        | "lease_mismatch"
+        | "task_cancelled"
+        | "step_not_running"
+        | "step_timed_out"
+        | "wrong_state"
+        | "task_finished"
+        | "idempotency_conflict" => StatusCode::CONFLICT,
         "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "unsupported_media_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "template_invalid" | "context_invalid" => StatusCode::UNPROCESSABLE_ENTITY,
@@ -138,6 +143,12 @@ impl From<tasker_engine::Error> for ApiError {
                 let field = field.clone();
                 return Self::new("invalid", error.to_string())
                     .with_details(json!({ "field": field }));
+            }
+            E::Store(StoreError::NotFound {
+                hint, did_you_mean, ..
+            }) if hint.is_some() || !did_you_mean.is_empty() => {
+                return Self::new(error.code(), error.to_string())
+                    .with_details(json!({ "hint": hint, "did_you_mean": did_you_mean }));
             }
             // A conflict code the table does not know yet is still a conflict.
             E::Store(StoreError::Conflict { code, message }) => {

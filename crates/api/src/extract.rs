@@ -4,7 +4,7 @@
 //! `unsupported_media_type`, a body over the limit 413 `payload_too_large`.
 
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
@@ -70,13 +70,33 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// Parses JSON, saying where it went wrong.
+/// Parses JSON, saying where it went wrong. A string holding a NUL
+/// character is refused first, naming where it is (see [`crate::nul_check`]).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::bad_request(format!(
-            "the request body is not valid JSON for this endpoint: {e}"
-        ))
-    })
+    crate::nul_check::check_body(bytes)?;
+    serde_json::from_slice(bytes).map_err(|e| refusal::<T>(bytes, e))
+}
+
+/// Why a body did not parse, with the path to where it went wrong. Parsing
+/// again with the path tracked costs only on this, the failing, path.
+fn refusal<T: DeserializeOwned>(bytes: &[u8], error: serde_json::Error) -> ApiError {
+    let prefix = "the request body is not valid JSON for this endpoint";
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let Err(e) = serde_path_to_error::deserialize::<_, T>(&mut deserializer) else {
+        return ApiError::bad_request(format!("{prefix}: {error}"));
+    };
+    let path = e.path().to_string();
+    let refused = if path == "." {
+        ApiError::bad_request(format!("{prefix}: {}", e.inner()))
+    } else {
+        ApiError::bad_request(format!("{prefix}: at {path}: {}", e.inner()))
+    };
+    // The path of an unknown field ends with the field itself.
+    if e.inner().to_string().starts_with("unknown field") {
+        refused.with_details(serde_json::json!({ "field": path }))
+    } else {
+        refused
+    }
 }
 
 impl<S, T> FromRequest<S> for JsonBody<T>
@@ -119,6 +139,11 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Ok(raw) = RawPathParams::from_request_parts(parts, state).await {
+            for (name, value) in &raw {
+                crate::nul_check::check_param(name, value)?;
+            }
+        }
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(value)| Path(value))
@@ -136,6 +161,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Ok(axum::extract::Query(pairs)) =
+            axum::extract::Query::<Vec<(String, String)>>::from_request_parts(parts, state).await
+        {
+            for (name, value) in &pairs {
+                crate::nul_check::check_param(name, value)?;
+            }
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(value)| Query(value))

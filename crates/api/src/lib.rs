@@ -3,7 +3,7 @@
 //! API page. The contract it implements is `docs/api.md`.
 //!
 //! ```text
-//!  request ─▶ TraceLayer ─▶ CatchPanic ─▶ body limit ─▶ router
+//!  request ─▶ TraceLayer ─▶ CatchPanic ─▶ body limit (read whole) ─▶ router
 //!                                                       │ route matched
 //!                                                       ▼
 //!                                    http metrics (route template, status)
@@ -23,12 +23,14 @@
 //! `internal` code carries a generic message while the real error is logged.
 
 mod auth;
+mod body_limit;
 mod config;
 mod docs_page;
 mod dto;
 mod error;
 mod extract;
 mod metrics;
+mod nul_check;
 mod openapi;
 mod routes;
 mod state;
@@ -85,6 +87,10 @@ pub fn app(state: AppState) -> Router {
             metrics::track_http,
         ))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(from_fn_with_state(
+            state.config.max_body_bytes,
+            body_limit::limit,
+        ))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -34,6 +34,7 @@ use crate::{dto, metrics};
         tasks::cancel,
         tasks::steps,
         tasks::history,
+        steps::get_one,
         steps::retry,
         steps::resolve,
         workers::register,
@@ -65,7 +66,7 @@ use crate::{dto, metrics};
         (name = "namespaces", description = "Groups of templates, one queue each"),
         (name = "templates", description = "Immutable workflow definitions"),
         (name = "tasks", description = "Runs of a template"),
-        (name = "steps", description = "Manual retry and resolution of steps"),
+        (name = "steps", description = "A step by id; manual retry and resolution of steps"),
         (name = "workers", description = "Worker plane: register and long-poll for steps"),
         (name = "leases", description = "Worker plane: heartbeat, complete, fail and release a claimed step"),
     )

@@ -106,10 +106,21 @@ async fn roles_reach_only_their_planes() {
         Method::POST,
         &format!("{step}/heartbeat"),
         Some(OPERATOR),
-        Some(lease),
+        Some(lease.clone()),
     )
     .await
     .expect(StatusCode::FORBIDDEN);
+    // Release is the worker plane too: a worker reaches it (and is told the
+    // made-up lease is not current), an operator does not.
+    let release = format!("{step}/release");
+    app.call(Method::POST, &release, Some(OPERATOR), Some(lease.clone()))
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    let reply = app
+        .call(Method::POST, &release, Some(WORKER), Some(lease))
+        .await
+        .expect(StatusCode::CONFLICT);
+    assert_eq!(reply.error_code(), "lease_mismatch");
 }
 
 #[tokio::test]

@@ -194,7 +194,7 @@ async fn invalid_templates_are_422_with_every_issue() {
     assert_eq!(reply.error_code(), "template_invalid");
     assert_eq!(
         reply.json()["error"]["details"][0]["path"],
-        "context_schema"
+        "context_schema.type"
     );
 }
 

@@ -174,3 +174,71 @@ async fn complete_with_next_by_a_worker_without_handlers_takes_any_child() {
     assert_eq!(next.len(), 1, "{done}");
     assert_eq!(next[0]["handler"], "h.b");
 }
+
+/// The handlers named by the queue messages of `default`, by step.
+async fn message_handlers(app: &TestApp) -> Vec<Option<String>> {
+    sqlx::query_scalar("SELECT message->>'handler' FROM pgmq.q_tasker_default ORDER BY msg_id")
+        .fetch_all(app.store.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn messages_queued_before_they_named_their_handler_get_it_from_the_migration() {
+    let app = test_app().await;
+    app.register_yaml(&template("default", "pair", PAIR))
+        .await
+        .expect(StatusCode::CREATED);
+    app.create_task("default", "pair", json!({})).await;
+    assert_eq!(
+        message_handlers(&app).await,
+        [Some("h.a".to_owned()), Some("h.b".to_owned())]
+    );
+
+    // As queued by an older server: no handler in the body.
+    sqlx::query("UPDATE pgmq.q_tasker_default SET message = message - 'handler'")
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    app.create_task("default", "pair", json!({})).await;
+    sqlx::query("UPDATE pgmq.q_tasker_default SET message = message - 'handler'")
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    sqlx::raw_sql(include_str!(
+        "../../postgres/migrations/20261130000001_message_handlers.sql"
+    ))
+    .execute(app.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        message_handlers(&app).await,
+        [
+            Some("h.a".to_owned()),
+            Some("h.b".to_owned()),
+            Some("h.a".to_owned()),
+            Some("h.b".to_owned())
+        ]
+    );
+    app.register_worker_handling("runs-b", &["default"], &["h.b"])
+        .await;
+    let steps = app.poll("runs-b", &["default"], 10).await;
+    assert_eq!(handlers_of(&steps), BTreeSet::from(["h.b".to_owned()]));
+    assert_eq!(steps.len(), 2);
+}
+
+#[tokio::test]
+async fn a_message_without_a_handler_is_for_any_worker() {
+    let app = test_app().await;
+    app.register_yaml(&template("default", "pair", PAIR))
+        .await
+        .expect(StatusCode::CREATED);
+    app.create_task("default", "pair", json!({})).await;
+    sqlx::query("UPDATE pgmq.q_tasker_default SET message = message - 'handler'")
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    app.register_worker_handling("runs-b", &["default"], &["h.b"])
+        .await;
+    assert_eq!(app.poll("runs-b", &["default"], 10).await.len(), 2);
+}

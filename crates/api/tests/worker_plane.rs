@@ -421,7 +421,7 @@ async fn poll_defaults_to_the_registered_namespaces() {
         )
         .await
         .expect(StatusCode::NOT_FOUND);
-    assert_eq!(reply.error_code(), "not_found");
+    assert_eq!(reply.error_code(), "worker_not_registered");
 }
 
 #[tokio::test]
@@ -648,12 +648,12 @@ async fn a_bad_next_is_refused_before_anything_is_recorded() {
         (
             json!({"worker_id": "stranger"}),
             StatusCode::NOT_FOUND,
-            "not_found",
+            "worker_not_registered",
         ),
         (
             json!({"worker_id": "w", "namespaces": ["nowhere"]}),
             StatusCode::NOT_FOUND,
-            "not_found",
+            "namespace_not_found",
         ),
         (json!({"max": 1}), StatusCode::BAD_REQUEST, "bad_request"),
     ] {
@@ -686,4 +686,147 @@ async fn a_node_shutting_down_records_the_result_but_leases_nothing_with_it() {
     assert_eq!(done, json!({"recorded": "applied", "next": []}));
     assert_eq!(step_of(&app, &task, "a").await["state"], "complete");
     assert_eq!(step_of(&app, &task, "b").await["state"], "ready");
+}
+
+/// The two 404s of a poll need different reactions, so they have different
+/// codes: an unregistered worker registers again; an unknown namespace is a
+/// configuration problem that registering again would not fix.
+#[tokio::test]
+async fn a_poll_tells_an_unregistered_worker_from_an_unknown_namespace() {
+    let app = with_linear().await;
+    // Registering may name namespaces that do not exist yet (workers may
+    // start before their templates are registered).
+    app.register_worker("early", &["later"]).await;
+    let reply = app
+        .call(
+            Method::POST,
+            "/v1/workers/early/poll",
+            Some(WORKER),
+            Some(json!({"wait_ms": 0})),
+        )
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    assert_eq!(reply.error_code(), "namespace_not_found");
+    assert!(reply.text().contains("\\\"later\\\""), "{}", reply.text());
+    let reply = app
+        .call(
+            Method::POST,
+            "/v1/workers/early/poll",
+            Some(WORKER),
+            Some(json!({"namespaces": ["default", "ghosts"], "wait_ms": 0})),
+        )
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    assert_eq!(reply.error_code(), "namespace_not_found");
+
+    let reply = app
+        .call(
+            Method::POST,
+            "/v1/workers/nobody/poll",
+            Some(WORKER),
+            Some(json!({"wait_ms": 0})),
+        )
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    assert_eq!(reply.error_code(), "worker_not_registered");
+
+    // Once the namespace exists, the same worker polls fine.
+    app.post("/v1/namespaces", json!({"name": "later"}))
+        .await
+        .expect(StatusCode::CREATED);
+    app.call(
+        Method::POST,
+        "/v1/workers/early/poll",
+        Some(WORKER),
+        Some(json!({"wait_ms": 0})),
+    )
+    .await
+    .expect(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_step_is_read_by_its_id() {
+    let app = with_linear().await;
+    let task = app.create_task("default", "linear", json!({})).await;
+    let a = step_of(&app, &task, "a").await;
+    let id = a["id"].as_str().unwrap();
+    let step = app
+        .get(&format!("/v1/steps/{id}"))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(step, a, "the same record as in the task's step list");
+
+    let claimed = app.poll_one("default").await;
+    app.report(&claimed, "complete", json!({"result": {"n": 1}}))
+        .await
+        .expect(StatusCode::OK);
+    let step = app
+        .get(&format!("/v1/steps/{id}"))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(
+        (step["state"].clone(), step["result"].clone()),
+        (json!("complete"), json!({"n": 1}))
+    );
+
+    let missing = uuid::Uuid::now_v7();
+    let reply = app
+        .get(&format!("/v1/steps/{missing}"))
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    assert_eq!(reply.error_code(), "not_found");
+    assert!(
+        reply.text().contains(&format!("step {missing}")),
+        "{}",
+        reply.text()
+    );
+    app.get("/v1/steps/not-a-uuid")
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    // A worker token may not read it: it is a management endpoint.
+    app.call(Method::GET, &format!("/v1/steps/{id}"), Some(WORKER), None)
+        .await
+        .expect(StatusCode::FORBIDDEN);
+}
+
+/// A step that failed once and then succeeded shows no error; the history
+/// keeps the failed attempt.
+#[tokio::test]
+async fn a_step_that_succeeds_after_a_failure_has_no_error() {
+    let app = test_app().await;
+    app.register_yaml(&template(
+        "default",
+        "flaky",
+        "  - { name: a, handler: h.a, retry: { max_attempts: 3, backoff: { initial: 0ms, max: 0ms, jitter: 0 } } }\n",
+    ))
+    .await
+    .expect(StatusCode::CREATED);
+    let task = app.create_task("default", "flaky", json!({})).await;
+    let first = app.poll_one("default").await;
+    app.report(
+        &first,
+        "fail",
+        json!({"error_type": "flaky", "message": "try again"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(
+        step_of(&app, &task, "a").await["error"]["error_type"],
+        "flaky"
+    );
+    let second = app.poll_one("default").await;
+    app.report(&second, "complete", json!({"result": 2}))
+        .await
+        .expect(StatusCode::OK);
+    let step = step_of(&app, &task, "a").await;
+    assert_eq!(step["state"], "complete");
+    assert_eq!(step["error"], Value::Null);
+    let id = task["id"].as_str().unwrap();
+    let history = app.get(&format!("/v1/tasks/{id}/history")).await.json();
+    assert!(
+        history.to_string().contains("flaky: try again"),
+        "{history}"
+    );
 }

@@ -56,10 +56,10 @@ pub enum Command {
         #[command(subcommand)]
         action: StepAction,
     },
-    /// Run a worker.
+    /// List the live workers, or run the example worker.
     Worker {
         #[command(subcommand)]
-        action: WorkerAction,
+        action: WorkerCommand,
     },
     /// Measure a server: PostgreSQL's commit floor, then latency, task
     /// creation, throughput and idle cost, with worker processes over HTTP.
@@ -277,6 +277,10 @@ pub struct ClientArgs {
         value_name = "TOKEN"
     )]
     pub token: Option<String>,
+    /// Also trust the CA certificates in this PEM file for https:// servers
+    /// (besides the system's and the bundled web roots).
+    #[arg(long, env = "TASKER_CA_CERT", value_name = "PATH")]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -344,12 +348,31 @@ pub enum TaskAction {
         /// A tag; repeat for several.
         #[arg(long = "tag", value_name = "TAG")]
         tags: Vec<String>,
+        /// Then follow the task as `task watch` does, until it finishes; the
+        /// exit status is watch's.
+        #[arg(long)]
+        watch: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
     /// Show a task and its steps.
     Get {
-        id: Uuid,
+        #[arg(value_name = "TASK", help = TASK_HELP)]
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show a task's steps.
+    Steps {
+        #[arg(value_name = "TASK", help = TASK_HELP)]
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show a task's history: every change of the task and its steps, oldest first.
+    History {
+        #[arg(value_name = "TASK", help = TASK_HELP)]
+        id: String,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -373,7 +396,8 @@ pub enum TaskAction {
     },
     /// Cancel a running task.
     Cancel {
-        id: Uuid,
+        #[arg(value_name = "TASK", help = TASK_HELP)]
+        id: String,
         /// Recorded in the task's history.
         #[arg(long)]
         reason: Option<String>,
@@ -383,11 +407,16 @@ pub enum TaskAction {
     /// Follow a task's steps until it finishes; exits 0 when it completes,
     /// 1 when it fails or is cancelled.
     Watch {
-        id: Uuid,
+        #[arg(value_name = "TASK", help = TASK_HELP)]
+        id: String,
         #[command(flatten)]
         client: ClientArgs,
     },
 }
+
+/// How a task is named on the command line.
+const TASK_HELP: &str = "The task: its id, a unique prefix of it (at least 4 hex digits, \
+    e.g. 0193a1), or `last` for the most recently created task";
 
 fn parse_task_state(text: &str) -> Result<TaskState, String> {
     text.parse::<TaskState>().map_err(|e| {
@@ -413,6 +442,18 @@ pub enum StepAction {
         #[command(flatten)]
         client: ClientArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkerCommand {
+    /// List the live workers: their namespaces, handlers, concurrency, node
+    /// and when they were last heard from.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    #[command(flatten)]
+    Run(WorkerAction),
 }
 
 #[derive(Debug, Subcommand)]
@@ -481,6 +522,32 @@ mod tests {
         let err = Cli::try_parse_from(["tasker", "task", "list", "--state", "done"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
         assert!(err.to_string().contains("running"));
+    }
+
+    #[test]
+    fn tasks_are_named_by_text_and_worker_list_sits_beside_example() {
+        let cli = Cli::try_parse_from(["tasker", "task", "history", "0193a1"]).unwrap();
+        let Command::Task {
+            action: TaskAction::History { id, .. },
+        } = cli.command
+        else {
+            panic!("task history")
+        };
+        assert_eq!(id, "0193a1");
+        let cli = Cli::try_parse_from(["tasker", "worker", "list", "-o", "json"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Worker {
+                action: WorkerCommand::List { .. }
+            }
+        ));
+        let cli = Cli::try_parse_from(["tasker", "worker", "example"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Worker {
+                action: WorkerCommand::Run(WorkerAction::Example { .. })
+            }
+        ));
     }
 
     #[test]

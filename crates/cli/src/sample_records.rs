@@ -3,6 +3,7 @@
 
 use chrono::TimeZone as _;
 use tasker_model::{Step, StepState, Task, TaskState, Timestamp};
+use tasker_store::Worker;
 use uuid::Uuid;
 
 /// `seconds` after 2023-11-14 22:13:20Z.
@@ -48,5 +49,19 @@ pub fn step(n: u128, state: StepState, attempt: u32) -> Step {
         error: None,
         started_at: None,
         finished_at: None,
+    }
+}
+
+/// A live worker polling `namespaces` with `handlers`, last seen at [`at`]`(0)`.
+pub fn worker(id: &str, namespaces: &[&str], handlers: &[&str]) -> Worker {
+    Worker {
+        worker_id: id.into(),
+        namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
+        handlers: handlers.iter().map(|h| h.to_string()).collect(),
+        concurrency: 4,
+        version: None,
+        node_id: Some("node-1".into()),
+        registered_at: at(0),
+        last_seen_at: at(0),
     }
 }

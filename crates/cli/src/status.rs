@@ -90,7 +90,7 @@ pub fn status_of(error: &anyhow::Error) -> Status {
 fn client_status(error: &tasker_client::Error) -> Status {
     use tasker_client::Error;
     match error {
-        Error::InvalidUrl { .. } => Status::Usage,
+        Error::InvalidUrl { .. } | Error::InvalidCertificate { .. } => Status::Usage,
         e if e.is_unavailable() => Status::Unreachable,
         Error::Api { status, .. } => match status {
             404 => Status::NotFound,
@@ -117,9 +117,24 @@ pub fn describe(error: &anyhow::Error) -> String {
     let client = error
         .chain()
         .find_map(|c| c.downcast_ref::<tasker_client::Error>());
+    if let Some(tasker_client::Error::Transport { message, .. }) = client
+        && message.to_lowercase().contains("certificate")
+    {
+        return format!(
+            "{}\n  the server's certificate is not trusted: name the CA that signed it \
+             with --ca-cert or TASKER_CA_CERT.",
+            parts.join(": ")
+        );
+    }
     if let Some(tasker_client::Error::Transport { .. }) = client {
         return format!(
             "{}\n  is the server running? Name it with --server or TASKER_SERVER.",
+            parts.join(": ")
+        );
+    }
+    if let Some(tasker_client::Error::Api { status: 401, .. }) = client {
+        return format!(
+            "{}\n  the server wants a token: pass it with --token or TASKER_TOKEN.",
             parts.join(": ")
         );
     }
@@ -180,6 +195,23 @@ mod tests {
         let error = Failure::usage("bad JSON").context("--context");
         assert_eq!(status_of(&error), Status::Usage);
         assert_eq!(status_of(&anyhow::anyhow!("other")), Status::Failed);
+    }
+
+    #[test]
+    fn a_missing_token_is_named_once_with_the_flag_that_sends_it() {
+        let error: anyhow::Error = tasker_client::Error::Api {
+            status: 401,
+            code: "unauthorized".into(),
+            message: "send Authorization: Bearer <token>".into(),
+            details: serde_json::Value::Null,
+        }
+        .into();
+        assert_eq!(
+            describe(&error.context("the server refused to register this worker")),
+            "the server refused to register this worker: unauthorized (HTTP 401): \
+             send Authorization: Bearer <token>\n  \
+             the server wants a token: pass it with --token or TASKER_TOKEN."
+        );
     }
 
     #[test]

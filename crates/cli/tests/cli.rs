@@ -495,3 +495,457 @@ async fn a_server_on_a_fresh_database_serves_the_commands_and_stops_on_sigterm()
     );
     drop(db);
 }
+
+/// Starts `tasker server` on `db` with the test token; returns it and the
+/// address it printed.
+fn start_server(db: &tasker_testkit::TestDatabase, dir: &Path) -> (Background, String) {
+    let mut server = Background::start(
+        "server",
+        tasker()
+            .args([
+                "server",
+                "--listen",
+                "127.0.0.1:0",
+                "--database-url",
+                &db.url,
+            ])
+            .env("TASKER_AUTH_ADMIN_TOKENS", TOKEN)
+            .env("TASKER_ENGINE_POLL_RECHECK_INTERVAL", "200ms"),
+        dir,
+    );
+    let line = server.wait_for_line("listening on http://", Duration::from_secs(60));
+    let address = line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .expect("address")
+        .to_owned();
+    (server, address)
+}
+
+/// Runs `args` against `server` until `done` holds for its JSON output.
+fn wait_for_json(
+    server: &str,
+    args: &[&str],
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + COMMAND_PATIENCE;
+    loop {
+        let value = run(client(server).args(args)).ok().json();
+        if done(&value) {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}: last seen {value}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The `HH:MM:SS` (UTC) of an RFC 3339 time in the API's JSON.
+fn clock_of(at: &serde_json::Value) -> String {
+    let at: chrono::DateTime<chrono::Utc> = at.as_str().expect("a time").parse().expect("RFC 3339");
+    at.format("%H:%M:%S").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_task_commands_show_what_happened_and_who_would_run_it() {
+    let db = tasker_testkit::TestDatabase::create()
+        .await
+        .expect("test database (set TASKER_TEST_DATABASE_URL)");
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, address) = start_server(&db, dir.path());
+    let server_url = address.as_str();
+    // The example worker polls both namespaces.
+    for namespace in ["examples", "orders"] {
+        run(client(server_url).args(["namespace", "create", namespace])).ok();
+    }
+
+    // Templates: a shipped one, one whose step retries after an hour, one
+    // whose handler no worker has.
+    let flaky = dir.path().join("flaky.yaml");
+    std::fs::write(
+        &flaky,
+        "namespace: examples\nname: flaky\nversion: \"1\"\nsteps:\n  \
+         - name: flaky\n    handler: examples.diamond.start\n    \
+         retry: { max_attempts: 3, backoff: { initial: 1h, max: 2h, multiplier: 2, jitter: 0 } }\n",
+    )
+    .unwrap();
+    let orphan = dir.path().join("orphan.yaml");
+    std::fs::write(
+        &orphan,
+        "namespace: examples\nname: orphan\nversion: \"1\"\nsteps:\n  \
+         - { name: lonely, handler: no.such.handler }\n",
+    )
+    .unwrap();
+    let ran = run(client(server_url)
+        .args(["template", "register"])
+        .arg(templates_dir().join("diamond.yaml"))
+        .arg(&flaky))
+    .ok();
+    assert!(
+        ran.stderr
+            .contains("warning: no live worker serves namespace \"examples\""),
+        "nobody serves the namespace yet: {ran:?}"
+    );
+
+    // Tasks named by a prefix of their id, or `last`.
+    let created =
+        run(client(server_url).args(["task", "create", "examples/diamond", "-o", "json"])).ok();
+    assert!(
+        created
+            .stderr
+            .contains("warning: no live worker serves namespace \"examples\""),
+        "{created:?}"
+    );
+    let first = created.json()["id"].as_str().unwrap().to_owned();
+    let second = run(client(server_url).args(["task", "create", "examples/diamond", "-o", "json"]))
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let got = run(client(server_url).args(["task", "get", &first[..23], "-o", "json"]))
+        .ok()
+        .json();
+    assert_eq!(got["id"], first.as_str());
+    let got = run(client(server_url).args(["task", "get", "last", "-o", "json"]))
+        .ok()
+        .json();
+    assert_eq!(got["id"], second.as_str(), "the most recently created");
+    let common: String = first
+        .chars()
+        .zip(second.chars())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a)
+        .collect();
+    if common.chars().filter(|c| *c != '-').count() >= 4 {
+        let ran = run(client(server_url).args(["task", "get", &common]));
+        assert_eq!(ran.code, Some(2), "ambiguous: {ran:?}");
+        assert!(ran.stderr.contains("is ambiguous"), "{ran:?}");
+        assert!(
+            ran.stderr.contains(&first) && ran.stderr.contains(&second),
+            "lists the candidates: {ran:?}"
+        );
+    }
+    let ran = run(client(server_url).args(["task", "get", &first[..3]]));
+    assert_eq!(ran.code, Some(2), "{ran:?}");
+    assert!(ran.stderr.contains("at least 4 hex digits"), "{ran:?}");
+    let ran = run(client(server_url).args(["task", "watch", "ffffffff"]));
+    assert_eq!(ran.code, Some(4), "{ran:?}");
+    assert!(
+        ran.stderr.contains("no task id starts with \"ffffffff\""),
+        "{ran:?}"
+    );
+
+    // A ready step that nobody will take says so.
+    let ran = run(client(server_url).args(["task", "get", &first[..8]]));
+    if common.len() < 8 {
+        let shown = ran.ok().stdout;
+        assert!(
+            shown.contains("ready — no live worker serves namespace \"examples\""),
+            "{shown}"
+        );
+    }
+    let steps = run(client(server_url).args(["task", "steps", &first, "-o", "json"]))
+        .ok()
+        .json();
+    assert_eq!(steps["steps"].as_array().map(Vec::len), Some(4), "{steps}");
+    let shown = run(client(server_url).args(["task", "steps", &first]))
+        .ok()
+        .stdout;
+    assert!(
+        shown.contains("ready — no live worker serves namespace \"examples\""),
+        "{shown}"
+    );
+
+    // watch warns as it starts, and its line for the waiting step says why.
+    let mut watching = Background::start(
+        "watch",
+        client(server_url).args(["task", "watch", &first]),
+        dir.path(),
+    );
+    let line = watching.wait_for_line("step start ready", COMMAND_PATIENCE);
+    assert!(
+        line.ends_with("step start ready — no live worker serves namespace \"examples\""),
+        "{line}"
+    );
+    assert!(
+        watching
+            .logs()
+            .contains("warning: no live worker serves namespace \"examples\""),
+        "{}",
+        watching.logs()
+    );
+    drop(watching);
+
+    // The history, and watch lines stamped with the times it records: the
+    // history is moved an hour back, so the time of looking differs.
+    run(client(server_url).args(["task", "cancel", &first, "--reason", "testing"])).ok();
+    // The history is append-only (a trigger refuses updates); only a test,
+    // as the superuser, sets triggers aside to rewrite it.
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL session_replication_role = replica")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE tasker.transitions SET at = at - interval '1 hour' WHERE task_id = $1::uuid",
+    )
+    .bind(&first)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    pool.close().await;
+    let history = run(client(server_url).args(["task", "history", &first, "-o", "json"]))
+        .ok()
+        .json();
+    let transitions = history["transitions"].as_array().unwrap().clone();
+    assert_eq!(transitions[0]["step_id"], serde_json::Value::Null);
+    assert_eq!(transitions[0]["to_state"], "running");
+    let table = run(client(server_url).args(["task", "history", &first]))
+        .ok()
+        .stdout;
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "TIME", "STEP", "FROM", "→", "TO", "ATTEMPT", "WORKER", "NODE", "REASON"
+        ],
+        "{table}"
+    );
+    assert_eq!(table.lines().count(), transitions.len() + 1, "{table}");
+    assert!(table.contains("running → cancelled"), "{table}");
+    assert!(table.contains("pending → ready"), "{table}");
+
+    let watched = run(client(server_url).args(["task", "watch", &first]));
+    assert_eq!(watched.code, Some(1), "cancelled: {watched:?}");
+    let lines: Vec<&str> = watched.stdout.lines().collect();
+    assert_eq!(
+        lines.len(),
+        transitions.len(),
+        "a line per transition: {watched:?}"
+    );
+    let times: Vec<String> = transitions.iter().map(|t| clock_of(&t["at"])).collect();
+    for line in &lines {
+        assert!(
+            times.iter().any(|t| line.starts_with(&format!("{t} "))),
+            "{line:?} is stamped with a recorded time ({times:?})"
+        );
+    }
+    let cancelled = transitions
+        .iter()
+        .find(|t| t["step_id"].is_null() && t["to_state"] == "cancelled")
+        .expect("the task's cancellation");
+    assert_eq!(
+        lines.last().copied(),
+        Some(
+            format!(
+                "{} task {first} cancelled: testing",
+                clock_of(&cancelled["at"])
+            )
+            .as_str()
+        ),
+        "the task's end comes last: {watched:?}"
+    );
+
+    // Workers: none yet, then the example worker.
+    let ran = run(client(server_url).args(["worker", "list"])).ok();
+    assert!(ran.stderr.contains("no live workers"), "{ran:?}");
+    let mut worker = Background::start(
+        "worker",
+        client(server_url).args([
+            "worker",
+            "example",
+            "--concurrency",
+            "2",
+            "--worker-id",
+            "w-test",
+        ]),
+        dir.path(),
+    );
+    let workers = wait_for_json(
+        server_url,
+        &["worker", "list", "-o", "json"],
+        "the worker registers",
+        |w| w.as_array().is_some_and(|a| !a.is_empty()),
+    );
+    assert_eq!(workers[0]["worker_id"], "w-test");
+    let table = run(client(server_url).args(["worker", "list"])).ok().stdout;
+    let lines: Vec<&str> = table.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "WORKER",
+            "NAMESPACES",
+            "HANDLERS",
+            "CONCURRENCY",
+            "NODE",
+            "LAST",
+            "SEEN"
+        ],
+        "{table}"
+    );
+    let handlers = workers[0]["handlers"].as_array().unwrap();
+    assert!(
+        handlers.iter().any(|h| h == "examples.diamond.start"),
+        "{workers}"
+    );
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    let count = handlers.len().to_string();
+    assert_eq!(
+        row[..5],
+        ["w-test", "examples,orders", count.as_str(), "handlers", "2"],
+        "{table}"
+    );
+    assert!(lines[1].ends_with(" ago"), "{table}");
+
+    // A handler that no live worker declares.
+    let ran = run(client(server_url)
+        .args(["template", "register"])
+        .arg(&orphan))
+    .ok();
+    assert!(
+        ran.stderr
+            .contains("no live worker declares handler \"no.such.handler\""),
+        "{ran:?}"
+    );
+    let ran = run(client(server_url).args(["task", "create", "examples/orphan"])).ok();
+    assert!(
+        ran.stderr
+            .contains("no live worker declares handler \"no.such.handler\""),
+        "{ran:?}"
+    );
+    // (The worker polls the namespace, so it takes the step anyway and
+    // fails it as handler_not_found; the warning said why in advance.)
+    let ran = run(client(server_url).args(["task", "create", "examples/diamond"])).ok();
+    assert!(
+        !ran.stderr.contains("warning"),
+        "the worker serves it: {ran:?}"
+    );
+
+    // create --watch: JSON events, the finished task last and only once.
+    let watched = run(client(server_url).args([
+        "task",
+        "create",
+        "examples/diamond",
+        "--watch",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(
+        watched.code,
+        Some(0),
+        "{watched:?}\nworker:\n{}",
+        worker.logs()
+    );
+    let events: Vec<serde_json::Value> = watched
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let (last, steps) = events.split_last().unwrap();
+    assert_eq!(last["event"], "task", "{watched:?}");
+    assert_eq!(last["task"]["state"], "complete");
+    assert!(
+        steps.iter().all(|e| e["event"] == "step"),
+        "the task only last: {watched:?}"
+    );
+    for name in ["start", "branch_b", "branch_c", "end"] {
+        assert!(
+            steps.iter().any(|e| e["step"]["name"] == name
+                && e["step"]["state"] == "complete"
+                && e["at"].is_string()),
+            "{name} completes, with its time: {watched:?}"
+        );
+    }
+    let done = last["task"]["id"].as_str().unwrap();
+    let shown = run(client(server_url).args(["task", "get", done]))
+        .ok()
+        .stdout;
+    assert!(shown.contains("RESULT"), "{shown}");
+    assert!(shown.contains("{\"value\":"), "results are shown: {shown}");
+
+    // create --watch in text; a failed step leaves its dependents blocked.
+    let watched = run(client(server_url).args([
+        "task",
+        "create",
+        "examples/diamond",
+        "--context",
+        r#"{"fail_permanently": "start"}"#,
+        "--watch",
+    ]));
+    assert_eq!(watched.code, Some(1), "a failed task: {watched:?}");
+    assert!(watched.stdout.starts_with("created task "), "{watched:?}");
+    assert!(
+        watched.stdout.contains(
+            "step start failed (attempt 1/3): injected_failure: context.fail_permanently"
+        ),
+        "{watched:?}"
+    );
+    assert!(
+        watched
+            .stdout
+            .contains("step end blocked — \"start\" failed"),
+        "{watched:?}"
+    );
+    assert!(
+        watched
+            .stdout
+            .lines()
+            .last()
+            .unwrap()
+            .ends_with(" failed: step(s) failed: start"),
+        "{watched:?}"
+    );
+    let shown = run(client(server_url).args(["task", "get", "last"]))
+        .ok()
+        .stdout;
+    assert!(shown.contains("blocked — \"start\" failed"), "{shown}");
+    assert!(
+        shown.contains("injected_failure: context.fail_permanently"),
+        "{shown}"
+    );
+
+    // A retrying step says when it runs next.
+    let flaky_task = run(client(server_url).args([
+        "task",
+        "create",
+        "examples/flaky",
+        "--context",
+        r#"{"fail_times": {"flaky": 1}}"#,
+        "-o",
+        "json",
+    ]))
+    .ok()
+    .json();
+    let flaky_id = flaky_task["id"].as_str().unwrap();
+    wait_for_json(
+        server_url,
+        &["task", "get", flaky_id, "-o", "json"],
+        "the step retries",
+        |t| t["steps"][0]["state"] == "retrying",
+    );
+    let shown = run(client(server_url).args(["task", "get", flaky_id]))
+        .ok()
+        .stdout;
+    assert!(shown.contains("retrying — next attempt in "), "{shown}");
+    let row = shown.lines().find(|l| l.starts_with("flaky")).unwrap();
+    assert!(row.contains("(at "), "{row}");
+    run(client(server_url).args(["task", "cancel", flaky_id])).ok();
+
+    assert_eq!(
+        worker.terminate(Duration::from_secs(20)).code(),
+        Some(0),
+        "{}",
+        worker.logs()
+    );
+    assert_eq!(
+        server.terminate(Duration::from_secs(10)).code(),
+        Some(0),
+        "{}",
+        server.logs()
+    );
+    drop(db);
+}

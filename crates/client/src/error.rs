@@ -35,15 +35,22 @@ pub enum Error {
     #[error("request to {url} failed: {message}")]
     Transport {
         url: String,
+        /// The transport error and its causes, in one line.
         message: String,
         timed_out: bool,
-        #[source]
-        source: reqwest::Error,
+        /// The transport error itself. Not the error's `source()`: `message`
+        /// already carries its text, and a report of the whole chain would
+        /// say it twice.
+        cause: reqwest::Error,
     },
     /// The server answered successfully but the body was not what the
     /// contract promises.
     #[error("unexpected response from {url}: {message}")]
     Decode { url: String, message: String },
+    /// A CA certificate given to [`crate::Client::with_root_certificate`]
+    /// cannot be used.
+    #[error("invalid CA certificate: {message}")]
+    InvalidCertificate { message: String },
     /// The base URL given to [`crate::Client::new`] cannot be used.
     #[error("invalid server URL \"{url}\": {message}")]
     InvalidUrl { url: String, message: String },
@@ -98,7 +105,7 @@ impl Error {
             url: url.to_string(),
             message: error_chain(&source),
             timed_out: source.is_timeout(),
-            source,
+            cause: source,
         }
     }
 
@@ -200,6 +207,36 @@ mod tests {
         let empty = Error::from_response(500, b"");
         assert_eq!(empty.code(), Some("http_500"));
         assert!(!empty.is_unavailable());
+    }
+
+    /// Each cause once, whether the error is shown alone or with its chain.
+    fn chain_text(error: &dyn std::error::Error) -> String {
+        let mut text = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+
+    #[tokio::test]
+    async fn a_transport_error_says_its_cause_once() {
+        // A server that hangs up on every connection without answering.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                drop(socket);
+            }
+        });
+        let client = crate::Client::new(&format!("http://{address}"), None).unwrap();
+        let error = client.health().await.unwrap_err();
+        assert!(error.is_transport(), "{error:?}");
+        let text = chain_text(&error);
+        assert_eq!(text, error.to_string(), "no cause repeated: {text}");
+        assert_eq!(text.matches("error sending request").count(), 1, "{text}");
     }
 
     #[test]

@@ -21,8 +21,10 @@
 //! # }
 //! ```
 //!
-//! Plain HTTP only for now: the `reqwest` build carries no TLS stack. Put a
-//! TLS-terminating proxy in front of the server when traffic leaves the host.
+//! `http://` and `https://` (TLS through rustls, no OpenSSL): a server
+//! certificate is trusted when it chains to the system's roots or the
+//! bundled web roots, or to a CA added with [`Client::with_root_certificate`]
+//! (a private CA of a TLS-terminating load balancer).
 
 mod error;
 mod namespaces;
@@ -64,6 +66,8 @@ pub const POLL_TIMEOUT_MARGIN: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
+    /// Extra trusted CAs, kept to build `http` again when one is added.
+    extra_roots: Vec<reqwest::Certificate>,
     base: Url,
     token: Option<String>,
     request_timeout: Duration,
@@ -80,38 +84,48 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// A client for the server at `base_url` (e.g. `http://127.0.0.1:8080`;
-    /// a path prefix such as `http://proxy/tasker/` is kept). `token` is sent
-    /// as `Authorization: Bearer <token>`; `None` for a server with auth off.
+    /// a path prefix such as `http://proxy/tasker/` is kept; without a
+    /// scheme, `127.0.0.1:8080` or `tasker.internal`, `http://` is meant).
+    /// `token` is sent as `Authorization: Bearer <token>`; `None` for a
+    /// server with auth off.
     pub fn new(base_url: &str, token: Option<String>) -> Result<Self> {
         let invalid = |message: &str| Error::InvalidUrl {
             url: base_url.to_owned(),
             message: message.to_owned(),
         };
-        let mut base = Url::parse(base_url).map_err(|e| invalid(&e.to_string()))?;
+        let mut base =
+            Url::parse(&with_scheme(base_url.trim())).map_err(|e| invalid(&e.to_string()))?;
         if base.scheme() != "http" && base.scheme() != "https" {
             return Err(invalid("use an http:// or https:// URL"));
-        }
-        if base.scheme() == "https" {
-            return Err(invalid(
-                "this build speaks plain HTTP only; use http:// (behind a TLS-terminating proxy if needed)",
-            ));
         }
         if base.cannot_be_a_base() {
             return Err(invalid("the URL cannot carry a path"));
         }
         base.set_query(None);
         base.set_fragment(None);
-        let http = reqwest::Client::builder()
-            .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
-            .user_agent(concat!("tasker-client/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| invalid(&e.to_string()))?;
+        let http = http_client(&[]).map_err(|e| invalid(&e.to_string()))?;
         Ok(Self {
             http,
+            extra_roots: Vec::new(),
             base,
             token: token.filter(|t| !t.is_empty()),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
         })
+    }
+
+    /// Also trusts the CA certificates in `pem` (one or more PEM blocks) for
+    /// `https://` servers, besides the system's and the bundled web roots:
+    /// for a server or load balancer whose certificate a private CA signed.
+    pub fn with_root_certificate(mut self, pem: &[u8]) -> Result<Self> {
+        let invalid = |message: String| Error::InvalidCertificate { message };
+        let certificates =
+            reqwest::Certificate::from_pem_bundle(pem).map_err(|e| invalid(e.to_string()))?;
+        if certificates.is_empty() {
+            return Err(invalid("no PEM certificate found".into()));
+        }
+        self.extra_roots.extend(certificates);
+        self.http = http_client(&self.extra_roots).map_err(|e| invalid(e.to_string()))?;
+        Ok(self)
     }
 
     /// Replaces the per-call timeout (long-polls excepted: they always get
@@ -173,6 +187,44 @@ impl Client {
             return Err(Error::from_response(status, &body));
         }
         Ok((status, decode(url, &body)?))
+    }
+}
+
+/// The HTTP client every call goes through, trusting `extra_roots` too.
+fn http_client(extra_roots: &[reqwest::Certificate]) -> reqwest::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
+        .user_agent(concat!("tasker-client/", env!("CARGO_PKG_VERSION")));
+    for root in extra_roots {
+        builder = builder.add_root_certificate(root.clone());
+    }
+    builder.build()
+}
+
+/// `host[:port][/path]` without a scheme as `http://…`; anything else as
+/// given (a URL with a scheme, or text that is no address and fails later).
+fn with_scheme(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains("://") {
+        return text.into();
+    }
+    let authority = text.split('/').next().unwrap_or_default();
+    let (host, port) = match authority.rsplit_once(':') {
+        // An IPv6 address without a port: `[::1]`.
+        Some((_, rest)) if authority.ends_with(']') && !rest.is_empty() => (authority, None),
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let host_ok = !host.is_empty()
+        && (host.starts_with('[') && host.ends_with(']')
+            || host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'));
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if host_ok && port_ok {
+        format!("http://{text}").into()
+    } else {
+        text.into()
     }
 }
 

@@ -26,11 +26,23 @@ impl Client {
     }
 
     /// One page of tasks; pass the page's `next_cursor` back as
-    /// `filter.cursor` for the next.
+    /// `filter.cursor` for the next. `filter.id_prefix` finds tasks by the
+    /// first digits of their id (see [`Client::task_find`]).
     pub async fn task_list(&self, filter: &TaskFilter) -> Result<TaskPage> {
         let url = self.url(&["v1", "tasks"]);
         let builder = self.request(Method::GET, &url).query(filter);
         Ok(self.call(&url, builder).await?.1)
+    }
+
+    /// Up to `max` tasks whose id starts with the hex digits of `prefix`
+    /// (dashes ignored), newest first: one lookup by a range of ids.
+    pub async fn task_find(&self, prefix: &str, max: u32) -> Result<Vec<Task>> {
+        let filter = TaskFilter {
+            id_prefix: Some(prefix.to_owned()),
+            limit: Some(max),
+            ..TaskFilter::default()
+        };
+        Ok(self.task_list(&filter).await?.tasks)
     }
 
     /// Cancels a running task; `reason` is recorded in its history.
@@ -65,6 +77,13 @@ impl Client {
         let builder = self.request(Method::GET, &url);
         let (_, reply): (_, Reply) = self.call(&url, builder).await?;
         Ok(reply.transitions)
+    }
+
+    /// One step by id (404 `not_found` when there is none).
+    pub async fn step_get(&self, step_id: Uuid) -> Result<Step> {
+        let url = self.url(&["v1", "steps", &step_id.to_string()]);
+        let builder = self.request(Method::GET, &url);
+        Ok(self.call(&url, builder).await?.1)
     }
 
     /// Runs a failed step again with a fresh attempt budget.

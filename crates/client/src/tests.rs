@@ -241,6 +241,17 @@ async fn task_list_sends_only_the_filters_that_are_set() {
 }
 
 #[tokio::test]
+async fn task_find_asks_for_an_id_prefix() {
+    let (base, seen) = serve(|_| reply(200, json!({"tasks": [], "next_cursor": null}))).await;
+    let client = Client::new(&base, None).unwrap();
+    let found = client.task_find("0193a1", 11).await.unwrap();
+    assert!(found.is_empty());
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0].path, "/v1/tasks");
+    assert_eq!(seen[0].query.as_deref(), Some("limit=11&id_prefix=0193a1"));
+}
+
+#[tokio::test]
 async fn worker_plane_bodies_carry_the_lease() {
     let (base, seen) = serve(|seen| match seen.path.rsplit('/').next().unwrap() {
         "heartbeat" => reply(
@@ -469,11 +480,40 @@ async fn paths_keep_the_base_prefix_and_encode_segments() {
 
 #[test]
 fn rejects_unusable_base_urls() {
-    for url in ["not a url", "ftp://host", "https://host", "mailto:a@b"] {
+    for url in ["not a url", "ftp://host", "mailto:a@b"] {
         let error = Client::new(url, None).unwrap_err();
         assert!(
             matches!(error, Error::InvalidUrl { .. }),
             "{url}: {error:?}"
         );
     }
+}
+
+#[test]
+fn a_server_without_a_scheme_is_http() {
+    for (given, expected) in [
+        ("127.0.0.1:8080", "http://127.0.0.1:8080/"),
+        ("localhost:8080", "http://localhost:8080/"),
+        ("tasker.internal", "http://tasker.internal/"),
+        (
+            "tasker.internal:80/prefix/",
+            "http://tasker.internal/prefix/",
+        ),
+        ("[::1]:8080", "http://[::1]:8080/"),
+        (" 127.0.0.1:8080 ", "http://127.0.0.1:8080/"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080/"),
+    ] {
+        let client = Client::new(given, None).unwrap_or_else(|e| panic!("{given}: {e}"));
+        assert_eq!(client.base_url().as_str(), expected, "{given}");
+    }
+}
+
+#[tokio::test]
+async fn a_server_without_a_scheme_is_reached_over_http() {
+    let (base, seen) = serve(|_| reply(200, json!({"status": "ok", "database": true}))).await;
+    let bare = base.trim_start_matches("http://");
+    assert_ne!(bare, base);
+    let client = Client::new(bare, None).unwrap();
+    client.health().await.unwrap();
+    assert_eq!(seen.lock().unwrap()[0].path, "/health");
 }

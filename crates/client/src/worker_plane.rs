@@ -207,8 +207,9 @@ impl Client {
     /// Steps are leased only when the result was `Applied`; a `Duplicate`
     /// (a re-send) gets none. A reply lost in transit may have carried
     /// leased steps: they come back to some worker when their leases expire.
-    /// A 404 `not_found` (an unknown namespace, or none named and the worker
-    /// not registered) or 400 `invalid` (bad worker id) recorded nothing.
+    /// A 404 `namespace_not_found` (an unknown namespace) or
+    /// `worker_not_registered` (none named and the worker not registered) or
+    /// 400 `invalid` (bad worker id) recorded nothing.
     pub async fn step_complete_and_claim(
         &self,
         lease: &Lease,

@@ -435,7 +435,15 @@ fn release(store: Arc<dyn Store>, steps: Vec<ClaimedStep>) {
 fn shared(error: &tasker_store::Error) -> tasker_store::Error {
     use tasker_store::Error;
     match error {
-        Error::NotFound { what } => Error::NotFound { what: what.clone() },
+        Error::NotFound {
+            what,
+            hint,
+            did_you_mean,
+        } => Error::NotFound {
+            what: what.clone(),
+            hint: hint.clone(),
+            did_you_mean: did_you_mean.clone(),
+        },
         Error::Invalid { field, message } => Error::Invalid {
             field: field.clone(),
             message: message.clone(),

@@ -22,6 +22,21 @@ pub enum Error {
     },
     #[error("invalid {field}: {message}")]
     Invalid { field: String, message: String },
+    /// An idempotency key reused for a different task.
+    #[error(
+        "idempotency key {key:?} already names task {task_id} {differs}; use a new key for a new task"
+    )]
+    IdempotencyConflict {
+        key: String,
+        task_id: uuid::Uuid,
+        /// What differs, e.g. "of template default/linear@1".
+        differs: String,
+    },
+    /// A poll named a namespace that does not exist.
+    #[error(
+        "namespace {namespace:?} does not exist: create it (POST /v1/namespaces), then register its templates"
+    )]
+    NamespaceNotFound { namespace: String },
 }
 
 impl Error {
@@ -34,6 +49,8 @@ impl Error {
             Error::ContextInvalid { .. } => "context_invalid",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::Invalid { .. } => "invalid",
+            Error::IdempotencyConflict { .. } => "idempotency_conflict",
+            Error::NamespaceNotFound { .. } => "namespace_not_found",
         }
     }
 }

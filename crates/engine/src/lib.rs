@@ -1,7 +1,8 @@
 //! The engine: everything a server node does with tasks and steps, over any
 //! [`Store`]. It checks input (template validity, context against the
-//! template's JSON Schema, payload sizes) before anything is written, so bad
-//! input never leaves partial state behind; the store then performs each
+//! template's JSON Schema, payload sizes, text the database cannot store)
+//! before anything is written, so bad input never leaves partial state
+//! behind and never fails in the database; the store then performs each
 //! operation in one transaction.
 //!
 //! The engine holds no state needed for correctness: two engines on two
@@ -10,6 +11,8 @@
 mod config;
 mod dispatcher;
 mod error;
+mod near_names;
+pub mod nul_check;
 mod ready_waiters;
 mod schema_cache;
 mod seen_workers;
@@ -57,13 +60,11 @@ pub fn template_from_yaml(yaml: &str) -> Result<Template, tasker_model::template
 /// Every issue with a template, its context schema included.
 pub fn check_template(template: Template) -> Result<Template, tasker_model::template::Error> {
     let mut issues = template.validate();
+    // A schema of the wrong shape already has its issue from `validate`.
     if let Some(schema) = &template.context_schema
-        && let Err(message) = schema_cache::compile(schema)
+        && (schema.is_object() || schema.is_boolean())
     {
-        issues.push(tasker_model::template::Issue {
-            path: "context_schema".into(),
-            message,
-        });
+        issues.extend(schema_cache::schema_issues("context_schema", schema));
     }
     if issues.is_empty() {
         Ok(template)
@@ -84,6 +85,8 @@ pub struct Engine {
     waiters: Arc<ReadyWaiters>,
     seen: Arc<SeenWorkers>,
     directory: Arc<WorkerDirectory>,
+    /// Namespaces known to exist (they are never deleted).
+    namespaces: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     shutting_down: Arc<AtomicBool>,
 }
 
@@ -104,6 +107,7 @@ impl Engine {
             dispatchers,
             seen: Arc::new(SeenWorkers::new(seen_interval(config.worker_liveness))),
             directory: Arc::new(WorkerDirectory::new(config.worker_liveness)),
+            namespaces: Arc::default(),
             schemas: Arc::default(),
             shutting_down: Arc::default(),
             config,
@@ -143,6 +147,7 @@ impl Engine {
     }
 
     pub async fn namespace_create(&self, name: &str) -> Result<(Namespace, bool)> {
+        nul_check::check_text("name", name)?;
         Ok(self.store.namespace_create(name).await?)
     }
 
@@ -167,6 +172,11 @@ impl Engine {
     /// included.
     pub async fn template_register(&self, template: Template) -> Result<(TemplateRecord, bool)> {
         let template = check_template(template)?;
+        // Every string of a template is stored; the JSON form names where a
+        // NUL is with the paths the template format uses.
+        if let Ok(form) = serde_json::to_value(&template) {
+            nul_check::check_json(&form, "")?;
+        }
         Ok(self.store.template_register(&template).await?)
     }
 
@@ -175,13 +185,48 @@ impl Engine {
         Ok(template_from_yaml(yaml)?)
     }
 
+    /// One version of a template, or without `version` the newest (see
+    /// [`tasker_model::template::VersionRank`]). Not found says what does
+    /// exist: near names, or the registered versions.
     pub async fn template_get(
         &self,
         namespace: &str,
         name: &str,
         version: Option<&str>,
     ) -> Result<TemplateRecord> {
-        Ok(self.store.template_get(namespace, name, version).await?)
+        match self.store.template_get(namespace, name, version).await {
+            Err(tasker_store::Error::NotFound { what, .. }) => {
+                Err(self.template_not_found(what, namespace, name).await?.into())
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// The not-found error for `namespace/name`, with what the catalog has
+    /// near it. Only on the error path: it reads every template.
+    async fn template_not_found(
+        &self,
+        what: String,
+        namespace: &str,
+        name: &str,
+    ) -> Result<tasker_store::Error> {
+        let templates = self.store.template_list(None).await?;
+        let versions: Vec<&str> = templates
+            .iter()
+            .filter(|t| t.namespace == namespace && t.name == name)
+            .map(|t| t.version.as_str())
+            .collect();
+        let hint = (!versions.is_empty()).then(|| {
+            format!(
+                "registered versions: {} (leave the version out for the newest)",
+                versions.join(", ")
+            )
+        });
+        Ok(tasker_store::Error::NotFound {
+            what,
+            hint,
+            did_you_mean: near_names::near_templates(&templates, namespace, name),
+        })
     }
 
     pub async fn template_list(&self, namespace: Option<&str>) -> Result<Vec<TemplateRecord>> {
@@ -189,23 +234,45 @@ impl Engine {
     }
 
     /// Creates a task after checking its context; returns `created` false
-    /// when the idempotency key named an existing task.
-    pub async fn task_create(&self, new: NewTask) -> Result<(Task, bool)> {
-        self.check_size("context", &new.context)?;
-        if let Some(key) = &new.idempotency_key
-            && (key.is_empty() || key.len() > 255)
-        {
+    /// when the idempotency key named an existing task of the same template
+    /// and context (see [`Error::IdempotencyConflict`] for the rule).
+    pub async fn task_create(&self, mut new: NewTask) -> Result<(Task, bool)> {
+        // No context (or `null`) is the empty object.
+        if new.context.is_null() {
+            new.context = serde_json::Value::Object(serde_json::Map::new());
+        }
+        nul_check::check_text("namespace", &new.namespace)?;
+        nul_check::check_text("template", &new.template)?;
+        if let Some(version) = &new.version {
+            nul_check::check_text("version", version)?;
+        }
+        if !new.context.is_object() {
             return Err(Error::Invalid {
-                field: "idempotency_key".into(),
-                message: "must be 1-255 characters".into(),
+                field: "context".into(),
+                message: "must be a JSON object, e.g. {\"order_id\": 42}".into(),
             });
         }
+        nul_check::check_json(&new.context, "context")?;
+        self.check_size("context", &new.context)?;
+        if let Some(key) = &new.idempotency_key {
+            if key.is_empty() || key.len() > 255 {
+                return Err(Error::Invalid {
+                    field: "idempotency_key".into(),
+                    message: "must be 1-255 characters".into(),
+                });
+            }
+            nul_check::check_text("idempotency_key", key)?;
+        }
+        for (i, tag) in new.tags.iter().enumerate() {
+            nul_check::check_text(&format!("tags[{i}]"), tag)?;
+        }
         let template = self
-            .store
             .template_get(&new.namespace, &new.template, new.version.as_deref())
             .await?;
         self.schemas.check(&template, &new.context)?;
-        Ok(self
+        let asked_version = new.version.is_some();
+        let context = new.context.clone();
+        let (task, created) = self
             .store
             .task_create(TaskCreate {
                 template_id: template.id,
@@ -213,7 +280,11 @@ impl Engine {
                 idempotency_key: new.idempotency_key,
                 tags: new.tags,
             })
-            .await?)
+            .await?;
+        if !created {
+            idempotent_match(&task, &template, asked_version, &context)?;
+        }
+        Ok((task, created))
     }
 
     pub async fn task_get(&self, id: Uuid) -> Result<Task> {
@@ -233,6 +304,9 @@ impl Engine {
     }
 
     pub async fn task_cancel(&self, id: Uuid, reason: Option<&str>) -> Result<Task> {
+        if let Some(reason) = reason {
+            nul_check::check_text("reason", reason)?;
+        }
         Ok(self
             .store
             .task_cancel(id, reason.unwrap_or("cancelled by request"))
@@ -260,12 +334,7 @@ impl Engine {
         handlers: &[String],
         max: u32,
     ) -> Result<Vec<ClaimedStep>> {
-        if worker_id.is_empty() || worker_id.len() > 128 {
-            return Err(Error::Invalid {
-                field: "worker_id".into(),
-                message: "must be 1-128 characters".into(),
-            });
-        }
+        check_worker_id(worker_id)?;
         Ok(self
             .store
             .step_claim(StepClaim {
@@ -299,24 +368,49 @@ impl Engine {
                 message: "name at least one namespace to poll".into(),
             });
         }
-        if worker_id.is_empty() || worker_id.len() > 128 {
-            return Err(Error::Invalid {
-                field: "worker_id".into(),
-                message: "must be 1-128 characters".into(),
-            });
+        check_worker_id(worker_id)?;
+        for (i, namespace) in namespaces.iter().enumerate() {
+            nul_check::check_text(&format!("namespaces[{i}]"), namespace)?;
         }
         if self.is_shutting_down() {
             return Ok(Vec::new());
         }
+        let mut namespaces = namespaces.to_vec();
+        namespaces.dedup();
+        for namespace in &namespaces {
+            self.check_namespace_exists(namespace).await?;
+        }
         let deadline = tokio::time::Instant::now() + wait.min(self.config.max_poll_wait);
         let max = max.clamp(1, self.config.max_claim_batch);
         self.worker_seen(worker_id);
-        let mut namespaces = namespaces.to_vec();
-        namespaces.dedup();
         Ok(self
             .dispatchers
             .poll(worker_id, &namespaces, handlers, max, deadline)
             .await?)
+    }
+
+    /// 404 `namespace_not_found` for a namespace that does not exist, before
+    /// a poll waits on it. Namespaces are never deleted, so one that was
+    /// found is remembered and never asked for again.
+    async fn check_namespace_exists(&self, namespace: &str) -> Result<()> {
+        if self
+            .namespaces
+            .lock()
+            .expect("namespaces lock")
+            .contains(namespace)
+        {
+            return Ok(());
+        }
+        let all = self.store.namespace_list().await?;
+        let mut known = self.namespaces.lock().expect("namespaces lock");
+        known.extend(all.into_iter().map(|n| n.name));
+        if known.contains(namespace) {
+            Ok(())
+        } else {
+            Err(Error::NamespaceNotFound {
+                namespace: namespace.to_owned(),
+            })
+        }
     }
 
     /// Notes that a worker was heard from; written to the database in one
@@ -332,17 +426,20 @@ impl Engine {
         if let Some(scope) = self.directory.get(worker_id) {
             return Ok(Some(scope));
         }
-        let workers = self.worker_list().await?;
-        self.directory.refill(&workers);
+        let Some(worker) = self.worker_get(worker_id).await? else {
+            return Ok(None);
+        };
+        self.directory.remember(&worker);
         Ok(self.directory.get(worker_id))
     }
 
     pub async fn worker_register(&self, registration: WorkerRegistration) -> Result<Worker> {
-        if registration.worker_id.is_empty() || registration.worker_id.len() > 128 {
-            return Err(Error::Invalid {
-                field: "worker_id".into(),
-                message: "must be 1-128 characters".into(),
-            });
+        check_worker_id(&registration.worker_id)?;
+        for (i, handler) in registration.handlers.iter().enumerate() {
+            nul_check::check_text(&format!("handlers[{i}]"), handler)?;
+        }
+        if let Some(version) = &registration.version {
+            nul_check::check_text("version", version)?;
         }
         if registration.concurrency == 0 {
             return Err(Error::Invalid {
@@ -367,6 +464,14 @@ impl Engine {
         let worker = self.store.worker_register(&registration).await?;
         self.directory.remember(&worker);
         Ok(worker)
+    }
+
+    /// A worker heard from within the configured liveness window.
+    pub async fn worker_get(&self, worker_id: &str) -> Result<Option<Worker>> {
+        Ok(self
+            .store
+            .worker_get(worker_id, self.config.worker_liveness)
+            .await?)
     }
 
     /// Workers heard from within the configured liveness window.
@@ -395,6 +500,7 @@ impl Engine {
         items: Vec<StepCompletion>,
     ) -> Result<Vec<Result<Recorded, tasker_store::Error>>> {
         for item in &items {
+            nul_check::check_json(&item.result, "result")?;
             self.check_size("result", &item.result)?;
         }
         Ok(self.store.step_complete(items).await?)
@@ -415,7 +521,12 @@ impl Engine {
         if max == 0 || namespaces.is_empty() {
             return Ok((self.step_complete(lease, result).await?, Vec::new()));
         }
+        nul_check::check_json(&result, "result")?;
         self.check_size("result", &result)?;
+        check_worker_id(worker_id)?;
+        for (i, namespace) in namespaces.iter().enumerate() {
+            nul_check::check_text(&format!("next.namespaces[{i}]"), namespace)?;
+        }
         let next = NextClaim {
             worker_id: worker_id.to_owned(),
             namespaces: namespaces.to_vec(),
@@ -423,10 +534,23 @@ impl Engine {
             lease_for: self.config.lease_duration,
             handlers: handlers.to_vec(),
         };
-        Ok(self
-            .store
+        self.store
             .step_complete_and_claim(StepCompletion { lease, result }, &next)
-            .await?)
+            .await
+            .map_err(|error| match error {
+                // An unknown step is a lease refusal; a lookup by name that
+                // fails is one of the namespaces to lease from.
+                tasker_store::Error::NotFound { what, .. }
+                    if let Some(namespace) = namespaces
+                        .iter()
+                        .find(|ns| what == format!("namespace \"{ns}\"")) =>
+                {
+                    Error::NamespaceNotFound {
+                        namespace: namespace.clone(),
+                    }
+                }
+                other => Error::Store(other),
+            })
     }
 
     pub async fn step_fail(&self, lease: Lease, error: StepError) -> Result<Recorded> {
@@ -437,6 +561,9 @@ impl Engine {
                 message: "must be 1-128 characters".into(),
             });
         }
+        nul_check::check_text("error_type", &error.error_type)?;
+        nul_check::check_text("message", &error.message)?;
+        nul_check::check_json(&error.details, "details")?;
         Ok(self.store.step_fail(StepFailure { lease, error }).await?)
     }
 
@@ -456,9 +583,14 @@ impl Engine {
         result: Option<serde_json::Value>,
     ) -> Result<Step> {
         if let Some(result) = &result {
+            nul_check::check_json(result, "result")?;
             self.check_size("result", result)?;
         }
         Ok(self.store.step_resolve(step_id, result).await?)
+    }
+
+    pub async fn step_get(&self, step_id: Uuid) -> Result<Step> {
+        Ok(self.store.step_get(step_id).await?)
     }
 
     fn check_size(&self, what: &'static str, value: &serde_json::Value) -> Result<()> {
@@ -470,5 +602,51 @@ impl Engine {
             return Err(Error::PayloadTooLarge { what, size, limit });
         }
         Ok(())
+    }
+}
+
+/// A worker id: 1-128 characters, no NUL.
+fn check_worker_id(worker_id: &str) -> Result<()> {
+    if worker_id.is_empty() || worker_id.len() > 128 {
+        return Err(Error::Invalid {
+            field: "worker_id".into(),
+            message: "must be 1-128 characters".into(),
+        });
+    }
+    nul_check::check_text("worker_id", worker_id)
+}
+
+/// The idempotency rule: a key names one task. Sending it again with the
+/// same template (and the same version, when one is named) and the same
+/// context returns that task; anything else is a conflict, because the
+/// caller asked for a different task than the key already stands for.
+fn idempotent_match(
+    task: &Task,
+    template: &TemplateRecord,
+    asked_version: bool,
+    context: &serde_json::Value,
+) -> Result<()> {
+    let differs = if task.namespace != template.namespace || task.template_name != template.name {
+        Some(format!(
+            "of template {}/{}@{}",
+            task.namespace, task.template_name, task.template_version
+        ))
+    } else if asked_version && task.template_version != template.version {
+        Some(format!(
+            "of template version {} (not {})",
+            task.template_version, template.version
+        ))
+    } else if &task.context != context {
+        Some("with a different context".to_owned())
+    } else {
+        None
+    };
+    match differs {
+        Some(differs) => Err(Error::IdempotencyConflict {
+            key: task.idempotency_key.clone().unwrap_or_default(),
+            task_id: task.id,
+            differs,
+        }),
+        None => Ok(()),
     }
 }

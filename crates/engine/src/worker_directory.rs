@@ -1,10 +1,9 @@
 //! [`WorkerDirectory`]: what this node knows of registered workers (their
 //! namespaces and handlers), so that a poll or a completion with `next`
 //! does not read the workers table on every request. Filled when a worker
-//! registers through this node and, on a miss, from the database (one read
-//! that fills every live worker); entries older than the liveness window are
-//! read again, so a worker that registered anew through another node is
-//! seen within that window.
+//! registers through this node and, on a miss, from the database (one row);
+//! entries older than the liveness window are read again, so a worker that
+//! registered anew through another node is seen within that window.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -52,24 +51,5 @@ impl WorkerDirectory {
                 Instant::now(),
             ),
         );
-    }
-
-    /// Replaces what is known with `workers` (every live worker).
-    pub fn refill(&self, workers: &[Worker]) {
-        let now = Instant::now();
-        let mut entries = self.entries.lock().expect("directory lock");
-        entries.retain(|_, (_, at)| at.elapsed() < self.ttl);
-        for worker in workers {
-            entries.insert(
-                worker.worker_id.clone(),
-                (
-                    WorkerScope {
-                        namespaces: worker.namespaces.clone(),
-                        handlers: worker.handlers.clone(),
-                    },
-                    now,
-                ),
-            );
-        }
     }
 }

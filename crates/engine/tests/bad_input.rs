@@ -173,3 +173,78 @@ async fn oversized_context_and_result_are_refused() {
     );
     assert!(steps[0].result.is_none());
 }
+
+#[tokio::test]
+async fn nul_characters_are_refused_naming_where_they_are() {
+    let h = harness().await;
+    h.engine
+        .template_register_yaml(&template("default", "linear", LINEAR))
+        .await
+        .unwrap();
+    let before = row_counts(&h).await;
+    let create = |context: serde_json::Value, key: Option<&str>, tags: Vec<&str>| NewTask {
+        namespace: "default".into(),
+        template: "linear".into(),
+        context,
+        idempotency_key: key.map(str::to_owned),
+        tags: tags.into_iter().map(str::to_owned).collect(),
+        ..NewTask::default()
+    };
+    let field = |err: Error| match err {
+        Error::Invalid { field, .. } => field,
+        other => panic!("not an invalid-field error: {other:?}"),
+    };
+    let err = h
+        .engine
+        .task_create(create(
+            json!({"customer": {"name": "a\u{0}"}}),
+            None,
+            vec![],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(field(err), "context.customer.name");
+    let err = h
+        .engine
+        .task_create(create(json!({}), Some("k\u{0}"), vec![]))
+        .await
+        .unwrap_err();
+    assert_eq!(field(err), "idempotency_key");
+    let err = h
+        .engine
+        .task_create(create(json!({}), None, vec!["ok", "\u{0}"]))
+        .await
+        .unwrap_err();
+    assert_eq!(field(err), "tags[1]");
+    let err = h
+        .engine
+        .task_create(create(json!("a string"), None, vec![]))
+        .await
+        .unwrap_err();
+    assert_eq!(field(err), "context");
+
+    // Template strings, YAML included ("\0" is YAML's escape for NUL).
+    let yaml = template(
+        "default",
+        "nul",
+        "  - { name: a, handler: h, config: { note: \"x\\0y\" } }\n",
+    );
+    let err = h.engine.template_register_yaml(&yaml).await.unwrap_err();
+    assert_eq!(field(err), "steps[0].config.note");
+    let err = h.engine.namespace_create("a\u{0}").await.unwrap_err();
+    assert_eq!(err.code(), "invalid");
+
+    let err = h
+        .engine
+        .step_poll(
+            "w\u{0}",
+            &["default".into()],
+            &[],
+            1,
+            std::time::Duration::ZERO,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(field(err), "worker_id");
+    assert_eq!(row_counts(&h).await, before, "nothing written");
+}

@@ -155,3 +155,40 @@ async fn a_failure_waits_for_running_siblings_before_failing_the_task() {
         TaskState::Failed
     );
 }
+
+#[tokio::test]
+async fn a_later_successful_attempt_clears_the_earlier_error() {
+    let h = harness().await;
+    h.register(&template(
+        "default",
+        "flaky",
+        &format!("  - {{ name: a, handler: h.a, retry: {{ max_attempts: 3, {NO_WAIT} }} }}\n"),
+    ))
+    .await;
+    let task = h.create("default", "flaky", json!({})).await;
+    let first = h.claim_one("default").await;
+    h.engine.step_fail(first.lease, error(true)).await.unwrap();
+    let steps = h.engine.task_steps(task.id).await.unwrap();
+    assert!(
+        steps[0].error.is_some(),
+        "the failed attempt's error is shown"
+    );
+
+    let second = h.claim_one("default").await;
+    h.engine
+        .step_complete(second.lease, json!({"ok": true}))
+        .await
+        .unwrap();
+    let step = h.engine.step_get(first.lease.step_id).await.unwrap();
+    assert_eq!(step.state, StepState::Complete);
+    assert_eq!(step.error, None, "the step no longer carries the old error");
+    assert_eq!(step.result, Some(json!({"ok": true})));
+    // The history still tells what happened to the first attempt.
+    let history = h.engine.task_history(task.id).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|t| t.reason.as_deref() == Some("transient: handler said no")),
+        "{history:?}"
+    );
+}

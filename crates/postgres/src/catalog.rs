@@ -182,7 +182,19 @@ pub async fn template_register(
     store: &PgStore,
     template: &Template,
 ) -> Result<(TemplateRecord, bool)> {
-    queue_of(store, &template.namespace).await?;
+    let namespace = &template.namespace;
+    queue_of(store, namespace)
+        .await
+        .map_err(|error| match error {
+            Error::NotFound { .. } => Error::not_found_hint(
+                format!("namespace \"{namespace}\""),
+                format!(
+                    "create it first with `tasker namespace create {namespace}` \
+                 (POST /v1/namespaces), then register the template again"
+                ),
+            ),
+            other => other,
+        })?;
     let hash = template.content_hash();
     let definition = serde_json::to_value(template).expect("template serializes");
     let inserted = sqlx::query(

@@ -286,6 +286,10 @@ impl Store for PgStore {
         tasks::cancel(self, id, reason).await
     }
 
+    async fn step_get(&self, id: Uuid) -> Result<Step> {
+        steps::get(self, id).await
+    }
+
     async fn step_claim(&self, params: StepClaim) -> Result<Vec<ClaimedStep>> {
         steps::claim(self, params).await
     }
@@ -332,6 +336,10 @@ impl Store for PgStore {
 
     async fn workers_seen(&self, worker_ids: &[String]) -> Result<()> {
         workers::seen(self, worker_ids).await
+    }
+
+    async fn worker_get(&self, worker_id: &str, within: Duration) -> Result<Option<Worker>> {
+        workers::get(self, worker_id, within).await
     }
 
     async fn worker_list(&self, within: Duration) -> Result<Vec<Worker>> {

@@ -556,6 +556,17 @@ pub async fn resolve(
     step_of(store, task_id, step_id).await
 }
 
+/// One step by id; `NotFound` naming it when there is none.
+pub async fn get(store: &PgStore, step_id: Uuid) -> Result<Step> {
+    let task_id: Uuid = sqlx::query_scalar("SELECT task_id FROM tasker.steps WHERE id = $1")
+        .bind(step_id)
+        .fetch_optional(&store.pool)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| Error::not_found(format!("step {step_id}")))?;
+    step_of(store, task_id, step_id).await
+}
+
 async fn step_of(store: &PgStore, task_id: Uuid, step_id: Uuid) -> Result<Step> {
     crate::tasks::steps(store, task_id)
         .await?

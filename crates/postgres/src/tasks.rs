@@ -145,12 +145,17 @@ pub async fn list(store: &PgStore, filter: &TaskFilter) -> Result<TaskPage> {
             })
         })
         .transpose()?;
+    let id_range = filter.id_range().map_err(|message| Error::Invalid {
+        field: "id_prefix".into(),
+        message,
+    })?;
     let rows = sqlx::query(&format!(
         "SELECT {TASK_COLUMNS} FROM {TASK_FROM} \
          WHERE ($1::text IS NULL OR t.namespace = $1) \
            AND ($2::text IS NULL OR tp.name = $2) \
            AND ($3::text IS NULL OR t.state = $3) \
            AND ($4::uuid IS NULL OR t.id < $4) \
+           AND ($6::uuid IS NULL OR t.id BETWEEN $6 AND $7) \
          ORDER BY t.id DESC LIMIT $5"
     ))
     .bind(&filter.namespace)
@@ -158,6 +163,8 @@ pub async fn list(store: &PgStore, filter: &TaskFilter) -> Result<TaskPage> {
     .bind(filter.state.map(|s| s.as_str()))
     .bind(cursor)
     .bind(limit + 1)
+    .bind(id_range.map(|(low, _)| low))
+    .bind(id_range.map(|(_, high)| high))
     .fetch_all(&store.pool)
     .await
     .map_err(db)?;

@@ -74,3 +74,17 @@ pub async fn list(store: &PgStore, within: Duration) -> Result<Vec<Worker>> {
     .map_err(db)?;
     Ok(rows.iter().map(worker).collect())
 }
+
+/// One worker, if it was seen within `within`.
+pub async fn get(store: &PgStore, worker_id: &str, within: Duration) -> Result<Option<Worker>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM tasker.workers \
+         WHERE id = $1 AND last_seen_at > clock_timestamp() - make_interval(secs => $2)"
+    ))
+    .bind(worker_id)
+    .bind(within.as_secs_f64())
+    .fetch_optional(&store.pool)
+    .await
+    .map_err(db)?;
+    Ok(row.as_ref().map(worker))
+}

@@ -5,8 +5,14 @@ use tasker_model::{LeaseError, OperationError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{what} not found")]
-    NotFound { what: String },
+    /// `hint` says what to do about it (create the namespace first);
+    /// `did_you_mean` lists near names that do exist.
+    #[error("{what} not found{}", advice(hint.as_deref(), did_you_mean))]
+    NotFound {
+        what: String,
+        hint: Option<String>,
+        did_you_mean: Vec<String>,
+    },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("invalid {field}: {message}")]
@@ -21,7 +27,20 @@ pub enum Error {
 
 impl Error {
     pub fn not_found(what: impl Into<String>) -> Self {
-        Error::NotFound { what: what.into() }
+        Error::NotFound {
+            what: what.into(),
+            hint: None,
+            did_you_mean: Vec::new(),
+        }
+    }
+
+    /// Not found, with what to do about it.
+    pub fn not_found_hint(what: impl Into<String>, hint: impl Into<String>) -> Self {
+        Error::NotFound {
+            what: what.into(),
+            hint: Some(hint.into()),
+            did_you_mean: Vec::new(),
+        }
     }
 
     /// A stable machine code for APIs.
@@ -36,5 +55,48 @@ impl Error {
             Error::Operation(OperationError::TaskFinished(_)) => "task_finished",
             Error::Database(_) => "internal",
         }
+    }
+}
+
+/// The end of a not-found message: `; did you mean a or b?`, then the hint.
+fn advice(hint: Option<&str>, did_you_mean: &[String]) -> String {
+    let mut text = String::new();
+    if let Some((last, rest)) = did_you_mean.split_last() {
+        text.push_str("; did you mean ");
+        if !rest.is_empty() {
+            text.push_str(&rest.join(", "));
+            text.push_str(" or ");
+        }
+        text.push_str(last);
+        text.push('?');
+    }
+    if let Some(hint) = hint {
+        text.push_str("; ");
+        text.push_str(hint);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_names_the_near_names_and_the_hint() {
+        assert_eq!(Error::not_found("task 1").to_string(), "task 1 not found");
+        let error = Error::NotFound {
+            what: "template default/linera".into(),
+            hint: None,
+            did_you_mean: vec!["default/linear".into(), "examples/linear".into()],
+        };
+        assert_eq!(
+            error.to_string(),
+            "template default/linera not found; did you mean default/linear or examples/linear?"
+        );
+        let error = Error::not_found_hint("namespace \"x\"", "create it first");
+        assert_eq!(
+            error.to_string(),
+            "namespace \"x\" not found; create it first"
+        );
     }
 }

@@ -66,6 +66,8 @@ pub trait Store: Send + Sync + 'static {
     async fn task_history(&self, id: Uuid) -> Result<Vec<Transition>>;
     async fn task_cancel(&self, id: Uuid, reason: &str) -> Result<Task>;
 
+    /// One step, as in [`Store::task_steps`].
+    async fn step_get(&self, id: Uuid) -> Result<Step>;
     /// Leases up to `max` ready steps of a namespace for `lease_for`.
     async fn step_claim(&self, params: StepClaim) -> Result<Vec<ClaimedStep>>;
     /// Leases ready steps of one namespace for several waiting polls in one
@@ -96,6 +98,9 @@ pub trait Store: Send + Sync + 'static {
     /// Marks workers as seen now, in one statement; unknown workers are
     /// ignored.
     async fn workers_seen(&self, worker_ids: &[String]) -> Result<()>;
+    /// One worker, if it was seen within `within`: what a poll or a `next`
+    /// may lease it (its namespaces and handlers).
+    async fn worker_get(&self, worker_id: &str, within: Duration) -> Result<Option<Worker>>;
     /// Workers seen within `within`, most recent first.
     async fn worker_list(&self, within: Duration) -> Result<Vec<Worker>>;
 

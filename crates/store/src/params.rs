@@ -76,6 +76,34 @@ pub struct TaskFilter {
     pub cursor: Option<String>,
     /// Page size; backends cap it at 500. Default 50.
     pub limit: Option<u32>,
+    /// Only tasks whose id starts with these hex digits (1 to 32; dashes
+    /// ignored), as `git` finds a commit by a prefix of its hash.
+    pub id_prefix: Option<String>,
+}
+
+impl TaskFilter {
+    /// The smallest and the largest id that start with `id_prefix`: UUIDs
+    /// sort by their bytes, i.e. by their hex digits, so a prefix is a range
+    /// that an index on the id scans cheaply. `Err` says what is wrong with
+    /// the prefix.
+    pub fn id_range(&self) -> Result<Option<(Uuid, Uuid)>, String> {
+        let Some(prefix) = &self.id_prefix else {
+            return Ok(None);
+        };
+        let digits: String = prefix.chars().filter(|c| *c != '-').collect();
+        if digits.is_empty() || digits.len() > 32 || !digits.chars().all(|c| c.is_ascii_hexdigit())
+        {
+            return Err(format!(
+                "id_prefix {prefix:?} must be 1 to 32 hexadecimal digits (dashes are ignored)"
+            ));
+        }
+        let bound = |fill: char| {
+            let mut hex = digits.to_ascii_lowercase();
+            hex.extend(std::iter::repeat_n(fill, 32 - digits.len()));
+            Uuid::parse_str(&hex).expect("32 hex digits are a uuid")
+        };
+        Ok(Some((bound('0'), bound('f'))))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -192,4 +220,38 @@ pub struct QueueDepth {
     pub leased: u64,
     /// Hidden messages that are not live leases: retries waiting out their backoff.
     pub delayed: u64,
+}
+
+#[cfg(test)]
+mod id_prefix_tests {
+    use super::*;
+
+    fn range(prefix: &str) -> Result<Option<(Uuid, Uuid)>, String> {
+        TaskFilter {
+            id_prefix: Some(prefix.into()),
+            ..TaskFilter::default()
+        }
+        .id_range()
+    }
+
+    #[test]
+    fn a_prefix_is_the_range_of_ids_that_start_with_it() {
+        let (low, high) = range("0193A1-b").unwrap().unwrap();
+        assert_eq!(low.to_string(), "0193a1b0-0000-0000-0000-000000000000");
+        assert_eq!(high.to_string(), "0193a1bf-ffff-ffff-ffff-ffffffffffff");
+        let full = "0193a1b2-0000-7000-8000-000000000001";
+        assert_eq!(
+            range(full).unwrap(),
+            Some((full.parse().unwrap(), full.parse().unwrap()))
+        );
+        assert_eq!(TaskFilter::default().id_range(), Ok(None));
+    }
+
+    #[test]
+    fn a_prefix_that_is_not_hex_or_too_long_is_refused() {
+        for bad in ["", "-", "xyz", "0193 a1", &"a".repeat(33)] {
+            let err = range(bad).unwrap_err();
+            assert!(err.contains("hexadecimal"), "{bad}: {err}");
+        }
+    }
 }

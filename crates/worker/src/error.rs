@@ -10,6 +10,8 @@ pub enum Error {
     },
     /// The server refused the registration for a reason retrying will not
     /// fix (bad token, invalid namespace). Unavailability is retried instead.
-    #[error("the server refused to register this worker: {0}")]
+    /// The server's answer is the error's `source()`, not repeated in its
+    /// message, so that a report of the whole chain says it once.
+    #[error("the server refused to register this worker")]
     Register(#[source] tasker_client::Error),
 }

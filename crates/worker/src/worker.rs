@@ -13,10 +13,17 @@
 //!   the completion of the last one (see `step_runner`), then frees it
 //!
 //!   shutdown: stop polling (abort the open poll) and asking for next steps
-//!             ─▶ wait up to the grace period
+//!             ─▶ wait up to the grace period, or until the server stops answering
 //!             ─▶ abort what still runs and release its steps
 //!                (POST /v1/steps/{id}/release: ready again at once, attempt not counted)
 //! ```
+//!
+//! While it waits out the grace, the worker probes the server (`GET
+//! /health`): a finished handler's result and a release can only be
+//! delivered to a server that answers. When it stops answering (it was
+//! stopped first, say), waiting longer only keeps the process alive for
+//! nothing, so the worker ends the grace early, tries the releases briefly
+//! and exits.
 //!
 //! Failure: a poll aborted at shutdown may already have claimed steps on the
 //! server; they are redelivered when their lease expires, like any step of a
@@ -42,6 +49,15 @@ use crate::step_runner::{Handlers, RELEASE_REPORT_BUDGET, StepRunner};
 
 /// Shortest heartbeat interval honoured, whatever the server says.
 const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(50);
+
+/// During the shutdown grace: how often the server is probed, and how many
+/// probes in a row must find it unreachable before the grace is cut short.
+const GONE_PROBE_INTERVAL: Duration = Duration::from_millis(250);
+const GONE_PROBE_FAILURES: u32 = 3;
+
+/// How long releases may still try once the server was found unreachable:
+/// one or two attempts, in case it was only restarting.
+const GONE_RELEASE_BOUND: Duration = Duration::from_secs(1);
 
 pub struct Worker {
     client: Client,
@@ -270,16 +286,34 @@ impl Worker {
             grace = ?self.shutdown_grace,
             "shutting down: letting running steps finish"
         );
-        let finished = tokio::time::timeout(self.shutdown_grace, join_all(&mut running)).await;
-        if finished.is_err() {
-            tracing::warn!(
-                running = running.len(),
-                "shutdown grace ran out; aborting handlers and releasing their steps"
-            );
+        let server_gone = tokio::select! {
+            () = join_all(&mut running) => None,
+            () = tokio::time::sleep(self.shutdown_grace) => Some(false),
+            () = self.server_gone() => Some(true),
+        };
+        if let Some(server_gone) = server_gone {
+            if server_gone {
+                tracing::warn!(
+                    running = running.len(),
+                    server = %self.client.base_url(),
+                    "the server stopped answering; not waiting out the shutdown grace. \
+                     Steps whose release cannot be delivered come back when their leases expire"
+                );
+            } else {
+                tracing::warn!(
+                    running = running.len(),
+                    "shutdown grace ran out; aborting handlers and releasing their steps"
+                );
+            }
             phase.send_replace(ShutdownPhase::Releasing);
             // Runners report the release within their own budget; this bound
-            // only guards against one that does not return.
-            let bound = RELEASE_REPORT_BUDGET + Duration::from_secs(1);
+            // only guards against one that does not return, or cuts the
+            // retries short when the server is gone.
+            let bound = if server_gone {
+                GONE_RELEASE_BOUND
+            } else {
+                RELEASE_REPORT_BUDGET + Duration::from_secs(1)
+            };
             if tokio::time::timeout(bound, join_all(&mut running))
                 .await
                 .is_err()
@@ -288,6 +322,31 @@ impl Worker {
             }
         }
         tracing::info!(worker_id = %self.worker_id, "worker stopped");
+    }
+}
+
+impl Worker {
+    /// Resolves once [`GONE_PROBE_FAILURES`] probes in a row found the
+    /// server unavailable; never while it answers.
+    async fn server_gone(&self) {
+        let probe = self
+            .client
+            .clone()
+            .with_request_timeout(GONE_PROBE_INTERVAL);
+        let mut failures = 0;
+        loop {
+            tokio::time::sleep(GONE_PROBE_INTERVAL).await;
+            match probe.health().await {
+                Err(error) if error.is_unavailable() => {
+                    failures += 1;
+                    tracing::debug!(%error, failures, "server probe failed during shutdown");
+                    if failures >= GONE_PROBE_FAILURES {
+                        return;
+                    }
+                }
+                _ => failures = 0,
+            }
+        }
     }
 }
 

@@ -540,6 +540,17 @@ async fn a_refused_registration_ends_the_run() {
         .build()
         .unwrap();
     let error = worker.run(std::future::pending()).await.unwrap_err();
+    // The whole chain, as a CLI or `{:#}` shows it, says the answer once.
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    assert_eq!(
+        text,
+        "the server refused to register this worker: unauthorized (HTTP 401): unauthorized"
+    );
     match error {
         tasker_worker::Error::Register(inner) => assert_eq!(inner.status(), Some(401)),
         other => panic!("expected Register, got {other:?}"),

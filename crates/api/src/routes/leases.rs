@@ -28,6 +28,8 @@ const MAX_WORKER_ID_LEN: usize = 128;
 
 /// The lease being presented (heartbeat and release).
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"attempt": 1, "token": "0193a0b2-7c4d-7e5f-8a9b-0c1d2e3f4a5b"}))]
 pub struct Heartbeat {
     pub attempt: u32,
     pub token: Uuid,
@@ -42,6 +44,8 @@ pub struct HeartbeatReply {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"attempt": 1, "token": "0193a0b2-7c4d-7e5f-8a9b-0c1d2e3f4a5b", "result": {"value": 4}}))]
 pub struct Complete {
     pub attempt: u32,
     pub token: Uuid,
@@ -56,6 +60,8 @@ pub struct Complete {
 
 /// Steps to lease to the reporting worker together with its result.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"worker_id": "billing-7f9c", "max": 1}))]
 pub struct NextRequest {
     /// The worker the steps are leased to (1-128 characters), as in a poll.
     #[schema(example = "billing-7f9c")]
@@ -71,6 +77,8 @@ pub struct NextRequest {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"attempt": 1, "token": "0193a0b2-7c4d-7e5f-8a9b-0c1d2e3f4a5b", "retryable": true, "error_type": "upstream_unavailable", "message": "the carrier API answered 503", "details": {"status": 503}}))]
 pub struct Fail {
     pub attempt: u32,
     pub token: Uuid,
@@ -195,7 +203,7 @@ pub async fn heartbeat(
     responses(
         (status = 200, body = CompleteReply),
         (status = 400, description = "`invalid` `next.worker_id`; nothing was recorded", body = ErrorBody),
-        (status = 404, description = "`next` named an unknown namespace, or named none and the worker is not registered; nothing was recorded", body = ErrorBody),
+        (status = 404, description = "`namespace_not_found`: `next` named an unknown namespace; `worker_not_registered`: `next` named no namespaces and the worker is not registered. Nothing was recorded", body = ErrorBody),
         (status = 409, description = "`lease_expired`, `lease_mismatch` (also for an unknown step), `task_cancelled`, `step_not_running`", body = ErrorBody),
         (status = 413, description = "Result over the payload limit", body = ErrorBody)))]
 pub async fn complete(
@@ -253,6 +261,7 @@ async fn resolve_next(
         }
         .into());
     }
+    tasker_engine::nul_check::check_text("next.worker_id", &next.worker_id)?;
     state.engine.worker_seen(&next.worker_id);
     let (namespaces, handlers) = claim_scope(state, &next.worker_id, next.namespaces).await?;
     Ok((next.worker_id, namespaces, handlers, next.max.unwrap_or(1)))

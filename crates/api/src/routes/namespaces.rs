@@ -14,6 +14,8 @@ use crate::extract::JsonBody;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "orders"}))]
 pub struct NamespaceCreate {
     /// `^[a-z][a-z0-9_]{0,39}$`
     #[schema(example = "orders")]

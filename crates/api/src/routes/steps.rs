@@ -1,9 +1,9 @@
-//! Manual step operations: `POST /v1/steps/{id}/retry` and
-//! `POST /v1/steps/{id}/resolve`. (Heartbeat, complete and fail are the
+//! A step by id (`GET /v1/steps/{id}`) and the manual step operations:
+//! `POST /v1/steps/{id}/retry` and `POST /v1/steps/{id}/resolve`. (Heartbeat, complete and fail are the
 //! worker plane: see [`super::leases`].)
 
 use axum::extract::State;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use tasker_model::Step;
@@ -16,6 +16,8 @@ use crate::extract::{OptionalJsonBody, Path};
 use crate::state::AppState;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"result": {"value": 16}}))]
 pub struct StepResolve {
     /// Stored as the step's result and handed to its dependents. Default none.
     #[serde(default)]
@@ -24,8 +26,25 @@ pub struct StepResolve {
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/v1/steps/{id}", get(get_one))
         .route("/v1/steps/{id}/retry", post(retry))
         .route("/v1/steps/{id}/resolve", post(resolve))
+}
+
+/// Get a step.
+///
+/// The step as in its task's step list: state, attempt, lease, result or
+/// error.
+#[utoipa::path(get, operation_id = "step_get", path = "/v1/steps/{id}", tag = "steps", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = Step),
+        (status = 404, description = "No such step", body = ErrorBody)))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Step>, ApiError> {
+    Ok(Json(state.engine.step_get(id).await?))
 }
 
 /// Retry a failed step.

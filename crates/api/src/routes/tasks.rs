@@ -18,10 +18,12 @@ use crate::extract::{JsonBody, OptionalJsonBody, Path, Query};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"namespace": "examples", "template": "linear", "context": {"even_number": 2}, "tags": ["demo"]}))]
 pub struct TaskCreate {
     /// Default `default`.
     #[serde(default = "default_namespace")]
-    #[schema(example = "default")]
+    #[schema(example = "examples")]
     pub namespace: String,
     /// Template name.
     #[schema(example = "linear")]
@@ -29,11 +31,13 @@ pub struct TaskCreate {
     /// Template version; default the newest (highest in version order).
     #[serde(default)]
     pub version: Option<String>,
-    /// Checked against the template's context schema. Default `{}`.
+    /// A JSON object, checked against the template's context schema.
+    /// Default `{}`.
     #[serde(default = "empty_object")]
     pub context: serde_json::Value,
-    /// Unique per namespace: a second create with the same key returns the
-    /// first task (200) and creates nothing.
+    /// Unique per namespace: a second create with the same key, template and
+    /// context returns the first task (200) and creates nothing; with another
+    /// template or context it is 409 `idempotency_conflict`.
     #[serde(default)]
     pub idempotency_key: Option<String>,
     #[serde(default)]
@@ -60,6 +64,9 @@ pub struct TaskListQuery {
     pub cursor: Option<String>,
     /// Page size, default 50, at most 500.
     pub limit: Option<String>,
+    /// Only tasks whose id starts with these hex digits (1 to 32, dashes
+    /// ignored), e.g. `0193a1`.
+    pub id_prefix: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -70,6 +77,8 @@ pub struct TaskList {
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "cancelled by an operator"}))]
 pub struct TaskCancel {
     /// Recorded in the history. Default "cancelled by request".
     #[serde(default)]
@@ -99,8 +108,9 @@ pub fn router() -> Router<AppState> {
 ///
 /// Creates a task of a template after checking its context against the
 /// template's schema; its root steps are ready at once. With an
-/// `idempotency_key` that already named a task in the namespace, returns that
-/// task (200) and creates nothing.
+/// `idempotency_key` that already names a task of the same template (and
+/// version, when named) and context, returns that task (200) and creates
+/// nothing; the key with anything else is 409 `idempotency_conflict`.
 #[utoipa::path(post, operation_id = "task_create", path = "/v1/tasks", tag = "tasks", security(("bearer" = [])),
     request_body = TaskCreate,
     responses(
@@ -108,6 +118,7 @@ pub fn router() -> Router<AppState> {
         (status = 200, description = "The idempotency key named an existing task", body = Task),
         (status = 400, body = ErrorBody),
         (status = 404, description = "No such template", body = ErrorBody),
+        (status = 409, description = "`idempotency_conflict`: the key names a task of another template or context", body = ErrorBody),
         (status = 413, description = "Context over the payload limit", body = ErrorBody),
         (status = 422, description = "`context_invalid`; details list every `{path, message}`", body = ErrorBody)))]
 pub async fn create(
@@ -161,6 +172,7 @@ pub async fn list(
                 })
             })
             .transpose()?,
+        id_prefix: given(query.id_prefix),
     };
     let page = state.engine.task_list(&filter).await?;
     Ok(Json(TaskList {

@@ -53,8 +53,14 @@ pub fn router() -> Router<AppState> {
 /// content is 409 `template_conflict`.
 #[utoipa::path(post, operation_id = "template_register", path = "/v1/templates", tag = "templates", security(("bearer" = [])),
     request_body(description = "The template, as YAML or as JSON", content(
-        (Object = "application/json"),
-        (String = "application/yaml"))),
+        (Object = "application/json", example = json!({
+            "namespace": "default", "name": "hello", "version": "1",
+            "steps": [
+                {"name": "greet", "handler": "hello.greet"},
+                {"name": "log", "handler": "hello.log", "depends_on": ["greet"]}
+            ]
+        })),
+        (String = "application/yaml", example = "namespace: default\nname: hello\nversion: \"1\"\nsteps:\n  - { name: greet, handler: hello.greet }\n  - { name: log, handler: hello.log, depends_on: [greet] }\n"))),
     responses(
         (status = 201, description = "Registered", body = TemplateRecord),
         (status = 200, description = "Identical template already registered", body = TemplateRecord),

@@ -17,12 +17,14 @@ use crate::extract::{JsonBody, OptionalJsonBody, Path};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"worker_id": "billing-7f9c", "namespaces": ["examples"], "handlers": ["examples.linear.step_1"], "concurrency": 4, "version": "1.0.0"}))]
 pub struct WorkerRegister {
     /// 1-128 characters, unique per worker process; registering again
     /// refreshes the record.
     #[schema(example = "billing-7f9c")]
     pub worker_id: String,
-    /// Namespaces it polls (at least one).
+    /// Namespaces it polls (at least one; they need not exist yet).
     pub namespaces: Vec<String>,
     /// Handler names it runs: polls and `next` lease it only steps naming one
     /// of them. Default none: any step of its namespaces.
@@ -51,6 +53,8 @@ pub struct Registered {
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"namespaces": ["examples"], "max": 1, "wait_ms": 1000}))]
 pub struct Poll {
     /// Namespaces to claim from, in order. Default: those the worker
     /// registered with.
@@ -80,6 +84,9 @@ pub fn router() -> Router<AppState> {
 /// Register a worker.
 ///
 /// Records the worker and tells it the lease and heartbeat timings.
+/// Namespaces that do not exist yet are accepted (a worker may start before
+/// its templates are registered); polling them is 404 `namespace_not_found`
+/// until they exist.
 #[utoipa::path(post, operation_id = "worker_register", path = "/v1/workers/register", tag = "workers", security(("bearer" = [])),
     request_body = WorkerRegister,
     responses((status = 200, body = Registered), (status = 400, body = ErrorBody)))]
@@ -117,7 +124,9 @@ pub async fn register(
     request_body(content = Option<Poll>, description = "Optional; every field has a default"),
     responses(
         (status = 200, body = Claimed),
-        (status = 404, description = "No namespaces given and the worker is not registered", body = ErrorBody),
+        (status = 400, description = "`invalid`: a bad worker id or namespace name (e.g. a NUL character); `bad_request`: an unknown field", body = ErrorBody),
+        (status = 404, description = "`worker_not_registered`: no namespaces given and the worker is not (or no longer) registered: register again. \
+            `namespace_not_found`: a polled namespace does not exist: registering again does not help", body = ErrorBody),
         (status = 503, description = "`shutting_down`: poll another node", body = ErrorBody)))]
 pub async fn poll(
     State(state): State<AppState>,
@@ -165,10 +174,13 @@ pub(crate) async fn claim_scope(
         (Some(namespaces), _) => namespaces,
         (None, Some(worker)) => worker.namespaces,
         (None, None) => {
-            return Err(ApiError::not_found(format!(
-                "worker {worker_id:?} is not registered (or not heard from recently): \
-                 register it, or name the namespaces to poll"
-            )));
+            return Err(ApiError::new(
+                "worker_not_registered",
+                format!(
+                    "worker {worker_id:?} is not registered (or not heard from recently): \
+                     register it again, or name the namespaces to poll"
+                ),
+            ));
         }
     };
     Ok((namespaces, handlers))

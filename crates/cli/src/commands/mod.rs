@@ -10,11 +10,13 @@ mod server;
 mod step;
 mod store_connection;
 mod task;
+mod task_ref;
 mod template;
 mod watch;
 mod worker;
+mod worker_list;
 
-use crate::cli::{ClientArgs, Command, ConfigAction};
+use crate::cli::{ClientArgs, Command, ConfigAction, WorkerCommand};
 use crate::status::Status;
 
 pub async fn run(command: Command) -> anyhow::Result<Status> {
@@ -28,7 +30,12 @@ pub async fn run(command: Command) -> anyhow::Result<Status> {
         Command::Template { action } => template::run(action).await,
         Command::Task { action } => task::run(action).await,
         Command::Step { action } => step::run(action).await,
-        Command::Worker { action } => worker::run(action).await,
+        Command::Worker {
+            action: WorkerCommand::List { client },
+        } => worker_list::run(&client).await,
+        Command::Worker {
+            action: WorkerCommand::Run(action),
+        } => worker::run(action).await,
         Command::Bench(args) => bench::run(&args).await,
         Command::BenchWorker(args) => bench::run_worker(&args).await,
     }
@@ -36,8 +43,13 @@ pub async fn run(command: Command) -> anyhow::Result<Status> {
 
 /// A client for the server that `args` name.
 fn client(args: &ClientArgs) -> anyhow::Result<tasker_client::Client> {
-    Ok(tasker_client::Client::new(
-        &args.server,
-        args.token.clone(),
-    )?)
+    let client = tasker_client::Client::new(&args.server, args.token.clone())?;
+    let Some(path) = &args.ca_cert else {
+        return Ok(client);
+    };
+    let bad_file = |e: &dyn std::fmt::Display| {
+        crate::status::Failure::usage(format!("--ca-cert {}: {e}", path.display()))
+    };
+    let pem = std::fs::read(path).map_err(|e| bad_file(&e))?;
+    client.with_root_certificate(&pem).map_err(|e| bad_file(&e))
 }

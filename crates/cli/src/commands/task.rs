@@ -1,13 +1,16 @@
-//! `tasker task create|get|list|cancel|watch`.
+//! `tasker task create|get|steps|history|list|cancel|watch`.
 
 use std::io::Read as _;
 use std::path::Path;
 
-use tasker_client::{NewTask, TaskFilter};
+use tasker_client::{NewTask, Step, Task, TaskFilter};
 
-use super::{client, watch};
+use super::worker_list::{live_workers, warn_uncovered};
+use super::{client, task_ref, watch};
 use crate::cli::{Output, TaskAction};
-use crate::output::{emit, emit_json, task_detail, task_table};
+use crate::output::{
+    StepStatus, cut_short, emit, emit_json, history_table, step_table, task_detail, task_table,
+};
 use crate::status::{Failure, Status};
 
 pub async fn run(action: TaskAction) -> anyhow::Result<Status> {
@@ -18,6 +21,7 @@ pub async fn run(action: TaskAction) -> anyhow::Result<Status> {
             context_file,
             idempotency_key,
             tags,
+            watch: then_watch,
             client: args,
         } => {
             let (namespace, name, version) = parse_template_ref(&template)?;
@@ -34,8 +38,12 @@ pub async fn run(action: TaskAction) -> anyhow::Result<Status> {
                 idempotency_key,
                 tags,
             };
-            let (task, created) = client(&args)?.task_create(&new).await?;
+            let client = client(&args)?;
+            let (task, created) = client.task_create(&new).await?;
             match args.output {
+                // With --watch, stdout carries watch's events alone, one JSON
+                // object per line.
+                Output::Json if then_watch => {}
                 Output::Json => emit_json(&task)?,
                 Output::Text => {
                     let what = format!(
@@ -56,9 +64,24 @@ pub async fn run(action: TaskAction) -> anyhow::Result<Status> {
                     }
                 }
             }
+            if then_watch {
+                // watch warns about steps nobody would run itself.
+                return watch::run(&client, task.id, args.output).await;
+            }
+            if !task.state.is_terminal()
+                && let Ok(steps) = client.task_steps(task.id).await
+            {
+                let workers = live_workers(&client).await;
+                warn_uncovered(
+                    workers.as_deref(),
+                    &task.namespace,
+                    steps.iter().map(|s| (s.name.as_str(), s.handler.as_str())),
+                );
+            }
         }
         TaskAction::Get { id, client: args } => {
             let client = client(&args)?;
+            let id = task_ref::resolve(&client, &id).await?;
             let task = client.task_get(id).await?;
             let steps = client.task_steps(id).await?;
             match args.output {
@@ -67,7 +90,46 @@ pub async fn run(action: TaskAction) -> anyhow::Result<Status> {
                     value["steps"] = serde_json::to_value(&steps)?;
                     emit_json(&value)?;
                 }
-                Output::Text => emit(&task_detail(&task, &steps))?,
+                Output::Text => {
+                    let workers = live_workers(&client).await;
+                    let status = StepStatus {
+                        namespace: &task.namespace,
+                        steps: &steps,
+                        workers: workers.as_deref(),
+                        now: chrono::Utc::now(),
+                    };
+                    emit(&task_detail(&task, &steps, &status))?;
+                    hint_full_results(&task, &steps);
+                }
+            }
+        }
+        TaskAction::Steps { id, client: args } => {
+            let client = client(&args)?;
+            let id = task_ref::resolve(&client, &id).await?;
+            let task = client.task_get(id).await?;
+            let steps = client.task_steps(id).await?;
+            match args.output {
+                Output::Json => emit_json(&serde_json::json!({ "steps": steps }))?,
+                Output::Text => {
+                    let workers = live_workers(&client).await;
+                    let status = StepStatus {
+                        namespace: &task.namespace,
+                        steps: &steps,
+                        workers: workers.as_deref(),
+                        now: chrono::Utc::now(),
+                    };
+                    emit(&step_table(&steps, &status).to_string())?;
+                    hint_full_results(&task, &steps);
+                }
+            }
+        }
+        TaskAction::History { id, client: args } => {
+            let client = client(&args)?;
+            let id = task_ref::resolve(&client, &id).await?;
+            let transitions = client.task_history(id).await?;
+            match args.output {
+                Output::Json => emit_json(&serde_json::json!({ "transitions": transitions }))?,
+                Output::Text => emit(&history_table(&transitions).to_string())?,
             }
         }
         TaskAction::List {
@@ -84,6 +146,7 @@ pub async fn run(action: TaskAction) -> anyhow::Result<Status> {
                 state,
                 cursor,
                 limit,
+                ..TaskFilter::default()
             };
             let page = client(&args)?.task_list(&filter).await?;
             match args.output {
@@ -101,17 +164,31 @@ pub async fn run(action: TaskAction) -> anyhow::Result<Status> {
             reason,
             client: args,
         } => {
-            let task = client(&args)?.task_cancel(id, reason.as_deref()).await?;
+            let client = client(&args)?;
+            let id = task_ref::resolve(&client, &id).await?;
+            let task = client.task_cancel(id, reason.as_deref()).await?;
             match args.output {
                 Output::Json => emit_json(&task)?,
                 Output::Text => emit(&format!("task {} is {}\n", task.id, task.state))?,
             }
         }
         TaskAction::Watch { id, client: args } => {
-            return watch::run(&client(&args)?, id, args.output).await;
+            let client = client(&args)?;
+            let id = task_ref::resolve(&client, &id).await?;
+            return watch::run(&client, id, args.output).await;
         }
     }
     Ok(Status::Ok)
+}
+
+/// Tells (on stderr) how to see results and errors that the table cut short.
+fn hint_full_results(task: &Task, steps: &[Step]) {
+    if cut_short(steps) {
+        eprintln!(
+            "results and errors are cut to one line; `tasker task get {} -o json` shows them in full",
+            task.id
+        );
+    }
 }
 
 /// `namespace/name[@version]`; a bare `name[@version]` is in the `default`

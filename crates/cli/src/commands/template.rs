@@ -9,6 +9,7 @@ use tasker_model::Template;
 use tasker_model::template::{self, Issue};
 
 use super::client;
+use super::worker_list::{live_workers, warn_uncovered};
 use crate::cli::{Output, TemplateAction};
 use crate::output::{emit, emit_json, template_table};
 use crate::status::{self, Failure, Status};
@@ -89,6 +90,17 @@ async fn register(files: &[PathBuf], args: &crate::cli::ClientArgs) -> anyhow::R
     }
     if args.output == Output::Json {
         emit_json(&registered)?;
+    }
+    if !registered.is_empty() {
+        let workers = live_workers(&client).await;
+        for r in &registered {
+            let steps = &r.template.definition.steps;
+            warn_uncovered(
+                workers.as_deref(),
+                &r.template.namespace,
+                steps.iter().map(|s| (s.name.as_str(), s.handler.as_str())),
+            );
+        }
     }
     Ok(status)
 }
@@ -213,7 +225,7 @@ mod tests {
         let Err(template::Error::Invalid { issues, .. }) = check_yaml(yaml) else {
             panic!("invalid")
         };
-        assert_eq!(issues[0].path, "context_schema");
+        assert_eq!(issues[0].path, "context_schema.type");
     }
 
     #[test]

@@ -3,14 +3,21 @@
 //! stderr.
 
 mod records;
+mod step_status;
 mod table;
+mod worker_coverage;
 
 use std::io::Write as _;
 
 use serde::Serialize;
 
-pub use records::{namespace_table, task_detail, task_table, template_table};
+pub use records::{
+    cut_short, handlers_summarized, history_table, namespace_table, step_table, task_detail,
+    task_table, template_table, worker_table,
+};
+pub use step_status::{StepStatus, clock, in_words};
 pub use table::Table;
+pub use worker_coverage::Coverage;
 
 /// Writes `text` to stdout as it is.
 pub fn emit(text: &str) -> std::io::Result<()> {

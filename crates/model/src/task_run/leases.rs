@@ -181,6 +181,9 @@ impl TaskRun<'_> {
         self.steps[index].finished_at = Some(now);
         self.steps[index].lease_expires_at = None;
         self.plan.results.push((index, result));
+        // An earlier attempt's error no longer describes the step; the
+        // history keeps it.
+        self.plan.errors.push((index, None));
         self.step_event(index, StepEvent::Complete, None, now);
         Ok(Recorded::Applied)
     }

@@ -13,6 +13,8 @@ fn completing_stores_the_result_deletes_the_message_and_releases_children() {
     let (recorded, plan) = h.complete_with(&lease, json!({"rows": 42}), at(5));
     assert_eq!(recorded, Ok(Recorded::Applied));
     assert_eq!(plan.results, vec![(0, json!({"rows": 42}))]);
+    // A success clears whatever error an earlier attempt left on the step.
+    assert_eq!(plan.errors, vec![(0, None)]);
     assert_eq!(plan.delete_messages, vec![msg]);
     assert_eq!(plan.enqueue, vec![1, 2]);
     assert_eq!(
