@@ -432,7 +432,7 @@ fn release(store: Arc<dyn Store>, steps: Vec<ClaimedStep>) {
 }
 
 /// The same error again, for each poll a failed claim was for.
-fn shared(error: &tasker_store::Error) -> tasker_store::Error {
+pub(crate) fn shared(error: &tasker_store::Error) -> tasker_store::Error {
     use tasker_store::Error;
     match error {
         Error::NotFound {

@@ -14,6 +14,7 @@ mod error;
 mod near_names;
 pub mod nul_check;
 mod ready_waiters;
+mod report_batcher;
 mod schema_cache;
 mod seen_workers;
 mod worker_directory;
@@ -27,8 +28,8 @@ use tasker_model::{
     TemplateRecord, Transition,
 };
 use tasker_store::{
-    NextClaim, Readiness, StepClaim, StepCompletion, StepFailure, Store, TaskCreate, TaskFilter,
-    TaskPage, Worker, WorkerRegistration,
+    NextClaim, Readiness, ReportOutcome, StepClaim, StepCompletion, StepReport, Store, TaskCreate,
+    TaskFilter, TaskPage, Worker, WorkerRegistration,
 };
 use uuid::Uuid;
 
@@ -82,6 +83,7 @@ pub struct Engine {
     config: Arc<EngineConfig>,
     schemas: Arc<SchemaCache>,
     dispatchers: Arc<dispatcher::Dispatchers>,
+    reports: Arc<report_batcher::ReportBatcher>,
     waiters: Arc<ReadyWaiters>,
     seen: Arc<SeenWorkers>,
     directory: Arc<WorkerDirectory>,
@@ -104,6 +106,7 @@ impl Engine {
         let dispatchers = Arc::new(dispatcher::Dispatchers::new(store.clone(), config.clone()));
         Self {
             waiters: Arc::new(ReadyWaiters::new(dispatchers.clone())),
+            reports: Arc::new(report_batcher::ReportBatcher::new(store.clone())),
             dispatchers,
             seen: Arc::new(SeenWorkers::new(seen_interval(config.worker_liveness))),
             directory: Arc::new(WorkerDirectory::new(config.worker_liveness)),
@@ -121,6 +124,12 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// Transactions this node has written for worker reports so far; each
+    /// holds every report that was waiting (see [`report_batcher`]).
+    pub fn report_batches(&self) -> u64 {
+        self.reports.batches()
     }
 
     /// Where ready-step notifications are delivered (see `tasker_postgres::Notifier`).
@@ -479,11 +488,17 @@ impl Engine {
         Ok(self.store.worker_list(self.config.worker_liveness).await?)
     }
 
+    /// Extends a lease. Written with the other reports waiting at this node
+    /// (see [`report_batcher`]).
     pub async fn step_heartbeat(&self, lease: &Lease) -> Result<HeartbeatOutcome> {
-        Ok(self
-            .store
-            .step_heartbeat(lease, self.config.lease_duration)
-            .await?)
+        let report = StepReport::Heartbeat {
+            lease: *lease,
+            lease_for: self.config.lease_duration,
+        };
+        match self.reports.write_one(report).await? {
+            ReportOutcome::Heartbeat(outcome) => Ok(outcome),
+            other => unreachable!("a heartbeat answered {other:?}"),
+        }
     }
 
     pub async fn step_complete(&self, lease: Lease, result: serde_json::Value) -> Result<Recorded> {
@@ -493,8 +508,8 @@ impl Engine {
         Ok(outcomes.pop().expect("one outcome per item")?)
     }
 
-    /// Records several results in one transaction; each is accepted or
-    /// refused on its own.
+    /// Records several results, with the other reports waiting at this node,
+    /// in one transaction; each is accepted or refused on its own.
     pub async fn step_complete_many(
         &self,
         items: Vec<StepCompletion>,
@@ -503,7 +518,24 @@ impl Engine {
             nul_check::check_json(&item.result, "result")?;
             self.check_size("result", &item.result)?;
         }
-        Ok(self.store.step_complete(items).await?)
+        let reports = items
+            .into_iter()
+            .map(|item| StepReport::Complete {
+                lease: item.lease,
+                result: item.result,
+                next: None,
+            })
+            .collect();
+        Ok(self
+            .reports
+            .write(reports)
+            .await
+            .into_iter()
+            .map(|outcome| match outcome? {
+                ReportOutcome::Completed { recorded, .. } => Ok(recorded),
+                other => unreachable!("a completion answered {other:?}"),
+            })
+            .collect())
     }
 
     /// Records a result and leases up to `max` more steps from `namespaces`
@@ -534,23 +566,27 @@ impl Engine {
             lease_for: self.config.lease_duration,
             handlers: handlers.to_vec(),
         };
-        self.store
-            .step_complete_and_claim(StepCompletion { lease, result }, &next)
-            .await
-            .map_err(|error| match error {
-                // An unknown step is a lease refusal; a lookup by name that
-                // fails is one of the namespaces to lease from.
-                tasker_store::Error::NotFound { what, .. }
-                    if let Some(namespace) = namespaces
-                        .iter()
-                        .find(|ns| what == format!("namespace \"{ns}\"")) =>
-                {
-                    Error::NamespaceNotFound {
-                        namespace: namespace.clone(),
-                    }
-                }
-                other => Error::Store(other),
-            })
+        let report = StepReport::Complete {
+            lease,
+            result,
+            next: Some(next),
+        };
+        match self.reports.write_one(report).await {
+            Ok(ReportOutcome::Completed { recorded, next }) => Ok((recorded, next)),
+            Ok(other) => unreachable!("a completion answered {other:?}"),
+            // An unknown step is a lease refusal; a lookup by name that
+            // fails is one of the namespaces to lease from.
+            Err(tasker_store::Error::NotFound { what, .. })
+                if let Some(namespace) = namespaces
+                    .iter()
+                    .find(|ns| what == format!("namespace \"{ns}\"")) =>
+            {
+                Err(Error::NamespaceNotFound {
+                    namespace: namespace.clone(),
+                })
+            }
+            Err(other) => Err(Error::Store(other)),
+        }
     }
 
     pub async fn step_fail(&self, lease: Lease, error: StepError) -> Result<Recorded> {
@@ -564,13 +600,27 @@ impl Engine {
         nul_check::check_text("error_type", &error.error_type)?;
         nul_check::check_text("message", &error.message)?;
         nul_check::check_json(&error.details, "details")?;
-        Ok(self.store.step_fail(StepFailure { lease, error }).await?)
+        match self
+            .reports
+            .write_one(StepReport::Fail { lease, error })
+            .await?
+        {
+            ReportOutcome::Failed(recorded) => Ok(recorded),
+            other => unreachable!("a failure answered {other:?}"),
+        }
     }
 
     /// Gives a leased step back unfinished (a worker shutting down): it is
     /// delivered again at once without counting the attempt.
     pub async fn step_release(&self, lease: &Lease) -> Result<()> {
-        Ok(self.store.step_release(lease).await?)
+        match self
+            .reports
+            .write_one(StepReport::Release { lease: *lease })
+            .await?
+        {
+            ReportOutcome::Released => Ok(()),
+            other => unreachable!("a release answered {other:?}"),
+        }
     }
 
     pub async fn step_retry(&self, step_id: Uuid) -> Result<Step> {

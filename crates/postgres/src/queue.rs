@@ -97,8 +97,9 @@ pub async fn make_visible(conn: &mut PgConnection, queue: &str, msg_ids: &[i64])
 
 /// Reads up to `max` visible messages and hides them for `lease_secs`.
 /// With `handlers`, only messages naming one of them are read (and those
-/// without a handler, sent before messages carried one); the others stay
-/// visible for workers that run their handler. Like `pgmq.read`, one
+/// without a handler, sent before messages carried one: the claim then
+/// routes them by their step's handler); the others stay visible for
+/// workers that run their handler. Like `pgmq.read`, one
 /// statement that locks what it reads with `FOR UPDATE SKIP LOCKED`.
 pub async fn read(
     conn: &mut PgConnection,

@@ -4,14 +4,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use sqlx::{PgConnection, Row};
-use tasker_model::{
-    ClaimOutcome, ClaimedStep, HeartbeatOutcome, Lease, LeaseError, Recorded, Step, StepState,
-    TaskRun,
-};
-use tasker_store::{
-    ClaimBatch, ClaimSlot, ClaimedBatch, Error, Event, NextClaim, Result, StepClaim,
-    StepCompletion, StepFailure,
-};
+use tasker_model::{ClaimOutcome, ClaimedStep, Lease, Step, StepState, TaskRun};
+use tasker_store::{ClaimBatch, ClaimSlot, ClaimedBatch, Error, Event, Result, StepClaim};
 use uuid::Uuid;
 
 use crate::PgStore;
@@ -78,19 +72,19 @@ pub async fn claim_batch(store: &PgStore, batch: ClaimBatch) -> Result<ClaimedBa
 }
 
 /// One queue read on behalf of one or more polls.
-struct Claim<'a> {
-    namespace: &'a str,
-    queue_name: &'a str,
-    lease_for: Duration,
-    slots: &'a [ClaimSlot],
+pub(crate) struct Claim<'a> {
+    pub namespace: &'a str,
+    pub queue_name: &'a str,
+    pub lease_for: Duration,
+    pub slots: &'a [ClaimSlot],
 }
 
 /// What [`claim_in`] leased, per slot, and what to do after the commit.
-struct Claimed {
-    steps: Vec<Vec<ClaimedStep>>,
-    written: Written,
+pub(crate) struct Claimed {
+    pub steps: Vec<Vec<ClaimedStep>>,
+    pub written: Written,
     /// Some slot could have taken more than the queue had for it.
-    room_left: bool,
+    pub room_left: bool,
 }
 
 /// Leases steps of one queue for the claim's slots on the caller's
@@ -98,7 +92,11 @@ struct Claimed {
 /// slot runs), then hands each message to the first slot with room that runs
 /// its handler. Messages no slot can take, and those of tasks another
 /// transaction holds, are made visible again at once.
-async fn claim_in(store: &PgStore, tx: &mut PgConnection, claim: &Claim<'_>) -> Result<Claimed> {
+pub(crate) async fn claim_in(
+    store: &PgStore,
+    tx: &mut PgConnection,
+    claim: &Claim<'_>,
+) -> Result<Claimed> {
     let mut room: Vec<u32> = claim.slots.iter().map(|s| s.max.min(1000)).collect();
     let total = room.iter().sum::<u32>().clamp(1, 1000) as i32;
     // A slot that runs every handler makes the read unfiltered.
@@ -250,7 +248,7 @@ async fn busy_tasks(
 
 /// Builds what workers receive: step definition, task context and the
 /// results of the step's parents, in one query.
-async fn claim_payloads(
+pub(crate) async fn claim_payloads(
     conn: &mut PgConnection,
     loaded: &HashMap<Uuid, LoadedTask>,
     claimed: &[(Uuid, usize, Lease, tasker_model::Timestamp)],
@@ -336,7 +334,7 @@ async fn claim_payloads(
         .collect())
 }
 
-async fn write_runs(
+pub(crate) async fn write_runs(
     store: &PgStore,
     conn: &mut PgConnection,
     loaded: &HashMap<Uuid, LoadedTask>,
@@ -379,159 +377,10 @@ where
     .await
 }
 
-pub async fn heartbeat(
-    store: &PgStore,
-    lease: &Lease,
-    lease_for: Duration,
-) -> Result<HeartbeatOutcome> {
-    with_step_task(store, lease.step_id, Durability::Relaxed, |run, _, now| {
-        Ok(run.heartbeat(lease, lease_for, now)?)
-    })
-    .await
-    .map_err(lease_not_found)
-}
-
-pub async fn fail(store: &PgStore, params: StepFailure) -> Result<Recorded> {
-    with_step_task(
-        store,
-        params.lease.step_id,
-        Durability::Flushed,
-        |run, _, now| Ok(run.fail(&params.lease, params.error.clone(), now)?),
-    )
-    .await
-    .map_err(lease_not_found)
-}
-
-pub async fn release(store: &PgStore, lease: &Lease) -> Result<()> {
-    with_step_task(store, lease.step_id, Durability::Flushed, |run, _, now| {
-        Ok(run.release(lease, now)?)
-    })
-    .await
-    .map_err(lease_not_found)
-}
-
 /// Whether a worker that declared `handlers` runs `handler` (one that
 /// declared none runs every handler of its namespaces).
-fn runs_handler(handlers: &[String], handler: &str) -> bool {
+pub(crate) fn runs_handler(handlers: &[String], handler: &str) -> bool {
     handlers.is_empty() || handlers.iter().any(|h| h == handler)
-}
-
-/// A lease for a step that does not exist is simply not the current lease.
-fn lease_not_found(error: Error) -> Error {
-    match error {
-        Error::NotFound { .. } => Error::Lease(LeaseError::LeaseMismatch),
-        other => other,
-    }
-}
-
-/// Records results and, with `next`, leases more steps for the same worker
-/// in the same transaction.
-pub async fn complete(
-    store: &PgStore,
-    items: Vec<StepCompletion>,
-    next: Option<&NextClaim>,
-) -> Result<(Vec<Result<Recorded>>, Vec<ClaimedStep>)> {
-    if items.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    let mut queues = Vec::new();
-    for namespace in next.map(|n| n.namespaces.as_slice()).unwrap_or_default() {
-        queues.push((
-            namespace.as_str(),
-            catalog::queue_of(store, namespace).await?,
-        ));
-    }
-    let items = &items;
-    let queues = &queues;
-    with_retry(store, || async move {
-        let mut tx = store.pool.begin().await.map_err(db)?;
-        let step_ids: Vec<Uuid> = items.iter().map(|i| i.lease.step_id).collect();
-        let (loaded, now) = load::lock_tasks(store, &mut tx, Lock::TasksOfSteps(&step_ids)).await?;
-        let mut runs: HashMap<Uuid, TaskRun<'_>> =
-            loaded.iter().map(|(id, t)| (*id, t.run())).collect();
-        let owners: HashMap<Uuid, Uuid> = runs
-            .values()
-            .flat_map(|run| run.steps.iter().map(|s| (s.id, run.task.id)))
-            .collect();
-        let outcomes: Vec<Result<Recorded>> = items
-            .iter()
-            .map(|item| {
-                let run = owners
-                    .get(&item.lease.step_id)
-                    .and_then(|task_id| runs.get_mut(task_id))
-                    .ok_or(Error::Lease(LeaseError::LeaseMismatch))?;
-                Ok(run.complete(&item.lease, item.result.clone(), now)?)
-            })
-            .collect();
-        // Children this completion released go straight to the same worker:
-        // no queue read, no second lock, their message hidden for the lease.
-        let mut leased_here = Vec::new();
-        if let Some(next) = next {
-            let lease_until =
-                now + chrono::TimeDelta::from_std(next.lease_for).unwrap_or(chrono::TimeDelta::MAX);
-            for (task_id, run) in runs.iter_mut() {
-                if !next.namespaces.contains(&loaded[task_id].namespace) {
-                    continue;
-                }
-                for index in run.plan.enqueue.clone() {
-                    if leased_here.len() as u32 >= next.max {
-                        break;
-                    }
-                    if !runs_handler(&next.handlers, &run.template.steps[index].handler) {
-                        // Left in the queue for a worker that runs it.
-                        continue;
-                    }
-                    let token = Uuid::new_v4();
-                    if let Some(lease) =
-                        run.claim_released(index, lease_until, token, &next.worker_id, now)
-                    {
-                        leased_here.push((*task_id, index, lease, lease_until));
-                    }
-                }
-            }
-        }
-        let mut written = write_runs(store, &mut tx, &loaded, &mut runs).await?;
-        let mut claimed = claim_payloads(&mut tx, &loaded, &leased_here).await?;
-        written
-            .events
-            .extend(claimed.iter().map(|step| Event::StepClaimed {
-                namespace: step.namespace.clone(),
-                queue_wait: Duration::ZERO,
-            }));
-        if let Some(next) = next
-            && outcomes.iter().any(|o| matches!(o, Ok(Recorded::Applied)))
-        {
-            for (namespace, queue_name) in queues {
-                let room = next.max.saturating_sub(claimed.len() as u32);
-                if room == 0 {
-                    break;
-                }
-                let slots = [ClaimSlot {
-                    worker_id: next.worker_id.clone(),
-                    max: room,
-                    handlers: next.handlers.clone(),
-                }];
-                let claim = Claim {
-                    namespace,
-                    queue_name,
-                    lease_for: next.lease_for,
-                    slots: &slots,
-                };
-                let Claimed {
-                    steps: mut more,
-                    written: also,
-                    ..
-                } = claim_in(store, &mut tx, &claim).await?;
-                let more = more.pop().unwrap_or_default();
-                written.extend(also);
-                claimed.extend(more);
-            }
-        }
-        tx.commit().await.map_err(db)?;
-        store.after_commit(&written);
-        Ok((outcomes, claimed))
-    })
-    .await
 }
 
 pub async fn retry(store: &PgStore, step_id: Uuid) -> Result<Step> {

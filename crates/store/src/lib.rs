@@ -87,6 +87,11 @@ pub trait Store: Send + Sync + 'static {
         next: &NextClaim,
     ) -> Result<(Recorded, Vec<ClaimedStep>)>;
     async fn step_fail(&self, params: StepFailure) -> Result<Recorded>;
+    /// Writes reports of lease holders (results, failures, releases,
+    /// heartbeats) in one transaction. Each is taken or refused on its own
+    /// (a stale lease refuses only its report); a database error fails them
+    /// all and writes nothing.
+    async fn step_report(&self, reports: Vec<StepReport>) -> Result<Vec<Result<ReportOutcome>>>;
     /// The lease holder gives the step back unfinished; it is delivered
     /// again at once and the attempt is not counted.
     async fn step_release(&self, lease: &Lease) -> Result<()>;

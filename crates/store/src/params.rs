@@ -157,6 +157,56 @@ pub struct ClaimedBatch {
     pub next_visible_in: Option<std::time::Duration>,
 }
 
+/// What a lease holder reports about its step. Reports that reach a node
+/// together are written in one transaction ([`crate::Store::step_report`]),
+/// each answered on its own.
+#[derive(Debug, Clone)]
+pub enum StepReport {
+    /// A result; with `next`, more steps leased to the same worker.
+    Complete {
+        lease: Lease,
+        result: serde_json::Value,
+        next: Option<NextClaim>,
+    },
+    Fail {
+        lease: Lease,
+        error: StepError,
+    },
+    /// Handed back unfinished: delivered again at once, attempt not counted.
+    Release {
+        lease: Lease,
+    },
+    /// Extends the lease to `lease_for` from now.
+    Heartbeat {
+        lease: Lease,
+        lease_for: std::time::Duration,
+    },
+}
+
+impl StepReport {
+    pub fn lease(&self) -> &Lease {
+        match self {
+            StepReport::Complete { lease, .. }
+            | StepReport::Fail { lease, .. }
+            | StepReport::Release { lease }
+            | StepReport::Heartbeat { lease, .. } => lease,
+        }
+    }
+}
+
+/// How a [`StepReport`] was taken.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReportOutcome {
+    Completed {
+        recorded: tasker_model::Recorded,
+        /// Steps leased by `next`.
+        next: Vec<ClaimedStep>,
+    },
+    Failed(tasker_model::Recorded),
+    Released,
+    Heartbeat(tasker_model::HeartbeatOutcome),
+}
+
 /// Steps to lease in the same transaction as a completion.
 #[derive(Debug, Clone)]
 pub struct NextClaim {

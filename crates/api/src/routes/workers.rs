@@ -56,8 +56,8 @@ pub struct Registered {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"namespaces": ["examples"], "max": 1, "wait_ms": 1000}))]
 pub struct Poll {
-    /// Namespaces to claim from, in order. Default: those the worker
-    /// registered with.
+    /// Namespaces to claim from: the poll takes its steps from whichever
+    /// has work first. Default: those the worker registered with.
     #[serde(default)]
     pub namespaces: Option<Vec<String>>,
     /// Most steps to claim. Default 1; capped by the server's claim batch.
