@@ -84,8 +84,12 @@ pub struct BenchArgs {
     pub database_url: String,
     /// A running server on that database. Default: start one (auth off) on
     /// a loopback port for the run.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "server_binary")]
     pub server: Option<String>,
+    /// The `tasker` binary to start the server from (e.g. an older build,
+    /// to compare two versions in one run). Default: this binary.
+    #[arg(long, value_name = "PATH")]
+    pub server_binary: Option<PathBuf>,
     /// Bearer token for --server (admin and worker roles).
     #[arg(
         long,

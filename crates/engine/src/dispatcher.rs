@@ -128,17 +128,21 @@ impl Dispatchers {
             state: Mutex::new(WaiterState {
                 taken: false,
                 expired: false,
+                tried: false,
                 reply: Some(reply),
             }),
         });
+        // A poll that may find work gets at least one claim, however short
+        // its wait (a wait of 0 means "look once").
+        let mut will_look = false;
         for namespace in namespaces {
-            self.dispatcher(namespace).add(waiter.clone());
+            will_look |= self.dispatcher(namespace).add(waiter.clone());
         }
         tokio::select! {
             outcome = &mut replied => return outcome.unwrap_or(Ok(Vec::new())),
             _ = tokio::time::sleep_until(deadline) => {}
         }
-        if waiter.expire() {
+        if waiter.expire(will_look) {
             return Ok(Vec::new());
         }
         // A claim for this poll is in flight: its outcome is this poll's.
@@ -162,7 +166,7 @@ impl Dispatchers {
                 .drain(..)
                 .collect();
             for waiter in waiting {
-                waiter.expire();
+                waiter.expire(false);
             }
         }
     }
@@ -208,14 +212,18 @@ impl Dispatcher {
         self.wake.notify_one();
     }
 
-    fn add(&self, waiter: Arc<Waiter>) {
+    /// Adds a waiting poll; true when a claim will look for work for it
+    /// (false when the queue is known to have nothing for its handlers).
+    fn add(&self, waiter: Arc<Waiter>) -> bool {
         let handlers = waiter.handler_set();
         self.waiting.lock().expect("waiting lock").push_back(waiter);
         let known_empty = self.known_empty.lock().expect("known empty lock");
         // Nothing for every handler means nothing for these either.
-        if !known_empty.contains(&handlers) && !known_empty.contains(&Vec::new()) {
+        let look = !known_empty.contains(&handlers) && !known_empty.contains(&Vec::new());
+        if look {
             self.wake.notify_one();
         }
+        look
     }
 
     fn waiting_count(&self) -> usize {
@@ -351,6 +359,8 @@ struct WaiterState {
     taken: bool,
     /// Its wait ended: the next outcome ends it, even an empty one.
     expired: bool,
+    /// A claim has looked for work for it.
+    tried: bool,
     /// `None` once it has its answer.
     reply: Option<oneshot::Sender<Reply>>,
 }
@@ -385,12 +395,13 @@ impl Waiter {
         free
     }
 
-    /// Ends the wait. True when no claim was in flight for it (it is over);
-    /// false when one is, and its outcome will be delivered.
-    fn expire(&self) -> bool {
+    /// Ends the wait. True when it is over; false when a claim for it is in
+    /// flight (or, with `until_tried`, has not looked for it yet): that
+    /// claim's outcome will be delivered.
+    fn expire(&self, until_tried: bool) -> bool {
         let mut state = self.state.lock().expect("waiter lock");
         state.expired = true;
-        if state.taken {
+        if state.taken || (until_tried && !state.tried) {
             return false;
         }
         if let Some(reply) = state.reply.take() {
@@ -404,6 +415,7 @@ impl Waiter {
     fn finish(&self, outcome: Reply) -> Option<Vec<ClaimedStep>> {
         let mut state = self.state.lock().expect("waiter lock");
         state.taken = false;
+        state.tried = true;
         if matches!(&outcome, Ok(steps) if steps.is_empty()) && !state.expired {
             return None;
         }

@@ -203,8 +203,9 @@ pub fn churn_between(
         .collect()
 }
 
-/// Statistics reach the views up to a second after the transactions that
-/// made them; a reading taken at once would miss the end of a run.
+/// Statistics reach the views late: a backend flushes its counters at most
+/// once a second, and one that went idle right after a flush waits up to
+/// ten seconds before it flushes again. A reading must wait that out.
 pub async fn let_statistics_settle() {
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(11_000)).await;
 }

@@ -54,7 +54,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Status> {
         Some(url) => (url.clone(), None),
         None => {
             eprintln!("==> starting tasker server on the database");
-            let server = ServerProcess::start(&args.database_url).await?;
+            let server =
+                ServerProcess::start(args.server_binary.as_deref(), &args.database_url).await?;
             (server.url.clone(), Some(server))
         }
     };

@@ -4,6 +4,7 @@
 //! for a user. Every process is killed when its handle is dropped: a run
 //! that fails half-way leaves nothing behind.
 
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -21,9 +22,12 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `tasker server` on a loopback port chosen by the system, auth
     /// off, and waits for its "listening on" line.
-    pub async fn start(database_url: &str) -> anyhow::Result<Self> {
-        let exe = std::env::current_exe().context("cannot find the tasker binary")?;
-        let mut child = Command::new(exe)
+    pub async fn start(binary: Option<&Path>, database_url: &str) -> anyhow::Result<Self> {
+        let exe = match binary {
+            Some(path) => path.to_owned(),
+            None => std::env::current_exe().context("cannot find the tasker binary")?,
+        };
+        let mut child = Command::new(&exe)
             .args(["server", "--listen", "127.0.0.1:0", "--log-level", "warn"])
             .args(["--node-id", &format!("bench-{}", std::process::id())])
             .args(["--database-url", database_url])
@@ -33,7 +37,7 @@ impl ServerProcess {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .context("cannot start tasker server")?;
+            .with_context(|| format!("cannot start {} server", exe.display()))?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
         let url = tokio::time::timeout(Duration::from_secs(60), async {
