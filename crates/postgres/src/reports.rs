@@ -206,6 +206,10 @@ fn next_of(outcome: &mut Result<ReportOutcome>) -> &mut Vec<tasker_model::Claime
     }
 }
 
+/// A completion (by its place in the batch) that wants more steps from a
+/// queue: its slot and its lease length.
+type NextSlot = (usize, ClaimSlot, Duration);
+
 /// Fills each applied completion's `next` from the queues it names, in its
 /// order, after the children it released: one claim per namespace for all
 /// the completions that still have room.
@@ -240,7 +244,7 @@ async fn read_queues_for_next(
         .unwrap_or(0);
     for round in 0..rounds {
         // Per namespace, the completions naming it in this round, with room.
-        let mut by_namespace: Vec<(&str, Vec<(usize, ClaimSlot, Duration)>)> = Vec::new();
+        let mut by_namespace: Vec<(&str, Vec<NextSlot>)> = Vec::new();
         for &(i, next) in &wanting {
             let Some(namespace) = next.namespaces.get(round) else {
                 continue;
