@@ -130,6 +130,26 @@ async fn error_envelope_becomes_api_error() {
     }
     assert!(error.is_lease_lost());
     assert!(!error.is_transport());
+    assert!(!error.is_retryable(), "a 409 must not be sent again");
+}
+
+#[test]
+fn every_server_error_is_worth_sending_a_report_again() {
+    let api = |status: u16| Error::Api {
+        status,
+        code: "internal".into(),
+        message: "internal error".into(),
+        details: serde_json::Value::Null,
+    };
+    for status in [500, 502, 503, 504] {
+        assert!(api(status).is_retryable(), "{status}");
+    }
+    // A 500 is not "unavailable" (another node would not help)...
+    assert!(!api(500).is_unavailable());
+    // ...but reports are fenced by their lease, so re-sending is safe.
+    for status in [400, 404, 409, 413, 422] {
+        assert!(!api(status).is_retryable(), "{status}");
+    }
 }
 
 #[tokio::test]
