@@ -77,7 +77,10 @@ async fn a_bad_item_fails_alone_and_the_good_ones_are_created() {
         }
     }
     assert_eq!(h.count("SELECT count(*) FROM tasker.tasks").await, 3);
-    assert_eq!(h.count("SELECT count(*) FROM tasker.steps").await, 4 + 4 + 1);
+    assert_eq!(
+        h.count("SELECT count(*) FROM tasker.steps").await,
+        4 + 4 + 1
+    );
     assert_eq!(h.queue_depth("default").await, 3);
 }
 
@@ -141,14 +144,20 @@ async fn idempotency_keys_hold_within_and_across_batches() {
     let (first, created) = answers[0].as_ref().unwrap();
     assert!(created);
     let (again, created) = answers[1].as_ref().unwrap();
-    assert!(!created, "the second item with the key gets the first's task");
+    assert!(
+        !created,
+        "the second item with the key gets the first's task"
+    );
     assert_eq!(again.id, first.id);
     assert_eq!(
         answers[2].as_ref().unwrap_err().code(),
         "idempotency_conflict"
     );
     let conflict = answers[3].as_ref().unwrap_err().to_string();
-    assert!(conflict.contains("of template default/linear@1"), "{conflict}");
+    assert!(
+        conflict.contains("of template default/linear@1"),
+        "{conflict}"
+    );
     let (b, created) = answers[4].as_ref().unwrap();
     assert!(created);
     assert_eq!(h.count("SELECT count(*) FROM tasker.tasks").await, 2);
@@ -235,7 +244,11 @@ async fn the_roots_of_every_task_are_queued_and_claimable() {
         .collect();
     assert_eq!(ready, ["b", "c"]);
     let history = h.engine.task_history(diamond.task_id).await.unwrap();
-    assert!(history.iter().all(|t| t.node_id.as_deref() == Some("node-a")));
+    assert!(
+        history
+            .iter()
+            .all(|t| t.node_id.as_deref() == Some("node-a"))
+    );
 }
 
 #[tokio::test]
@@ -247,5 +260,11 @@ async fn a_batch_over_the_limit_is_refused_whole() {
     assert_eq!(err.code(), "invalid");
     assert!(err.to_string().contains("1000"), "{err}");
     assert_eq!(h.count("SELECT count(*) FROM tasker.tasks").await, 0);
-    assert!(h.engine.task_create_many(Vec::new()).await.unwrap().is_empty());
+    assert!(
+        h.engine
+            .task_create_many(Vec::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
