@@ -246,11 +246,12 @@ async fn task_create_batch_answers_each_item_in_order() {
         "not_found: template default/nope not found"
     );
 
-    let seen = seen.lock().unwrap();
-    assert_eq!(seen[0].path, "/v1/tasks/batch");
-    assert_eq!(seen[0].json()["tasks"][0]["idempotency_key"], "k1");
-    assert_eq!(seen[0].json()["tasks"][1]["template"], "nope");
-    drop(seen);
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen[0].path, "/v1/tasks/batch");
+        assert_eq!(seen[0].json()["tasks"][0]["idempotency_key"], "k1");
+        assert_eq!(seen[0].json()["tasks"][1]["template"], "nope");
+    }
 
     // An answer that does not match the request is a broken contract.
     let error = client.task_create_batch(&tasks[..1]).await.unwrap_err();
