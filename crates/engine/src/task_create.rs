@@ -13,6 +13,13 @@ use crate::{Engine, Error, Result, nul_check};
 /// The most tasks one batch may create.
 pub const MAX_BATCH_TASKS: usize = 1000;
 
+/// What the items of one batch named (namespace, template, version): the
+/// template, or the parts of its not-found answer.
+type Templates = HashMap<
+    (String, String, Option<String>),
+    std::result::Result<TemplateRecord, (String, Option<String>, Vec<String>)>,
+>;
+
 /// An item that passed its checks: what to write and what to compare an
 /// existing task of its idempotency key against.
 struct Checked {
@@ -51,8 +58,7 @@ impl Engine {
             });
         }
         // Templates looked up once per batch, by what the items named.
-        let mut templates: HashMap<(String, String, Option<String>), TemplateRecord> =
-            HashMap::new();
+        let mut templates = Templates::new();
         let mut answers: Vec<Option<Result<(Task, bool)>>> = Vec::with_capacity(items.len());
         let mut checked: Vec<(usize, Checked)> = Vec::new();
         for (i, new) in items.into_iter().enumerate() {
@@ -91,11 +97,7 @@ impl Engine {
     }
 
     /// Every check of one item before anything is written.
-    async fn task_check(
-        &self,
-        mut new: NewTask,
-        templates: &mut HashMap<(String, String, Option<String>), TemplateRecord>,
-    ) -> Result<Checked> {
+    async fn task_check(&self, mut new: NewTask, templates: &mut Templates) -> Result<Checked> {
         // No context (or `null`) is the empty object.
         if new.context.is_null() {
             new.context = serde_json::Value::Object(serde_json::Map::new());
@@ -127,13 +129,42 @@ impl Engine {
         }
         let named = (new.namespace, new.template, new.version);
         let template = match templates.get(&named) {
-            Some(template) => template.clone(),
+            Some(Ok(template)) => template.clone(),
+            // Not found again: the same answer, without reading the
+            // catalog for near names again.
+            Some(Err((what, hint, did_you_mean))) => {
+                return Err(Error::Store(tasker_store::Error::NotFound {
+                    what: what.clone(),
+                    hint: hint.clone(),
+                    did_you_mean: did_you_mean.clone(),
+                }));
+            }
             None => {
-                let template = self
+                match self
                     .template_get(&named.0, &named.1, named.2.as_deref())
-                    .await?;
-                templates.insert(named.clone(), template.clone());
-                template
+                    .await
+                {
+                    Ok(template) => {
+                        templates.insert(named.clone(), Ok(template.clone()));
+                        template
+                    }
+                    Err(Error::Store(tasker_store::Error::NotFound {
+                        what,
+                        hint,
+                        did_you_mean,
+                    })) => {
+                        templates.insert(
+                            named,
+                            Err((what.clone(), hint.clone(), did_you_mean.clone())),
+                        );
+                        return Err(Error::Store(tasker_store::Error::NotFound {
+                            what,
+                            hint,
+                            did_you_mean,
+                        }));
+                    }
+                    Err(other) => return Err(other),
+                }
             }
         };
         self.schemas.check(&template, &new.context)?;

@@ -39,6 +39,7 @@ async fn a_bad_item_fails_alone_and_the_good_ones_are_created() {
             task("typed", json!({"n": 6})),
             task("linear", json!({"bad": "nul\u{0}"})),
             NewTask::new("nowhere", "linear"),
+            task("linera", json!({"again": true})),
         ])
         .await
         .expect("the batch is answered");
@@ -62,7 +63,13 @@ async fn a_bad_item_fails_alone_and_the_good_ones_are_created() {
             "created",
             "invalid",
             "not_found",
+            "not_found",
         ]
+    );
+    // The same unknown template gets the same answer, hints and all.
+    assert_eq!(
+        answers[9].as_ref().unwrap_err().to_string(),
+        answers[1].as_ref().unwrap_err().to_string()
     );
     let near = answers[1].as_ref().unwrap_err().to_string();
     assert!(near.contains("did you mean default/linear"), "{near}");
