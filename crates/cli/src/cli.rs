@@ -334,12 +334,25 @@ pub enum TemplateAction {
 
 #[derive(Debug, Subcommand)]
 pub enum TaskAction {
-    /// Start a task of <namespace>/<template>[@version].
+    /// Start a task of <namespace>/<template>[@version], or many from a file.
     Create {
         /// The template; without @version the newest, without a namespace
         /// the default namespace.
-        #[arg(value_name = "NAMESPACE/TEMPLATE[@VERSION]")]
-        template: String,
+        #[arg(
+            value_name = "NAMESPACE/TEMPLATE[@VERSION]",
+            required_unless_present = "from_file"
+        )]
+        template: Option<String>,
+        /// Create many tasks: one JSON object per line, with the fields of
+        /// the API's create body (`template`, `namespace`, `version`,
+        /// `context`, `idempotency_key`, `tags`); `-` for standard input.
+        /// Sent in batches of up to 1000.
+        #[arg(
+            long,
+            value_name = "FILE",
+            conflicts_with_all = ["template", "context", "context_file", "idempotency_key", "tags", "watch"]
+        )]
+        from_file: Option<PathBuf>,
         /// The task's context, as JSON.
         #[arg(long, value_name = "JSON", conflicts_with = "context_file")]
         context: Option<String>,

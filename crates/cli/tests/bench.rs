@@ -78,6 +78,8 @@ async fn every_scenario_runs_in_its_short_form() {
         report["parameters"]["create_tasks"]
     );
     assert!(create["concurrent_per_second"].as_f64().unwrap() > 0.0);
+    assert!(create["batched_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(create["batch_size"], 100);
 
     let tasks = report["parameters"]["tasks"].as_u64().unwrap();
     for (burn_down, (shape, steps)) in report["throughput"]

@@ -239,6 +239,46 @@ async fn task_create_tells_created_from_existing_and_sends_the_token() {
 }
 
 #[tokio::test]
+async fn task_create_batch_answers_each_item_in_order() {
+    let id = Uuid::now_v7();
+    let (base, seen) = serve(move |_| {
+        reply(
+            200,
+            json!({"results": [
+                {"task": task_json(id), "created": false},
+                {"error": {"code": "not_found", "message": "template default/nope not found", "details": null}},
+            ]}),
+        )
+    })
+    .await;
+    let client = Client::new(&base, None).unwrap();
+    let tasks = [
+        NewTask::new("examples", "linear").idempotency_key("k1"),
+        NewTask::new("default", "nope"),
+    ];
+    let answers = client.task_create_batch(&tasks).await.unwrap();
+    let (task, created) = answers[0].as_ref().unwrap();
+    assert_eq!((task.id, *created), (id, false));
+    let refusal = answers[1].as_ref().unwrap_err();
+    assert_eq!(refusal.code, "not_found");
+    assert_eq!(
+        refusal.to_string(),
+        "not_found: template default/nope not found"
+    );
+
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen[0].path, "/v1/tasks/batch");
+        assert_eq!(seen[0].json()["tasks"][0]["idempotency_key"], "k1");
+        assert_eq!(seen[0].json()["tasks"][1]["template"], "nope");
+    }
+
+    // An answer that does not match the request is a broken contract.
+    let error = client.task_create_batch(&tasks[..1]).await.unwrap_err();
+    assert!(matches!(error, Error::Decode { .. }), "{error:?}");
+}
+
+#[tokio::test]
 async fn task_list_sends_only_the_filters_that_are_set() {
     let (base, seen) = serve(|_| reply(200, json!({"tasks": [], "next_cursor": "abc"}))).await;
     let client = Client::new(&base, None).unwrap();

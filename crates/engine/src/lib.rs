@@ -17,6 +17,7 @@ mod ready_waiters;
 mod report_batcher;
 mod schema_cache;
 mod seen_workers;
+mod task_create;
 mod worker_directory;
 
 use std::sync::Arc;
@@ -28,8 +29,8 @@ use tasker_model::{
     TemplateRecord, Transition,
 };
 use tasker_store::{
-    NextClaim, Readiness, ReportOutcome, StepClaim, StepCompletion, StepReport, Store, TaskCreate,
-    TaskFilter, TaskPage, Worker, WorkerRegistration,
+    NextClaim, Readiness, ReportOutcome, StepClaim, StepCompletion, StepReport, Store, TaskFilter,
+    TaskPage, Worker, WorkerRegistration,
 };
 use uuid::Uuid;
 
@@ -38,7 +39,9 @@ pub use error::Error;
 pub use ready_waiters::ReadyWaiters;
 use schema_cache::SchemaCache;
 use seen_workers::SeenWorkers;
-/// Re-exported: the input of [`Engine::task_create`].
+pub use task_create::MAX_BATCH_TASKS;
+/// Re-exported: the input of [`Engine::task_create`] and
+/// [`Engine::task_create_many`].
 pub use tasker_store::NewTask;
 use worker_directory::WorkerDirectory;
 pub use worker_directory::WorkerScope;
@@ -240,60 +243,6 @@ impl Engine {
 
     pub async fn template_list(&self, namespace: Option<&str>) -> Result<Vec<TemplateRecord>> {
         Ok(self.store.template_list(namespace).await?)
-    }
-
-    /// Creates a task after checking its context; returns `created` false
-    /// when the idempotency key named an existing task of the same template
-    /// and context (see [`Error::IdempotencyConflict`] for the rule).
-    pub async fn task_create(&self, mut new: NewTask) -> Result<(Task, bool)> {
-        // No context (or `null`) is the empty object.
-        if new.context.is_null() {
-            new.context = serde_json::Value::Object(serde_json::Map::new());
-        }
-        nul_check::check_text("namespace", &new.namespace)?;
-        nul_check::check_text("template", &new.template)?;
-        if let Some(version) = &new.version {
-            nul_check::check_text("version", version)?;
-        }
-        if !new.context.is_object() {
-            return Err(Error::Invalid {
-                field: "context".into(),
-                message: "must be a JSON object, e.g. {\"order_id\": 42}".into(),
-            });
-        }
-        nul_check::check_json(&new.context, "context")?;
-        self.check_size("context", &new.context)?;
-        if let Some(key) = &new.idempotency_key {
-            if key.is_empty() || key.len() > 255 {
-                return Err(Error::Invalid {
-                    field: "idempotency_key".into(),
-                    message: "must be 1-255 characters".into(),
-                });
-            }
-            nul_check::check_text("idempotency_key", key)?;
-        }
-        for (i, tag) in new.tags.iter().enumerate() {
-            nul_check::check_text(&format!("tags[{i}]"), tag)?;
-        }
-        let template = self
-            .template_get(&new.namespace, &new.template, new.version.as_deref())
-            .await?;
-        self.schemas.check(&template, &new.context)?;
-        let asked_version = new.version.is_some();
-        let context = new.context.clone();
-        let (task, created) = self
-            .store
-            .task_create(TaskCreate {
-                template_id: template.id,
-                context: new.context,
-                idempotency_key: new.idempotency_key,
-                tags: new.tags,
-            })
-            .await?;
-        if !created {
-            idempotent_match(&task, &template, asked_version, &context)?;
-        }
-        Ok((task, created))
     }
 
     pub async fn task_get(&self, id: Uuid) -> Result<Task> {
@@ -664,39 +613,4 @@ fn check_worker_id(worker_id: &str) -> Result<()> {
         });
     }
     nul_check::check_text("worker_id", worker_id)
-}
-
-/// The idempotency rule: a key names one task. Sending it again with the
-/// same template (and the same version, when one is named) and the same
-/// context returns that task; anything else is a conflict, because the
-/// caller asked for a different task than the key already stands for.
-fn idempotent_match(
-    task: &Task,
-    template: &TemplateRecord,
-    asked_version: bool,
-    context: &serde_json::Value,
-) -> Result<()> {
-    let differs = if task.namespace != template.namespace || task.template_name != template.name {
-        Some(format!(
-            "of template {}/{}@{}",
-            task.namespace, task.template_name, task.template_version
-        ))
-    } else if asked_version && task.template_version != template.version {
-        Some(format!(
-            "of template version {} (not {})",
-            task.template_version, template.version
-        ))
-    } else if &task.context != context {
-        Some("with a different context".to_owned())
-    } else {
-        None
-    };
-    match differs {
-        Some(differs) => Err(Error::IdempotencyConflict {
-            key: task.idempotency_key.clone().unwrap_or_default(),
-            task_id: task.id,
-            differs,
-        }),
-        None => Ok(()),
-    }
 }

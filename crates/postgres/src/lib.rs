@@ -268,6 +268,10 @@ impl Store for PgStore {
         tasks::create(self, params).await
     }
 
+    async fn task_create_many(&self, items: Vec<TaskCreate>) -> Result<Vec<Result<(Task, bool)>>> {
+        tasks::create_many(self, items).await
+    }
+
     async fn task_get(&self, id: Uuid) -> Result<Task> {
         tasks::get(self, id).await
     }

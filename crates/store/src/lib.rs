@@ -60,6 +60,13 @@ pub trait Store: Send + Sync + 'static {
     /// idempotency key that exists in the namespace, returns that task
     /// (`created` false) and writes nothing.
     async fn task_create(&self, params: TaskCreate) -> Result<(Task, bool)>;
+    /// Creates tasks in one transaction, answering each in order as
+    /// [`Store::task_create`] would. An item refused on its own (its
+    /// template gone) does not fail the others; a database error fails them
+    /// all and writes nothing. Items sharing an idempotency key are written
+    /// once, by the first; the others are answered with its task
+    /// (`created` false).
+    async fn task_create_many(&self, items: Vec<TaskCreate>) -> Result<Vec<Result<(Task, bool)>>>;
     async fn task_get(&self, id: Uuid) -> Result<Task>;
     async fn task_list(&self, filter: &TaskFilter) -> Result<TaskPage>;
     async fn task_steps(&self, id: Uuid) -> Result<Vec<Step>>;

@@ -10,6 +10,7 @@ mod server;
 mod step;
 mod store_connection;
 mod task;
+mod task_batch;
 mod task_ref;
 mod template;
 mod watch;

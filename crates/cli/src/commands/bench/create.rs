@@ -1,6 +1,8 @@
 //! `create`: tasks created over HTTP one by one (each request waits for the
-//! previous answer) and with many requests in flight. The tasks are then
-//! cancelled, so that they never reach a worker of a later scenario.
+//! previous answer), with many requests in flight, and in batches of
+//! [`BATCH_SIZE`] (`POST /v1/tasks/batch`, one request at a time). The
+//! tasks are then cancelled, so that they never reach a worker of a later
+//! scenario.
 
 use std::time::Instant;
 
@@ -14,6 +16,8 @@ use super::summary::Summary;
 
 /// Requests in flight for the concurrent run.
 pub const CONCURRENCY: usize = 16;
+/// Tasks per request for the batched run.
+pub const BATCH_SIZE: usize = 100;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Creation {
@@ -25,11 +29,14 @@ pub struct Creation {
     /// [`CONCURRENCY`] requests in flight.
     pub concurrent_per_second: f64,
     pub concurrency: usize,
+    /// Batches of [`BATCH_SIZE`], one request at a time.
+    pub batched_per_second: f64,
+    pub batch_size: usize,
 }
 
 pub async fn run(client: &Client, shape: Shape, tasks: usize) -> anyhow::Result<Creation> {
     let new = NewTask::new(NAMESPACE, shape.name).tags(["bench:create"]);
-    let mut ids = Vec::with_capacity(tasks * 2);
+    let mut ids = Vec::with_capacity(tasks * 3);
 
     let mut progress = Progress::new(format!("create: {} one by one", shape.name), tasks as u64);
     let mut times = Vec::with_capacity(tasks);
@@ -59,6 +66,26 @@ pub async fn run(client: &Client, shape: Shape, tasks: usize) -> anyhow::Result<
     let concurrent_per_second = tasks as f64 / started.elapsed().as_secs_f64();
     progress.finish();
 
+    let mut progress = Progress::new(
+        format!("create: {} in batches of {BATCH_SIZE}", shape.name),
+        tasks as u64,
+    );
+    let batch = vec![new.clone(); BATCH_SIZE];
+    let started = Instant::now();
+    let mut left = tasks;
+    while left > 0 {
+        let size = left.min(BATCH_SIZE);
+        for answer in client.task_create_batch(&batch[..size]).await? {
+            let (task, _) = answer
+                .map_err(|refused| anyhow::anyhow!("a batched create was refused: {refused}"))?;
+            ids.push(task.id);
+            progress.inc();
+        }
+        left -= size;
+    }
+    let batched_per_second = tasks as f64 / started.elapsed().as_secs_f64();
+    progress.finish();
+
     let mut progress = Progress::new("create: cancelling the created tasks", ids.len() as u64);
     let mut cancelled = futures::stream::iter(ids)
         .map(|id| client.task_cancel(id, Some("benchmark cleanup")))
@@ -75,5 +102,7 @@ pub async fn run(client: &Client, shape: Shape, tasks: usize) -> anyhow::Result<
         sequential_per_second,
         concurrent_per_second,
         concurrency: CONCURRENCY,
+        batched_per_second,
+        batch_size: BATCH_SIZE,
     })
 }

@@ -188,6 +188,14 @@ impl fmt::Display for Report {
                     "-".into(),
                     "-".into(),
                 ]);
+                table.row(vec![
+                    c.shape.to_owned(),
+                    format!("batches of {}", c.batch_size),
+                    c.tasks.to_string(),
+                    rate(c.batched_per_second),
+                    "-".into(),
+                    "-".into(),
+                ]);
             }
             writeln!(f, "{table}")?;
         }
