@@ -58,7 +58,7 @@ fn is_json(content_type: &str) -> bool {
         || (content_type.starts_with("application/") && content_type.ends_with("+json"))
 }
 
-fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     match content_type(headers) {
         Some(ct) if is_json(&ct) => Ok(()),
         Some(ct) => Err(ApiError::unsupported_media_type(format!(
@@ -74,6 +74,12 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 /// character is refused first, naming where it is (see [`crate::nul_check`]).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     crate::nul_check::check_body(bytes)?;
+    parse_json_keeping_nul(bytes)
+}
+
+/// Parses JSON as [`parse_json`] does but lets NUL characters through, for
+/// a handler that refuses them itself (per item of a batch).
+pub fn parse_json_keeping_nul<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| refusal::<T>(bytes, e))
 }
 

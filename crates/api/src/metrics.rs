@@ -46,6 +46,7 @@ const QUEUE_WAIT: &str = "tasker_step_queue_wait_seconds";
 const RUN_TIME: &str = "tasker_step_run_seconds";
 const RETRIES: &str = "tasker_step_retries_total";
 const LEASE_EXPIRIES: &str = "tasker_lease_expiries_total";
+const TRANSACTION_RETRIES: &str = "tasker_db_transaction_retries_total";
 const BUILD_INFO: &str = "tasker_build_info";
 
 static METADATA: Metadata<'static> =
@@ -156,6 +157,10 @@ impl Metrics {
             (
                 LEASE_EXPIRIES,
                 "Leases that ran out without a result or heartbeat, per namespace.",
+            ),
+            (
+                TRANSACTION_RETRIES,
+                "Transactions the database aborted (deadlock, serialization failure) and this node ran again.",
             ),
         ] {
             r.describe_counter(KeyName::from_const_str(name), None, text(help));
@@ -326,6 +331,12 @@ impl tasker_store::Observer for Metrics {
                     .counter(
                         LEASE_EXPIRIES,
                         vec![Label::new("namespace", namespace.clone())],
+                    )
+                    .increment(1),
+                Event::TransactionRetried { reason } => self
+                    .counter(
+                        TRANSACTION_RETRIES,
+                        vec![Label::new("reason", reason.as_str())],
                     )
                     .increment(1),
             }

@@ -29,6 +29,7 @@ use crate::{dto, metrics};
         templates::list,
         templates::get_one,
         tasks::create,
+        tasks::create_batch,
         tasks::list,
         tasks::get_one,
         tasks::cancel,

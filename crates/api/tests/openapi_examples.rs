@@ -97,6 +97,7 @@ async fn every_request_body_example_is_accepted_by_its_route() {
             StatusCode::CONFLICT,
         ),
         ("POST", "/v1/tasks/{id}/cancel", ADMIN, StatusCode::OK),
+        ("POST", "/v1/tasks/batch", ADMIN, StatusCode::OK),
     ] {
         let key = format!("{method} {path}");
         tried.insert(key.clone());
@@ -130,6 +131,14 @@ async fn every_request_body_example_is_accepted_by_its_route() {
             let steps = app.get(&format!("/v1/tasks/{task_id}/steps")).await.json();
             ready_step = steps["steps"][0]["id"].as_str().unwrap().to_owned();
             pending_step = steps["steps"][1]["id"].as_str().unwrap().to_owned();
+        }
+        if path == "/v1/tasks/batch" {
+            // 200 answers a valid request; each item must be created too.
+            let results = reply.json()["results"].as_array().unwrap().clone();
+            assert!(!results.is_empty(), "{key}: the example creates tasks");
+            for result in results {
+                assert_eq!(result["created"], true, "{key}: {result}");
+            }
         }
         if path == "/v1/workers/{worker_id}/poll" {
             let claimed = reply.json()["steps"].as_array().unwrap().len();

@@ -227,8 +227,10 @@ async fn messages_queued_before_they_named_their_handler_get_it_from_the_migrati
     assert_eq!(steps.len(), 2);
 }
 
+/// A message that does not name its handler (sent before messages did) is
+/// read by any claim, and leased by the handler of its step all the same.
 #[tokio::test]
-async fn a_message_without_a_handler_is_for_any_worker() {
+async fn a_message_without_a_handler_is_routed_by_its_step() {
     let app = test_app().await;
     app.register_yaml(&template("default", "pair", PAIR))
         .await
@@ -240,5 +242,12 @@ async fn a_message_without_a_handler_is_for_any_worker() {
         .unwrap();
     app.register_worker_handling("runs-b", &["default"], &["h.b"])
         .await;
-    assert_eq!(app.poll("runs-b", &["default"], 10).await.len(), 2);
+    let steps = app.poll("runs-b", &["default"], 10).await;
+    assert_eq!(handlers_of(&steps), BTreeSet::from(["h.b".to_owned()]));
+    assert_eq!(steps.len(), 1);
+    // The other step stays queued, visible, for a worker that runs it.
+    app.register_worker_handling("runs-a", &["default"], &["h.a"])
+        .await;
+    let steps = app.poll("runs-a", &["default"], 10).await;
+    assert_eq!(handlers_of(&steps), BTreeSet::from(["h.a".to_owned()]));
 }

@@ -61,6 +61,94 @@ pub enum Command {
         #[command(subcommand)]
         action: WorkerCommand,
     },
+    /// Measure a server: PostgreSQL's commit floor, then latency, task
+    /// creation, throughput and idle cost, with worker processes over HTTP.
+    Bench(BenchArgs),
+    /// A worker with one no-op handler (`bench.noop`), started by `tasker bench`.
+    #[command(hide = true)]
+    BenchWorker(BenchWorkerArgs),
+}
+
+/// What `tasker bench` measures and how much of it.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// The database the server uses (or will use): the benchmark measures
+    /// PostgreSQL's own commit rate there and reads its statistics. A fresh
+    /// database is best: the run leaves its tasks behind.
+    #[arg(
+        long,
+        env = "TASKER_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: String,
+    /// A running server on that database. Default: start one (auth off) on
+    /// a loopback port for the run.
+    #[arg(long, value_name = "URL", conflicts_with = "server_binary")]
+    pub server: Option<String>,
+    /// The `tasker` binary to start the server from (e.g. an older build,
+    /// to compare two versions in one run). Default: this binary.
+    #[arg(long, value_name = "PATH")]
+    pub server_binary: Option<PathBuf>,
+    /// Bearer token for --server (admin and worker roles).
+    #[arg(
+        long,
+        env = "TASKER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+    /// Scenario to run; repeat for several. Default: all.
+    #[arg(long = "scenario", value_enum, value_name = "NAME")]
+    pub scenarios: Vec<Scenario>,
+    /// A short run (a few seconds per scenario) that proves every scenario
+    /// works; its figures mean little.
+    #[arg(long)]
+    pub quick: bool,
+    /// Latency: tasks per shape [default: 100, quick 5].
+    #[arg(long, value_name = "N")]
+    pub runs: Option<usize>,
+    /// Create: tasks created each way [default: 1000, quick 50].
+    #[arg(long, value_name = "N")]
+    pub create_tasks: Option<usize>,
+    /// Throughput: tasks per shape [default: 5000, quick 100].
+    #[arg(long, value_name = "N")]
+    pub tasks: Option<usize>,
+    /// Throughput: worker processes.
+    #[arg(long, default_value_t = 2, value_name = "M")]
+    pub workers: usize,
+    /// Throughput: slots per worker process.
+    #[arg(long, default_value_t = 32, value_name = "C")]
+    pub concurrency: usize,
+    /// Idle: waiting worker processes [default: 50, quick 5].
+    #[arg(long, value_name = "K")]
+    pub idle_workers: Option<usize>,
+    /// Idle: seconds measured [default: 10, quick 2].
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_seconds: Option<u64>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    Latency,
+    Create,
+    Throughput,
+    Idle,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchWorkerArgs {
+    /// Namespace to take steps from; repeat for several.
+    #[arg(long = "namespace", value_name = "NAME", required = true)]
+    pub namespaces: Vec<String>,
+    /// Most steps run at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// Where the configuration file is.
@@ -246,12 +334,25 @@ pub enum TemplateAction {
 
 #[derive(Debug, Subcommand)]
 pub enum TaskAction {
-    /// Start a task of <namespace>/<template>[@version].
+    /// Start a task of <namespace>/<template>[@version], or many from a file.
     Create {
         /// The template; without @version the newest, without a namespace
         /// the default namespace.
-        #[arg(value_name = "NAMESPACE/TEMPLATE[@VERSION]")]
-        template: String,
+        #[arg(
+            value_name = "NAMESPACE/TEMPLATE[@VERSION]",
+            required_unless_present = "from_file"
+        )]
+        template: Option<String>,
+        /// Create many tasks: one JSON object per line, with the fields of
+        /// the API's create body (`template`, `namespace`, `version`,
+        /// `context`, `idempotency_key`, `tags`); `-` for standard input.
+        /// Sent in batches of up to 1000.
+        #[arg(
+            long,
+            value_name = "FILE",
+            conflicts_with_all = ["template", "context", "context_file", "idempotency_key", "tags", "watch"]
+        )]
+        from_file: Option<PathBuf>,
         /// The task's context, as JSON.
         #[arg(long, value_name = "JSON", conflicts_with = "context_file")]
         context: Option<String>,

@@ -88,6 +88,17 @@ impl Error {
         }
     }
 
+    /// Worth sending again for a request that is safe to repeat (worker
+    /// reports, fenced by their lease): the server was not reached, or
+    /// answered with any 5xx — a 500 during a database outage included.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Transport { .. } => true,
+            Error::Api { status, .. } => (500..=599).contains(status),
+            _ => false,
+        }
+    }
+
     /// A 409 saying the presented lease is not (or no longer) the step's
     /// current one, or that the attempt was ended by the server (task
     /// cancelled, step timed out). Nothing was changed.

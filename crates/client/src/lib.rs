@@ -41,6 +41,7 @@ use serde::de::DeserializeOwned;
 pub use error::{Error, LEASE_LOST_CODES};
 pub use probes::{ClusterInfo, Health, Readiness, ReadinessChecks};
 pub use tasker_store::NewTask;
+pub use tasks::TaskRefusal;
 pub use worker_plane::{FailReport, HeartbeatReply, NextRequest, RegisterReply};
 
 // The records the client returns, so callers need not depend on the crates

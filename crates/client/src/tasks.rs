@@ -1,8 +1,8 @@
-//! Tasks and their steps: create, get, list, cancel, steps, history, and
-//! the operator's step actions (manual retry, manual resolve).
+//! Tasks and their steps: create (one or many), get, list, cancel, steps,
+//! history, and the operator's step actions (manual retry, manual resolve).
 
 use reqwest::Method;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tasker_model::{Step, Task, Transition};
 use tasker_store::{NewTask, TaskFilter, TaskPage};
 use uuid::Uuid;
@@ -17,6 +17,49 @@ impl Client {
         let builder = self.request(Method::POST, &url).json(new);
         let (status, task) = self.call(&url, builder).await?;
         Ok((task, status == 201))
+    }
+
+    /// Creates up to 1000 tasks in one request (`POST /v1/tasks/batch`) and
+    /// one server transaction. Each item is answered in order, on its own:
+    /// its task and whether it was created (false when its idempotency key
+    /// named an existing task), or why it was refused. The call itself fails
+    /// only when the request does (a database error on the server, which
+    /// then created nothing; too many items; no answer).
+    pub async fn task_create_batch(
+        &self,
+        tasks: &[NewTask],
+    ) -> Result<Vec<std::result::Result<(Task, bool), TaskRefusal>>> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            tasks: &'a [NewTask],
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Answer {
+            Task { task: Box<Task>, created: bool },
+            Error { error: TaskRefusal },
+        }
+        #[derive(Deserialize)]
+        struct Reply {
+            results: Vec<Answer>,
+        }
+        let url = self.url(&["v1", "tasks", "batch"]);
+        let builder = self.request(Method::POST, &url).json(&Body { tasks });
+        let (_, reply): (_, Reply) = self.call(&url, builder).await?;
+        if reply.results.len() != tasks.len() {
+            return Err(crate::Error::decode(
+                &url,
+                format!("{} answers to {} tasks", reply.results.len(), tasks.len()),
+            ));
+        }
+        Ok(reply
+            .results
+            .into_iter()
+            .map(|answer| match answer {
+                Answer::Task { task, created } => Ok((*task, created)),
+                Answer::Error { error } => Err(error),
+            })
+            .collect())
     }
 
     pub async fn task_get(&self, id: Uuid) -> Result<Task> {
@@ -108,4 +151,18 @@ impl Client {
         let builder = self.request(Method::POST, &url).json(&body);
         Ok(self.call(&url, builder).await?.1)
     }
+}
+
+/// Why one item of [`Client::task_create_batch`] was not created: the error
+/// a single create of it would have answered.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct TaskRefusal {
+    /// The stable machine code, e.g. `not_found`, `context_invalid`,
+    /// `idempotency_conflict`.
+    pub code: String,
+    pub message: String,
+    /// Code-specific, as in the single create's error body.
+    #[serde(default)]
+    pub details: serde_json::Value,
 }

@@ -130,6 +130,26 @@ async fn error_envelope_becomes_api_error() {
     }
     assert!(error.is_lease_lost());
     assert!(!error.is_transport());
+    assert!(!error.is_retryable(), "a 409 must not be sent again");
+}
+
+#[test]
+fn every_server_error_is_worth_sending_a_report_again() {
+    let api = |status: u16| Error::Api {
+        status,
+        code: "internal".into(),
+        message: "internal error".into(),
+        details: serde_json::Value::Null,
+    };
+    for status in [500, 502, 503, 504] {
+        assert!(api(status).is_retryable(), "{status}");
+    }
+    // A 500 is not "unavailable" (another node would not help)...
+    assert!(!api(500).is_unavailable());
+    // ...but reports are fenced by their lease, so re-sending is safe.
+    for status in [400, 404, 409, 413, 422] {
+        assert!(!api(status).is_retryable(), "{status}");
+    }
 }
 
 #[tokio::test]
@@ -216,6 +236,46 @@ async fn task_create_tells_created_from_existing_and_sends_the_token() {
         json!({"namespace": "examples", "template": "linear", "version": null,
                "context": {"even_number": 2}, "idempotency_key": "k1", "tags": ["a"]})
     );
+}
+
+#[tokio::test]
+async fn task_create_batch_answers_each_item_in_order() {
+    let id = Uuid::now_v7();
+    let (base, seen) = serve(move |_| {
+        reply(
+            200,
+            json!({"results": [
+                {"task": task_json(id), "created": false},
+                {"error": {"code": "not_found", "message": "template default/nope not found", "details": null}},
+            ]}),
+        )
+    })
+    .await;
+    let client = Client::new(&base, None).unwrap();
+    let tasks = [
+        NewTask::new("examples", "linear").idempotency_key("k1"),
+        NewTask::new("default", "nope"),
+    ];
+    let answers = client.task_create_batch(&tasks).await.unwrap();
+    let (task, created) = answers[0].as_ref().unwrap();
+    assert_eq!((task.id, *created), (id, false));
+    let refusal = answers[1].as_ref().unwrap_err();
+    assert_eq!(refusal.code, "not_found");
+    assert_eq!(
+        refusal.to_string(),
+        "not_found: template default/nope not found"
+    );
+
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen[0].path, "/v1/tasks/batch");
+        assert_eq!(seen[0].json()["tasks"][0]["idempotency_key"], "k1");
+        assert_eq!(seen[0].json()["tasks"][1]["template"], "nope");
+    }
+
+    // An answer that does not match the request is a broken contract.
+    let error = client.task_create_batch(&tasks[..1]).await.unwrap_err();
+    assert!(matches!(error, Error::Decode { .. }), "{error:?}");
 }
 
 #[tokio::test]

@@ -12,13 +12,18 @@ pub struct EngineConfig {
     pub max_payload_bytes: usize,
     /// Most steps one claim may lease at once. Default 100.
     pub max_claim_batch: u32,
-    /// How often a waiting long-poll looks for work even without a
-    /// notification (covers retries whose backoff elapsed, expired leases
-    /// and lost notifications). Default 1 s.
+    /// The safety net of a namespace's claim loop: how long it sleeps at
+    /// most while polls wait and nothing woke it. It is woken by commits on
+    /// this node, by other nodes' notifications and when the queue's next
+    /// hidden message (a retry's backoff, an expired lease) becomes visible;
+    /// the re-check only covers notifications lost with a connection.
+    /// Default 5 s.
     pub poll_recheck_interval: Duration,
     /// Longest a long-poll may wait. Default 30 s.
     pub max_poll_wait: Duration,
-    /// A worker not heard from for this long is no longer listed. Default 60 s.
+    /// A worker not heard from for this long is no longer listed (polls and
+    /// reports mark it seen; the marks are written every sixth of this,
+    /// at least every second). Default 60 s.
     pub worker_liveness: Duration,
 }
 
@@ -28,7 +33,7 @@ impl Default for EngineConfig {
             lease_duration: Duration::from_secs(30),
             max_payload_bytes: 1024 * 1024,
             max_claim_batch: 100,
-            poll_recheck_interval: Duration::from_secs(1),
+            poll_recheck_interval: Duration::from_secs(5),
             max_poll_wait: Duration::from_secs(30),
             worker_liveness: Duration::from_secs(60),
         }

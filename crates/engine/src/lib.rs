@@ -9,11 +9,16 @@
 //! nodes over one database are interchangeable.
 
 mod config;
+mod dispatcher;
 mod error;
 mod near_names;
 pub mod nul_check;
 mod ready_waiters;
+mod report_batcher;
 mod schema_cache;
+mod seen_workers;
+mod task_create;
+mod worker_directory;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +29,7 @@ use tasker_model::{
     TemplateRecord, Transition,
 };
 use tasker_store::{
-    NextClaim, Readiness, StepClaim, StepCompletion, StepFailure, Store, TaskCreate, TaskFilter,
+    NextClaim, Readiness, ReportOutcome, StepClaim, StepCompletion, StepReport, Store, TaskFilter,
     TaskPage, Worker, WorkerRegistration,
 };
 use uuid::Uuid;
@@ -33,10 +38,22 @@ pub use config::EngineConfig;
 pub use error::Error;
 pub use ready_waiters::ReadyWaiters;
 use schema_cache::SchemaCache;
-/// Re-exported: the input of [`Engine::task_create`].
+use seen_workers::SeenWorkers;
+pub use task_create::MAX_BATCH_TASKS;
+/// Re-exported: the input of [`Engine::task_create`] and
+/// [`Engine::task_create_many`].
 pub use tasker_store::NewTask;
+use worker_directory::WorkerDirectory;
+pub use worker_directory::WorkerScope;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How often polls' and reports' "seen" marks reach the database: a sixth
+/// of the liveness window (at least a second), so that a worker that keeps
+/// polling never looks gone.
+fn seen_interval(liveness: Duration) -> Duration {
+    (liveness / 6).max(Duration::from_secs(1))
+}
 
 /// Parses a YAML template and runs every check registration runs (its
 /// context schema must compile too), without a server or a database.
@@ -68,7 +85,13 @@ pub struct Engine {
     store: Arc<dyn Store>,
     config: Arc<EngineConfig>,
     schemas: Arc<SchemaCache>,
+    dispatchers: Arc<dispatcher::Dispatchers>,
+    reports: Arc<report_batcher::ReportBatcher>,
     waiters: Arc<ReadyWaiters>,
+    seen: Arc<SeenWorkers>,
+    directory: Arc<WorkerDirectory>,
+    /// Namespaces known to exist (they are never deleted).
+    namespaces: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     shutting_down: Arc<AtomicBool>,
 }
 
@@ -82,12 +105,19 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, config: EngineConfig) -> Self {
+        let config = Arc::new(config);
+        let dispatchers = Arc::new(dispatcher::Dispatchers::new(store.clone(), config.clone()));
         Self {
-            store,
-            config: Arc::new(config),
+            waiters: Arc::new(ReadyWaiters::new(dispatchers.clone())),
+            reports: Arc::new(report_batcher::ReportBatcher::new(store.clone())),
+            dispatchers,
+            seen: Arc::new(SeenWorkers::new(seen_interval(config.worker_liveness))),
+            directory: Arc::new(WorkerDirectory::new(config.worker_liveness)),
+            namespaces: Arc::default(),
             schemas: Arc::default(),
-            waiters: Arc::default(),
             shutting_down: Arc::default(),
+            config,
+            store,
         }
     }
 
@@ -99,6 +129,12 @@ impl Engine {
         &self.config
     }
 
+    /// Transactions this node has written for worker reports so far; each
+    /// holds every report that was waiting (see [`report_batcher`]).
+    pub fn report_batches(&self) -> u64 {
+        self.reports.batches()
+    }
+
     /// Where ready-step notifications are delivered (see `tasker_postgres::Notifier`).
     pub fn waiters(&self) -> &Arc<ReadyWaiters> {
         &self.waiters
@@ -107,7 +143,7 @@ impl Engine {
     /// Stops long-polls: waiting polls return empty at once, new ones too.
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
-        self.waiters.wake(None);
+        self.dispatchers.end_all();
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -209,60 +245,6 @@ impl Engine {
         Ok(self.store.template_list(namespace).await?)
     }
 
-    /// Creates a task after checking its context; returns `created` false
-    /// when the idempotency key named an existing task of the same template
-    /// and context (see [`Error::IdempotencyConflict`] for the rule).
-    pub async fn task_create(&self, mut new: NewTask) -> Result<(Task, bool)> {
-        // No context (or `null`) is the empty object.
-        if new.context.is_null() {
-            new.context = serde_json::Value::Object(serde_json::Map::new());
-        }
-        nul_check::check_text("namespace", &new.namespace)?;
-        nul_check::check_text("template", &new.template)?;
-        if let Some(version) = &new.version {
-            nul_check::check_text("version", version)?;
-        }
-        if !new.context.is_object() {
-            return Err(Error::Invalid {
-                field: "context".into(),
-                message: "must be a JSON object, e.g. {\"order_id\": 42}".into(),
-            });
-        }
-        nul_check::check_json(&new.context, "context")?;
-        self.check_size("context", &new.context)?;
-        if let Some(key) = &new.idempotency_key {
-            if key.is_empty() || key.len() > 255 {
-                return Err(Error::Invalid {
-                    field: "idempotency_key".into(),
-                    message: "must be 1-255 characters".into(),
-                });
-            }
-            nul_check::check_text("idempotency_key", key)?;
-        }
-        for (i, tag) in new.tags.iter().enumerate() {
-            nul_check::check_text(&format!("tags[{i}]"), tag)?;
-        }
-        let template = self
-            .template_get(&new.namespace, &new.template, new.version.as_deref())
-            .await?;
-        self.schemas.check(&template, &new.context)?;
-        let asked_version = new.version.is_some();
-        let context = new.context.clone();
-        let (task, created) = self
-            .store
-            .task_create(TaskCreate {
-                template_id: template.id,
-                context: new.context,
-                idempotency_key: new.idempotency_key,
-                tags: new.tags,
-            })
-            .await?;
-        if !created {
-            idempotent_match(&task, &template, asked_version, &context)?;
-        }
-        Ok((task, created))
-    }
-
     pub async fn task_get(&self, id: Uuid) -> Result<Task> {
         Ok(self.store.task_get(id).await?)
     }
@@ -323,11 +305,13 @@ impl Engine {
             .await?)
     }
 
-    /// Long-poll: claims up to `max` steps from `namespaces` (in order) whose
-    /// handler is one of `handlers` (any when empty), waiting up to `wait`
-    /// (capped by the configuration) for work to arrive. Returns as soon as
-    /// something is claimed; returns empty at the deadline. Woken by ready
-    /// notifications, with a periodic re-check as the safety net.
+    /// Long-poll: claims up to `max` steps from `namespaces` whose handler is
+    /// one of `handlers` (any when empty), waiting up to `wait` (capped by the
+    /// configuration) for work to arrive. Returns as soon as something is
+    /// claimed; returns empty at the deadline. The poll waits with the
+    /// node's claim loop of each namespace, which claims for every waiting
+    /// poll at once (see the `dispatcher` module); a poll of several
+    /// namespaces takes its steps from whichever has work first.
     pub async fn step_poll(
         &self,
         worker_id: &str,
@@ -346,48 +330,65 @@ impl Engine {
         for (i, namespace) in namespaces.iter().enumerate() {
             nul_check::check_text(&format!("namespaces[{i}]"), namespace)?;
         }
+        if self.is_shutting_down() {
+            return Ok(Vec::new());
+        }
+        let mut namespaces = namespaces.to_vec();
+        namespaces.dedup();
+        for namespace in &namespaces {
+            self.check_namespace_exists(namespace).await?;
+        }
         let deadline = tokio::time::Instant::now() + wait.min(self.config.max_poll_wait);
         let max = max.clamp(1, self.config.max_claim_batch);
-        self.store.worker_seen(worker_id).await?;
-        loop {
-            if self.is_shutting_down() {
-                return Ok(Vec::new());
-            }
-            let signals = self.waiters.subscribe(namespaces);
-            let mut notified: Vec<_> = signals.iter().map(|s| Box::pin(s.notified())).collect();
-            for n in &mut notified {
-                n.as_mut().enable();
-            }
-            let mut claimed = Vec::new();
-            for namespace in namespaces {
-                let room = max - claimed.len() as u32;
-                if room == 0 {
-                    break;
-                }
-                let batch = self
-                    .step_claim_for(namespace, worker_id, handlers, room)
-                    .await
-                    .map_err(|error| match error {
-                        // The claim's only lookup by name is the namespace's queue.
-                        Error::Store(tasker_store::Error::NotFound { .. }) => {
-                            Error::NamespaceNotFound {
-                                namespace: namespace.clone(),
-                            }
-                        }
-                        other => other,
-                    })?;
-                claimed.extend(batch);
-            }
-            if !claimed.is_empty() || tokio::time::Instant::now() >= deadline {
-                return Ok(claimed);
-            }
-            let recheck = tokio::time::sleep(self.config.poll_recheck_interval);
-            tokio::select! {
-                _ = futures::future::select_all(notified) => {}
-                _ = recheck => {}
-                _ = tokio::time::sleep_until(deadline) => return Ok(Vec::new()),
-            }
+        self.worker_seen(worker_id);
+        Ok(self
+            .dispatchers
+            .poll(worker_id, &namespaces, handlers, max, deadline)
+            .await?)
+    }
+
+    /// 404 `namespace_not_found` for a namespace that does not exist, before
+    /// a poll waits on it. Namespaces are never deleted, so one that was
+    /// found is remembered and never asked for again.
+    async fn check_namespace_exists(&self, namespace: &str) -> Result<()> {
+        if self
+            .namespaces
+            .lock()
+            .expect("namespaces lock")
+            .contains(namespace)
+        {
+            return Ok(());
         }
+        let all = self.store.namespace_list().await?;
+        let mut known = self.namespaces.lock().expect("namespaces lock");
+        known.extend(all.into_iter().map(|n| n.name));
+        if known.contains(namespace) {
+            Ok(())
+        } else {
+            Err(Error::NamespaceNotFound {
+                namespace: namespace.to_owned(),
+            })
+        }
+    }
+
+    /// Notes that a worker was heard from; written to the database in one
+    /// statement per interval for all workers, never per request.
+    pub fn worker_seen(&self, worker_id: &str) {
+        self.seen.note(&self.store, worker_id);
+    }
+
+    /// The namespaces and handlers `worker_id` registered with, or `None`
+    /// when it is not (or no longer) registered. Served from this node's
+    /// memory; read from the database only when the worker is unknown here.
+    pub async fn worker_scope(&self, worker_id: &str) -> Result<Option<WorkerScope>> {
+        if let Some(scope) = self.directory.get(worker_id) {
+            return Ok(Some(scope));
+        }
+        let Some(worker) = self.worker_get(worker_id).await? else {
+            return Ok(None);
+        };
+        self.directory.remember(&worker);
+        Ok(self.directory.get(worker_id))
     }
 
     pub async fn worker_register(&self, registration: WorkerRegistration) -> Result<Worker> {
@@ -418,7 +419,9 @@ impl Engine {
                 }
             })?;
         }
-        Ok(self.store.worker_register(&registration).await?)
+        let worker = self.store.worker_register(&registration).await?;
+        self.directory.remember(&worker);
+        Ok(worker)
     }
 
     /// A worker heard from within the configured liveness window.
@@ -434,11 +437,17 @@ impl Engine {
         Ok(self.store.worker_list(self.config.worker_liveness).await?)
     }
 
+    /// Extends a lease. Written with the other reports waiting at this node
+    /// (see [`report_batcher`]).
     pub async fn step_heartbeat(&self, lease: &Lease) -> Result<HeartbeatOutcome> {
-        Ok(self
-            .store
-            .step_heartbeat(lease, self.config.lease_duration)
-            .await?)
+        let report = StepReport::Heartbeat {
+            lease: *lease,
+            lease_for: self.config.lease_duration,
+        };
+        match self.reports.write_one(report).await? {
+            ReportOutcome::Heartbeat(outcome) => Ok(outcome),
+            other => unreachable!("a heartbeat answered {other:?}"),
+        }
     }
 
     pub async fn step_complete(&self, lease: Lease, result: serde_json::Value) -> Result<Recorded> {
@@ -448,8 +457,8 @@ impl Engine {
         Ok(outcomes.pop().expect("one outcome per item")?)
     }
 
-    /// Records several results in one transaction; each is accepted or
-    /// refused on its own.
+    /// Records several results, with the other reports waiting at this node,
+    /// in one transaction; each is accepted or refused on its own.
     pub async fn step_complete_many(
         &self,
         items: Vec<StepCompletion>,
@@ -458,7 +467,24 @@ impl Engine {
             nul_check::check_json(&item.result, "result")?;
             self.check_size("result", &item.result)?;
         }
-        Ok(self.store.step_complete(items).await?)
+        let reports = items
+            .into_iter()
+            .map(|item| StepReport::Complete {
+                lease: item.lease,
+                result: item.result,
+                next: None,
+            })
+            .collect();
+        Ok(self
+            .reports
+            .write(reports)
+            .await
+            .into_iter()
+            .map(|outcome| match outcome? {
+                ReportOutcome::Completed { recorded, .. } => Ok(recorded),
+                other => unreachable!("a completion answered {other:?}"),
+            })
+            .collect())
     }
 
     /// Records a result and leases up to `max` more steps from `namespaces`
@@ -489,23 +515,27 @@ impl Engine {
             lease_for: self.config.lease_duration,
             handlers: handlers.to_vec(),
         };
-        self.store
-            .step_complete_and_claim(StepCompletion { lease, result }, &next)
-            .await
-            .map_err(|error| match error {
-                // An unknown step is a lease refusal; a lookup by name that
-                // fails is one of the namespaces to lease from.
-                tasker_store::Error::NotFound { what, .. }
-                    if let Some(namespace) = namespaces
-                        .iter()
-                        .find(|ns| what == format!("namespace \"{ns}\"")) =>
-                {
-                    Error::NamespaceNotFound {
-                        namespace: namespace.clone(),
-                    }
-                }
-                other => Error::Store(other),
-            })
+        let report = StepReport::Complete {
+            lease,
+            result,
+            next: Some(next),
+        };
+        match self.reports.write_one(report).await {
+            Ok(ReportOutcome::Completed { recorded, next }) => Ok((recorded, next)),
+            Ok(other) => unreachable!("a completion answered {other:?}"),
+            // An unknown step is a lease refusal; a lookup by name that
+            // fails is one of the namespaces to lease from.
+            Err(tasker_store::Error::NotFound { what, .. })
+                if let Some(namespace) = namespaces
+                    .iter()
+                    .find(|ns| what == format!("namespace \"{ns}\"")) =>
+            {
+                Err(Error::NamespaceNotFound {
+                    namespace: namespace.clone(),
+                })
+            }
+            Err(other) => Err(Error::Store(other)),
+        }
     }
 
     pub async fn step_fail(&self, lease: Lease, error: StepError) -> Result<Recorded> {
@@ -519,13 +549,27 @@ impl Engine {
         nul_check::check_text("error_type", &error.error_type)?;
         nul_check::check_text("message", &error.message)?;
         nul_check::check_json(&error.details, "details")?;
-        Ok(self.store.step_fail(StepFailure { lease, error }).await?)
+        match self
+            .reports
+            .write_one(StepReport::Fail { lease, error })
+            .await?
+        {
+            ReportOutcome::Failed(recorded) => Ok(recorded),
+            other => unreachable!("a failure answered {other:?}"),
+        }
     }
 
     /// Gives a leased step back unfinished (a worker shutting down): it is
     /// delivered again at once without counting the attempt.
     pub async fn step_release(&self, lease: &Lease) -> Result<()> {
-        Ok(self.store.step_release(lease).await?)
+        match self
+            .reports
+            .write_one(StepReport::Release { lease: *lease })
+            .await?
+        {
+            ReportOutcome::Released => Ok(()),
+            other => unreachable!("a release answered {other:?}"),
+        }
     }
 
     pub async fn step_retry(&self, step_id: Uuid) -> Result<Step> {
@@ -569,39 +613,4 @@ fn check_worker_id(worker_id: &str) -> Result<()> {
         });
     }
     nul_check::check_text("worker_id", worker_id)
-}
-
-/// The idempotency rule: a key names one task. Sending it again with the
-/// same template (and the same version, when one is named) and the same
-/// context returns that task; anything else is a conflict, because the
-/// caller asked for a different task than the key already stands for.
-fn idempotent_match(
-    task: &Task,
-    template: &TemplateRecord,
-    asked_version: bool,
-    context: &serde_json::Value,
-) -> Result<()> {
-    let differs = if task.namespace != template.namespace || task.template_name != template.name {
-        Some(format!(
-            "of template {}/{}@{}",
-            task.namespace, task.template_name, task.template_version
-        ))
-    } else if asked_version && task.template_version != template.version {
-        Some(format!(
-            "of template version {} (not {})",
-            task.template_version, template.version
-        ))
-    } else if &task.context != context {
-        Some("with a different context".to_owned())
-    } else {
-        None
-    };
-    match differs {
-        Some(differs) => Err(Error::IdempotencyConflict {
-            key: task.idempotency_key.clone().unwrap_or_default(),
-            task_id: task.id,
-            differs,
-        }),
-        None => Ok(()),
-    }
 }

@@ -1,47 +1,36 @@
-//! Long-polls waiting for ready steps, per namespace. A notifier (the
-//! database's `LISTEN`) calls [`ReadyWaiters::wake`]; pollers call
-//! [`ReadyWaiters::subscribe`] *before* they look for work so that a wake-up
-//! between the look and the wait is not lost.
+//! [`ReadyWaiters`]: where "steps of this namespace may be ready" arrives —
+//! from this node's own commits (the store's local wake) and from other
+//! nodes through the database's `LISTEN` — and is passed to the
+//! namespace's claim loop (see [`crate::dispatcher`]).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use tokio::sync::Notify;
+use crate::dispatcher::Dispatchers;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ReadyWaiters {
-    namespaces: Mutex<HashMap<String, Arc<Notify>>>,
-    /// Woken on "anything may be ready" and on shutdown.
-    everyone: Arc<Notify>,
+    dispatchers: Arc<Dispatchers>,
 }
 
 impl ReadyWaiters {
-    /// Wakes the pollers of `namespace`, or all pollers for `None`.
-    pub fn wake(&self, namespace: Option<&str>) {
-        match namespace {
-            Some(ns) => {
-                let notify = self
-                    .namespaces
-                    .lock()
-                    .expect("waiters lock")
-                    .get(ns)
-                    .cloned();
-                if let Some(notify) = notify {
-                    notify.notify_waiters();
-                }
-            }
-            None => self.everyone.notify_waiters(),
-        }
+    pub(crate) fn new(dispatchers: Arc<Dispatchers>) -> Self {
+        Self { dispatchers }
     }
 
-    /// The signals a poller of `namespaces` waits on.
-    pub fn subscribe(&self, namespaces: &[String]) -> Vec<Arc<Notify>> {
-        let mut map = self.namespaces.lock().expect("waiters lock");
-        let mut out: Vec<Arc<Notify>> = namespaces
-            .iter()
-            .map(|ns| map.entry(ns.clone()).or_default().clone())
-            .collect();
-        out.push(self.everyone.clone());
-        out
+    /// Wakes the claim loop of `namespace`, or every loop for `None`.
+    pub fn wake(&self, namespace: Option<&str>) {
+        self.dispatchers.wake(namespace);
+    }
+
+    /// Long-polls waiting on `namespace` right now: a test that must know a
+    /// poll is parked waits for this, not for a fixed time.
+    pub fn waiting(&self, namespace: &str) -> usize {
+        self.dispatchers.waiting(namespace)
+    }
+
+    /// Claim transactions the claim loop of `namespace` has made on behalf
+    /// of waiting polls.
+    pub fn claims(&self, namespace: &str) -> u64 {
+        self.dispatchers.claims(namespace)
     }
 }

@@ -28,6 +28,7 @@ mod notifier;
 mod plan_writer;
 mod queue;
 mod queue_depths;
+mod reports;
 mod rows;
 mod steps;
 mod tasks;
@@ -46,8 +47,9 @@ use tasker_model::{
     TemplateRecord, Transition,
 };
 use tasker_store::{
-    NextClaim, QueueDepth, Readiness, Result, StepClaim, StepCompletion, StepFailure, Store,
-    TaskCreate, TaskFilter, TaskPage, Worker, WorkerRegistration,
+    ClaimBatch, ClaimedBatch, NextClaim, QueueDepth, Readiness, ReportOutcome, Result, StepClaim,
+    StepCompletion, StepFailure, StepReport, Store, TaskCreate, TaskFilter, TaskPage, Worker,
+    WorkerRegistration,
 };
 use uuid::Uuid;
 
@@ -192,10 +194,15 @@ impl PgStore {
     /// After a commit: wakes pollers and tells the observer what happened.
     fn after_commit(&self, written: &plan_writer::Written) {
         self.announce(&written.ready);
-        if !written.events.is_empty()
+        self.observe(&written.events);
+    }
+
+    /// Tells the observer (if any) facts it cannot learn from requests.
+    fn observe(&self, events: &[tasker_store::Event]) {
+        if !events.is_empty()
             && let Some(observer) = self.observer.get()
         {
-            observer.observe(&written.events);
+            observer.observe(events);
         }
     }
 
@@ -261,6 +268,10 @@ impl Store for PgStore {
         tasks::create(self, params).await
     }
 
+    async fn task_create_many(&self, items: Vec<TaskCreate>) -> Result<Vec<Result<(Task, bool)>>> {
+        tasks::create_many(self, items).await
+    }
+
     async fn task_get(&self, id: Uuid) -> Result<Task> {
         tasks::get(self, id).await
     }
@@ -288,32 +299,72 @@ impl Store for PgStore {
     async fn step_claim(&self, params: StepClaim) -> Result<Vec<ClaimedStep>> {
         steps::claim(self, params).await
     }
+    async fn step_claim_batch(&self, batch: ClaimBatch) -> Result<ClaimedBatch> {
+        steps::claim_batch(self, batch).await
+    }
 
     async fn step_heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<HeartbeatOutcome> {
-        steps::heartbeat(self, lease, lease_for).await
+        let report = StepReport::Heartbeat {
+            lease: *lease,
+            lease_for,
+        };
+        match one(reports::write(self, vec![report]).await?)? {
+            ReportOutcome::Heartbeat(outcome) => Ok(outcome),
+            other => unreachable!("a heartbeat answered {other:?}"),
+        }
     }
-
     async fn step_complete(&self, items: Vec<StepCompletion>) -> Result<Vec<Result<Recorded>>> {
-        Ok(steps::complete(self, items, None).await?.0)
+        let reports = items
+            .into_iter()
+            .map(|item| StepReport::Complete {
+                lease: item.lease,
+                result: item.result,
+                next: None,
+            })
+            .collect();
+        Ok(reports::write(self, reports)
+            .await?
+            .into_iter()
+            .map(|outcome| match outcome? {
+                ReportOutcome::Completed { recorded, .. } => Ok(recorded),
+                other => unreachable!("a completion answered {other:?}"),
+            })
+            .collect())
     }
-
     async fn step_complete_and_claim(
         &self,
         item: StepCompletion,
         next: &NextClaim,
     ) -> Result<(Recorded, Vec<ClaimedStep>)> {
-        let (mut outcomes, claimed) = steps::complete(self, vec![item], Some(next)).await?;
-        Ok((outcomes.pop().expect("one outcome per item")?, claimed))
+        let report = StepReport::Complete {
+            lease: item.lease,
+            result: item.result,
+            next: Some(next.clone()),
+        };
+        match one(reports::write(self, vec![report]).await?)? {
+            ReportOutcome::Completed { recorded, next } => Ok((recorded, next)),
+            other => unreachable!("a completion answered {other:?}"),
+        }
     }
-
     async fn step_fail(&self, params: StepFailure) -> Result<Recorded> {
-        steps::fail(self, params).await
+        let report = StepReport::Fail {
+            lease: params.lease,
+            error: params.error,
+        };
+        match one(reports::write(self, vec![report]).await?)? {
+            ReportOutcome::Failed(recorded) => Ok(recorded),
+            other => unreachable!("a failure answered {other:?}"),
+        }
     }
-
+    async fn step_report(&self, reports: Vec<StepReport>) -> Result<Vec<Result<ReportOutcome>>> {
+        reports::write(self, reports).await
+    }
     async fn step_release(&self, lease: &Lease) -> Result<()> {
-        steps::release(self, lease).await
+        match one(reports::write(self, vec![StepReport::Release { lease: *lease }]).await?)? {
+            ReportOutcome::Released => Ok(()),
+            other => unreachable!("a release answered {other:?}"),
+        }
     }
-
     async fn step_retry(&self, step_id: Uuid) -> Result<Step> {
         steps::retry(self, step_id).await
     }
@@ -326,8 +377,8 @@ impl Store for PgStore {
         workers::register(self, registration).await
     }
 
-    async fn worker_seen(&self, worker_id: &str) -> Result<()> {
-        workers::seen(self, worker_id).await
+    async fn workers_seen(&self, worker_ids: &[String]) -> Result<()> {
+        workers::seen(self, worker_ids).await
     }
 
     async fn worker_get(&self, worker_id: &str, within: Duration) -> Result<Option<Worker>> {
@@ -341,4 +392,9 @@ impl Store for PgStore {
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>> {
         queue_depths::read(self).await
     }
+}
+
+/// The one answer of a single report.
+fn one(mut outcomes: Vec<Result<ReportOutcome>>) -> Result<ReportOutcome> {
+    outcomes.pop().expect("one answer per report")
 }

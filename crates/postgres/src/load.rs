@@ -42,6 +42,11 @@ pub enum Lock<'a> {
     Tasks(&'a [Uuid]),
     /// The tasks that own these steps (a step never changes task).
     TasksOfSteps(&'a [Uuid]),
+    /// These tasks, skipping those another transaction holds. Claims lock
+    /// this way: they hold queue messages already, and waiting for a task
+    /// while holding its messages would invert the one lock order (task rows,
+    /// then messages) that completions and cancels follow.
+    FreeTasks(&'a [Uuid]),
 }
 
 /// Locks the tasks and loads their steps. Returns the tasks found (by id) and
@@ -51,16 +56,18 @@ pub async fn lock_tasks(
     conn: &mut PgConnection,
     lock: Lock<'_>,
 ) -> Result<(HashMap<Uuid, LoadedTask>, Timestamp)> {
-    let (filter, ids) = match lock {
-        Lock::Tasks(ids) => ("id = ANY($1)", ids),
+    let (filter, ids, wait) = match lock {
+        Lock::Tasks(ids) => ("id = ANY($1)", ids, ""),
         Lock::TasksOfSteps(ids) => (
             "id IN (SELECT task_id FROM tasker.steps WHERE id = ANY($1))",
             ids,
+            "",
         ),
+        Lock::FreeTasks(ids) => ("id = ANY($1)", ids, " SKIP LOCKED"),
     };
     let task_rows = sqlx::query(&format!(
         "SELECT id, namespace, template_id, state, finished_at FROM tasker.tasks \
-         WHERE {filter} ORDER BY id FOR UPDATE"
+         WHERE {filter} ORDER BY id FOR UPDATE{wait}"
     ))
     .bind(ids)
     .fetch_all(&mut *conn)
@@ -178,7 +185,7 @@ pub async fn with_task<T, F>(
 where
     F: Fn(&mut TaskRun<'_>, Timestamp) -> Result<T>,
 {
-    with_retry(|| async {
+    with_retry(store, || async {
         let mut tx = store.pool.begin().await.map_err(db)?;
         let (loaded, now) = lock_tasks(store, &mut tx, lock).await?;
         let task = loaded

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use sqlx::PgConnection;
-use tasker_model::{TaskRun, Timestamp};
+use tasker_model::{StepState, TaskRun, Timestamp};
 use tasker_store::Result;
 use uuid::Uuid;
 
@@ -30,8 +30,9 @@ pub struct Pending<'r, 't> {
 /// What a write leaves for after the commit.
 #[derive(Debug, Default)]
 pub struct Written {
-    /// Namespaces that got new visible ready steps, with how many: announce
-    /// them once the transaction has committed.
+    /// Namespaces that got new visible ready steps, with how many (or a
+    /// retry whose backoff will end, counted 0: claim loops must learn when
+    /// it becomes visible): announce them once the transaction has committed.
     pub ready: Vec<(String, usize)>,
     /// Facts for the observer, also for after the commit.
     pub events: Vec<Event>,
@@ -92,6 +93,20 @@ pub async fn write(
                 Some((_, count)) => *count += 1,
                 None => notify.push((runs[r].namespace.to_owned(), 1)),
             }
+        }
+    }
+
+    // A retry's message becomes visible when its backoff ends; the claim
+    // loops of its namespace sleep until then only if they hear of it.
+    for pending in runs.iter() {
+        let run = &*pending.run;
+        let retrying = run
+            .plan
+            .dirty_steps
+            .iter()
+            .any(|&i| run.steps[i].state == StepState::Retrying);
+        if retrying && !notify.iter().any(|(n, _)| n == pending.namespace) {
+            notify.push((pending.namespace.to_owned(), 0));
         }
     }
 

@@ -81,10 +81,25 @@ pub async fn delete(conn: &mut PgConnection, queue: &str, msg_ids: &[i64]) -> Re
     Ok(())
 }
 
+/// Makes messages visible again at once (a claim that read them but could
+/// not use them now). Their read count stays as it is.
+pub async fn make_visible(conn: &mut PgConnection, queue: &str, msg_ids: &[i64]) -> Result<()> {
+    sqlx::query(
+        "SELECT count(*) FROM unnest($2::bigint[]) AS m(id), LATERAL pgmq.set_vt($1, m.id, 0)",
+    )
+    .bind(queue)
+    .bind(msg_ids)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
 /// Reads up to `max` visible messages and hides them for `lease_secs`.
 /// With `handlers`, only messages naming one of them are read (and those
-/// without a handler, sent before messages carried one); the others stay
-/// visible for workers that run their handler. Like `pgmq.read`, one
+/// without a handler, sent before messages carried one: the claim then
+/// routes them by their step's handler); the others stay visible for
+/// workers that run their handler. Like `pgmq.read`, one
 /// statement that locks what it reads with `FOR UPDATE SKIP LOCKED`.
 pub async fn read(
     conn: &mut PgConnection,
@@ -135,6 +150,24 @@ pub async fn read(
         .collect();
     messages.sort_unstable_by_key(|m| m.msg_id);
     Ok(messages)
+}
+
+/// How long until the first hidden message of a queue becomes visible (a
+/// retry waiting out its backoff, a lease running out); `None` when no
+/// message is hidden. Served by the queue's index on `vt`.
+pub async fn next_visible_in(
+    conn: &mut PgConnection,
+    queue: &str,
+) -> Result<Option<std::time::Duration>> {
+    let table = queue_table(queue);
+    let seconds: Option<f64> = sqlx::query_scalar(&format!(
+        "SELECT extract(epoch FROM min(vt) - clock_timestamp())::float8 FROM {table} \
+         WHERE vt > clock_timestamp()"
+    ))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(seconds.map(|s| std::time::Duration::from_secs_f64(s.max(0.0))))
 }
 
 /// The PGMQ table of a queue, quoted. Queue names are made by

@@ -4,11 +4,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use sqlx::{PgConnection, Row};
-use tasker_model::{
-    ClaimOutcome, ClaimedStep, HeartbeatOutcome, Lease, LeaseError, Recorded, Step, StepState,
-    TaskRun,
-};
-use tasker_store::{Error, Event, NextClaim, Result, StepClaim, StepCompletion, StepFailure};
+use tasker_model::{ClaimOutcome, ClaimedStep, Lease, Step, StepState, TaskRun};
+use tasker_store::{ClaimBatch, ClaimSlot, ClaimedBatch, Error, Event, Result, StepClaim};
 use uuid::Uuid;
 
 use crate::PgStore;
@@ -25,46 +22,119 @@ fn lease_seconds(lease_for: Duration) -> i32 {
 }
 
 pub async fn claim(store: &PgStore, params: StepClaim) -> Result<Vec<ClaimedStep>> {
-    let queue_name = catalog::queue_of(store, &params.namespace).await?;
-    with_retry(|| async {
+    let batch = ClaimBatch {
+        namespace: params.namespace,
+        lease_for: params.lease_for,
+        slots: vec![ClaimSlot {
+            worker_id: params.worker_id,
+            max: params.max,
+            handlers: params.handlers,
+        }],
+    };
+    Ok(claim_batch(store, batch)
+        .await?
+        .steps
+        .pop()
+        .unwrap_or_default())
+}
+
+/// Leases steps of one namespace for several waiting polls in one
+/// transaction (see [`tasker_store::Store::step_claim_batch`]).
+pub async fn claim_batch(store: &PgStore, batch: ClaimBatch) -> Result<ClaimedBatch> {
+    let queue_name = catalog::queue_of(store, &batch.namespace).await?;
+    with_retry(store, || async {
         let mut tx = store.pool.begin().await.map_err(db)?;
-        let (payloads, written) = claim_in(store, &mut tx, &queue_name, &params).await?;
-        if payloads.is_empty() {
+        let claim = Claim {
+            namespace: &batch.namespace,
+            queue_name: &queue_name,
+            lease_for: batch.lease_for,
+            slots: &batch.slots,
+        };
+        let claimed = claim_in(store, &mut tx, &claim).await?;
+        let next_visible_in = if claimed.room_left {
+            queue::next_visible_in(&mut tx, &queue_name).await?
+        } else {
+            None
+        };
+        if claimed.steps.iter().all(Vec::is_empty) {
             // Usually an empty poll: nothing to relax.
             tx.commit().await.map_err(db)?;
         } else {
             load::commit(tx, Durability::Relaxed).await?;
         }
-        store.after_commit(&written);
-        Ok(payloads)
+        store.after_commit(&claimed.written);
+        Ok(ClaimedBatch {
+            steps: claimed.steps,
+            next_visible_in,
+        })
     })
     .await
 }
 
-/// Leases up to `params.max` steps of one queue on the caller's transaction.
-/// Returns the leased steps and what to do after the commit.
-async fn claim_in(
+/// One queue read on behalf of one or more polls.
+pub(crate) struct Claim<'a> {
+    pub namespace: &'a str,
+    pub queue_name: &'a str,
+    pub lease_for: Duration,
+    pub slots: &'a [ClaimSlot],
+}
+
+/// What [`claim_in`] leased, per slot, and what to do after the commit.
+pub(crate) struct Claimed {
+    pub steps: Vec<Vec<ClaimedStep>>,
+    pub written: Written,
+    /// Some slot could have taken more than the queue had for it.
+    pub room_left: bool,
+}
+
+/// Leases steps of one queue for the claim's slots on the caller's
+/// transaction: reads up to their total room (only messages of handlers some
+/// slot runs), then hands each message to the first slot with room that runs
+/// its handler. Messages no slot can take, and those of tasks another
+/// transaction holds, are made visible again at once.
+pub(crate) async fn claim_in(
     store: &PgStore,
     tx: &mut PgConnection,
-    queue_name: &str,
-    params: &StepClaim,
-) -> Result<(Vec<ClaimedStep>, Written)> {
-    let max = params.max.clamp(1, 1000) as i32;
-    let lease_secs = lease_seconds(params.lease_for);
-    let messages = queue::read(tx, queue_name, lease_secs, max, &params.handlers).await?;
+    claim: &Claim<'_>,
+) -> Result<Claimed> {
+    let mut room: Vec<u32> = claim.slots.iter().map(|s| s.max.min(1000)).collect();
+    let total = room.iter().sum::<u32>().clamp(1, 1000) as i32;
+    // A slot that runs every handler makes the read unfiltered.
+    let handlers: Vec<String> = if claim.slots.iter().any(|s| s.handlers.is_empty()) {
+        Vec::new()
+    } else {
+        let mut all: Vec<String> = claim
+            .slots
+            .iter()
+            .flat_map(|s| s.handlers.clone())
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    };
+    let lease_secs = lease_seconds(claim.lease_for);
+    let messages = queue::read(tx, claim.queue_name, lease_secs, total, &handlers).await?;
+    let mut steps = vec![Vec::new(); claim.slots.len()];
     if messages.is_empty() {
-        return Ok((Vec::new(), Written::default()));
+        return Ok(Claimed {
+            steps,
+            written: Written::default(),
+            room_left: true,
+        });
     }
     let task_ids: Vec<Uuid> = messages
         .iter()
         .filter_map(|m| m.body.map(|b| b.task_id))
         .collect();
-    let (loaded, now) = load::lock_tasks(store, tx, Lock::Tasks(&task_ids)).await?;
+    let (loaded, now) = load::lock_tasks(store, tx, Lock::FreeTasks(&task_ids)).await?;
+    let busy = busy_tasks(tx, &task_ids, &loaded).await?;
     let mut runs: HashMap<Uuid, TaskRun<'_>> =
         loaded.iter().map(|(id, t)| (*id, t.run())).collect();
 
+    let mut handed_back = Vec::new();
     let mut orphans = Vec::new();
     let mut claimed: Vec<(Uuid, usize, Lease, tasker_model::Timestamp)> = Vec::new();
+    let mut slot_of = Vec::new();
     let mut waits = Vec::new();
     for message in &messages {
         let target = message.body.and_then(|body| {
@@ -73,8 +143,26 @@ async fn claim_in(
             Some((body.task_id, run, index))
         });
         let Some((task_id, run, index)) = target else {
-            // A message whose task or step does not exist: nothing can use it.
-            orphans.push(message.msg_id);
+            if message
+                .body
+                .is_some_and(|body| busy.contains(&body.task_id))
+            {
+                // Another transaction holds the task (a completion, a
+                // cancel): give the message back rather than wait for it.
+                handed_back.push(message.msg_id);
+            } else {
+                // A message whose task or step does not exist: nothing can
+                // use it.
+                orphans.push(message.msg_id);
+            }
+            continue;
+        };
+        let handler = &run.template.steps[index].handler;
+        let Some(slot) = (0..claim.slots.len())
+            .find(|&i| room[i] > 0 && runs_handler(&claim.slots[i].handlers, handler))
+        else {
+            // Read for a slot that has filled up since: for another poll.
+            handed_back.push(message.msg_id);
             continue;
         };
         let step = &run.steps[index];
@@ -89,17 +177,29 @@ async fn claim_in(
             message.msg_id,
             message.visible_at,
             token,
-            &params.worker_id,
+            &claim.slots[slot].worker_id,
             now,
         ) {
+            room[slot] -= 1;
             claimed.push((task_id, index, lease, message.visible_at));
+            slot_of.push(slot);
             waits.push(events::since(ready_since, now));
         }
     }
     if !orphans.is_empty() {
-        queue::delete(tx, queue_name, &orphans).await?;
+        queue::delete(tx, claim.queue_name, &orphans).await?;
+    }
+    if !handed_back.is_empty() {
+        queue::make_visible(tx, claim.queue_name, &handed_back).await?;
     }
     let mut written = write_runs(store, tx, &loaded, &mut runs).await?;
+    if !handed_back.is_empty() {
+        // Visible again once this commits: polls must look again, since
+        // nothing else will announce these steps.
+        written
+            .ready
+            .push((claim.namespace.to_owned(), handed_back.len()));
+    }
     let payloads = claim_payloads(tx, &loaded, &claimed).await?;
     written
         .events
@@ -112,12 +212,43 @@ async fn claim_in(
                     queue_wait,
                 }),
         );
-    Ok((payloads, written))
+    for (payload, slot) in payloads.into_iter().zip(slot_of) {
+        steps[slot].push(payload);
+    }
+    let room_left = (messages.len() as i32) < total;
+    Ok(Claimed {
+        steps,
+        written,
+        room_left,
+    })
+}
+
+/// Of the tasks a claim read messages for, those that exist but that it
+/// could not lock (another transaction holds them). Asked only when some
+/// task was not locked, which is rare.
+async fn busy_tasks(
+    conn: &mut PgConnection,
+    wanted: &[Uuid],
+    locked: &HashMap<Uuid, LoadedTask>,
+) -> Result<Vec<Uuid>> {
+    let missing: Vec<Uuid> = wanted
+        .iter()
+        .filter(|id| !locked.contains_key(id))
+        .copied()
+        .collect();
+    if missing.is_empty() {
+        return Ok(missing);
+    }
+    sqlx::query_scalar("SELECT id FROM tasker.tasks WHERE id = ANY($1)")
+        .bind(&missing)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)
 }
 
 /// Builds what workers receive: step definition, task context and the
 /// results of the step's parents, in one query.
-async fn claim_payloads(
+pub(crate) async fn claim_payloads(
     conn: &mut PgConnection,
     loaded: &HashMap<Uuid, LoadedTask>,
     claimed: &[(Uuid, usize, Lease, tasker_model::Timestamp)],
@@ -203,7 +334,7 @@ async fn claim_payloads(
         .collect())
 }
 
-async fn write_runs(
+pub(crate) async fn write_runs(
     store: &PgStore,
     conn: &mut PgConnection,
     loaded: &HashMap<Uuid, LoadedTask>,
@@ -246,150 +377,10 @@ where
     .await
 }
 
-pub async fn heartbeat(
-    store: &PgStore,
-    lease: &Lease,
-    lease_for: Duration,
-) -> Result<HeartbeatOutcome> {
-    with_step_task(store, lease.step_id, Durability::Relaxed, |run, _, now| {
-        Ok(run.heartbeat(lease, lease_for, now)?)
-    })
-    .await
-    .map_err(lease_not_found)
-}
-
-pub async fn fail(store: &PgStore, params: StepFailure) -> Result<Recorded> {
-    with_step_task(
-        store,
-        params.lease.step_id,
-        Durability::Flushed,
-        |run, _, now| Ok(run.fail(&params.lease, params.error.clone(), now)?),
-    )
-    .await
-    .map_err(lease_not_found)
-}
-
-pub async fn release(store: &PgStore, lease: &Lease) -> Result<()> {
-    with_step_task(store, lease.step_id, Durability::Flushed, |run, _, now| {
-        Ok(run.release(lease, now)?)
-    })
-    .await
-    .map_err(lease_not_found)
-}
-
 /// Whether a worker that declared `handlers` runs `handler` (one that
 /// declared none runs every handler of its namespaces).
-fn runs_handler(handlers: &[String], handler: &str) -> bool {
+pub(crate) fn runs_handler(handlers: &[String], handler: &str) -> bool {
     handlers.is_empty() || handlers.iter().any(|h| h == handler)
-}
-
-/// A lease for a step that does not exist is simply not the current lease.
-fn lease_not_found(error: Error) -> Error {
-    match error {
-        Error::NotFound { .. } => Error::Lease(LeaseError::LeaseMismatch),
-        other => other,
-    }
-}
-
-/// Records results and, with `next`, leases more steps for the same worker
-/// in the same transaction.
-pub async fn complete(
-    store: &PgStore,
-    items: Vec<StepCompletion>,
-    next: Option<&NextClaim>,
-) -> Result<(Vec<Result<Recorded>>, Vec<ClaimedStep>)> {
-    if items.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    let mut queues = Vec::new();
-    for namespace in next.map(|n| n.namespaces.as_slice()).unwrap_or_default() {
-        queues.push((
-            namespace.as_str(),
-            catalog::queue_of(store, namespace).await?,
-        ));
-    }
-    let items = &items;
-    let queues = &queues;
-    with_retry(|| async move {
-        let mut tx = store.pool.begin().await.map_err(db)?;
-        let step_ids: Vec<Uuid> = items.iter().map(|i| i.lease.step_id).collect();
-        let (loaded, now) = load::lock_tasks(store, &mut tx, Lock::TasksOfSteps(&step_ids)).await?;
-        let mut runs: HashMap<Uuid, TaskRun<'_>> =
-            loaded.iter().map(|(id, t)| (*id, t.run())).collect();
-        let owners: HashMap<Uuid, Uuid> = runs
-            .values()
-            .flat_map(|run| run.steps.iter().map(|s| (s.id, run.task.id)))
-            .collect();
-        let outcomes: Vec<Result<Recorded>> = items
-            .iter()
-            .map(|item| {
-                let run = owners
-                    .get(&item.lease.step_id)
-                    .and_then(|task_id| runs.get_mut(task_id))
-                    .ok_or(Error::Lease(LeaseError::LeaseMismatch))?;
-                Ok(run.complete(&item.lease, item.result.clone(), now)?)
-            })
-            .collect();
-        // Children this completion released go straight to the same worker:
-        // no queue read, no second lock, their message hidden for the lease.
-        let mut leased_here = Vec::new();
-        if let Some(next) = next {
-            let lease_until =
-                now + chrono::TimeDelta::from_std(next.lease_for).unwrap_or(chrono::TimeDelta::MAX);
-            for (task_id, run) in runs.iter_mut() {
-                if !next.namespaces.contains(&loaded[task_id].namespace) {
-                    continue;
-                }
-                for index in run.plan.enqueue.clone() {
-                    if leased_here.len() as u32 >= next.max {
-                        break;
-                    }
-                    if !runs_handler(&next.handlers, &run.template.steps[index].handler) {
-                        // Left in the queue for a worker that runs it.
-                        continue;
-                    }
-                    let token = Uuid::new_v4();
-                    if let Some(lease) =
-                        run.claim_released(index, lease_until, token, &next.worker_id, now)
-                    {
-                        leased_here.push((*task_id, index, lease, lease_until));
-                    }
-                }
-            }
-        }
-        let mut written = write_runs(store, &mut tx, &loaded, &mut runs).await?;
-        let mut claimed = claim_payloads(&mut tx, &loaded, &leased_here).await?;
-        written
-            .events
-            .extend(claimed.iter().map(|step| Event::StepClaimed {
-                namespace: step.namespace.clone(),
-                queue_wait: Duration::ZERO,
-            }));
-        if let Some(next) = next
-            && outcomes.iter().any(|o| matches!(o, Ok(Recorded::Applied)))
-        {
-            for (namespace, queue_name) in queues {
-                let room = next.max.saturating_sub(claimed.len() as u32);
-                if room == 0 {
-                    break;
-                }
-                let params = StepClaim {
-                    namespace: namespace.to_string(),
-                    worker_id: next.worker_id.clone(),
-                    max: room,
-                    lease_for: next.lease_for,
-                    handlers: next.handlers.clone(),
-                };
-                let (more, also) = claim_in(store, &mut tx, queue_name, &params).await?;
-                written.extend(also);
-                claimed.extend(more);
-            }
-        }
-        tx.commit().await.map_err(db)?;
-        store.after_commit(&written);
-        Ok((outcomes, claimed))
-    })
-    .await
 }
 
 pub async fn retry(store: &PgStore, step_id: Uuid) -> Result<Step> {

@@ -1,6 +1,10 @@
-//! Task operations: create, read, list, cancel.
+//! Task operations: create (one or many), read, list, cancel.
 
-use tasker_model::{Step, Task, TaskRun, Transition};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sqlx::Row;
+use tasker_model::{Step, Task, TaskRun, TemplateRecord, Timestamp, Transition};
 use tasker_store::{Error, Result, TaskCreate, TaskFilter, TaskPage};
 use uuid::Uuid;
 
@@ -11,114 +15,380 @@ use crate::load;
 use crate::queue::{self, StepMessage};
 use crate::rows::{self, TASK_COLUMNS, TASK_FROM};
 
+/// Creates one task: a batch of one.
 pub async fn create(store: &PgStore, params: TaskCreate) -> Result<(Task, bool)> {
-    let template = catalog::template_by_id(store, params.template_id).await?;
-    let queue_name = catalog::queue_of(store, &template.namespace).await?;
-    let definition = &template.definition;
-    let task_id = Uuid::now_v7();
-    let step_ids: Vec<Uuid> = definition.steps.iter().map(|_| Uuid::now_v7()).collect();
+    create_many(store, vec![params])
+        .await?
+        .pop()
+        .expect("one answer per item")
+}
 
-    let mut tx = store.pool.begin().await.map_err(db)?;
-    let now: Option<tasker_model::Timestamp> = sqlx::query_scalar(
-        "INSERT INTO tasker.tasks (id, namespace, template_id, state, context, idempotency_key, tags, created_at, updated_at) \
-         VALUES ($1, $2, $3, 'running', $4, $5, $6, clock_timestamp(), clock_timestamp()) \
-         ON CONFLICT (namespace, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-         RETURNING created_at",
-    )
-    .bind(task_id)
-    .bind(&template.namespace)
-    .bind(template.id)
-    .bind(&params.context)
-    .bind(&params.idempotency_key)
-    .bind(&params.tags)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(db)?;
-    let Some(now) = now else {
-        // The key exists: hand back the task it names and write nothing.
-        tx.rollback().await.map_err(db)?;
-        let key = params.idempotency_key.as_deref().unwrap_or_default();
-        let existing = sqlx::query(&format!(
-            "SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE t.namespace = $1 AND t.idempotency_key = $2"
-        ))
-        .bind(&template.namespace)
-        .bind(key)
-        .fetch_one(&store.pool)
-        .await
-        .map_err(db)?;
-        return Ok((rows::task(&existing)?, false));
-    };
+/// A template and its namespace's queue, or why the item cannot use it.
+type Resolved = std::result::Result<(Arc<TemplateRecord>, String), Error>;
 
-    let run = TaskRun::create(definition, task_id, &step_ids, now);
-    let bodies: Vec<StepMessage> = run
-        .plan
-        .enqueue
-        .iter()
-        .map(|&s| StepMessage {
-            task_id,
-            step_id: step_ids[s],
-            handler: definition.steps[s].handler.clone(),
-        })
-        .collect();
-    let msg_ids = queue::send(&mut tx, &queue_name, &bodies).await?;
-    let mut msg_of: Vec<Option<i64>> = vec![None; step_ids.len()];
-    for (&s, id) in run.plan.enqueue.iter().zip(msg_ids) {
-        msg_of[s] = Some(id);
+/// A row to insert: the item it answers and the ids chosen for it.
+struct NewRow {
+    item: usize,
+    task_id: Uuid,
+}
+
+/// Creates tasks in one transaction: one insert of every task row (a row
+/// whose idempotency key exists is skipped and answered with the task the
+/// key names), one `send_batch` per queue for the root steps, one insert of
+/// every step and one of every transition. Each item is answered on its
+/// own; a database error fails them all and writes nothing.
+///
+/// An idempotency key that several items share is written once, by the
+/// first; the others are answered with its task (`created` false), and the
+/// engine judges whether they asked for the same task.
+pub async fn create_many(
+    store: &PgStore,
+    items: Vec<TaskCreate>,
+) -> Result<Vec<Result<(Task, bool)>>> {
+    let mut resolved: HashMap<Uuid, Resolved> = HashMap::new();
+    for item in &items {
+        if resolved.contains_key(&item.template_id) {
+            continue;
+        }
+        let found = match catalog::template_by_id(store, item.template_id).await {
+            Ok(template) => match catalog::queue_of(store, &template.namespace).await {
+                Ok(queue) => Ok((template, queue)),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        let found = match found {
+            Err(Error::Database(cause)) => return Err(Error::Database(cause)),
+            other => other,
+        };
+        resolved.insert(item.template_id, found);
     }
 
-    let names: Vec<&str> = definition.steps.iter().map(|s| s.name.as_str()).collect();
-    let positions: Vec<i16> = (0..step_ids.len() as i16).collect();
-    let states: Vec<&str> = run.steps.iter().map(|s| s.state.as_str()).collect();
-    let t = &run.plan.transitions;
-    sqlx::query(
-        "WITH new_steps AS ( \
-            INSERT INTO tasker.steps (id, task_id, position, name, state, msg_id) \
-            SELECT s.id, $1, s.position, s.name, s.state, s.msg_id \
-            FROM unnest($2::uuid[], $3::int2[], $4::text[], $5::text[], $6::bigint[]) AS s(id, position, name, state, msg_id) \
-            RETURNING 1 \
-         ), history AS ( \
-            INSERT INTO tasker.transitions (task_id, step_id, from_state, to_state, reason, at, node_id) \
-            SELECT $1, h.step_id, h.from_state, h.to_state, h.reason, $10, $11 \
-            FROM unnest($7::uuid[], $8::text[], $9::text[], $12::text[]) AS h(step_id, from_state, to_state, reason) \
-            RETURNING 1 \
-         ) \
-         SELECT (SELECT count(*) FROM new_steps), (SELECT count(*) FROM history)",
+    let mut answers: Vec<Option<Result<(Task, bool)>>> = (0..items.len()).map(|_| None).collect();
+    // Items whose key an earlier item of the batch holds: answered with its task.
+    let mut same_key_as: Vec<(usize, usize)> = Vec::new();
+    let mut first_with_key: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut rows: Vec<NewRow> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let template = match &resolved[&item.template_id] {
+            Ok((template, _)) => template,
+            Err(e) => {
+                answers[i] = Some(Err(copy_refusal(e)));
+                continue;
+            }
+        };
+        if let Some(key) = &item.idempotency_key {
+            match first_with_key.entry((template.namespace.as_str(), key.as_str())) {
+                std::collections::hash_map::Entry::Occupied(first) => {
+                    same_key_as.push((i, *first.get()));
+                    continue;
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(i);
+                }
+            }
+        }
+        rows.push(NewRow {
+            item: i,
+            task_id: Uuid::now_v7(),
+        });
+    }
+    if rows.is_empty() {
+        return Ok(finish(answers, &same_key_as));
+    }
+    let template_of = |row: &NewRow| -> &(Arc<TemplateRecord>, String) {
+        resolved[&items[row.item].template_id]
+            .as_ref()
+            .expect("rows have resolved templates")
+    };
+
+    let mut tx = store.pool.begin().await.map_err(db)?;
+    // Keyed rows in key order, so that two batches sharing keys wait for
+    // each other in one order instead of deadlocking.
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|&a, &b| {
+        let key = |r: usize| {
+            let row = &rows[r];
+            (
+                template_of(row).0.namespace.as_str(),
+                items[row.item].idempotency_key.as_deref(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    let inserted = sqlx::query(
+        "INSERT INTO tasker.tasks (id, namespace, template_id, state, context, idempotency_key, tags, created_at, updated_at) \
+         SELECT r.id, r.namespace, r.template_id, 'running', r.context, r.idempotency_key, \
+                ARRAY(SELECT jsonb_array_elements_text(r.tags)), clock_timestamp(), clock_timestamp() \
+         FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::jsonb[], $5::text[], $6::jsonb[]) \
+              WITH ORDINALITY AS r(id, namespace, template_id, context, idempotency_key, tags, n) \
+         ORDER BY r.n \
+         ON CONFLICT (namespace, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+         RETURNING id, created_at",
     )
-    .bind(task_id)
-    .bind(&step_ids)
-    .bind(&positions)
-    .bind(&names)
-    .bind(&states)
-    .bind(&msg_of)
-    .bind(t.iter().map(|t| t.step_id).collect::<Vec<_>>())
-    .bind(t.iter().map(|t| t.from_state).collect::<Vec<_>>())
-    .bind(t.iter().map(|t| t.to_state).collect::<Vec<_>>())
-    .bind(now)
-    .bind(store.node_id())
-    .bind(t.iter().map(|t| t.reason.clone()).collect::<Vec<_>>())
-    .execute(&mut *tx)
+    .bind(order.iter().map(|&r| rows[r].task_id).collect::<Vec<_>>())
+    .bind(
+        order
+            .iter()
+            .map(|&r| template_of(&rows[r]).0.namespace.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(order.iter().map(|&r| items[rows[r].item].template_id).collect::<Vec<_>>())
+    .bind(order.iter().map(|&r| &items[rows[r].item].context).collect::<Vec<_>>())
+    .bind(
+        order
+            .iter()
+            .map(|&r| items[rows[r].item].idempotency_key.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        order
+            .iter()
+            .map(|&r| serde_json::json!(items[rows[r].item].tags))
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *tx)
     .await
     .map_err(db)?;
-    tx.commit().await.map_err(db)?;
-    store.announce(&[(template.namespace.clone(), run.plan.enqueue.len())]);
+    let created_at: HashMap<Uuid, Timestamp> = inserted
+        .iter()
+        .map(|row| (row.get("id"), row.get("created_at")))
+        .collect();
 
-    Ok((
-        Task {
-            id: task_id,
-            namespace: template.namespace.clone(),
-            template_id: template.id,
-            template_name: template.name.clone(),
-            template_version: template.version.clone(),
-            state: run.task.state,
-            context: params.context,
-            idempotency_key: params.idempotency_key,
-            tags: params.tags,
-            created_at: now,
-            updated_at: now,
-            finished_at: None,
+    // Keys that already existed: hand back the tasks they name.
+    let (new_rows, existing_rows): (Vec<&NewRow>, Vec<&NewRow>) = rows
+        .iter()
+        .partition(|row| created_at.contains_key(&row.task_id));
+    if !existing_rows.is_empty() {
+        let found = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM {TASK_FROM} \
+             WHERE (t.namespace, t.idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+        ))
+        .bind(
+            existing_rows
+                .iter()
+                .map(|row| template_of(row).0.namespace.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            existing_rows
+                .iter()
+                .map(|row| items[row.item].idempotency_key.clone())
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let mut by_key: HashMap<(String, Option<String>), Task> = HashMap::new();
+        for row in &found {
+            let task = rows::task(row)?;
+            by_key.insert((task.namespace.clone(), task.idempotency_key.clone()), task);
+        }
+        for row in existing_rows {
+            let item = &items[row.item];
+            let namespace = &template_of(row).0.namespace;
+            let key = (namespace.clone(), item.idempotency_key.clone());
+            answers[row.item] = Some(match by_key.get(&key) {
+                Some(task) => Ok((task.clone(), false)),
+                // Only a key of a task deleted since the insert.
+                None => Err(Error::not_found(format!(
+                    "task with idempotency key {:?} in namespace \"{namespace}\"",
+                    item.idempotency_key.as_deref().unwrap_or_default()
+                ))),
+            });
+        }
+    }
+
+    // Plans of the new tasks; root steps' messages, one send per queue.
+    struct Planned<'a> {
+        row: &'a NewRow,
+        template: &'a TemplateRecord,
+        step_ids: Vec<Uuid>,
+        run: TaskRun<'a>,
+        now: Timestamp,
+        msg_of: Vec<Option<i64>>,
+    }
+    let mut planned: Vec<Planned> = new_rows
+        .iter()
+        .map(|row| {
+            let template = template_of(row).0.as_ref();
+            let definition = &template.definition;
+            let step_ids: Vec<Uuid> = definition.steps.iter().map(|_| Uuid::now_v7()).collect();
+            let now = created_at[&row.task_id];
+            let run = TaskRun::create(definition, row.task_id, &step_ids, now);
+            Planned {
+                row,
+                template,
+                msg_of: vec![None; step_ids.len()],
+                step_ids,
+                run,
+                now,
+            }
+        })
+        .collect();
+    let mut per_queue: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
+    for (p, plan) in planned.iter().enumerate() {
+        let queue = template_of(plan.row).1.as_str();
+        let sends = per_queue.entry(queue).or_default();
+        sends.extend(plan.run.plan.enqueue.iter().map(|&s| (p, s)));
+    }
+    let mut ready: HashMap<String, usize> = HashMap::new();
+    for (queue_name, sends) in &per_queue {
+        if sends.is_empty() {
+            continue;
+        }
+        let bodies: Vec<StepMessage> = sends
+            .iter()
+            .map(|&(p, s)| StepMessage {
+                task_id: planned[p].row.task_id,
+                step_id: planned[p].step_ids[s],
+                handler: planned[p].template.definition.steps[s].handler.clone(),
+            })
+            .collect();
+        let msg_ids = queue::send(&mut tx, queue_name, &bodies).await?;
+        for (&(p, s), id) in sends.iter().zip(msg_ids) {
+            planned[p].msg_of[s] = Some(id);
+        }
+        let namespace = planned[sends[0].0].template.namespace.clone();
+        *ready.entry(namespace).or_default() += sends.len();
+    }
+
+    // Every step and every transition, one insert each.
+    let mut step_task = Vec::new();
+    let mut step_ids = Vec::new();
+    let mut positions = Vec::new();
+    let mut names = Vec::new();
+    let mut states = Vec::new();
+    let mut msg_ids = Vec::new();
+    let mut h_task = Vec::new();
+    let mut h_step = Vec::new();
+    let mut h_from = Vec::new();
+    let mut h_to = Vec::new();
+    let mut h_reason = Vec::new();
+    let mut h_at = Vec::new();
+    for plan in &planned {
+        for (s, step) in plan.template.definition.steps.iter().enumerate() {
+            step_task.push(plan.row.task_id);
+            step_ids.push(plan.step_ids[s]);
+            positions.push(s as i16);
+            names.push(step.name.as_str());
+            states.push(plan.run.steps[s].state.as_str());
+            msg_ids.push(plan.msg_of[s]);
+        }
+        for t in &plan.run.plan.transitions {
+            h_task.push(plan.row.task_id);
+            h_step.push(t.step_id);
+            h_from.push(t.from_state);
+            h_to.push(t.to_state);
+            h_reason.push(t.reason.clone());
+            h_at.push(plan.now);
+        }
+    }
+    if !planned.is_empty() {
+        sqlx::query(
+            "WITH new_steps AS ( \
+                INSERT INTO tasker.steps (id, task_id, position, name, state, msg_id) \
+                SELECT s.id, s.task_id, s.position, s.name, s.state, s.msg_id \
+                FROM unnest($1::uuid[], $2::uuid[], $3::int2[], $4::text[], $5::text[], $6::bigint[]) \
+                     AS s(task_id, id, position, name, state, msg_id) \
+                RETURNING 1 \
+             ), history AS ( \
+                INSERT INTO tasker.transitions (task_id, step_id, from_state, to_state, reason, at, node_id) \
+                SELECT h.task_id, h.step_id, h.from_state, h.to_state, h.reason, h.at, $13 \
+                FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[], $11::text[], $12::timestamptz[]) \
+                     AS h(task_id, step_id, from_state, to_state, reason, at) \
+                RETURNING 1 \
+             ) \
+             SELECT (SELECT count(*) FROM new_steps), (SELECT count(*) FROM history)",
+        )
+        .bind(&step_task)
+        .bind(&step_ids)
+        .bind(&positions)
+        .bind(&names)
+        .bind(&states)
+        .bind(&msg_ids)
+        .bind(&h_task)
+        .bind(&h_step)
+        .bind(&h_from)
+        .bind(&h_to)
+        .bind(&h_reason)
+        .bind(&h_at)
+        .bind(store.node_id())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    }
+    tx.commit().await.map_err(db)?;
+    let ready: Vec<(String, usize)> = ready.into_iter().collect();
+    store.announce(&ready);
+
+    for plan in planned {
+        let item = &items[plan.row.item];
+        answers[plan.row.item] = Some(Ok((
+            Task {
+                id: plan.row.task_id,
+                namespace: plan.template.namespace.clone(),
+                template_id: plan.template.id,
+                template_name: plan.template.name.clone(),
+                template_version: plan.template.version.clone(),
+                state: plan.run.task.state,
+                context: item.context.clone(),
+                idempotency_key: item.idempotency_key.clone(),
+                tags: item.tags.clone(),
+                created_at: plan.now,
+                updated_at: plan.now,
+                finished_at: None,
+            },
+            true,
+        )));
+    }
+    Ok(finish(answers, &same_key_as))
+}
+
+/// Answers items that share an earlier item's key with that item's task.
+fn finish(
+    mut answers: Vec<Option<Result<(Task, bool)>>>,
+    same_key_as: &[(usize, usize)],
+) -> Vec<Result<(Task, bool)>> {
+    for &(i, first) in same_key_as {
+        answers[i] = Some(match &answers[first] {
+            Some(Ok((task, _))) => Ok((task.clone(), false)),
+            Some(Err(e)) => Err(copy_refusal(e)),
+            None => unreachable!("the first item with a key is answered"),
+        });
+    }
+    answers
+        .into_iter()
+        .map(|a| a.expect("every item is answered"))
+        .collect()
+}
+
+/// The same refusal again, for another item. Only refusals reach here
+/// (a database error fails the whole batch before).
+fn copy_refusal(error: &Error) -> Error {
+    match error {
+        Error::NotFound {
+            what,
+            hint,
+            did_you_mean,
+        } => Error::NotFound {
+            what: what.clone(),
+            hint: hint.clone(),
+            did_you_mean: did_you_mean.clone(),
         },
-        true,
-    ))
+        Error::Invalid { field, message } => Error::Invalid {
+            field: field.clone(),
+            message: message.clone(),
+        },
+        Error::Conflict { code, message } => Error::Conflict {
+            code,
+            message: message.clone(),
+        },
+        other => Error::Invalid {
+            field: "task".into(),
+            message: other.to_string(),
+        },
+    }
 }
 
 pub async fn get(store: &PgStore, id: Uuid) -> Result<Task> {

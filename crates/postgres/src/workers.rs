@@ -46,14 +46,16 @@ pub async fn register(store: &PgStore, r: &WorkerRegistration) -> Result<Worker>
     Ok(worker(&row))
 }
 
-pub async fn seen(store: &PgStore, worker_id: &str) -> Result<()> {
-    // Skip the write when the row was touched within the last second: polls
-    // are frequent and this table should not churn.
+pub async fn seen(store: &PgStore, worker_ids: &[String]) -> Result<()> {
+    if worker_ids.is_empty() {
+        return Ok(());
+    }
+    // Skip rows touched within the last second: this table should not churn.
     sqlx::query(
         "UPDATE tasker.workers SET last_seen_at = clock_timestamp(), node_id = $2 \
-         WHERE id = $1 AND last_seen_at < clock_timestamp() - interval '1 second'",
+         WHERE id = ANY($1) AND last_seen_at < clock_timestamp() - interval '1 second'",
     )
-    .bind(worker_id)
+    .bind(worker_ids)
     .bind(store.node_id())
     .execute(&store.pool)
     .await

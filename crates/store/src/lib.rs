@@ -21,7 +21,7 @@ use tasker_model::{
 use uuid::Uuid;
 
 pub use error::Error;
-pub use observer::{AttemptOutcome, Event, Observer};
+pub use observer::{AttemptOutcome, Event, Observer, RetryReason};
 pub use params::*;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -60,6 +60,13 @@ pub trait Store: Send + Sync + 'static {
     /// idempotency key that exists in the namespace, returns that task
     /// (`created` false) and writes nothing.
     async fn task_create(&self, params: TaskCreate) -> Result<(Task, bool)>;
+    /// Creates tasks in one transaction, answering each in order as
+    /// [`Store::task_create`] would. An item refused on its own (its
+    /// template gone) does not fail the others; a database error fails them
+    /// all and writes nothing. Items sharing an idempotency key are written
+    /// once, by the first; the others are answered with its task
+    /// (`created` false).
+    async fn task_create_many(&self, items: Vec<TaskCreate>) -> Result<Vec<Result<(Task, bool)>>>;
     async fn task_get(&self, id: Uuid) -> Result<Task>;
     async fn task_list(&self, filter: &TaskFilter) -> Result<TaskPage>;
     async fn task_steps(&self, id: Uuid) -> Result<Vec<Step>>;
@@ -70,6 +77,10 @@ pub trait Store: Send + Sync + 'static {
     async fn step_get(&self, id: Uuid) -> Result<Step>;
     /// Leases up to `max` ready steps of a namespace for `lease_for`.
     async fn step_claim(&self, params: StepClaim) -> Result<Vec<ClaimedStep>>;
+    /// Leases ready steps of one namespace for several waiting polls in one
+    /// transaction: each slot gets at most its `max`, only steps of its
+    /// handlers, and messages no slot can take stay visible.
+    async fn step_claim_batch(&self, batch: ClaimBatch) -> Result<ClaimedBatch>;
     async fn step_heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<HeartbeatOutcome>;
     /// Records results; each item succeeds or is refused on its own, and all
     /// accepted items commit in one transaction.
@@ -83,6 +94,11 @@ pub trait Store: Send + Sync + 'static {
         next: &NextClaim,
     ) -> Result<(Recorded, Vec<ClaimedStep>)>;
     async fn step_fail(&self, params: StepFailure) -> Result<Recorded>;
+    /// Writes reports of lease holders (results, failures, releases,
+    /// heartbeats) in one transaction. Each is taken or refused on its own
+    /// (a stale lease refuses only its report); a database error fails them
+    /// all and writes nothing.
+    async fn step_report(&self, reports: Vec<StepReport>) -> Result<Vec<Result<ReportOutcome>>>;
     /// The lease holder gives the step back unfinished; it is delivered
     /// again at once and the attempt is not counted.
     async fn step_release(&self, lease: &Lease) -> Result<()>;
@@ -91,8 +107,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records (or refreshes) a worker's registration.
     async fn worker_register(&self, registration: &WorkerRegistration) -> Result<Worker>;
-    /// Marks a worker as seen now; unknown workers are ignored.
-    async fn worker_seen(&self, worker_id: &str) -> Result<()>;
+    /// Marks workers as seen now, in one statement; unknown workers are
+    /// ignored.
+    async fn workers_seen(&self, worker_ids: &[String]) -> Result<()>;
     /// One worker, if it was seen within `within`: what a poll or a `next`
     /// may lease it (its namespaces and handlers).
     async fn worker_get(&self, worker_id: &str, within: Duration) -> Result<Option<Worker>>;

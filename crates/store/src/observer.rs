@@ -28,6 +28,27 @@ pub enum Event {
     },
     /// A lease ran out without a result or heartbeat.
     LeaseExpired { namespace: String },
+    /// The database aborted a transaction to break a deadlock or a
+    /// serialization conflict, and the backend ran it again. Each one is
+    /// latency (a deadlock costs `deadlock_timeout`, a second by default)
+    /// and, with one lock order everywhere, should not happen.
+    TransactionRetried { reason: RetryReason },
+}
+
+/// Why the database aborted a transaction that was then retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryReason {
+    Deadlock,
+    SerializationFailure,
+}
+
+impl RetryReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryReason::Deadlock => "deadlock",
+            RetryReason::SerializationFailure => "serialization_failure",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

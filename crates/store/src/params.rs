@@ -1,7 +1,7 @@
 //! Parameter and result structs of [`crate::Store`] methods.
 
 use serde::{Deserialize, Serialize};
-use tasker_model::{Lease, StepError, Task, TaskState};
+use tasker_model::{ClaimedStep, Lease, StepError, Task, TaskState};
 use uuid::Uuid;
 
 /// A task to create: the engine's input and the body of `POST /v1/tasks`.
@@ -123,6 +123,88 @@ pub struct StepClaim {
     /// Handlers the worker runs: only steps naming one of them are leased.
     /// Empty: any step of the namespace.
     pub handlers: Vec<String>,
+}
+
+/// One claim for several waiting polls of a namespace (a node's dispatcher).
+#[derive(Debug, Clone)]
+pub struct ClaimBatch {
+    pub namespace: String,
+    /// Lease length; PGMQ visibility is whole seconds, so backends round up.
+    pub lease_for: std::time::Duration,
+    /// The polls, oldest first: earlier slots are served first.
+    pub slots: Vec<ClaimSlot>,
+}
+
+/// One waiting poll of a [`ClaimBatch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimSlot {
+    pub worker_id: String,
+    /// Most steps this poll takes.
+    pub max: u32,
+    /// Handlers its worker runs, as in [`StepClaim::handlers`].
+    pub handlers: Vec<String>,
+}
+
+/// What a [`ClaimBatch`] leased.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimedBatch {
+    /// Per slot, in the order of the batch's slots.
+    pub steps: Vec<Vec<ClaimedStep>>,
+    /// When the claim left room unfilled (the queue had nothing more for
+    /// these slots): how long until the queue's next hidden message becomes
+    /// visible (a retry's backoff, a lease's expiry). `None` when nothing is
+    /// hidden, or when every slot was filled.
+    pub next_visible_in: Option<std::time::Duration>,
+}
+
+/// What a lease holder reports about its step. Reports that reach a node
+/// together are written in one transaction ([`crate::Store::step_report`]),
+/// each answered on its own.
+#[derive(Debug, Clone)]
+pub enum StepReport {
+    /// A result; with `next`, more steps leased to the same worker.
+    Complete {
+        lease: Lease,
+        result: serde_json::Value,
+        next: Option<NextClaim>,
+    },
+    Fail {
+        lease: Lease,
+        error: StepError,
+    },
+    /// Handed back unfinished: delivered again at once, attempt not counted.
+    Release {
+        lease: Lease,
+    },
+    /// Extends the lease to `lease_for` from now.
+    Heartbeat {
+        lease: Lease,
+        lease_for: std::time::Duration,
+    },
+}
+
+impl StepReport {
+    pub fn lease(&self) -> &Lease {
+        match self {
+            StepReport::Complete { lease, .. }
+            | StepReport::Fail { lease, .. }
+            | StepReport::Release { lease }
+            | StepReport::Heartbeat { lease, .. } => lease,
+        }
+    }
+}
+
+/// How a [`StepReport`] was taken.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReportOutcome {
+    Completed {
+        recorded: tasker_model::Recorded,
+        /// Steps leased by `next`.
+        next: Vec<ClaimedStep>,
+    },
+    Failed(tasker_model::Recorded),
+    Released,
+    Heartbeat(tasker_model::HeartbeatOutcome),
 }
 
 /// Steps to lease in the same transaction as a completion.

@@ -159,7 +159,7 @@ impl Reporter {
         let mut failures = 0;
         loop {
             match call().await {
-                Err(error) if error.is_unavailable() => {
+                Err(error) if error.is_retryable() => {
                     failures += 1;
                     let delay = self.backoff.next_delay(failures);
                     if Instant::now() + delay > deadline {

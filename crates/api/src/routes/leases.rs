@@ -262,7 +262,7 @@ async fn resolve_next(
         .into());
     }
     tasker_engine::nul_check::check_text("next.worker_id", &next.worker_id)?;
-    state.engine.store().worker_seen(&next.worker_id).await?;
+    state.engine.worker_seen(&next.worker_id);
     let (namespaces, handlers) = claim_scope(state, &next.worker_id, next.namespaces).await?;
     Ok((next.worker_id, namespaces, handlers, next.max.unwrap_or(1)))
 }

@@ -1,7 +1,7 @@
-//! Tasks: create (with an idempotency key), list, get, cancel, and a task's
-//! steps and history.
+//! Tasks: create (with an idempotency key), create many at once, list, get,
+//! cancel, and a task's steps and history.
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -12,9 +12,11 @@ use tasker_store::TaskFilter;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::dto::ErrorBody;
+use crate::dto::{ErrorBody, ErrorDetail};
 use crate::error::ApiError;
-use crate::extract::{JsonBody, OptionalJsonBody, Path, Query};
+use crate::extract::{
+    JsonBody, OptionalJsonBody, Path, Query, parse_json_keeping_nul, read_body, require_json,
+};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -42,6 +44,41 @@ pub struct TaskCreate {
     pub idempotency_key: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
+}
+
+/// Many tasks at once (`POST /v1/tasks/batch`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"tasks": [
+    {"namespace": "examples", "template": "linear", "context": {"even_number": 2}},
+    {"namespace": "examples", "template": "linear", "context": {"even_number": 4}, "idempotency_key": "order-4"}
+]}))]
+pub struct TaskCreateBatch {
+    /// At most 1000, each the body of `POST /v1/tasks`. An item that is
+    /// not one (an unknown field, a missing template) is refused alone.
+    #[schema(value_type = Vec<TaskCreate>)]
+    pub tasks: Vec<serde_json::Value>,
+}
+
+/// The answers of a batch, one per item in the order of the request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskBatchResults {
+    pub results: Vec<TaskBatchResult>,
+}
+
+/// One item's answer: its task, or why it was refused.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum TaskBatchResult {
+    Task {
+        task: Task,
+        /// False when the idempotency key named an existing task (or an
+        /// earlier item of the batch with the same key, template and context).
+        created: bool,
+    },
+    /// The error a single create would have answered, e.g.
+    /// `not_found`, `context_invalid`, `idempotency_conflict`.
+    Error { error: ErrorDetail },
 }
 
 fn default_namespace() -> String {
@@ -98,6 +135,7 @@ pub struct TaskHistory {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/tasks", post(create).get(list))
+        .route("/v1/tasks/batch", post(create_batch))
         .route("/v1/tasks/{id}", get(get_one))
         .route("/v1/tasks/{id}/cancel", post(cancel))
         .route("/v1/tasks/{id}/steps", get(steps))
@@ -145,6 +183,102 @@ pub async fn create(
         StatusCode::OK
     };
     Ok((status, Json(task)))
+}
+
+/// Create many tasks.
+///
+/// Creates up to 1000 tasks in one transaction, each item checked as
+/// `POST /v1/tasks` checks it. Every item is answered in order, with its
+/// task (`created` false when its idempotency key named an existing task)
+/// or with the error a single create would have returned: a bad item fails
+/// alone. Items sharing an idempotency key are one task: the first creates
+/// it, the next get it back when template and context match, else
+/// `idempotency_conflict`. A database error fails the whole request (500)
+/// and creates nothing.
+#[utoipa::path(post, operation_id = "task_create_batch", path = "/v1/tasks/batch", tag = "tasks", security(("bearer" = [])),
+    request_body = TaskCreateBatch,
+    responses(
+        (status = 200, description = "One answer per item, in order", body = TaskBatchResults),
+        (status = 400, description = "Not a batch, or more than 1000 items", body = ErrorBody),
+        (status = 413, description = "Body over the server's limit", body = ErrorBody)))]
+pub async fn create_batch(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Json<TaskBatchResults>, ApiError> {
+    require_json(request.headers())?;
+    let bytes = read_body(request, &state).await?;
+    // NUL characters are refused per item, by the engine's checks.
+    let body: TaskCreateBatch = parse_json_keeping_nul(&bytes)?;
+    let max = tasker_engine::MAX_BATCH_TASKS;
+    if body.tasks.len() > max {
+        return Err(ApiError::bad_request(format!(
+            "{} tasks in one request; the limit is {max}: send them in several requests",
+            body.tasks.len()
+        ))
+        .with_details(serde_json::json!({ "field": "tasks", "limit": max })));
+    }
+    let mut answers: Vec<Option<TaskBatchResult>> = Vec::with_capacity(body.tasks.len());
+    let mut items = Vec::new();
+    for item in body.tasks {
+        match serde_path_to_error::deserialize::<_, TaskCreate>(item) {
+            Ok(item) => {
+                items.push(NewTask {
+                    namespace: item.namespace,
+                    template: item.template,
+                    version: item.version,
+                    context: item.context,
+                    idempotency_key: item.idempotency_key,
+                    tags: item.tags,
+                });
+                answers.push(None);
+            }
+            Err(e) => answers.push(Some(refused(&item_refusal(e)))),
+        }
+    }
+    let mut written = state.engine.task_create_many(items).await?.into_iter();
+    let results = answers
+        .into_iter()
+        .map(|answer| {
+            answer.unwrap_or_else(|| match written.next().expect("one answer per item") {
+                Ok((task, created)) => {
+                    if created {
+                        state
+                            .metrics
+                            .task_created(&task.namespace, &task.template_name);
+                    }
+                    TaskBatchResult::Task { task, created }
+                }
+                Err(e) => refused(&ApiError::from(e)),
+            })
+        })
+        .collect();
+    Ok(Json(TaskBatchResults { results }))
+}
+
+/// An item that is not a task body, refused as a single create would be.
+fn item_refusal(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = error.path().to_string();
+    let inner = error.inner().to_string();
+    let refusal = if path == "." {
+        ApiError::bad_request(format!("not a task: {inner}"))
+    } else {
+        ApiError::bad_request(format!("not a task: at {path}: {inner}"))
+    };
+    if inner.starts_with("unknown field") {
+        refusal.with_details(serde_json::json!({ "field": path }))
+    } else {
+        refusal
+    }
+}
+
+fn refused(error: &ApiError) -> TaskBatchResult {
+    TaskBatchResult::Error {
+        error: ErrorDetail {
+            code: error.code().to_owned(),
+            message: error.message().to_owned(),
+            details: error.details().clone(),
+        },
+    }
 }
 
 /// List tasks.

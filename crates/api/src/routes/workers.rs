@@ -56,8 +56,8 @@ pub struct Registered {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"namespaces": ["examples"], "max": 1, "wait_ms": 1000}))]
 pub struct Poll {
-    /// Namespaces to claim from, in order. Default: those the worker
-    /// registered with.
+    /// Namespaces to claim from: the poll takes its steps from whichever
+    /// has work first. Default: those the worker registered with.
     #[serde(default)]
     pub namespaces: Option<Vec<String>>,
     /// Most steps to claim. Default 1; capped by the server's claim batch.
@@ -165,7 +165,7 @@ pub(crate) async fn claim_scope(
     worker_id: &str,
     namespaces: Option<Vec<String>>,
 ) -> Result<(Vec<String>, Vec<String>), ApiError> {
-    let worker = state.engine.worker_get(worker_id).await?;
+    let worker = state.engine.worker_scope(worker_id).await?;
     let handlers = worker
         .as_ref()
         .map(|w| w.handlers.clone())

@@ -2,6 +2,7 @@
 //! the engine (server, migrate) or the HTTP client (everything else) and
 //! prints the outcome.
 
+mod bench;
 mod config_show;
 mod migrate;
 mod namespace;
@@ -9,6 +10,7 @@ mod server;
 mod step;
 mod store_connection;
 mod task;
+mod task_batch;
 mod task_ref;
 mod template;
 mod watch;
@@ -35,6 +37,8 @@ pub async fn run(command: Command) -> anyhow::Result<Status> {
         Command::Worker {
             action: WorkerCommand::Run(action),
         } => worker::run(action).await,
+        Command::Bench(args) => bench::run(&args).await,
+        Command::BenchWorker(args) => bench::run_worker(&args).await,
     }
 }
 

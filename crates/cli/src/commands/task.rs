@@ -6,7 +6,7 @@ use std::path::Path;
 use tasker_client::{NewTask, Step, Task, TaskFilter};
 
 use super::worker_list::{live_workers, warn_uncovered};
-use super::{client, task_ref, watch};
+use super::{client, task_batch, task_ref, watch};
 use crate::cli::{Output, TaskAction};
 use crate::output::{
     StepStatus, cut_short, emit, emit_json, history_table, step_table, task_detail, task_table,
@@ -16,6 +16,11 @@ use crate::status::{Failure, Status};
 pub async fn run(action: TaskAction) -> anyhow::Result<Status> {
     match action {
         TaskAction::Create {
+            from_file: Some(file),
+            client: args,
+            ..
+        } => return task_batch::create_from_file(&file, &args).await,
+        TaskAction::Create {
             template,
             context,
             context_file,
@@ -23,7 +28,9 @@ pub async fn run(action: TaskAction) -> anyhow::Result<Status> {
             tags,
             watch: then_watch,
             client: args,
+            from_file: None,
         } => {
+            let template = template.expect("clap requires a template without --from-file");
             let (namespace, name, version) = parse_template_ref(&template)?;
             let context = match (context, context_file) {
                 (Some(text), _) => parse_json("--context", &text)?,
@@ -216,7 +223,7 @@ fn parse_json(flag: &str, text: &str) -> anyhow::Result<serde_json::Value> {
 }
 
 /// A file's text, or standard input's for `-`.
-fn read_input(file: &Path) -> anyhow::Result<String> {
+pub(super) fn read_input(file: &Path) -> anyhow::Result<String> {
     let read = if file == Path::new("-") {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).map(|_| text)

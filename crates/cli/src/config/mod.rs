@@ -77,8 +77,8 @@ pub struct EngineSection {
     pub max_payload_bytes: usize,
     /// Most steps one poll may claim. Default 100.
     pub max_claim_batch: u32,
-    /// How often a waiting long-poll looks for work without a notification.
-    /// Default `1s`.
+    /// The longest a namespace's claim loop sleeps while polls wait and
+    /// nothing woke it (a safety net for lost notifications). Default `5s`.
     pub poll_recheck_interval: HumanDuration,
     /// Longest a worker's long-poll may wait. Default `30s`.
     pub max_poll_wait: HumanDuration,

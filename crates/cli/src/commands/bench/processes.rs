@@ -1,0 +1,123 @@
+//! The processes a benchmark starts: a `tasker server` node when no server
+//! was named, and worker processes (`tasker bench-worker`), each this same
+//! binary, so that work crosses real HTTP between real processes as it does
+//! for a user. Every process is killed when its handle is dropped: a run
+//! that fails half-way leaves nothing behind.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+/// A server node the benchmark started.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Child,
+    pub url: String,
+}
+
+impl ServerProcess {
+    /// Starts `tasker server` on a loopback port chosen by the system, auth
+    /// off, and waits for its "listening on" line.
+    pub async fn start(binary: Option<&Path>, database_url: &str) -> anyhow::Result<Self> {
+        let exe = match binary {
+            Some(path) => path.to_owned(),
+            None => std::env::current_exe().context("cannot find the tasker binary")?,
+        };
+        let mut child = Command::new(&exe)
+            .args(["server", "--listen", "127.0.0.1:0", "--log-level", "warn"])
+            .args(["--node-id", &format!("bench-{}", std::process::id())])
+            .args(["--database-url", database_url])
+            .env("TASKER_AUTH_ENABLED", "false")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {} server", exe.display()))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let url = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(rest) = line.strip_prefix("listening on ") {
+                    let url = rest.split_whitespace().next().unwrap_or_default();
+                    return Ok::<_, anyhow::Error>(url.to_owned());
+                }
+            }
+            bail!("the server exited before it listened; see its output above")
+        })
+        .await
+        .context("the server did not start listening within 60s")??;
+        // Keep draining stdout so that the server never blocks writing to it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self { child, url })
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+/// Worker processes running the benchmark's no-op handler.
+#[derive(Debug, Default)]
+pub struct WorkerProcesses {
+    children: Vec<Child>,
+}
+
+impl WorkerProcesses {
+    /// Starts `count` workers of `concurrency` slots each on `namespace`.
+    pub fn start(
+        server: &str,
+        token: Option<&str>,
+        namespace: &str,
+        count: usize,
+        concurrency: usize,
+    ) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("cannot find the tasker binary")?;
+        let mut children = Vec::with_capacity(count);
+        for _ in 0..count {
+            let mut command = Command::new(&exe);
+            command
+                .args(["bench-worker", "--server", server, "--namespace", namespace])
+                .args(["--concurrency", &concurrency.to_string()])
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .kill_on_drop(true);
+            match token {
+                Some(token) => command.env("TASKER_TOKEN", token),
+                None => command.env_remove("TASKER_TOKEN"),
+            };
+            children.push(command.spawn().context("cannot start a bench worker")?);
+        }
+        Ok(Self { children })
+    }
+
+    /// Stops every worker and waits until each has exited.
+    pub async fn stop(mut self) {
+        for child in &mut self.children {
+            let _ = child.start_kill();
+        }
+        for child in &mut self.children {
+            let _ = child.wait().await;
+        }
+    }
+}
+
+/// A process's resident memory now and at its peak (Linux `/proc`), in bytes.
+pub fn memory_of(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}

@@ -1,0 +1,263 @@
+//! [`Report`]: what one `tasker bench` run measured and under which
+//! conditions, as JSON (`--output json`) or as tables.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::create::Creation;
+use super::database::{CommitFloor, Settings};
+use super::idle::Idle;
+use super::latency::ShapeLatency;
+use super::summary::Summary;
+use super::throughput::BurnDown;
+use crate::cli::BenchArgs;
+use crate::output::Table;
+
+/// The sizes of a run, after `--quick` and the flags.
+#[derive(Debug, Clone, Serialize)]
+pub struct Parameters {
+    pub quick: bool,
+    /// Seconds of each commit-floor measurement.
+    pub floor_seconds: u64,
+    /// Latency: tasks per shape.
+    pub runs: usize,
+    /// Create: tasks per way of creating.
+    pub create_tasks: usize,
+    /// Throughput: tasks per shape.
+    pub tasks: usize,
+    pub workers: usize,
+    pub concurrency: usize,
+    pub idle_workers: usize,
+    pub idle_seconds: u64,
+}
+
+impl Parameters {
+    pub fn from_args(args: &BenchArgs) -> Self {
+        let quick = args.quick;
+        let pick = |given: Option<usize>, full: usize, short: usize| {
+            given.unwrap_or(if quick { short } else { full })
+        };
+        Self {
+            quick,
+            floor_seconds: if quick { 1 } else { 3 },
+            runs: pick(args.runs, 100, 5),
+            create_tasks: pick(args.create_tasks, 1000, 50),
+            tasks: pick(args.tasks, 5000, 100),
+            workers: args.workers,
+            concurrency: args.concurrency,
+            idle_workers: pick(args.idle_workers, 50, 5),
+            idle_seconds: args.idle_seconds.unwrap_or(if quick { 2 } else { 10 }),
+        }
+    }
+}
+
+/// The machine and software a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub tasker_version: &'static str,
+    pub os: &'static str,
+    pub server: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub database: Settings,
+    pub parameters: Parameters,
+    pub commit_floor: CommitFloor,
+    pub latency: Vec<ShapeLatency>,
+    pub create: Vec<Creation>,
+    pub throughput: Vec<BurnDown>,
+    pub idle: Option<Idle>,
+}
+
+impl Report {
+    pub fn new(
+        parameters: Parameters,
+        database: Settings,
+        commit_floor: CommitFloor,
+        server: &str,
+    ) -> Self {
+        Self {
+            machine: Machine {
+                cores: std::thread::available_parallelism().map_or(1, usize::from),
+                tasker_version: env!("CARGO_PKG_VERSION"),
+                os: std::env::consts::OS,
+                server: server.to_owned(),
+            },
+            database,
+            parameters,
+            commit_floor,
+            latency: Vec::new(),
+            create: Vec::new(),
+            throughput: Vec::new(),
+            idle: None,
+        }
+    }
+}
+
+fn ms(value: f64) -> String {
+    format!("{value:.2} ms")
+}
+
+fn rate(value: f64) -> String {
+    format!("{value:.0}")
+}
+
+fn mib(bytes: Option<u64>) -> String {
+    bytes.map_or("-".to_owned(), |b| {
+        format!("{:.1} MiB", b as f64 / 1048576.0)
+    })
+}
+
+fn summary_cells(summary: Option<Summary>) -> Vec<String> {
+    match summary {
+        Some(s) => vec![ms(s.p50_ms), ms(s.p95_ms), ms(s.p99_ms), ms(s.max_ms)],
+        None => vec!["-".into(); 4],
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let floor = &self.commit_floor;
+        writeln!(
+            f,
+            "tasker {} on {} cores ({}), PostgreSQL {}, server {}",
+            self.machine.tasker_version,
+            self.machine.cores,
+            self.machine.os,
+            self.database.server_version,
+            self.machine.server
+        )?;
+        let settings: Vec<String> = self
+            .database
+            .settings
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        writeln!(f, "settings: {}", settings.join(" "))?;
+        writeln!(
+            f,
+            "PostgreSQL durable commits/s: {} with 1 connection, {} with 8\n",
+            rate(floor.one_connection),
+            rate(floor.eight_connections)
+        )?;
+
+        if !self.latency.is_empty() {
+            writeln!(f, "Latency, one task at a time (database clock):")?;
+            let mut table = Table::new(&["shape", "what", "n", "p50", "p95", "p99", "max"]);
+            for shape in &self.latency {
+                for (what, summary) in [
+                    ("create → complete", shape.create_to_complete),
+                    ("handoff (start → start)", shape.handoff),
+                ] {
+                    let mut row = vec![
+                        format!("{} ({} steps)", shape.shape, shape.steps),
+                        what.to_owned(),
+                        summary.map_or(0, |s| s.count).to_string(),
+                    ];
+                    row.extend(summary_cells(summary));
+                    table.row(row);
+                }
+            }
+            writeln!(f, "{table}")?;
+        }
+
+        if !self.create.is_empty() {
+            writeln!(f, "Task creation over HTTP:")?;
+            let mut table = Table::new(&["shape", "how", "tasks", "tasks/s", "p50", "p99"]);
+            for c in &self.create {
+                let (p50, p99) = c
+                    .sequential
+                    .map_or(("-".into(), "-".into()), |s| (ms(s.p50_ms), ms(s.p99_ms)));
+                table.row(vec![
+                    c.shape.to_owned(),
+                    "one by one".into(),
+                    c.tasks.to_string(),
+                    rate(c.sequential_per_second),
+                    p50,
+                    p99,
+                ]);
+                table.row(vec![
+                    c.shape.to_owned(),
+                    format!("{} in flight", c.concurrency),
+                    c.tasks.to_string(),
+                    rate(c.concurrent_per_second),
+                    "-".into(),
+                    "-".into(),
+                ]);
+                table.row(vec![
+                    c.shape.to_owned(),
+                    format!("batches of {}", c.batch_size),
+                    c.tasks.to_string(),
+                    rate(c.batched_per_second),
+                    "-".into(),
+                    "-".into(),
+                ]);
+            }
+            writeln!(f, "{table}")?;
+        }
+
+        if !self.throughput.is_empty() {
+            writeln!(
+                f,
+                "Burn-down of pre-created tasks (first claim → last finish, database clock):"
+            )?;
+            let mut table = Table::new(&[
+                "shape",
+                "tasks",
+                "workers",
+                "seconds",
+                "tasks/s",
+                "steps/s",
+                "× 8-conn commits",
+                "xacts/step",
+                "dead rows/step",
+                "server peak rss",
+            ]);
+            for b in &self.throughput {
+                table.row(vec![
+                    b.shape.to_owned(),
+                    b.tasks.to_string(),
+                    format!("{}×{}", b.workers, b.concurrency),
+                    format!("{:.2}", b.seconds),
+                    rate(b.tasks_per_second),
+                    rate(b.steps_per_second),
+                    format!(
+                        "{:.2}",
+                        b.steps_per_second / floor.eight_connections.max(1.0)
+                    ),
+                    format!("{:.2}", b.transactions_per_step),
+                    format!("{:.2}", b.dead_rows_per_step.values().sum::<f64>()),
+                    mib(b.server_peak_rss_bytes),
+                ]);
+            }
+            writeln!(f, "{table}")?;
+            let mut churn = Table::new(&["shape", "table", "dead rows/step"]);
+            for b in &self.throughput {
+                for (table, per_step) in &b.dead_rows_per_step {
+                    churn.row(vec![
+                        b.shape.to_owned(),
+                        table.clone(),
+                        format!("{per_step:.2}"),
+                    ]);
+                }
+            }
+            writeln!(f, "Row churn by table:\n{churn}")?;
+        }
+
+        if let Some(idle) = &self.idle {
+            writeln!(
+                f,
+                "Idle: {} waiting workers → {:.1} database transactions/s over {:.1}s; server rss {}\n",
+                idle.workers,
+                idle.transactions_per_second,
+                idle.seconds,
+                mib(idle.server_rss_bytes)
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,160 @@
+//! `throughput`: burn-down of pre-created tasks. N tasks of a shape are
+//! created while no worker runs, then M worker processes of C slots each
+//! start and run them all. The rate comes from the database clock (first
+//! claim → last finalization); row churn and commits per step from
+//! PostgreSQL's statistics over the same interval.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use futures::{StreamExt as _, TryStreamExt as _};
+use serde::Serialize;
+use sqlx::PgPool;
+use tasker_client::{Client, NewTask};
+use tasker_model::Timestamp;
+
+use super::database::{self, Churn};
+use super::processes::{WorkerProcesses, memory_of};
+use super::progress::Progress;
+use super::shapes::{NAMESPACE, Shape};
+
+/// Creates in flight at once while filling the queue.
+const CREATE_CONCURRENCY: usize = 16;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BurnDown {
+    pub shape: &'static str,
+    pub tasks: usize,
+    pub steps: usize,
+    pub workers: usize,
+    pub concurrency: usize,
+    /// First claim → last finalization, database clock.
+    pub seconds: f64,
+    pub tasks_per_second: f64,
+    pub steps_per_second: f64,
+    /// Transactions the database committed or rolled back, per step.
+    pub transactions_per_step: f64,
+    /// Row versions left dead (updates and deletes), per step, by table.
+    pub dead_rows_per_step: BTreeMap<String, f64>,
+    /// The server node's peak resident memory so far (when the benchmark
+    /// started the node).
+    pub server_peak_rss_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Workers<'a> {
+    pub server: &'a str,
+    pub token: Option<&'a str>,
+    pub count: usize,
+    pub concurrency: usize,
+}
+
+pub async fn run(
+    client: &Client,
+    pool: &PgPool,
+    shape: Shape,
+    tasks: usize,
+    workers: &Workers<'_>,
+    server_pid: Option<u32>,
+) -> anyhow::Result<BurnDown> {
+    let tag = format!("bench:burn-down-{}", uuid::Uuid::now_v7());
+    let mut progress = Progress::new(
+        format!("throughput: creating {} tasks", shape.name),
+        tasks as u64,
+    );
+    let new = NewTask::new(NAMESPACE, shape.name).tags([tag.clone()]);
+    let mut created = futures::stream::iter(0..tasks)
+        .map(|_| client.task_create(&new))
+        .buffer_unordered(CREATE_CONCURRENCY);
+    while created.try_next().await?.is_some() {
+        progress.inc();
+    }
+    progress.finish();
+
+    let churn_before = database::churn(pool).await?;
+    let transactions_before = database::transactions(pool).await?;
+    let running = WorkerProcesses::start(
+        workers.server,
+        workers.token,
+        NAMESPACE,
+        workers.count,
+        workers.concurrency,
+    )?;
+    let waited = wait_finished(pool, &tag, tasks, shape).await;
+    running.stop().await;
+    waited?;
+    database::let_statistics_settle().await;
+    let transactions = database::transactions(pool).await? - transactions_before;
+    let churn = database::churn_between(&churn_before, &database::churn(pool).await?);
+
+    let (first_claim, last_finish, complete): (Option<Timestamp>, Option<Timestamp>, i64) =
+        sqlx::query_as(
+            "SELECT (SELECT min(tr.at) FROM tasker.transitions tr JOIN tasker.tasks t ON t.id = tr.task_id \
+                     WHERE t.tags @> ARRAY[$1] AND tr.to_state = 'running'), \
+                    max(finished_at), count(*) FILTER (WHERE state = 'complete') \
+             FROM tasker.tasks WHERE tags @> ARRAY[$1]",
+        )
+        .bind(&tag)
+        .fetch_one(pool)
+        .await?;
+    if complete as usize != tasks {
+        bail!("{complete} of {tasks} {} tasks completed", shape.name);
+    }
+    let (Some(first), Some(last)) = (first_claim, last_finish) else {
+        bail!("the burn-down left no claim or finish times");
+    };
+    let seconds = ((last - first).num_microseconds().unwrap_or(0) as f64 / 1e6).max(1e-6);
+    let steps = tasks * shape.step_count();
+    Ok(BurnDown {
+        shape: shape.name,
+        tasks,
+        steps,
+        workers: workers.count,
+        concurrency: workers.concurrency,
+        seconds,
+        tasks_per_second: tasks as f64 / seconds,
+        steps_per_second: steps as f64 / seconds,
+        transactions_per_step: transactions as f64 / steps as f64,
+        dead_rows_per_step: dead_per_step(&churn, steps),
+        server_peak_rss_bytes: server_pid.and_then(memory_of).map(|(_, peak)| peak),
+    })
+}
+
+fn dead_per_step(churn: &BTreeMap<String, Churn>, steps: usize) -> BTreeMap<String, f64> {
+    churn
+        .iter()
+        .filter(|(_, delta)| delta.dead() > 0)
+        .map(|(table, delta)| (table.clone(), delta.dead() as f64 / steps as f64))
+        .collect()
+}
+
+/// Waits until every task of the run has ended; gives up when none ends for
+/// a minute.
+async fn wait_finished(pool: &PgPool, tag: &str, tasks: usize, shape: Shape) -> anyhow::Result<()> {
+    let mut progress = Progress::new(
+        format!("throughput: running {} tasks", shape.name),
+        tasks as u64,
+    );
+    let mut last = (0, Instant::now());
+    loop {
+        let ended: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM tasker.tasks WHERE tags @> ARRAY[$1] AND state <> 'running'",
+        )
+        .bind(tag)
+        .fetch_one(pool)
+        .await
+        .context("cannot count finished tasks")?;
+        progress.set(ended as u64);
+        if ended as usize >= tasks {
+            progress.finish();
+            return Ok(());
+        }
+        if ended > last.0 {
+            last = (ended, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(60) {
+            bail!("no task finished for 60s ({ended} of {tasks} done): are the workers running?");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
