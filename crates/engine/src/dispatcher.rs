@@ -142,10 +142,9 @@ impl Dispatchers {
             outcome = &mut replied => return outcome.unwrap_or(Ok(Vec::new())),
             _ = tokio::time::sleep_until(deadline) => {}
         }
-        if waiter.expire(will_look) {
-            return Ok(Vec::new());
-        }
-        // A claim for this poll is in flight: its outcome is this poll's.
+        // Answered now with nothing, or by the claim in flight (or due) for
+        // it; an answer a claim sent meanwhile stands.
+        waiter.expire(will_look);
         replied.await.unwrap_or(Ok(Vec::new()))
     }
 
@@ -385,29 +384,29 @@ impl Waiter {
         state.reply.as_ref().is_some_and(|r| !r.is_closed()) && !state.taken && !state.expired
     }
 
+    /// Takes it for a claim unless one is in flight for it already. A poll
+    /// whose wait ended is still taken while it waits for its first look.
     fn try_take(&self) -> bool {
         let mut state = self.state.lock().expect("waiter lock");
-        let free =
-            state.reply.as_ref().is_some_and(|r| !r.is_closed()) && !state.taken && !state.expired;
+        let free = state.reply.as_ref().is_some_and(|r| !r.is_closed()) && !state.taken;
         if free {
             state.taken = true;
         }
         free
     }
 
-    /// Ends the wait. True when it is over; false when a claim for it is in
-    /// flight (or, with `until_tried`, has not looked for it yet): that
-    /// claim's outcome will be delivered.
-    fn expire(&self, until_tried: bool) -> bool {
+    /// Ends the wait: answers it with nothing now, unless a claim for it is
+    /// in flight (or, with `until_tried`, has not looked for it yet), whose
+    /// outcome will be its answer. An answer already sent stands.
+    fn expire(&self, until_tried: bool) {
         let mut state = self.state.lock().expect("waiter lock");
         state.expired = true;
         if state.taken || (until_tried && !state.tried) {
-            return false;
+            return;
         }
         if let Some(reply) = state.reply.take() {
             let _ = reply.send(Ok(Vec::new()));
         }
-        true
     }
 
     /// A claim for it ended. Steps go to the poll; an empty claim leaves it

@@ -243,3 +243,28 @@ async fn shutdown_ends_waiting_polls_at_once() {
     h.create("default", "linear", json!({})).await;
     assert_eq!(h.queue_depth("default").await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_that_only_looks_once_gets_what_its_look_found() {
+    let h = woken_harness().await;
+    // A wait of zero ends while the claim for the poll is in flight: the
+    // claim's steps must still be the poll's answer, never lost with it.
+    for round in 0..60 {
+        h.create("default", "linear", json!({ "round": round }))
+            .await;
+        let got = h
+            .engine
+            .step_poll("looker", &["default".to_owned()], &[], 1, Duration::ZERO)
+            .await
+            .expect("poll");
+        assert_eq!(
+            got.len(),
+            1,
+            "round {round}: the ready step was not handed over"
+        );
+        h.engine
+            .step_complete(got[0].lease, json!({}))
+            .await
+            .unwrap();
+    }
+}
