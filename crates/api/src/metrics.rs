@@ -47,6 +47,10 @@ const RUN_TIME: &str = "tasker_step_run_seconds";
 const RETRIES: &str = "tasker_step_retries_total";
 const LEASE_EXPIRIES: &str = "tasker_lease_expiries_total";
 const TRANSACTION_RETRIES: &str = "tasker_db_transaction_retries_total";
+const REPORT_TRANSACTIONS: &str = "tasker_report_transactions_total";
+const REPORTS_WRITTEN: &str = "tasker_reports_written_total";
+const LOOP_CLAIMS: &str = "tasker_claim_loop_claims_total";
+const POLLS_WAITING: &str = "tasker_polls_waiting";
 const BUILD_INFO: &str = "tasker_build_info";
 
 static METADATA: Metadata<'static> =
@@ -159,6 +163,18 @@ impl Metrics {
                 "Leases that ran out without a result or heartbeat, per namespace.",
             ),
             (
+                REPORT_TRANSACTIONS,
+                "Transactions this node wrote for worker reports (each holds every report that was waiting).",
+            ),
+            (
+                REPORTS_WRITTEN,
+                "Worker reports (results, failures, releases, heartbeats) this node wrote.",
+            ),
+            (
+                LOOP_CLAIMS,
+                "Claim transactions the namespace's claim loop made for waiting polls, per namespace.",
+            ),
+            (
                 TRANSACTION_RETRIES,
                 "Transactions the database aborted (deadlock, serialization failure) and this node ran again.",
             ),
@@ -181,6 +197,10 @@ impl Metrics {
             (
                 POOL_CONNECTIONS,
                 "Database pool connections of this node, by state.",
+            ),
+            (
+                POLLS_WAITING,
+                "Long-polls waiting at this node, per namespace.",
             ),
             (
                 BUILD_INFO,
@@ -404,6 +424,17 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         // The rest of the scrape is still worth having; the gauges keep
         // their last values.
         Err(e) => tracing::warn!(error = %e, "metrics: could not read queue depths"),
+    }
+    metrics
+        .counter(REPORT_TRANSACTIONS, Vec::new())
+        .absolute(state.engine.report_batches());
+    metrics
+        .counter(REPORTS_WRITTEN, Vec::new())
+        .absolute(state.engine.reports_written());
+    for (namespace, claims, waiting) in state.engine.waiters().stats() {
+        let ns = || vec![Label::new("namespace", namespace.clone())];
+        metrics.counter(LOOP_CLAIMS, ns()).absolute(claims);
+        metrics.gauge(POLLS_WAITING, ns()).set(waiting as f64);
     }
     if let Some(pool) = state.pool_stats() {
         metrics

@@ -96,6 +96,12 @@ async fn metrics_expose_requests_tasks_queues_and_pool() {
         "tasker_queue_depth{namespace=\"default\"} 2",
         "tasker_leases_in_flight{namespace=\"default\"} 0",
         "tasker_queue_delayed{namespace=\"default\"} 0",
+        // One report, written in one transaction; the poll went through the
+        // namespace's claim loop and nobody waits now.
+        "tasker_reports_written_total 1",
+        "tasker_report_transactions_total 1",
+        "tasker_claim_loop_claims_total{namespace=\"default\"}",
+        "tasker_polls_waiting{namespace=\"default\"} 0",
         "tasker_db_pool_connections{state=\"idle\"}",
         "tasker_db_pool_connections{state=\"used\"}",
         "tasker_build_info{version=",

@@ -179,6 +179,23 @@ impl Dispatchers {
             .map_or(0, |d| d.waiting_count())
     }
 
+    /// Per namespace with a claim loop: claims made so far and polls waiting.
+    pub fn stats(&self) -> Vec<(String, u64, usize)> {
+        let loops = self.loops.lock().expect("dispatchers lock");
+        let mut stats: Vec<_> = loops
+            .values()
+            .map(|d| {
+                (
+                    d.namespace.clone(),
+                    d.claims.load(Ordering::Relaxed),
+                    d.waiting_count(),
+                )
+            })
+            .collect();
+        stats.sort();
+        stats
+    }
+
     /// Claim transactions the loop of `namespace` has made so far.
     pub fn claims(&self, namespace: &str) -> u64 {
         self.loops

@@ -135,6 +135,12 @@ impl Engine {
         self.reports.batches()
     }
 
+    /// Worker reports this node has written so far (in
+    /// [`Engine::report_batches`] transactions).
+    pub fn reports_written(&self) -> u64 {
+        self.reports.reports()
+    }
+
     /// Where ready-step notifications are delivered (see `tasker_postgres::Notifier`).
     pub fn waiters(&self) -> &Arc<ReadyWaiters> {
         &self.waiters

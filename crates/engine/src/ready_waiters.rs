@@ -28,6 +28,12 @@ impl ReadyWaiters {
         self.dispatchers.waiting(namespace)
     }
 
+    /// Per namespace with a claim loop: `(namespace, claims made, polls
+    /// waiting now)`, for metrics.
+    pub fn stats(&self) -> Vec<(String, u64, usize)> {
+        self.dispatchers.stats()
+    }
+
     /// Claim transactions the claim loop of `namespace` has made on behalf
     /// of waiting polls.
     pub fn claims(&self, namespace: &str) -> u64 {

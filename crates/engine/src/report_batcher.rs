@@ -36,6 +36,8 @@ pub struct ReportBatcher {
     queue: OnceLock<mpsc::UnboundedSender<Pending>>,
     /// Transactions written so far.
     batches: Arc<AtomicU64>,
+    /// Reports written so far (in those transactions).
+    reports: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for ReportBatcher {
@@ -50,6 +52,7 @@ impl ReportBatcher {
             store,
             queue: OnceLock::new(),
             batches: Arc::default(),
+            reports: Arc::default(),
         }
     }
 
@@ -58,7 +61,12 @@ impl ReportBatcher {
     pub async fn write(&self, reports: Vec<StepReport>) -> Vec<Answer> {
         let queue = self.queue.get_or_init(|| {
             let (sender, receiver) = mpsc::unbounded_channel();
-            tokio::spawn(writer(self.store.clone(), receiver, self.batches.clone()));
+            tokio::spawn(writer(
+                self.store.clone(),
+                receiver,
+                self.batches.clone(),
+                self.reports.clone(),
+            ));
             sender
         });
         let mut answers = Vec::with_capacity(reports.len());
@@ -86,6 +94,11 @@ impl ReportBatcher {
         self.batches.load(Ordering::Relaxed)
     }
 
+    /// Reports written so far.
+    pub fn reports(&self) -> u64 {
+        self.reports.load(Ordering::Relaxed)
+    }
+
     /// Writes one report.
     pub async fn write_one(&self, report: StepReport) -> Answer {
         self.write(vec![report])
@@ -105,10 +118,12 @@ async fn writer(
     store: Arc<dyn Store>,
     mut queue: mpsc::UnboundedReceiver<Pending>,
     batches: Arc<AtomicU64>,
+    written: Arc<AtomicU64>,
 ) {
     let mut batch = Vec::new();
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         batches.fetch_add(1, Ordering::Relaxed);
+        written.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let (reports, answers): (Vec<_>, Vec<_>) =
             batch.drain(..).map(|p| (p.report, p.answer)).unzip();
         match store.step_report(reports).await {
