@@ -338,7 +338,7 @@ impl Dispatcher {
                 Err(error) => {
                     tracing::warn!(namespace = %self.namespace, %error, "claim for waiting polls failed");
                     for waiter in &taken {
-                        waiter.finish(Err(shared(&error)));
+                        waiter.finish(Err(error.duplicate()));
                     }
                     return Some(config.poll_recheck_interval);
                 }
@@ -457,29 +457,4 @@ fn release(store: Arc<dyn Store>, steps: Vec<ClaimedStep>) {
             }
         }
     });
-}
-
-/// The same error again, for each poll a failed claim was for.
-pub(crate) fn shared(error: &tasker_store::Error) -> tasker_store::Error {
-    use tasker_store::Error;
-    match error {
-        Error::NotFound {
-            what,
-            hint,
-            did_you_mean,
-        } => Error::NotFound {
-            what: what.clone(),
-            hint: hint.clone(),
-            did_you_mean: did_you_mean.clone(),
-        },
-        Error::Invalid { field, message } => Error::Invalid {
-            field: field.clone(),
-            message: message.clone(),
-        },
-        Error::Conflict { code, message } => Error::Conflict {
-            code,
-            message: message.clone(),
-        },
-        other => Error::Database(other.to_string().into()),
-    }
 }

@@ -137,7 +137,7 @@ async fn writer(
             Err(error) => {
                 tracing::warn!(%error, reports = answers.len(), "writing a batch of reports failed");
                 for answer in answers {
-                    let _ = answer.send(Err(crate::dispatcher::shared(&error)));
+                    let _ = answer.send(Err(error.duplicate()));
                 }
             }
         }

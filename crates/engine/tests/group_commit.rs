@@ -8,23 +8,9 @@ mod support;
 use std::collections::HashSet;
 
 use serde_json::json;
-use support::{harness, template};
+use support::{FAN, harness, template};
 use tasker_model::{HeartbeatOutcome, LeaseError, Recorded, StepError, TaskState};
 use tasker_store::{Error as StoreError, ReportOutcome, StepReport, Store};
-
-/// A root, eight parallel steps and a join.
-const FAN: &str = "
-  - { name: root, handler: h.root }
-  - { name: b1, handler: h.b, depends_on: [root] }
-  - { name: b2, handler: h.b, depends_on: [root] }
-  - { name: b3, handler: h.b, depends_on: [root] }
-  - { name: b4, handler: h.b, depends_on: [root] }
-  - { name: b5, handler: h.b, depends_on: [root] }
-  - { name: b6, handler: h.b, depends_on: [root] }
-  - { name: b7, handler: h.b, depends_on: [root] }
-  - { name: b8, handler: h.b, depends_on: [root] }
-  - { name: join, handler: h.join, depends_on: [b1, b2, b3, b4, b5, b6, b7, b8] }
-";
 
 fn complete(lease: tasker_model::Lease) -> StepReport {
     StepReport::Complete {

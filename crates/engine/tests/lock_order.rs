@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use support::{harness, small_pool, template};
+use support::{FAN, harness, small_pool, template};
 use tasker_engine::{Engine, EngineConfig};
 use tasker_model::{ClaimedStep, Recorded, TaskState};
 use tasker_postgres::PgStore;
@@ -30,21 +30,6 @@ impl Observer for Retries {
         self.0.fetch_add(retried, Ordering::SeqCst);
     }
 }
-
-/// A root, eight parallel steps and a join: every completion of a branch
-/// touches the task its siblings' claims need.
-const FAN: &str = "
-  - { name: root, handler: h.root }
-  - { name: b1, handler: h.b, depends_on: [root] }
-  - { name: b2, handler: h.b, depends_on: [root] }
-  - { name: b3, handler: h.b, depends_on: [root] }
-  - { name: b4, handler: h.b, depends_on: [root] }
-  - { name: b5, handler: h.b, depends_on: [root] }
-  - { name: b6, handler: h.b, depends_on: [root] }
-  - { name: b7, handler: h.b, depends_on: [root] }
-  - { name: b8, handler: h.b, depends_on: [root] }
-  - { name: join, handler: h.join, depends_on: [b1, b2, b3, b4, b5, b6, b7, b8] }
-";
 
 struct Nodes {
     engines: Vec<Engine>,

@@ -73,7 +73,7 @@ pub async fn create_many(
         let template = match &resolved[&item.template_id] {
             Ok((template, _)) => template,
             Err(e) => {
-                answers[i] = Some(Err(copy_refusal(e)));
+                answers[i] = Some(Err(e.duplicate()));
                 continue;
             }
         };
@@ -353,7 +353,7 @@ fn finish(
     for &(i, first) in same_key_as {
         answers[i] = Some(match &answers[first] {
             Some(Ok((task, _))) => Ok((task.clone(), false)),
-            Some(Err(e)) => Err(copy_refusal(e)),
+            Some(Err(e)) => Err(e.duplicate()),
             None => unreachable!("the first item with a key is answered"),
         });
     }
@@ -361,34 +361,6 @@ fn finish(
         .into_iter()
         .map(|a| a.expect("every item is answered"))
         .collect()
-}
-
-/// The same refusal again, for another item. Only refusals reach here
-/// (a database error fails the whole batch before).
-fn copy_refusal(error: &Error) -> Error {
-    match error {
-        Error::NotFound {
-            what,
-            hint,
-            did_you_mean,
-        } => Error::NotFound {
-            what: what.clone(),
-            hint: hint.clone(),
-            did_you_mean: did_you_mean.clone(),
-        },
-        Error::Invalid { field, message } => Error::Invalid {
-            field: field.clone(),
-            message: message.clone(),
-        },
-        Error::Conflict { code, message } => Error::Conflict {
-            code,
-            message: message.clone(),
-        },
-        other => Error::Invalid {
-            field: "task".into(),
-            message: other.to_string(),
-        },
-    }
 }
 
 pub async fn get(store: &PgStore, id: Uuid) -> Result<Task> {

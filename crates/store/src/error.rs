@@ -43,6 +43,34 @@ impl Error {
         }
     }
 
+    /// The same error again, for another caller it also answers (the other
+    /// items of a batch, the other polls of one claim). A database error
+    /// keeps only its message: its cause cannot be copied.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Error::NotFound {
+                what,
+                hint,
+                did_you_mean,
+            } => Error::NotFound {
+                what: what.clone(),
+                hint: hint.clone(),
+                did_you_mean: did_you_mean.clone(),
+            },
+            Error::Conflict { code, message } => Error::Conflict {
+                code,
+                message: message.clone(),
+            },
+            Error::Invalid { field, message } => Error::Invalid {
+                field: field.clone(),
+                message: message.clone(),
+            },
+            Error::Lease(e) => Error::Lease(*e),
+            Error::Operation(e) => Error::Operation(e.clone()),
+            Error::Database(e) => Error::Database(e.to_string().into()),
+        }
+    }
+
     /// A stable machine code for APIs.
     pub fn code(&self) -> &'static str {
         match self {

@@ -127,3 +127,18 @@ pub const DIAMOND: &str = "
   - { name: c, handler: h.c, depends_on: [a] }
   - { name: d, handler: h.d, depends_on: [b, c] }
 ";
+
+/// A root, eight parallel steps and a join: completions of the branches all
+/// touch one task, and the join waits for all of them.
+pub const FAN: &str = "
+  - { name: root, handler: h.root }
+  - { name: b1, handler: h.b, depends_on: [root] }
+  - { name: b2, handler: h.b, depends_on: [root] }
+  - { name: b3, handler: h.b, depends_on: [root] }
+  - { name: b4, handler: h.b, depends_on: [root] }
+  - { name: b5, handler: h.b, depends_on: [root] }
+  - { name: b6, handler: h.b, depends_on: [root] }
+  - { name: b7, handler: h.b, depends_on: [root] }
+  - { name: b8, handler: h.b, depends_on: [root] }
+  - { name: join, handler: h.join, depends_on: [b1, b2, b3, b4, b5, b6, b7, b8] }
+";
