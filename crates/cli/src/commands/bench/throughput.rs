@@ -91,7 +91,7 @@ pub async fn run(
     let (first_claim, last_finish, complete): (Option<Timestamp>, Option<Timestamp>, i64) =
         sqlx::query_as(
             "SELECT (SELECT min(tr.at) FROM tasker.transitions tr JOIN tasker.tasks t ON t.id = tr.task_id \
-                     WHERE t.tags @> ARRAY[$1] AND tr.to_state = 'running'), \
+                     WHERE t.tags @> ARRAY[$1] AND tr.step_id IS NOT NULL AND tr.to_state = 'running'), \
                     max(finished_at), count(*) FILTER (WHERE state = 'complete') \
              FROM tasker.tasks WHERE tags @> ARRAY[$1]",
         )
