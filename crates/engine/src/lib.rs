@@ -285,19 +285,6 @@ impl Engine {
         worker_id: &str,
         max: u32,
     ) -> Result<Vec<ClaimedStep>> {
-        self.step_claim_for(namespace, worker_id, &[], max).await
-    }
-
-    /// Leases up to `max` ready steps of `namespace` whose handler is one of
-    /// `handlers` (any handler when empty); the others stay queued for
-    /// workers that run them, without spending an attempt.
-    pub async fn step_claim_for(
-        &self,
-        namespace: &str,
-        worker_id: &str,
-        handlers: &[String],
-        max: u32,
-    ) -> Result<Vec<ClaimedStep>> {
         check_worker_id(worker_id)?;
         Ok(self
             .store
@@ -306,7 +293,7 @@ impl Engine {
                 worker_id: worker_id.to_owned(),
                 max: max.clamp(1, self.config.max_claim_batch),
                 lease_for: self.config.lease_duration,
-                handlers: handlers.to_vec(),
+                handlers: Vec::new(),
             })
             .await?)
     }
