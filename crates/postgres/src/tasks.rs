@@ -119,9 +119,10 @@ pub async fn create_many(
     let inserted = sqlx::query(
         "INSERT INTO tasker.tasks (id, namespace, template_id, state, context, idempotency_key, tags, created_at, updated_at) \
          SELECT r.id, r.namespace, r.template_id, 'running', r.context, r.idempotency_key, \
-                ARRAY(SELECT jsonb_array_elements_text(r.tags)), clock_timestamp(), clock_timestamp() \
+                ARRAY(SELECT jsonb_array_elements_text(r.tags)), c.at, c.at \
          FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::jsonb[], $5::text[], $6::jsonb[]) \
-              WITH ORDINALITY AS r(id, namespace, template_id, context, idempotency_key, tags, n) \
+              WITH ORDINALITY AS r(id, namespace, template_id, context, idempotency_key, tags, n), \
+              LATERAL (SELECT clock_timestamp() AS at OFFSET 0) c \
          ORDER BY r.n \
          ON CONFLICT (namespace, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
          RETURNING id, created_at",
