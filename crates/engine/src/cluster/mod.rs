@@ -245,7 +245,9 @@ impl Engine {
             self.store.worker_list(self.config.worker_liveness),
             self.store.worker_in_flight(),
         )?;
-        let leader = lease.filter(|l| l.is_live()).map(|l| ClusterLeader::from(&l));
+        let leader = lease
+            .filter(|l| l.is_live())
+            .map(|l| ClusterLeader::from(&l));
         let leader_id = leader.as_ref().map(|l| l.node_id.as_str());
         let leader_version = nodes
             .iter()
