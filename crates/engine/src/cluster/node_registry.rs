@@ -29,8 +29,13 @@ impl NodeRegistry {
     pub async fn run(self) {
         let mut failing = false;
         let mut skew_seen: Vec<String> = Vec::new();
+        let mut first = true;
         loop {
-            tokio::time::sleep(self.interval).await;
+            // The first heartbeat was written by `cluster_start`; the first
+            // listing is not delayed by an interval.
+            if !std::mem::take(&mut first) {
+                tokio::time::sleep(self.interval).await;
+            }
             match self.store.node_heartbeat(&self.node).await {
                 Ok(_) if failing => {
                     failing = false;
