@@ -74,13 +74,6 @@ pub async fn run(args: &ServerArgs) -> anyhow::Result<Status> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;
     let address = listener.local_addr()?;
-    // On stdout, so that whoever started the node (a script, a test asking
-    // for port 0) learns where it listens.
-    emit(&format!(
-        "listening on http://{address} (node {})\n",
-        config.server.node_id
-    ))?;
-
     let node = NodeRegistration {
         address: config.advertise_address(address),
         ..node
@@ -89,6 +82,14 @@ pub async fn run(args: &ServerArgs) -> anyhow::Result<Status> {
         .cluster_start(node, config.cluster_config(), Vec::new())
         .await
         .map_err(|e| anyhow::anyhow!("cannot record this node in the node registry: {e}"))?;
+
+    // On stdout, so that whoever started the node (a script, a test asking
+    // for port 0) learns where it listens; by then the node is in the
+    // node registry.
+    emit(&format!(
+        "listening on http://{address} (node {})\n",
+        config.server.node_id
+    ))?;
 
     let status = serve(listener, state, &config).await;
     cluster.cluster_stop().await;
