@@ -52,6 +52,9 @@ const REPORTS_WRITTEN: &str = "tasker_reports_written_total";
 const LOOP_CLAIMS: &str = "tasker_claim_loop_claims_total";
 const POLLS_WAITING: &str = "tasker_polls_waiting";
 const BUILD_INFO: &str = "tasker_build_info";
+const LEADER: &str = "tasker_leader";
+const LEADERSHIP_CHANGES: &str = "tasker_leadership_changes_total";
+const CLUSTER_NODES: &str = "tasker_cluster_nodes";
 
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
@@ -175,6 +178,10 @@ impl Metrics {
                 "Claim transactions the namespace's claim loop made for waiting polls, per namespace.",
             ),
             (
+                LEADERSHIP_CHANGES,
+                "Changes of leader (new tenures of the leadership lease) this node has seen.",
+            ),
+            (
                 TRANSACTION_RETRIES,
                 "Transactions the database aborted (deadlock, serialization failure) and this node ran again.",
             ),
@@ -205,6 +212,14 @@ impl Metrics {
             (
                 BUILD_INFO,
                 "Always 1; labels carry the version and node id.",
+            ),
+            (
+                LEADER,
+                "1 while this node holds the leadership lease and runs the leader-only duties, else 0.",
+            ),
+            (
+                CLUSTER_NODES,
+                "Live nodes (heartbeat within cluster.node_timeout) as of this node's last heartbeat.",
             ),
         ] {
             r.describe_gauge(KeyName::from_const_str(name), None, text(help));
@@ -410,6 +425,19 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
             ],
         )
         .set(1.0);
+    let leadership = state.engine.leadership().borrow().clone();
+    metrics
+        .gauge(
+            LEADER,
+            vec![Label::new("node_id", state.config.node_id.clone())],
+        )
+        .set(if leadership.leading { 1.0 } else { 0.0 });
+    metrics
+        .counter(LEADERSHIP_CHANGES, Vec::new())
+        .absolute(leadership.changes);
+    metrics
+        .gauge(CLUSTER_NODES, Vec::new())
+        .set(state.engine.cluster_nodes_live() as f64);
     match state.engine.store().queue_depths().await {
         Ok(depths) => {
             for depth in depths {

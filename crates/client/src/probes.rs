@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use tasker_model::Timestamp;
-use tasker_store::Worker;
+use tasker_store::{ClusterLeader, ClusterNode, ClusterWorker};
 
 use crate::{Client, Error, Result, decode};
 
@@ -34,14 +34,30 @@ pub struct ReadinessChecks {
     pub default_namespace: bool,
 }
 
-/// `GET /v1/cluster`: the answering node and the workers it knows of.
+/// `GET /v1/cluster`: the answering node, the live nodes, the leader and the
+/// live workers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterInfo {
+    /// The node that answered.
     pub node_id: String,
     pub version: String,
     pub started_at: Timestamp,
     pub uptime_seconds: u64,
-    pub workers: Vec<Worker>,
+    /// The holder of the live leadership lease; `None` during a failover.
+    #[serde(default)]
+    pub leader: Option<ClusterLeader>,
+    /// Live nodes by id, the leader and version skew marked.
+    #[serde(default)]
+    pub nodes: Vec<ClusterNode>,
+    /// Live workers, most recently seen first, with their steps in flight.
+    pub workers: Vec<ClusterWorker>,
+}
+
+impl ClusterInfo {
+    /// The live node with this id.
+    pub fn node(&self, node_id: &str) -> Option<&ClusterNode> {
+        self.nodes.iter().find(|n| n.node.node_id == node_id)
+    }
 }
 
 impl Client {

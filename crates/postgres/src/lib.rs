@@ -23,7 +23,9 @@ mod announcer;
 mod catalog;
 mod error;
 mod events;
+mod leadership;
 mod load;
+mod nodes;
 mod notifier;
 mod plan_writer;
 mod queue;
@@ -47,18 +49,22 @@ use tasker_model::{
     TemplateRecord, Transition,
 };
 use tasker_store::{
-    ClaimBatch, ClaimedBatch, NextClaim, QueueDepth, Readiness, ReportOutcome, Result, StepClaim,
-    StepCompletion, StepFailure, StepReport, Store, TaskCreate, TaskFilter, TaskPage, Worker,
-    WorkerRegistration,
+    ClaimBatch, ClaimedBatch, LeaderElect, Leadership, NextClaim, Node, NodeRegistration,
+    QueueDepth, Readiness, ReportOutcome, Result, StepClaim, StepCompletion, StepFailure,
+    StepReport, Store, TaskCreate, TaskFilter, TaskPage, Worker, WorkerRegistration,
 };
 use uuid::Uuid;
 
 pub use error::db;
-pub use notifier::Notifier;
+pub use notifier::{Notifier, OnLeadership};
 
 /// Channel that carries `NOTIFY`s when steps of a namespace become ready;
 /// the payload is the namespace name.
 pub const READY_CHANNEL: &str = "tasker_ready";
+
+/// Channel that carries a `NOTIFY` when a leader resigns; the payload is the
+/// duty set's name. Other nodes try to take the lease at once.
+pub const LEADERSHIP_CHANNEL: &str = "tasker_leadership";
 
 /// Migrations embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -387,6 +393,38 @@ impl Store for PgStore {
 
     async fn worker_list(&self, within: Duration) -> Result<Vec<Worker>> {
         workers::list(self, within).await
+    }
+
+    async fn worker_in_flight(&self) -> Result<HashMap<String, u64>> {
+        workers::in_flight(self).await
+    }
+
+    async fn node_heartbeat(&self, node: &NodeRegistration) -> Result<Node> {
+        nodes::heartbeat(self, node).await
+    }
+
+    async fn node_list(&self, within: Duration) -> Result<Vec<Node>> {
+        nodes::list(self, within).await
+    }
+
+    async fn node_delete(&self, node_id: &str) -> Result<()> {
+        nodes::delete(self, node_id).await
+    }
+
+    async fn node_delete_stale(&self, older_than: Duration) -> Result<u64> {
+        nodes::delete_stale(self, older_than).await
+    }
+
+    async fn leader_attempt_elect(&self, elect: &LeaderElect) -> Result<Option<Leadership>> {
+        leadership::attempt_elect(self, elect).await
+    }
+
+    async fn leader_resign(&self, name: &str, node_id: &str) -> Result<bool> {
+        leadership::resign(self, name, node_id).await
+    }
+
+    async fn leader_get(&self, name: &str) -> Result<Option<Leadership>> {
+        leadership::get(self, name).await
     }
 
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>> {

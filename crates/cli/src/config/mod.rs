@@ -29,6 +29,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub engine: EngineSection,
+    pub cluster: ClusterSection,
     pub auth: AuthConfig,
     pub log: LogConfig,
 }
@@ -86,6 +87,24 @@ pub struct EngineSection {
     pub worker_liveness: HumanDuration,
 }
 
+/// `[cluster]`: this node's record in the node registry and the election
+/// of the leader (see [`tasker_engine::ClusterConfig`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// The URL other nodes and operators reach this node at, shown in
+    /// `GET /v1/cluster`. Default empty: `http://<address the listener bound>`.
+    pub advertise_address: String,
+    /// How often this node refreshes its registry record. Default `2s`.
+    pub node_heartbeat_interval: HumanDuration,
+    /// A node without a heartbeat for this long is no longer listed; its
+    /// record is deleted after ten times this. Default `10s`.
+    pub node_timeout: HumanDuration,
+    /// How long a leadership lease lasts; renewed every third of it. A dead
+    /// leader is replaced within about this long. Default `15s`.
+    pub leader_lease: HumanDuration,
+}
+
 /// `[auth]`: bearer tokens per role.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -129,6 +148,7 @@ impl Default for Config {
     fn default() -> Self {
         let engine = tasker_engine::EngineConfig::default();
         let pool = tasker_postgres::PoolConfig::default();
+        let cluster = tasker_engine::ClusterConfig::default();
         Self {
             server: ServerConfig {
                 listen: "127.0.0.1:8080".into(),
@@ -149,6 +169,12 @@ impl Default for Config {
                 poll_recheck_interval: HumanDuration(engine.poll_recheck_interval),
                 max_poll_wait: HumanDuration(engine.max_poll_wait),
                 worker_liveness: HumanDuration(engine.worker_liveness),
+            },
+            cluster: ClusterSection {
+                advertise_address: String::new(),
+                node_heartbeat_interval: HumanDuration(cluster.node_heartbeat_interval),
+                node_timeout: HumanDuration(cluster.node_timeout),
+                leader_lease: HumanDuration(cluster.leader_lease),
             },
             auth: AuthConfig {
                 enabled: true,
@@ -189,6 +215,25 @@ impl Config {
             poll_recheck_interval: e.poll_recheck_interval.as_duration(),
             max_poll_wait: e.max_poll_wait.as_duration(),
             worker_liveness: e.worker_liveness.as_duration(),
+        }
+    }
+
+    /// The node registry's and the election's settings.
+    pub fn cluster_config(&self) -> tasker_engine::ClusterConfig {
+        let c = &self.cluster;
+        tasker_engine::ClusterConfig {
+            node_heartbeat_interval: c.node_heartbeat_interval.as_duration(),
+            node_timeout: c.node_timeout.as_duration(),
+            leader_lease: c.leader_lease.as_duration(),
+        }
+    }
+
+    /// The URL this node advertises: `cluster.advertise_address`, or
+    /// `http://<bound>` when it is empty.
+    pub fn advertise_address(&self, bound: std::net::SocketAddr) -> String {
+        match self.cluster.advertise_address.as_str() {
+            "" => format!("http://{bound}"),
+            configured => configured.trim_end_matches('/').to_owned(),
         }
     }
 

@@ -69,6 +69,7 @@ impl Config {
         self.validate_server(&mut issues);
         self.validate_database(&mut issues);
         self.validate_engine(&mut issues);
+        self.validate_cluster(&mut issues);
         self.validate_auth(&mut issues);
         self.validate_log(&mut issues);
         issues.0
@@ -169,6 +170,52 @@ impl Config {
             "engine.worker_liveness",
             e.worker_liveness,
             Duration::from_secs(1),
+        );
+    }
+
+    fn validate_cluster(&self, issues: &mut Issues) {
+        let c = &self.cluster;
+        let address = &c.advertise_address;
+        if !address.is_empty()
+            && (!(address.starts_with("http://") || address.starts_with("https://"))
+                || address.contains(char::is_whitespace)
+                || address.len() <= "https://".len())
+        {
+            issues.push(
+                "cluster.advertise_address",
+                format!(
+                    "\"{address}\" must be a URL like \"http://10.0.0.5:8080\", or empty for http://<listen address>"
+                ),
+            );
+        }
+        issues.at_least(
+            "cluster.node_heartbeat_interval",
+            c.node_heartbeat_interval,
+            Duration::from_millis(100),
+        );
+        issues.at_most(
+            "cluster.node_heartbeat_interval",
+            c.node_heartbeat_interval,
+            Duration::from_secs(600),
+        );
+        if c.node_timeout.as_duration() < c.node_heartbeat_interval.as_duration() * 2 {
+            issues.push(
+                "cluster.node_timeout",
+                format!(
+                    "\"{}\" must be at least twice cluster.node_heartbeat_interval ({}), or live nodes would drop out between two heartbeats",
+                    c.node_timeout, c.node_heartbeat_interval
+                ),
+            );
+        }
+        issues.at_least(
+            "cluster.leader_lease",
+            c.leader_lease,
+            Duration::from_secs(1),
+        );
+        issues.at_most(
+            "cluster.leader_lease",
+            c.leader_lease,
+            Duration::from_secs(3600),
         );
     }
 
@@ -351,6 +398,36 @@ mod tests {
                 "log.level",
             ]
         );
+    }
+
+    #[test]
+    fn cluster_settings_are_checked_each_by_its_key() {
+        let mut config = valid();
+        config.cluster.advertise_address = "10.0.0.5:8080".into();
+        config.cluster.node_heartbeat_interval = HumanDuration::parse("5s").unwrap();
+        config.cluster.node_timeout = HumanDuration::parse("6s").unwrap();
+        config.cluster.leader_lease = HumanDuration::parse("500ms").unwrap();
+        let issues = config.validate();
+        assert_eq!(
+            keys(&config),
+            [
+                "cluster.advertise_address",
+                "cluster.node_timeout",
+                "cluster.leader_lease"
+            ]
+        );
+        assert!(issues[1].message.contains("twice"), "{}", issues[1]);
+
+        let mut config = valid();
+        config.cluster.advertise_address = "https://tasker-a.internal:8443/".into();
+        assert_eq!(config.validate(), []);
+        let bound = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(
+            config.advertise_address(bound),
+            "https://tasker-a.internal:8443"
+        );
+        config.cluster.advertise_address = String::new();
+        assert_eq!(config.advertise_address(bound), "http://0.0.0.0:8080");
     }
 
     #[test]
