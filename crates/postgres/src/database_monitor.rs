@@ -196,7 +196,9 @@ async fn run(shared: Weak<Shared>, options: PgConnectOptions) {
     }
 }
 
-/// One check: the kept connection if it still works, else a fresh one.
+/// One check: the kept connection if it still works, else a fresh one
+/// (twice: a fresh connection killed as it starts, by an administrator
+/// ending every backend of the node, does not make an outage).
 async fn check(
     connection: &mut Option<PgConnection>,
     options: &PgConnectOptions,
@@ -204,23 +206,29 @@ async fn check(
     if let Some(conn) = connection.as_mut() {
         match catalog::readiness_on(conn).await {
             Ok(readiness) => return Ok(readiness),
-            // Killed or broken: try a fresh connection before calling the
-            // database down.
             Err(_) => *connection = None,
         }
     }
-    let mut conn = options.connect().await.map_err(|e| e.to_string())?;
-    let readiness = catalog::readiness_on(&mut conn)
-        .await
-        .map_err(|e| e.to_string());
-    match readiness {
-        Ok(readiness) => {
-            *connection = Some(conn);
-            Ok(readiness)
+    let mut failed = String::new();
+    for _ in 0..2 {
+        match fresh_check(options).await {
+            Ok((conn, readiness)) => {
+                *connection = Some(conn);
+                return Ok(readiness);
+            }
+            Err(error) => failed = error,
         }
+    }
+    Err(failed)
+}
+
+async fn fresh_check(options: &PgConnectOptions) -> Result<(PgConnection, Readiness), String> {
+    let mut conn = options.connect().await.map_err(|e| e.to_string())?;
+    match catalog::readiness_on(&mut conn).await {
+        Ok(readiness) => Ok((conn, readiness)),
         Err(error) => {
             let _ = conn.close().await;
-            Err(error)
+            Err(error.to_string())
         }
     }
 }

@@ -294,7 +294,10 @@ impl Store for PgStore {
         name: &str,
         version: Option<&str>,
     ) -> Result<TemplateRecord> {
-        with_retry(self, || catalog::template_get(self, namespace, name, version)).await
+        with_retry(self, || {
+            catalog::template_get(self, namespace, name, version)
+        })
+        .await
     }
 
     async fn template_list(&self, namespace: Option<&str>) -> Result<Vec<TemplateRecord>> {

@@ -189,7 +189,10 @@ mod tests {
         ));
         assert_eq!(copy.code(), "unavailable");
         assert!(!copy.to_string().contains("server closed"));
-        assert!(copy.to_string().contains("may or may not have taken effect"));
+        assert!(
+            copy.to_string()
+                .contains("may or may not have taken effect")
+        );
     }
 
     #[test]
