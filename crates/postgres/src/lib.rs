@@ -440,31 +440,31 @@ impl Store for PgStore {
     }
 
     async fn node_heartbeat(&self, node: &NodeRegistration) -> Result<Node> {
-        nodes::heartbeat(self, node).await
+        with_retry(self, || nodes::heartbeat(self, node)).await
     }
 
     async fn node_list(&self, within: Duration) -> Result<Vec<Node>> {
-        nodes::list(self, within).await
+        with_retry(self, || nodes::list(self, within)).await
     }
 
     async fn node_delete(&self, node_id: &str) -> Result<()> {
-        nodes::delete(self, node_id).await
+        with_retry(self, || nodes::delete(self, node_id)).await
     }
 
     async fn node_delete_stale(&self, older_than: Duration) -> Result<u64> {
-        nodes::delete_stale(self, older_than).await
+        with_retry(self, || nodes::delete_stale(self, older_than)).await
     }
 
     async fn leader_attempt_elect(&self, elect: &LeaderElect) -> Result<Option<Leadership>> {
-        leadership::attempt_elect(self, elect).await
+        with_retry(self, || leadership::attempt_elect(self, elect)).await
     }
 
     async fn leader_resign(&self, name: &str, node_id: &str) -> Result<bool> {
-        leadership::resign(self, name, node_id).await
+        with_retry(self, || leadership::resign(self, name, node_id)).await
     }
 
     async fn leader_get(&self, name: &str) -> Result<Option<Leadership>> {
-        leadership::get(self, name).await
+        with_retry(self, || leadership::get(self, name)).await
     }
 
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>> {
