@@ -58,7 +58,7 @@ async fn running_steps_of(db: &str, worker: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_killed_mid_step_and_a_node_killed_lose_nothing() {
-    let _turn = cluster::serial();
+    let _turn = cluster::serial().await;
     let db = TestDatabase::create().await.unwrap();
     let cluster = Cluster::up(
         &db.url,
@@ -125,7 +125,7 @@ async fn a_worker_killed_mid_step_and_a_node_killed_lose_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nodes_reconnect_after_postgresql_restarts_and_every_task_completes() {
-    let _turn = cluster::serial();
+    let _turn = cluster::serial().await;
     // A PostgreSQL of this test's own: the shared server is never stopped.
     let pg_dir = tempfile::Builder::new()
         .prefix("tasker-restart-pg-")
@@ -187,7 +187,7 @@ async fn nodes_reconnect_after_postgresql_restarts_and_every_task_completes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tasks_complete_while_the_nodes_database_connections_are_killed_over_and_over() {
-    let _turn = cluster::serial();
+    let _turn = cluster::serial().await;
     let db = TestDatabase::create().await.unwrap();
     let cluster = Cluster::up(
         &db.url,
@@ -243,7 +243,7 @@ async fn tasks_complete_while_the_nodes_database_connections_are_killed_over_and
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_exhausted_pool_answers_within_a_bound_and_the_node_serves_normally_after() {
-    let _turn = cluster::serial();
+    let _turn = cluster::serial().await;
     let db = TestDatabase::create().await.unwrap();
     let cluster = Cluster::up(
         &db.url,

@@ -17,7 +17,7 @@ use tasker_testkit::TestDatabase;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tasks_created_concurrently_on_every_node_all_complete_and_every_node_agrees() {
-    let _turn = cluster::serial();
+    let _turn = cluster::serial().await;
     let db = TestDatabase::create().await.unwrap();
     let cluster = Cluster::up(&db.url, Options::default());
 
@@ -77,7 +77,7 @@ async fn tasks_created_concurrently_on_every_node_all_complete_and_every_node_ag
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_burst_of_hundreds_is_accepted_or_cleanly_refused_and_none_is_lost_or_doubled() {
-    let _turn = cluster::serial();
+    let _turn = cluster::serial().await;
     let db = TestDatabase::create().await.unwrap();
     let cluster = Cluster::up(&db.url, Options::default());
     const TASKS: usize = 400;
@@ -148,7 +148,7 @@ async fn a_burst_of_hundreds_is_accepted_or_cleanly_refused_and_none_is_lost_or_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_balancer_spreads_requests_round_robin_over_the_nodes() {
-    let _turn = cluster::serial();
+    let _turn = cluster::serial().await;
     let db = TestDatabase::create().await.unwrap();
     let cluster = Cluster::up(
         &db.url,
@@ -197,7 +197,11 @@ async fn the_balancer_spreads_requests_round_robin_over_the_nodes() {
     let client = cluster.client();
     for i in 0..60 {
         client
-            .task_create(&new_task("examples", "linear", json!({"even_number": i})))
+            .task_create(&new_task(
+                "examples",
+                "linear",
+                json!({"even_number": 2 * i}),
+            ))
             .await
             .unwrap();
     }
@@ -218,7 +222,7 @@ async fn the_balancer_spreads_requests_round_robin_over_the_nodes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_step_polled_on_one_node_is_heartbeated_on_another_and_completed_on_a_third() {
-    let _turn = cluster::serial();
+    let _turn = cluster::serial().await;
     let db = TestDatabase::create().await.unwrap();
     let cluster = Cluster::up(
         &db.url,

@@ -44,7 +44,7 @@ async fn complete_steps(db: &str) -> Vec<uuid::Uuid> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_killed_every_few_seconds_loses_nothing_and_doubles_nothing() {
-    let _turn = cluster::serial();
+    let _turn = cluster::serial().await;
     let db = TestDatabase::create().await.unwrap();
     let cluster = Cluster::up(
         &db.url,
@@ -128,14 +128,15 @@ async fn step_state(db: &str, step: uuid::Uuid) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_step_whose_handler_ran_twice_has_exactly_one_accepted_result() {
-    let _turn = cluster::serial();
+    let _turn = cluster::serial().await;
     let db = TestDatabase::create().await.unwrap();
     let cluster = Cluster::up(
         &db.url,
         Options {
             nodes: 2,
             workers: 1,
-            worker_concurrency: 2,
+            // One slot: no second poll of worker-1 can take step_2 while it is frozen.
+            worker_concurrency: 1,
             record_executions: true,
             // Info: the workers log what became of their reports.
             env: [
@@ -217,7 +218,7 @@ async fn a_step_whose_handler_ran_twice_has_exactly_one_accepted_result() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_mixed_workload_with_injected_failures_ends_as_each_task_asked() {
-    let _turn = cluster::serial();
+    let _turn = cluster::serial().await;
     let db = TestDatabase::create().await.unwrap();
     let cluster = Cluster::up(
         &db.url,

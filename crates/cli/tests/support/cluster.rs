@@ -9,18 +9,20 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::Value;
 use tasker_client::{Client, NewTask};
+use tokio::sync::{Mutex, MutexGuard};
 
 use super::{Process, tasker, wait_until};
 
 /// Held for a whole test: only one cluster runs at a time in a test binary.
-pub fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// An async mutex, not tied to any runtime (each test has its own), and
+/// released when a failing test unwinds.
+pub async fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::const_new(());
+    LOCK.lock().await
 }
 
 /// What `tasker cluster up` is asked for.
