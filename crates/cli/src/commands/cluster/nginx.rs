@@ -116,7 +116,16 @@ mod tests {
         assert!(text.contains("pid /s/nginx/nginx.pid;"));
         assert!(text.contains("proxy_next_upstream error timeout;"));
         assert!(!text.contains("non_idempotent;"));
-        assert!(!text.contains("ip_hash") && !text.contains("sticky"));
+        let balancing: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|line| {
+                ["ip_hash", "hash ", "sticky", "least_conn"]
+                    .iter()
+                    .any(|d| line.starts_with(d))
+            })
+            .collect();
+        assert!(balancing.is_empty(), "round robin only: {balancing:?}");
         assert!(!text.contains("user root"));
         assert!(config(Path::new("/s"), Path::new("/l"), 1, &[2], true).starts_with("# Written"));
         assert!(

@@ -276,7 +276,7 @@ mod tests {
         });
         let text = render_view(&view);
         assert!(text.contains("leader:      -"), "{text}");
-        assert!(!text.contains("NODE "), "{text}");
+        assert!(!text.contains("VERSION"), "no nodes table: {text}");
         assert!(text.contains("w1"), "{text}");
     }
 
