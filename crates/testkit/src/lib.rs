@@ -24,6 +24,11 @@
 //! 3. Neither: an error saying to set `TASKER_TEST_DATABASE_URL` or install the
 //!    server binaries (`scripts/test` installs them).
 //!
+//! Besides: [`LocalServer`], a PostgreSQL server of one's own in a given
+//! directory that its owner stops and starts (a local cluster's database, a
+//! test of a database restart), and [`process`], child processes for
+//! process-level tests.
+//!
 //! The server must be PostgreSQL 13 or newer (`DROP DATABASE .. WITH (FORCE)`).
 //!
 //! [`TcpProxy`] sits between a node and the server, so that a test can cut
@@ -36,6 +41,8 @@
 
 mod admin_connection;
 mod database_url;
+mod local_server;
+pub mod process;
 mod server;
 mod server_binaries;
 mod server_user;
@@ -44,6 +51,7 @@ mod template_database;
 mod test_database;
 mod throwaway_server;
 
+pub use local_server::LocalServer;
 pub use server::server_url;
 pub use tcp_proxy::TcpProxy;
 pub use test_database::TestDatabase;

@@ -278,7 +278,7 @@ impl Config {
 }
 
 /// `scheme://user:secret@host/db` → `scheme://user:<hidden>@host/db`.
-fn redact_url_password(url: &str, hidden: &str) -> String {
+pub(crate) fn redact_url_password(url: &str, hidden: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();
     };
