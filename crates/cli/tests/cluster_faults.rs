@@ -6,8 +6,8 @@
 //! Leases are 3 s here (`TASKER_ENGINE_LEASE_DURATION`), so that a step
 //! whose worker died is delivered again within seconds.
 //!
-//! Leader failover (SIGKILL of the leading node) belongs here too, once
-//! nodes elect a leader.
+//! The leading node SIGKILLed: another node takes the leadership lease
+//! (3 s here, `TASKER_CLUSTER_LEADER_LEASE`) and the work goes on.
 //!
 //! The suite's tests take turns (`cluster::serial`): one cluster at a time.
 
@@ -320,5 +320,98 @@ async fn an_exhausted_pool_answers_within_a_bound_and_the_node_serves_normally_a
     assert!(
         support::cluster::runs(cluster.nodes[0].pid),
         "the node kept running"
+    );
+}
+
+/// The leader as the cluster view of `client`'s node says: (node id, term).
+async fn leader_seen_by(client: &Client) -> Option<(String, u64)> {
+    let view = client.cluster().await.ok()?;
+    view.leader.map(|leader| (leader.node_id, leader.term))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_leader_killed_mid_run_is_replaced_within_its_lease_and_nothing_is_lost() {
+    let _turn = cluster::serial().await;
+    let db = TestDatabase::create().await.unwrap();
+    let mut env = short_leases();
+    env.push(("TASKER_CLUSTER_LEADER_LEASE".to_owned(), "3s".to_owned()));
+    let cluster = Cluster::up(
+        &db.url,
+        Options {
+            env,
+            ..Options::default()
+        },
+    );
+    let client = cluster.client();
+    let (leader, term) = wait_until("a leader", Duration::from_secs(30), || async {
+        leader_seen_by(&client).await
+    })
+    .await;
+    let status = cluster.status();
+    let roles: Vec<(String, String)> = status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "node")
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap().to_owned(),
+                i["role"].as_str().unwrap_or("-").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles.iter().filter(|(_, role)| role == "leader").count(),
+        1,
+        "status shows one leader: {roles:?}"
+    );
+    assert!(
+        roles.contains(&(leader.clone(), "leader".to_owned())),
+        "status agrees with the cluster view on {leader}: {roles:?}"
+    );
+
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let context = json!({"even_number": 2, "sleep_ms": {"step_2": 300}});
+        let task = new_task("examples", "linear", context);
+        ids.push(create_until_accepted(&client, task, format!("k{i}")).await);
+    }
+    let victim = cluster
+        .nodes
+        .iter()
+        .find(|node| node.name == leader)
+        .unwrap_or_else(|| panic!("the leader {leader} is one of the harness's nodes"));
+    cluster::kill_hard(victim.pid);
+    let killed_at = Instant::now();
+    let survivor = cluster
+        .nodes
+        .iter()
+        .find(|node| node.name != leader)
+        .unwrap()
+        .client();
+    let (successor, new_term) =
+        wait_until("another leader", Duration::from_secs(30), || async {
+            leader_seen_by(&survivor)
+                .await
+                .filter(|(node, _)| *node != leader)
+        })
+        .await;
+    let failover = killed_at.elapsed();
+    assert!(new_term > term, "a new tenure: term {term} then {new_term}");
+    // Whatever the machine's load, the lease bounds the takeover: one lease
+    // from the last renewal, plus a follower's pause (at most a third of a
+    // lease), plus the time to see it; far less than this.
+    assert!(
+        failover < Duration::from_secs(12),
+        "{successor} took over {failover:?} after the leader died"
+    );
+    eprintln!("leader {leader} killed; {successor} leads after {failover:?} (term {new_term})");
+
+    let states = cluster::wait_all_finished(&db.url, Duration::from_secs(90)).await;
+    assert_eq!(states, [("complete".to_owned(), ids.len() as i64)]);
+    assert!(
+        cluster::steps_without_exactly_one_result(&db.url)
+            .await
+            .is_empty()
     );
 }

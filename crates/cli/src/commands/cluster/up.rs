@@ -450,7 +450,7 @@ async fn wait_workers(balancer: &str, names: &[String], state: &StateDir) -> any
         if let Ok(view) = client.cluster().await {
             let missing: Vec<&String> = names
                 .iter()
-                .filter(|name| !view.workers.iter().any(|w| &w.worker_id == *name))
+                .filter(|name| !view.workers.iter().any(|w| &w.worker.worker_id == *name))
                 .collect();
             if missing.is_empty() {
                 return Ok(());
