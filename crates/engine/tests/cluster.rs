@@ -448,6 +448,12 @@ async fn a_leader_that_loses_the_database_steps_down_by_its_own_clock() {
         .await
         .expect("node-b to take over after the lease ran out")
         .unwrap();
+    eprintln!(
+        "lease {:?}: node-a stepped down {:?} after losing the database, node-b led {:?} after",
+        config.leader_lease,
+        a_down - cut,
+        b_up - cut
+    );
     assert!(
         a_down <= b_up,
         "node-a stepped down {:?} after node-b took over",
