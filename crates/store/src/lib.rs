@@ -24,7 +24,7 @@ use uuid::Uuid;
 pub use cluster::{
     ClusterLeader, ClusterNode, ClusterWorker, LeaderElect, Leadership, Node, NodeRegistration,
 };
-pub use error::Error;
+pub use error::{Error, Unavailability};
 pub use observer::{AttemptOutcome, Event, Observer, RetryReason};
 pub use params::*;
 
@@ -35,7 +35,11 @@ pub trait Store: Send + Sync + 'static {
     /// Applies migrations and installs the queue machinery. Idempotent.
     async fn migrate(&self) -> Result<()>;
 
-    /// What `/ready` reports: migrations applied, queues installed, default namespace.
+    /// What `/ready` reports: database reachable, migrations applied,
+    /// queues installed, default namespace. Answered from the backend's
+    /// last periodic check: it never waits on the database (except for the
+    /// very first check of a new store), so probes answer at once during an
+    /// outage.
     async fn readiness(&self) -> Result<Readiness>;
 
     /// Creates a namespace and its queue; `created` is false when it existed.

@@ -26,6 +26,10 @@
 //!
 //! The server must be PostgreSQL 13 or newer (`DROP DATABASE .. WITH (FORCE)`).
 //!
+//! [`TcpProxy`] sits between a node and the server, so that a test can cut
+//! the database away (and restore it) without stopping a server that other
+//! tests share.
+//!
 //! This crate is for tests only: it creates and drops databases on the
 //! server it is given, and the throwaway server runs with `fsync=off`. It must
 //! never be pointed at a server holding data anyone cares about.
@@ -35,9 +39,11 @@ mod database_url;
 mod server;
 mod server_binaries;
 mod server_user;
+mod tcp_proxy;
 mod template_database;
 mod test_database;
 mod throwaway_server;
 
 pub use server::server_url;
+pub use tcp_proxy::TcpProxy;
 pub use test_database::TestDatabase;

@@ -107,6 +107,8 @@ pub const FIELDS: &[Field] = &[
     field("database", "max_connections", Kind::Integer),
     field("database", "min_connections", Kind::Integer),
     field("database", "acquire_timeout", Kind::Duration),
+    field("database", "health_check_interval", Kind::Duration),
+    field("database", "health_check_timeout", Kind::Duration),
     field("engine", "lease_duration", Kind::Duration),
     field("engine", "max_payload_bytes", Kind::Integer),
     field("engine", "max_claim_batch", Kind::Integer),

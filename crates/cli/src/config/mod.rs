@@ -61,8 +61,16 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// Connections the pool keeps open when idle. Default 1.
     pub min_connections: u32,
-    /// Longest wait for a free connection before a request fails. Default `10s`.
+    /// Longest wait for a free connection before a request fails (503
+    /// `unavailable`). Default `10s`.
     pub acquire_timeout: HumanDuration,
+    /// How often the node checks that the database is reachable, on a
+    /// connection of its own; `/ready` answers from the last check, and while
+    /// it failed requests are refused at once. Default `1s`.
+    pub health_check_interval: HumanDuration,
+    /// How long one such check may take before the database counts as
+    /// unreachable. Default `1s`.
+    pub health_check_timeout: HumanDuration,
 }
 
 /// `[engine]`: leases, payload limits and long-polling (see
@@ -161,6 +169,8 @@ impl Default for Config {
                 max_connections: pool.max_connections,
                 min_connections: pool.min_connections,
                 acquire_timeout: HumanDuration(pool.acquire_timeout),
+                health_check_interval: HumanDuration(pool.monitor.check_interval),
+                health_check_timeout: HumanDuration(pool.monitor.check_timeout),
             },
             engine: EngineSection {
                 lease_duration: HumanDuration(engine.lease_duration),
@@ -244,6 +254,10 @@ impl Config {
             max_connections: d.max_connections,
             min_connections: d.min_connections,
             acquire_timeout: d.acquire_timeout.as_duration(),
+            monitor: tasker_postgres::MonitorConfig {
+                check_interval: d.health_check_interval.as_duration(),
+                check_timeout: d.health_check_timeout.as_duration(),
+            },
         }
     }
 

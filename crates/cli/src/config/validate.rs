@@ -126,6 +126,13 @@ impl Config {
             d.acquire_timeout,
             Duration::from_millis(100),
         );
+        for (key, value) in [
+            ("database.health_check_interval", d.health_check_interval),
+            ("database.health_check_timeout", d.health_check_timeout),
+        ] {
+            issues.at_least(key, value, Duration::from_millis(50));
+            issues.at_most(key, value, Duration::from_secs(60));
+        }
     }
 
     fn validate_engine(&self, issues: &mut Issues) {
@@ -376,6 +383,8 @@ mod tests {
         config.database.max_connections = 2;
         config.database.min_connections = 3;
         config.database.acquire_timeout = HumanDuration::parse("0s").unwrap();
+        config.database.health_check_interval = HumanDuration::parse("10ms").unwrap();
+        config.database.health_check_timeout = HumanDuration::parse("5m").unwrap();
         config.engine.max_claim_batch = 0;
         config.engine.poll_recheck_interval = HumanDuration::parse("1ms").unwrap();
         config.engine.max_poll_wait = HumanDuration::parse("1h").unwrap();
@@ -391,6 +400,8 @@ mod tests {
                 "database.url",
                 "database.min_connections",
                 "database.acquire_timeout",
+                "database.health_check_interval",
+                "database.health_check_timeout",
                 "engine.max_claim_batch",
                 "engine.poll_recheck_interval",
                 "engine.max_poll_wait",
