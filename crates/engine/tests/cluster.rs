@@ -471,6 +471,51 @@ async fn a_leader_that_loses_the_database_steps_down_by_its_own_clock() {
     assert_eq!(s.leader, None, "node-a no longer knows who leads");
 }
 
+#[tokio::test]
+async fn a_leader_whose_database_refuses_connections_steps_down_by_its_own_clock() {
+    let (db, pool) = database().await;
+    // About the clock: a short lease (renewals every second).
+    let config = lease(Duration::from_secs(3));
+    let (proxy, through) = tasker_testkit::TcpProxy::in_front_of(&db.url)
+        .await
+        .unwrap();
+    let a = [start_node(&through, "node-a", config.clone(), Vec::new(), false).await];
+    the_leader(&a, "node-a to lead alone").await;
+    let [a] = a;
+    let b = start_node(&db.url, "node-b", config.clone(), Vec::new(), false).await;
+    eventually("node-b to follow node-a", Duration::from_secs(10), || {
+        (status(&b).leader.as_deref() == Some("node-a")).then_some(())
+    })
+    .await;
+
+    // node-a's connections are closed and new ones refused: its renewals
+    // fail at once, again and again.
+    let mut a_status = a.engine.leadership();
+    let mut b_status = b.engine.leadership();
+    let cut = Instant::now();
+    proxy.cut().await;
+    tokio::time::timeout(Duration::from_secs(10), a_status.wait_for(|s| !s.leading))
+        .await
+        .expect("node-a to step down within the lease")
+        .unwrap();
+    let a_down = Instant::now();
+    assert!(
+        !b_status.borrow().leading,
+        "node-b led before node-a stepped down"
+    );
+    tokio::time::timeout(Duration::from_secs(10), b_status.wait_for(|s| s.leading))
+        .await
+        .expect("node-b to take over after the lease ran out")
+        .unwrap();
+    assert!(
+        a_down - cut <= config.leader_lease + Duration::from_millis(500),
+        "node-a stepped down {:?} after losing the database",
+        a_down - cut
+    );
+    assert_eq!(lease_row(&pool).await.holder, "node-b");
+    assert!(!a.engine.leadership().borrow().leading);
+}
+
 /// A duty that says whether it runs, and how often it was started.
 #[derive(Default)]
 struct ProbeDuty {
