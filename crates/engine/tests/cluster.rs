@@ -330,64 +330,6 @@ async fn a_gracefully_stopping_leader_hands_over_at_once() {
     assert_eq!(listed, [follower.id.as_str()]);
 }
 
-/// Forwards TCP to PostgreSQL until cut; then every connection, open or
-/// new, hangs without an answer, as behind a failed network path.
-mod proxy {
-    use std::net::SocketAddr;
-
-    use tokio::io::AsyncWriteExt;
-    use tokio::net::{TcpListener, TcpStream};
-    use tokio::sync::watch;
-
-    pub struct Proxy {
-        pub address: SocketAddr,
-        cut: watch::Sender<bool>,
-    }
-
-    impl Proxy {
-        pub async fn start(target: SocketAddr) -> Self {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let address = listener.local_addr().unwrap();
-            let (cut, cut_rx) = watch::channel(false);
-            tokio::spawn(async move {
-                loop {
-                    let Ok((client, _)) = listener.accept().await else {
-                        return;
-                    };
-                    let mut cut = cut_rx.clone();
-                    tokio::spawn(async move {
-                        let already_cut = *cut.borrow();
-                        if already_cut {
-                            // Accepted, never answered (the client is held
-                            // open by this task, which never ends).
-                            std::future::pending::<()>().await;
-                        }
-                        let Ok(mut server) = TcpStream::connect(target).await else {
-                            return;
-                        };
-                        let mut client = client;
-                        tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {
-                                let _ = client.shutdown().await;
-                            }
-                            () = async { drop(cut.wait_for(|cut| *cut).await) } => {
-                                // Keep both ends open and silent.
-                                let _held = (client, server);
-                                std::future::pending::<()>().await;
-                            }
-                        }
-                    });
-                }
-            });
-            Self { address, cut }
-        }
-
-        pub fn cut(&self) {
-            let _ = self.cut.send(true);
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_leader_that_loses_the_database_steps_down_by_its_own_clock() {
     use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -401,7 +343,7 @@ async fn a_leader_that_loses_the_database_steps_down_by_its_own_clock() {
         .unwrap()
         .next()
         .unwrap();
-    let proxy = proxy::Proxy::start(target).await;
+    let proxy = support::silent_proxy::SilentProxy::start(target).await;
     let through_proxy = PgPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(30))
@@ -448,6 +390,12 @@ async fn a_leader_that_loses_the_database_steps_down_by_its_own_clock() {
         .await
         .expect("node-b to take over after the lease ran out")
         .unwrap();
+    eprintln!(
+        "lease {:?}: node-a stepped down {:?} after losing the database, node-b led {:?} after",
+        config.leader_lease,
+        a_down - cut,
+        b_up - cut
+    );
     assert!(
         a_down <= b_up,
         "node-a stepped down {:?} after node-b took over",
@@ -463,6 +411,51 @@ async fn a_leader_that_loses_the_database_steps_down_by_its_own_clock() {
     let s = a.engine.leadership().borrow().clone();
     assert!(!s.leading);
     assert_eq!(s.leader, None, "node-a no longer knows who leads");
+}
+
+#[tokio::test]
+async fn a_leader_whose_database_refuses_connections_steps_down_by_its_own_clock() {
+    let (db, pool) = database().await;
+    // About the clock: a short lease (renewals every second).
+    let config = lease(Duration::from_secs(3));
+    let (proxy, through) = tasker_testkit::TcpProxy::in_front_of(&db.url)
+        .await
+        .unwrap();
+    let a = [start_node(&through, "node-a", config.clone(), Vec::new(), false).await];
+    the_leader(&a, "node-a to lead alone").await;
+    let [a] = a;
+    let b = start_node(&db.url, "node-b", config.clone(), Vec::new(), false).await;
+    eventually("node-b to follow node-a", Duration::from_secs(10), || {
+        (status(&b).leader.as_deref() == Some("node-a")).then_some(())
+    })
+    .await;
+
+    // node-a's connections are closed and new ones refused: its renewals
+    // fail at once, again and again.
+    let mut a_status = a.engine.leadership();
+    let mut b_status = b.engine.leadership();
+    let cut = Instant::now();
+    proxy.cut().await;
+    tokio::time::timeout(Duration::from_secs(10), a_status.wait_for(|s| !s.leading))
+        .await
+        .expect("node-a to step down within the lease")
+        .unwrap();
+    let a_down = Instant::now();
+    assert!(
+        !b_status.borrow().leading,
+        "node-b led before node-a stepped down"
+    );
+    tokio::time::timeout(Duration::from_secs(10), b_status.wait_for(|s| s.leading))
+        .await
+        .expect("node-b to take over after the lease ran out")
+        .unwrap();
+    assert!(
+        a_down - cut <= config.leader_lease + Duration::from_millis(500),
+        "node-a stepped down {:?} after losing the database",
+        a_down - cut
+    );
+    assert_eq!(lease_row(&pool).await.holder, "node-b");
+    assert!(!a.engine.leadership().borrow().leading);
 }
 
 /// A duty that says whether it runs, and how often it was started.

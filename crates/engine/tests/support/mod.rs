@@ -1,6 +1,8 @@
 //! Shared set-up for engine tests: a fresh migrated database per test.
 #![allow(dead_code)]
 
+pub mod silent_proxy;
+
 use std::sync::Arc;
 use std::time::Duration;
 
