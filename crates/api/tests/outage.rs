@@ -189,6 +189,7 @@ async fn probes_answer_at_once_requests_fail_fast_and_the_node_recovers_without_
         )
         .await,
     );
+    assert_eq!(counter(&app, "tasker_database_reachable").await, 0.0);
     // Still alive, still not ready.
     promptly(&app, Method::GET, "/health", None)
         .await
@@ -210,6 +211,7 @@ async fn probes_answer_at_once_requests_fail_fast_and_the_node_recovers_without_
         .await
         .expect(StatusCode::OK);
     assert_eq!(health.json(), json!({"status": "ok", "database": true}));
+    assert_eq!(counter(&app, "tasker_database_reachable").await, 1.0);
 
     // The same report, re-sent as a worker does, is recorded now; the node
     // serves normally without a restart.
