@@ -41,6 +41,7 @@ const QUEUE_DEPTH: &str = "tasker_queue_depth";
 const LEASES_IN_FLIGHT: &str = "tasker_leases_in_flight";
 const QUEUE_DELAYED: &str = "tasker_queue_delayed";
 const POOL_CONNECTIONS: &str = "tasker_db_pool_connections";
+const DATABASE_REACHABLE: &str = "tasker_database_reachable";
 const TASKS_FINISHED: &str = "tasker_tasks_finished_total";
 const QUEUE_WAIT: &str = "tasker_step_queue_wait_seconds";
 const RUN_TIME: &str = "tasker_step_run_seconds";
@@ -204,6 +205,10 @@ impl Metrics {
             (
                 POOL_CONNECTIONS,
                 "Database pool connections of this node, by state.",
+            ),
+            (
+                DATABASE_REACHABLE,
+                "1 when this node's last database check reached the database, else 0.",
             ),
             (
                 POLLS_WAITING,
@@ -438,6 +443,15 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
     metrics
         .gauge(CLUSTER_NODES, Vec::new())
         .set(state.engine.cluster_nodes_live() as f64);
+    // The cached check: a scrape never waits on the database for it.
+    let reachable = state
+        .engine
+        .readiness()
+        .await
+        .is_ok_and(|readiness| readiness.database);
+    metrics
+        .gauge(DATABASE_REACHABLE, Vec::new())
+        .set(if reachable { 1.0 } else { 0.0 });
     match state.engine.store().queue_depths().await {
         Ok(depths) => {
             for depth in depths {

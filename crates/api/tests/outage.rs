@@ -147,6 +147,7 @@ async fn probes_answer_at_once_requests_fail_fast_and_the_node_recovers_without_
     wait_for_ready(&app, StatusCode::OK).await;
 
     proxy.cut().await;
+    let cut_at = Instant::now();
 
     // Liveness never depends on the database.
     let health = promptly(&app, Method::GET, "/health", None)
@@ -154,6 +155,7 @@ async fn probes_answer_at_once_requests_fail_fast_and_the_node_recovers_without_
         .expect(StatusCode::OK);
     assert!(health.json()["status"].is_string());
     let ready = wait_for_ready(&app, StatusCode::SERVICE_UNAVAILABLE).await;
+    let noticed_in = cut_at.elapsed();
     assert_eq!(ready.json()["checks"]["database"], false);
     let health = promptly(&app, Method::GET, "/health", None)
         .await
@@ -165,7 +167,9 @@ async fn probes_answer_at_once_requests_fail_fast_and_the_node_recovers_without_
 
     // Every kind of request that needs the database: refused at once.
     let id = task["id"].as_str().unwrap();
+    let asked = Instant::now();
     assert_unavailable(&promptly(&app, Method::GET, &format!("/v1/tasks/{id}"), None).await);
+    let refused_in = asked.elapsed();
     let create = json!({"namespace": "default", "template": "one", "context": {}});
     assert_unavailable(&promptly(&app, Method::POST, "/v1/tasks", Some(create)).await);
     let step_id = claimed["lease"]["step_id"].as_str().unwrap();
@@ -185,6 +189,7 @@ async fn probes_answer_at_once_requests_fail_fast_and_the_node_recovers_without_
         )
         .await,
     );
+    assert_eq!(counter(&app, "tasker_database_reachable").await, 0.0);
     // Still alive, still not ready.
     promptly(&app, Method::GET, "/health", None)
         .await
@@ -194,12 +199,19 @@ async fn probes_answer_at_once_requests_fail_fast_and_the_node_recovers_without_
         .expect(StatusCode::SERVICE_UNAVAILABLE);
 
     proxy.restore().unwrap();
+    let restored_at = Instant::now();
     let ready = wait_for_ready(&app, StatusCode::OK).await;
+    eprintln!(
+        "outage noticed by /ready {noticed_in:?} after the cut; a request refused in \
+         {refused_in:?}; ready again {:?} after the restore (check interval 200ms)",
+        restored_at.elapsed()
+    );
     assert_eq!(ready.json()["ready"], true);
     let health = promptly(&app, Method::GET, "/health", None)
         .await
         .expect(StatusCode::OK);
     assert_eq!(health.json(), json!({"status": "ok", "database": true}));
+    assert_eq!(counter(&app, "tasker_database_reachable").await, 1.0);
 
     // The same report, re-sent as a worker does, is recorded now; the node
     // serves normally without a restart.

@@ -7,8 +7,9 @@ use tasker_store::{ClusterLeader, ClusterNode, ClusterWorker};
 
 use crate::{Client, Error, Result, decode};
 
-/// `GET /health`: the process answers; `database` says whether it reaches
-/// the database.
+/// `GET /health`: the process answers (always 200 while it serves);
+/// `database` says whether the node's last database check reached the
+/// database, and `status` is `ok`, or `degraded` while it did not.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Health {
     pub status: String,
@@ -61,7 +62,8 @@ impl ClusterInfo {
 }
 
 impl Client {
-    /// `GET /health`. A 503 with the probe's body is returned as
+    /// `GET /health`. A 503 with the probe's body (from servers before
+    /// liveness stopped depending on the database) is returned as
     /// `Ok(Health { database: false, .. })`, not as an error, so callers see
     /// what is down.
     pub async fn health(&self) -> Result<Health> {
