@@ -389,13 +389,12 @@ async fn the_leader_killed_mid_run_is_replaced_within_its_lease_and_nothing_is_l
         .find(|node| node.name != leader)
         .unwrap()
         .client();
-    let (successor, new_term) =
-        wait_until("another leader", Duration::from_secs(30), || async {
-            leader_seen_by(&survivor)
-                .await
-                .filter(|(node, _)| *node != leader)
-        })
-        .await;
+    let (successor, new_term) = wait_until("another leader", Duration::from_secs(30), || async {
+        leader_seen_by(&survivor)
+            .await
+            .filter(|(node, _)| *node != leader)
+    })
+    .await;
     let failover = killed_at.elapsed();
     assert!(new_term > term, "a new tenure: term {term} then {new_term}");
     // Whatever the machine's load, the lease bounds the takeover: one lease
