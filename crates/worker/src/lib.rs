@@ -54,6 +54,7 @@ mod error;
 pub mod examples;
 mod handler;
 mod handler_error;
+mod report_batch;
 mod reporter;
 mod shutdown_phase;
 mod step_context;
