@@ -166,25 +166,36 @@ pub async fn report_many(
 ) -> Result<Json<StepReportResults>, ApiError> {
     require_json(request.headers())?;
     let bytes = read_body(request, &state).await?;
-    // NUL characters are refused per report, by the engine's checks.
-    let body: StepReports = parse_json_keeping_nul(&bytes)?;
-    if body.reports.len() > MAX_REPORTS_PER_REQUEST {
-        return Err(ApiError::new(
-            "invalid",
-            format!(
-                "{} reports in one request; the limit is {MAX_REPORTS_PER_REQUEST}: \
-                 send them in several requests",
-                body.reports.len()
-            ),
-        )
-        .with_details(json!({ "field": "reports", "limit": MAX_REPORTS_PER_REQUEST })));
-    }
+    // NUL characters are refused per report, by the engine's checks. The
+    // common case, every report well formed, is parsed once; otherwise
+    // each report is parsed on its own so that a bad one is refused alone.
+    let items: Vec<Result<StepReportItem, ApiError>> =
+        match serde_json::from_slice::<WellFormed>(&bytes) {
+            Ok(body) => {
+                check_count(body.reports.len())?;
+                body.reports.into_iter().map(Ok).collect()
+            }
+            Err(_) => {
+                let body: StepReports = parse_json_keeping_nul(&bytes)?;
+                check_count(body.reports.len())?;
+                body.reports
+                    .into_iter()
+                    .map(|item| {
+                        serde_path_to_error::deserialize(item).map_err(|e| item_refusal(&e))
+                    })
+                    .collect()
+            }
+        };
 
-    let mut answers: Vec<Option<StepReportResult>> = Vec::with_capacity(body.reports.len());
+    let mut answers: Vec<Option<StepReportResult>> = Vec::with_capacity(items.len());
     let mut kinds = Vec::new();
     let mut reports = Vec::new();
-    for item in body.reports {
-        match report_of(&state, item).await {
+    for item in items {
+        let checked = match item {
+            Ok(item) => report_of(&state, item).await,
+            Err(refused) => Err(refused),
+        };
+        match checked {
             Ok((kind, report)) => {
                 kinds.push(kind);
                 reports.push(report);
@@ -208,11 +219,30 @@ pub async fn report_many(
     Ok(Json(StepReportResults { results }))
 }
 
+/// A request whose every report is well formed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WellFormed {
+    reports: Vec<StepReportItem>,
+}
+
+fn check_count(count: usize) -> Result<(), ApiError> {
+    if count > MAX_REPORTS_PER_REQUEST {
+        return Err(ApiError::new(
+            "invalid",
+            format!(
+                "{count} reports in one request; the limit is {MAX_REPORTS_PER_REQUEST}: \
+                 send them in several requests"
+            ),
+        )
+        .with_details(json!({ "field": "reports", "limit": MAX_REPORTS_PER_REQUEST })));
+    }
+    Ok(())
+}
+
 /// The engine's form of one report, or why it is refused before anything
-/// is written (not a report; a bad `next`).
-async fn report_of(state: &AppState, item: serde_json::Value) -> Result<(Kind, Report), ApiError> {
-    let item: StepReportItem =
-        serde_path_to_error::deserialize(item).map_err(|e| item_refusal(&e))?;
+/// is written (a bad `next`).
+async fn report_of(state: &AppState, item: StepReportItem) -> Result<(Kind, Report), ApiError> {
     Ok(match item {
         StepReportItem::Complete {
             step_id,
