@@ -72,43 +72,72 @@ fn sender_gone() -> ClientError {
     }
 }
 
-/// Takes every waiting report, sends them in one request, answers each;
-/// again, until every [`ReportBatch`] is gone.
+/// Report requests of one worker in flight at once. With one, every slot
+/// whose result finishes waits for the request before it as well as its
+/// own; a few let results go at once while the server is writing others,
+/// and reports still wait (and go together) once that many are in flight.
+const REQUESTS_IN_FLIGHT: usize = 4;
+
+/// Takes every waiting report once a request may start, sends them in one
+/// request, answers each; again, until every [`ReportBatch`] is gone.
 async fn deliver(client: Client, mut waiting: mpsc::UnboundedReceiver<Pending>) {
     // Set when the server has no batch endpoint (an older server).
-    let mut singles_only = false;
-    let mut batch = Vec::new();
-    while waiting.recv_many(&mut batch, MAX_REPORTS_PER_REQUEST).await > 0 {
-        let (reports, answers): (Vec<_>, Vec<_>) =
-            batch.drain(..).map(|p| (p.report, p.answer)).unzip();
-        let sent = if reports.len() == 1 || singles_only {
-            send_singles(&client, &reports).await
-        } else {
-            match client.step_report_many(&reports).await {
-                Ok(answers) => answers
-                    .into_iter()
-                    .map(|answer| answer.map_err(Arc::new))
-                    .collect(),
-                Err(error) if matches!(error.status(), Some(404 | 405)) => {
-                    tracing::info!(%error, "the server takes no batch of reports; sending them one by one");
-                    singles_only = true;
-                    send_singles(&client, &reports).await
-                }
-                Err(error) if matches!(error.status(), Some(400..=499)) => {
-                    tracing::debug!(%error, reports = reports.len(), "a batch of reports was refused whole; sending them one by one");
-                    send_singles(&client, &reports).await
-                }
-                Err(error) => {
-                    let error = Arc::new(error);
-                    reports.iter().map(|_| Err(error.clone())).collect()
-                }
-            }
-        };
-        for (answer, sent) in answers.into_iter().zip(sent) {
-            // An attempt that went away (its runner aborted at shutdown)
-            // needs no answer.
-            let _ = answer.send(sent);
+    let singles_only = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(REQUESTS_IN_FLIGHT));
+    loop {
+        let permit = in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let mut batch = Vec::new();
+        if waiting.recv_many(&mut batch, MAX_REPORTS_PER_REQUEST).await == 0 {
+            return;
         }
+        let client = client.clone();
+        let singles_only = singles_only.clone();
+        tokio::spawn(async move {
+            send_batch(&client, batch, &singles_only).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn send_batch(
+    client: &Client,
+    batch: Vec<Pending>,
+    singles_only: &std::sync::atomic::AtomicBool,
+) {
+    use std::sync::atomic::Ordering;
+    let (reports, answers): (Vec<_>, Vec<_>) =
+        batch.into_iter().map(|p| (p.report, p.answer)).unzip();
+    let sent = if reports.len() == 1 || singles_only.load(Ordering::Relaxed) {
+        send_singles(client, &reports).await
+    } else {
+        match client.step_report_many(&reports).await {
+            Ok(answers) => answers
+                .into_iter()
+                .map(|answer| answer.map_err(Arc::new))
+                .collect(),
+            Err(error) if matches!(error.status(), Some(404 | 405)) => {
+                tracing::info!(%error, "the server takes no batch of reports; sending them one by one");
+                singles_only.store(true, Ordering::Relaxed);
+                send_singles(client, &reports).await
+            }
+            Err(error) if matches!(error.status(), Some(400..=499)) => {
+                tracing::debug!(%error, reports = reports.len(), "a batch of reports was refused whole; sending them one by one");
+                send_singles(client, &reports).await
+            }
+            Err(error) => {
+                let error = Arc::new(error);
+                reports.iter().map(|_| Err(error.clone())).collect()
+            }
+        }
+    };
+    for (answer, sent) in answers.into_iter().zip(sent) {
+        // An attempt that went away (its runner aborted at shutdown) needs
+        // no answer.
+        let _ = answer.send(sent);
     }
 }
 

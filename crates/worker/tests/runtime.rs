@@ -838,23 +838,24 @@ async fn a_complete_refused_for_its_next_part_is_sent_again_without_it() {
 
 #[tokio::test]
 async fn results_that_finish_while_a_report_is_in_flight_go_together() {
-    // The first complete is held for a while; the results that finish
-    // meanwhile wait and go in one request, each answered on its own.
-    let steps: Vec<ClaimedStep> = (0..5)
+    // Completes are held for a while; the results that finish while the
+    // worker has its most requests in flight wait and go together, each
+    // answered on its own.
+    let steps: Vec<ClaimedStep> = (0..8)
         .map(|i| step("add", 30_000, json!({ "i": i })))
         .collect();
     let plane = Plane {
         complete_delay: Duration::from_millis(300),
         ..queued(steps.clone())
     };
-    let running = start(plane, |b| b.concurrency(5)).await;
-    let reports = running.reports(5).await;
+    let running = start(plane, |b| b.concurrency(8)).await;
+    let reports = running.reports(8).await;
     let (singles, batches) = {
         let plane = running.plane.lock().unwrap();
         (plane.single_requests, plane.batches.clone())
     };
     let reports_after = running.stop().await;
-    assert_eq!(reports_after.len(), 5, "each result reported once");
+    assert_eq!(reports_after.len(), 8, "each result reported once");
 
     let mut reported: Vec<Uuid> = reports.iter().map(|r| r.step_id).collect();
     reported.sort();
@@ -874,7 +875,7 @@ async fn results_that_finish_while_a_report_is_in_flight_go_together() {
         assert_eq!(report.body["next"]["max"], 1, "{:?}", report.body);
     }
     assert!(
-        !batches.is_empty() && singles + batches.len() < 5,
-        "5 results in {singles} single requests and batches of {batches:?}"
+        !batches.is_empty() && singles + batches.len() < 8,
+        "8 results in {singles} single requests and batches of {batches:?}"
     );
 }
