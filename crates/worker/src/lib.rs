@@ -39,8 +39,8 @@
 //!   one, which it then runs at once in the same slot: a sequential
 //!   workflow's steps follow each other without a poll in between;
 //! - sends the reports (results, failures, releases) that finish while
-//!   another report request of this worker is in flight together in the
-//!   next request, each still answered and handled on its own; a lone
+//!   its most report requests (4) are in flight together in the next
+//!   request, each still answered and handled on its own; a lone
 //!   report goes at once;
 //! - retries registration, polls and reports through server outages with
 //!   capped exponential [`Backoff`];

@@ -1,6 +1,6 @@
 //! [`ReportBatch`]: the worker's group commit of reports. Results, failures
-//! and releases that finish while a report request of this worker is in
-//! flight wait in a queue and go together in the next request
+//! and releases that finish while this worker has its most report
+//! requests in flight (4) wait in a queue and go together in the next request
 //! (`POST /v1/steps/reports`); each report still gets its own answer.
 //! A batch is whatever is waiting: a lone report is sent at once, on its
 //! single endpoint, never held back to fill a batch.
@@ -8,7 +8,7 @@
 //! ```text
 //!  attempt ─┐                       ┌─▶ answer (recorded / next / its error)
 //!  attempt ─┼─▶ queue ─▶ sender: take all waiting ─▶ one request ─┼─▶ answer
-//!  attempt ─┘          (one request in flight)                   └─▶ answer
+//!  attempt ─┘          (at most 4 requests in flight)                   └─▶ answer
 //! ```
 //!
 //! What each attempt does with its answer (retries, refused payloads,
