@@ -3,12 +3,15 @@
 //!
 //! Statuses follow the table in `docs/api.md`, keyed by the stable machine
 //! code. A database error never reaches a client: it becomes `internal` with
-//! a generic message, and its text goes to the log.
+//! a generic message, and its text goes to the log. A database that cannot
+//! serve now (unreachable, a lost connection, no free connection) is 503
+//! `unavailable` with `Retry-After`, never 500.
 
 use std::any::Any;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tasker_model::template::Issue;
@@ -19,7 +22,13 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     details: Value,
+    /// Seconds for a `Retry-After` header.
+    retry_after: Option<u64>,
 }
+
+/// What `Retry-After` says on 503 `unavailable`: a node serves again within
+/// one database check (a second by default) of the database's return.
+pub const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
 
 const INTERNAL_MESSAGE: &str = "internal error; the server log has the details";
 
@@ -43,7 +52,7 @@ pub fn status_for(code: &str) -> StatusCode {
         "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "unsupported_media_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "template_invalid" | "context_invalid" => StatusCode::UNPROCESSABLE_ENTITY,
-        "shutting_down" => StatusCode::SERVICE_UNAVAILABLE,
+        "shutting_down" | "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -55,6 +64,7 @@ impl ApiError {
             code,
             message: message.into(),
             details: Value::Null,
+            retry_after: None,
         }
     }
 
@@ -92,6 +102,19 @@ impl ApiError {
             "shutting_down",
             "this node is shutting down; send the request to another node",
         )
+    }
+
+    /// The database cannot serve now; `cause` is logged, never returned.
+    pub fn unavailable(message: impl Into<String>, cause: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "request refused: the database is unavailable");
+        let mut error = Self::new("unavailable", message);
+        error.retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECONDS);
+        error
+    }
+
+    /// Seconds of the `Retry-After` header, if the answer has one.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     /// A failure the client cannot fix; `cause` is logged, never returned.
@@ -134,6 +157,9 @@ impl From<tasker_engine::Error> for ApiError {
 
         match &error {
             E::Store(StoreError::Database(cause)) => return Self::internal(cause),
+            E::Store(StoreError::Unavailable { why, cause }) => {
+                return Self::unavailable(why.message(), cause);
+            }
             E::Template(TemplateError::Invalid { issues, .. })
             | E::ContextInvalid { issues, .. } => {
                 return Self::new(error.code(), error.to_string())
@@ -177,7 +203,13 @@ impl IntoResponse for ApiError {
         let body = json!({
             "error": {"code": self.code, "message": self.message, "details": self.details}
         });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -230,6 +262,27 @@ mod tests {
         assert_eq!(error.status_code(), 500);
         assert_eq!(error.code(), "internal");
         assert!(!error.message().contains("secret_table"));
+    }
+
+    #[test]
+    fn an_unavailable_database_is_503_with_retry_after_and_no_database_text() {
+        for why in [
+            tasker_store::Unavailability::DatabaseDown,
+            tasker_store::Unavailability::ConnectionLost,
+            tasker_store::Unavailability::AcquireTimeout,
+            tasker_store::Unavailability::CommitUnknown,
+        ] {
+            let error = api(tasker_store::Error::Unavailable {
+                why,
+                cause: "terminating connection due to administrator command".into(),
+            });
+            assert_eq!(error.status_code(), 503);
+            assert_eq!(error.code(), "unavailable");
+            assert_eq!(error.retry_after(), Some(UNAVAILABLE_RETRY_AFTER_SECONDS));
+            assert!(!error.message().contains("administrator"));
+            let response = error.into_response();
+            assert_eq!(response.headers()[RETRY_AFTER], "1");
+        }
     }
 
     #[test]

@@ -41,6 +41,7 @@ const QUEUE_DEPTH: &str = "tasker_queue_depth";
 const LEASES_IN_FLIGHT: &str = "tasker_leases_in_flight";
 const QUEUE_DELAYED: &str = "tasker_queue_delayed";
 const POOL_CONNECTIONS: &str = "tasker_db_pool_connections";
+const DATABASE_REACHABLE: &str = "tasker_database_reachable";
 const TASKS_FINISHED: &str = "tasker_tasks_finished_total";
 const QUEUE_WAIT: &str = "tasker_step_queue_wait_seconds";
 const RUN_TIME: &str = "tasker_step_run_seconds";
@@ -52,6 +53,9 @@ const REPORTS_WRITTEN: &str = "tasker_reports_written_total";
 const LOOP_CLAIMS: &str = "tasker_claim_loop_claims_total";
 const POLLS_WAITING: &str = "tasker_polls_waiting";
 const BUILD_INFO: &str = "tasker_build_info";
+const LEADER: &str = "tasker_leader";
+const LEADERSHIP_CHANGES: &str = "tasker_leadership_changes_total";
+const CLUSTER_NODES: &str = "tasker_cluster_nodes";
 
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
@@ -175,6 +179,10 @@ impl Metrics {
                 "Claim transactions the namespace's claim loop made for waiting polls, per namespace.",
             ),
             (
+                LEADERSHIP_CHANGES,
+                "Changes of leader (new tenures of the leadership lease) this node has seen.",
+            ),
+            (
                 TRANSACTION_RETRIES,
                 "Transactions the database aborted (deadlock, serialization failure) and this node ran again.",
             ),
@@ -199,12 +207,24 @@ impl Metrics {
                 "Database pool connections of this node, by state.",
             ),
             (
+                DATABASE_REACHABLE,
+                "1 when this node's last database check reached the database, else 0.",
+            ),
+            (
                 POLLS_WAITING,
                 "Long-polls waiting at this node, per namespace.",
             ),
             (
                 BUILD_INFO,
                 "Always 1; labels carry the version and node id.",
+            ),
+            (
+                LEADER,
+                "1 while this node holds the leadership lease and runs the leader-only duties, else 0.",
+            ),
+            (
+                CLUSTER_NODES,
+                "Live nodes (heartbeat within cluster.node_timeout) as of this node's last heartbeat.",
             ),
         ] {
             r.describe_gauge(KeyName::from_const_str(name), None, text(help));
@@ -410,6 +430,28 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
             ],
         )
         .set(1.0);
+    let leadership = state.engine.leadership().borrow().clone();
+    metrics
+        .gauge(
+            LEADER,
+            vec![Label::new("node_id", state.config.node_id.clone())],
+        )
+        .set(if leadership.leading { 1.0 } else { 0.0 });
+    metrics
+        .counter(LEADERSHIP_CHANGES, Vec::new())
+        .absolute(leadership.changes);
+    metrics
+        .gauge(CLUSTER_NODES, Vec::new())
+        .set(state.engine.cluster_nodes_live() as f64);
+    // The cached check: a scrape never waits on the database for it.
+    let reachable = state
+        .engine
+        .readiness()
+        .await
+        .is_ok_and(|readiness| readiness.database);
+    metrics
+        .gauge(DATABASE_REACHABLE, Vec::new())
+        .set(if reachable { 1.0 } else { 0.0 });
     match state.engine.store().queue_depths().await {
         Ok(depths) => {
             for depth in depths {

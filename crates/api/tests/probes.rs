@@ -45,21 +45,8 @@ async fn a_node_shutting_down_is_not_ready() {
     assert_eq!(ready.json()["shutting_down"], true);
 }
 
-#[tokio::test]
-async fn health_reports_an_unreachable_database() {
-    let app = test_app().await;
-    app.store.pool().close().await;
-    let health = app
-        .call(Method::GET, "/health", None, None)
-        .await
-        .expect(StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(health.json()["database"], false);
-    let ready = app
-        .call(Method::GET, "/ready", None, None)
-        .await
-        .expect(StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(ready.json()["checks"]["database"], false);
-}
+// An unreachable database (a real one, cut away by a proxy) and what the
+// probes answer then: tests/outage.rs.
 
 #[tokio::test]
 async fn metrics_expose_requests_tasks_queues_and_pool() {

@@ -61,6 +61,11 @@ pub enum Command {
         #[command(subcommand)]
         action: WorkerCommand,
     },
+    /// Run a local cluster: nodes, example workers and an nginx balancer.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
     /// Measure a server: PostgreSQL's commit floor, then latency, task
     /// creation, throughput and idle cost, with worker processes over HTTP.
     Bench(BenchArgs),
@@ -491,9 +496,122 @@ pub enum WorkerAction {
         /// their steps are released to other workers (e.g. 30s, 500ms).
         #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
         shutdown_grace: tasker_model::HumanDuration,
+        /// Append one JSON line per handler execution (task_id, step_id,
+        /// step, attempt, pid) to this file, before the handler runs; several
+        /// workers may share it. For counting executions in tests.
+        #[arg(long, value_name = "FILE")]
+        record_executions: Option<PathBuf>,
         #[command(flatten)]
         client: ClientArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterAction {
+    /// Start N nodes, M example workers and an nginx round-robin balancer
+    /// against one PostgreSQL, register the example templates, wait until
+    /// all answer, print what runs where, and return (the processes keep
+    /// running). Auth is off on the nodes; the nodes and workers inherit
+    /// this command's environment (e.g. TASKER_DATABASE_MAX_CONNECTIONS).
+    Up(ClusterUpArgs),
+    /// Every instance of the local cluster: role, pid, port, whether it runs
+    /// and answers /ready, the leader each node sees; exits 1 when any does
+    /// not. With --server and no local cluster: that server's cluster view.
+    Status(ClusterStatusArgs),
+    /// The end of an instance's log (all instances' without one); -f follows.
+    Logs(ClusterLogsArgs),
+    /// Stop the workers, then the nodes, then the balancer, then a database
+    /// `up` started (SIGTERM, SIGKILL after --grace); removes the pid files.
+    /// Nothing up is not an error.
+    Down(ClusterDownArgs),
+}
+
+/// Where the local cluster keeps its pid files, logs and the balancer's
+/// configuration.
+#[derive(Debug, Clone, Args)]
+pub struct StateDirArg {
+    /// The cluster's state directory.
+    #[arg(
+        long,
+        env = "TASKER_CLUSTER_DIR",
+        default_value = ".tasker/cluster",
+        value_name = "DIR"
+    )]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClusterUpArgs {
+    /// Server nodes.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub nodes: usize,
+    /// Example worker processes (`tasker worker example`), polling through
+    /// the balancer.
+    #[arg(long, default_value_t = 1, value_name = "M")]
+    pub workers: usize,
+    /// Slots per worker process.
+    #[arg(long, default_value_t = 4, value_name = "C")]
+    pub worker_concurrency: usize,
+    /// The first node's port on 127.0.0.1; the others follow it. 0: each
+    /// node takes a free port.
+    #[arg(long, default_value_t = 8081, value_name = "PORT")]
+    pub base_port: u16,
+    /// The balancer's port on 127.0.0.1. 0: a free port.
+    #[arg(long, default_value_t = 8080, value_name = "PORT")]
+    pub port: u16,
+    /// PostgreSQL URL (the database is created when missing). Default: the
+    /// database tasker_cluster on 127.0.0.1:5432 when a server answers there,
+    /// else on a PostgreSQL started into <state-dir>/postgres.
+    #[arg(
+        long,
+        env = "TASKER_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
+    /// Have the workers append one line per handler execution to this file
+    /// (see `tasker worker example --record-executions`).
+    #[arg(long, value_name = "FILE")]
+    pub record_executions: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: StateDirArg,
+    /// Output format of the final report (as `tasker cluster status`).
+    #[arg(long, short, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClusterStatusArgs {
+    /// Without a local cluster: show this server's cluster view instead.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    #[command(flatten)]
+    pub state: StateDirArg,
+    #[arg(long, short, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClusterLogsArgs {
+    /// balancer, node-1, worker-1, migrate, ...; default: all.
+    pub instance: Option<String>,
+    /// Keep printing what is appended, until ctrl-c.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Lines from the end of each log.
+    #[arg(long, short = 'n', default_value_t = 50)]
+    pub lines: usize,
+    #[command(flatten)]
+    pub state: StateDirArg,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClusterDownArgs {
+    /// How long each process may take to stop after SIGTERM before SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub grace: tasker_model::HumanDuration,
+    #[command(flatten)]
+    pub state: StateDirArg,
 }
 
 fn parse_duration(text: &str) -> Result<tasker_model::HumanDuration, String> {

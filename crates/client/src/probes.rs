@@ -3,12 +3,13 @@
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use tasker_model::Timestamp;
-use tasker_store::Worker;
+use tasker_store::{ClusterLeader, ClusterNode, ClusterWorker};
 
 use crate::{Client, Error, Result, decode};
 
-/// `GET /health`: the process answers; `database` says whether it reaches
-/// the database.
+/// `GET /health`: the process answers (always 200 while it serves);
+/// `database` says whether the node's last database check reached the
+/// database, and `status` is `ok`, or `degraded` while it did not.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Health {
     pub status: String,
@@ -34,18 +35,35 @@ pub struct ReadinessChecks {
     pub default_namespace: bool,
 }
 
-/// `GET /v1/cluster`: the answering node and the workers it knows of.
+/// `GET /v1/cluster`: the answering node, the live nodes, the leader and the
+/// live workers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterInfo {
+    /// The node that answered.
     pub node_id: String,
     pub version: String,
     pub started_at: Timestamp,
     pub uptime_seconds: u64,
-    pub workers: Vec<Worker>,
+    /// The holder of the live leadership lease; `None` during a failover.
+    #[serde(default)]
+    pub leader: Option<ClusterLeader>,
+    /// Live nodes by id, the leader and version skew marked.
+    #[serde(default)]
+    pub nodes: Vec<ClusterNode>,
+    /// Live workers, most recently seen first, with their steps in flight.
+    pub workers: Vec<ClusterWorker>,
+}
+
+impl ClusterInfo {
+    /// The live node with this id.
+    pub fn node(&self, node_id: &str) -> Option<&ClusterNode> {
+        self.nodes.iter().find(|n| n.node.node_id == node_id)
+    }
 }
 
 impl Client {
-    /// `GET /health`. A 503 with the probe's body is returned as
+    /// `GET /health`. A 503 with the probe's body (from servers before
+    /// liveness stopped depending on the database) is returned as
     /// `Ok(Health { database: false, .. })`, not as an error, so callers see
     /// what is down.
     pub async fn health(&self) -> Result<Health> {

@@ -577,3 +577,41 @@ async fn a_server_without_a_scheme_is_reached_over_http() {
     client.health().await.unwrap();
     assert_eq!(seen.lock().unwrap()[0].path, "/health");
 }
+
+#[tokio::test]
+async fn cluster_reads_nodes_leader_and_workers_in_flight() {
+    let (base, _) = serve(|_| {
+        reply(
+            200,
+            json!({
+                "node_id": "tasker-a", "version": "0.1.0",
+                "started_at": "2026-11-30T08:00:00Z", "uptime_seconds": 42,
+                "leader": {"node_id": "tasker-b", "term": 4,
+                           "since": "2026-11-30T08:00:01Z", "expires_at": "2026-11-30T08:00:16Z"},
+                "nodes": [
+                    {"node_id": "tasker-a", "version": "0.1.0", "address": "http://127.0.0.1:8081",
+                     "pid": 1234, "started_at": "2026-11-30T08:00:00Z",
+                     "last_heartbeat_at": "2026-11-30T08:00:41Z", "leader": false, "version_skew": true},
+                    {"node_id": "tasker-b", "version": "0.2.0", "address": "http://127.0.0.1:8082",
+                     "pid": 1235, "started_at": "2026-11-30T08:00:00Z",
+                     "last_heartbeat_at": "2026-11-30T08:00:41Z", "leader": true, "version_skew": false}
+                ],
+                "workers": [
+                    {"worker_id": "w-1", "namespaces": ["default"], "handlers": [], "concurrency": 4,
+                     "version": null, "node_id": "tasker-a", "registered_at": "2026-11-30T08:00:02Z",
+                     "last_seen_at": "2026-11-30T08:00:40Z", "in_flight": 3}
+                ]
+            }),
+        )
+    })
+    .await;
+    let cluster = Client::new(&base, None).unwrap().cluster().await.unwrap();
+    let leader = cluster.leader.as_ref().unwrap();
+    assert_eq!((leader.node_id.as_str(), leader.term), ("tasker-b", 4));
+    let b = cluster.node("tasker-b").unwrap();
+    assert!(b.leader && !b.version_skew);
+    assert_eq!(b.node.address, "http://127.0.0.1:8082");
+    assert!(cluster.node("tasker-a").unwrap().version_skew);
+    assert_eq!(cluster.workers[0].worker.worker_id, "w-1");
+    assert_eq!(cluster.workers[0].in_flight, 3);
+}

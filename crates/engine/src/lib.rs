@@ -8,6 +8,7 @@
 //! The engine holds no state needed for correctness: two engines on two
 //! nodes over one database are interchangeable.
 
+mod cluster;
 mod config;
 mod dispatcher;
 mod error;
@@ -35,6 +36,10 @@ use tasker_store::{
 };
 use uuid::Uuid;
 
+pub use cluster::{
+    ClusterConfig, ClusterView, DutyContext, LeaderDuty, LeaderStatus, MAINTENANCE, NodeReaper,
+    STALE_AFTER_TIMEOUTS, version_skew,
+};
 pub use config::EngineConfig;
 pub use error::Error;
 pub use ready_waiters::ReadyWaiters;
@@ -95,6 +100,7 @@ pub struct Engine {
     /// Namespaces known to exist (they are never deleted).
     namespaces: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     shutting_down: Arc<AtomicBool>,
+    cluster: Arc<cluster::ClusterState>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -118,6 +124,7 @@ impl Engine {
             namespaces: Arc::default(),
             schemas: Arc::default(),
             shutting_down: Arc::default(),
+            cluster: Arc::default(),
             config,
             store,
         }

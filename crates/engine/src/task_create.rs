@@ -67,9 +67,12 @@ impl Engine {
                     checked.push((i, item));
                     answers.push(None);
                 }
-                Err(Error::Store(tasker_store::Error::Database(cause))) => {
-                    return Err(Error::Store(tasker_store::Error::Database(cause)));
-                }
+                // The database failing fails the whole batch, never one item.
+                Err(
+                    e @ Error::Store(
+                        tasker_store::Error::Database(_) | tasker_store::Error::Unavailable { .. },
+                    ),
+                ) => return Err(e),
                 Err(refused) => answers.push(Some(Err(refused))),
             }
         }

@@ -10,7 +10,7 @@ use tasker_model::{Namespace, Template, TemplateRecord, Timestamp};
 use tasker_store::{Error, Readiness, Result};
 use uuid::Uuid;
 
-use crate::error::db;
+use crate::error::{commit_error, db, is_connection_error};
 use crate::{MIGRATOR, PgStore};
 
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -55,43 +55,57 @@ pub async fn migrate(store: &PgStore) -> Result<()> {
         .map_err(db)?;
     outcome?;
     namespace_create(store, DEFAULT_NAMESPACE).await?;
+    // Ready from now on: the cached readiness must say so at once.
+    store.monitor.check_now().await;
     Ok(())
 }
 
-pub async fn readiness(store: &PgStore) -> Result<Readiness> {
-    let mut ready = Readiness {
-        database: false,
-        migrations_applied: false,
-        queues_installed: false,
-        default_namespace: false,
-    };
-    let Ok(mut conn) = store.pool.acquire().await else {
-        return Ok(ready);
-    };
-    ready.database = true;
+/// Readiness as the database monitor checks it, on its own connection. A
+/// lost connection is an error (the database is not there); any other
+/// failed query only means that part is not ready (a missing table before
+/// the migrations ran, say).
+pub async fn readiness_on(conn: &mut sqlx::PgConnection) -> Result<Readiness, sqlx::Error> {
+    /// `Ok(None)` for a query that failed for a reason other than the
+    /// connection.
+    fn answered<T>(outcome: Result<T, sqlx::Error>) -> Result<Option<T>, sqlx::Error> {
+        match outcome {
+            Ok(value) => Ok(Some(value)),
+            Err(error) if is_connection_error(&error) => Err(error),
+            Err(_) => Ok(None),
+        }
+    }
+    sqlx::query("SELECT 1").execute(&mut *conn).await?;
     let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    let applied: Option<i64> =
+    let applied: Option<i64> = answered(
         sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
             .fetch_one(&mut *conn)
-            .await
-            .unwrap_or(None);
-    ready.migrations_applied = applied.is_some_and(|v| v >= latest);
-    ready.queues_installed = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
-         WHERE n.nspname = 'pgmq' AND p.proname = 'read')",
-    )
-    .fetch_one(&mut *conn)
-    .await
+            .await,
+    )?
+    .flatten();
+    let migrations_applied = applied.is_some_and(|v| v >= latest);
+    let queues_installed = answered(
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+             WHERE n.nspname = 'pgmq' AND p.proname = 'read')",
+        )
+        .fetch_one(&mut *conn)
+        .await,
+    )?
     .unwrap_or(false);
-    if ready.migrations_applied {
-        ready.default_namespace =
+    let default_namespace = migrations_applied
+        && answered(
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tasker.namespaces WHERE name = $1)")
                 .bind(DEFAULT_NAMESPACE)
                 .fetch_one(&mut *conn)
-                .await
-                .unwrap_or(false);
-    }
-    Ok(ready)
+                .await,
+        )?
+        .unwrap_or(false);
+    Ok(Readiness {
+        database: true,
+        migrations_applied,
+        queues_installed,
+        default_namespace,
+    })
 }
 
 pub async fn namespace_create(store: &PgStore, name: &str) -> Result<(Namespace, bool)> {
@@ -124,7 +138,7 @@ pub async fn namespace_create(store: &PgStore, name: &str) -> Result<(Namespace,
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
-    tx.commit().await.map_err(db)?;
+    tx.commit().await.map_err(commit_error)?;
     let namespace = Namespace {
         name: row.get("name"),
         queue: row.get("queue"),

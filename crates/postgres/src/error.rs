@@ -1,18 +1,83 @@
-//! Mapping database errors into [`tasker_store::Error`], and retrying
-//! transactions that lost a deadlock.
+//! Mapping database errors into [`tasker_store::Error`], and running a
+//! store operation again when that is safe: after the database aborted it
+//! (deadlock, serialization failure) or after its connection was lost before
+//! anything was committed.
+//!
+//! ```text
+//!  with_retry(op):
+//!    database known down ──────────────────────────▶ 503 unavailable, at once
+//!    op ─▶ ok ───────────────────────────────────────▶ answer
+//!       ├▶ deadlock / serialization failure ─▶ op again (up to 5 times)
+//!       ├▶ connection lost before COMMIT ──▶ check the database now:
+//!       │     up   ─▶ op again on a fresh connection (once)
+//!       │     down ─▶ 503 unavailable
+//!       ├▶ connection lost during COMMIT ─▶ 503, outcome unknown (never run
+//!       │     again blindly, unless the operation is idempotent by construction)
+//!       └▶ anything else ─────────────────────────────▶ the error
+//! ```
+//!
+//! Every run again is counted through the observer
+//! (`tasker_db_transaction_retries_total{reason}`).
 
 use std::future::Future;
 
-use tasker_store::{Error, Event, RetryReason};
+use tasker_store::{Error, Event, RetryReason, Unavailability};
 
 use crate::PgStore;
 
-/// Wraps a database error; its text is logged by the API, never shown.
+/// Wraps a database error. A lost connection or an acquire timeout becomes
+/// [`Error::Unavailable`] (503); any other error [`Error::Database`] (500).
+/// Either way its text is logged by the API, never shown.
 pub fn db(error: impl Into<sqlx::Error>) -> Error {
+    let error = error.into();
+    let why = match &error {
+        sqlx::Error::PoolTimedOut => Unavailability::AcquireTimeout,
+        e if is_connection_error(e) => Unavailability::ConnectionLost,
+        _ => return Error::Database(Box::new(error)),
+    };
+    Error::Unavailable {
+        why,
+        cause: Box::new(error),
+    }
+}
+
+/// Wraps an error of COMMIT: a connection lost while it was in flight
+/// leaves the outcome unknown ([`Unavailability::CommitUnknown`]), which
+/// [`with_retry`] never runs again.
+pub fn commit_error(error: sqlx::Error) -> Error {
+    if is_connection_error(&error) {
+        Error::Unavailable {
+            why: Unavailability::CommitUnknown,
+            cause: Box::new(error),
+        }
+    } else {
+        db(error)
+    }
+}
+
+/// Wraps an error keeping the database's text in the message: for
+/// start-up (connecting, creating the database), where the operator needs
+/// to read why, and no API client sees it.
+pub fn db_verbatim(error: impl Into<sqlx::Error>) -> Error {
     Error::Database(Box::new(error.into()))
 }
 
-fn retry_reason(error: &Error) -> Option<RetryReason> {
+/// Whether an error means the connection itself failed: an I/O error (reset,
+/// closed, refused), a backend terminated by an administrator, a crash or a
+/// shutdown (SQLSTATE 57P01, 57P02, 57P03), or any connection exception
+/// (class 08).
+pub fn is_connection_error(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            matches!(&*code, "57P01" | "57P02" | "57P03") || code.starts_with("08")
+        }),
+        _ => false,
+    }
+}
+
+/// Whether an aborted transaction left nothing behind and may run again.
+fn abort_reason(error: &Error) -> Option<RetryReason> {
     let Error::Database(inner) = error else {
         return None;
     };
@@ -26,31 +91,115 @@ fn retry_reason(error: &Error) -> Option<RetryReason> {
     }
 }
 
-/// Runs a whole transaction again when PostgreSQL aborted it to break a
-/// deadlock; the aborted attempt left nothing behind. Every retry is
-/// reported to the store's observer: with task rows always locked before
-/// queue messages (and claims skipping busy tasks) none should happen.
-pub async fn with_retry<T, F, Fut>(store: &PgStore, mut attempt: F) -> Result<T, Error>
+/// Whether an operation may run again after its COMMIT was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// Running it twice could do it twice (a task created twice): a lost
+    /// COMMIT is answered 503 with the outcome unknown.
+    Once,
+    /// Running it again after it took effect changes nothing and answers
+    /// the same or an equivalent outcome (see [`with_retry_idempotent`]).
+    Idempotent,
+}
+
+/// Runs a store operation (one transaction, or one statement), again after
+/// a deadlock, a serialization failure, or a connection lost before COMMIT;
+/// refuses at once while the database is known down (see the module
+/// diagram).
+pub async fn with_retry<T, F, Fut>(store: &PgStore, attempt: F) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Error>>,
 {
-    let mut tries = 0;
+    retrying(store, Repeat::Once, attempt).await
+}
+
+/// [`with_retry`] for an operation that is idempotent by construction, so
+/// it also runs again after a connection lost *during* COMMIT. Worker
+/// reports are: each is fenced by its lease, so if the lost COMMIT did take
+/// effect the second run finds the lease consumed and answers a completion
+/// or failure `duplicate` (success to the worker), a heartbeat extends the
+/// lease once more, and a release gets the 409 that means "already
+/// released"; if it did not, the second run records them as the first
+/// would have. Steps a lost completion leased with `next` come back when
+/// their leases expire, exactly as after a worker's own re-send.
+pub async fn with_retry_idempotent<T, F, Fut>(store: &PgStore, attempt: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    retrying(store, Repeat::Idempotent, attempt).await
+}
+
+async fn retrying<T, F, Fut>(store: &PgStore, repeat: Repeat, mut attempt: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let mut aborts = 0;
+    let mut reconnected = false;
     loop {
-        match attempt().await {
-            Err(e)
-                if tries < 5
-                    && let Some(reason) = retry_reason(&e) =>
-            {
-                tries += 1;
-                tracing::warn!(
-                    tries,
-                    reason = reason.as_str(),
-                    "transaction aborted by the database; retrying"
-                );
-                store.observe(&[Event::TransactionRetried { reason }]);
-            }
-            other => return other,
+        if store.monitor.is_down() {
+            return Err(Error::Unavailable {
+                why: Unavailability::DatabaseDown,
+                cause: "the database check found it unreachable".into(),
+            });
         }
+        let error = match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        if aborts < 5
+            && let Some(reason) = abort_reason(&error)
+        {
+            aborts += 1;
+            tracing::warn!(
+                tries = aborts,
+                reason = reason.as_str(),
+                "transaction aborted by the database; retrying"
+            );
+            store.observe(&[Event::TransactionRetried { reason }]);
+            continue;
+        }
+        let Error::Unavailable { why, .. } = &error else {
+            return Err(error);
+        };
+        let lost = match why {
+            Unavailability::ConnectionLost => true,
+            Unavailability::CommitUnknown => repeat == Repeat::Idempotent,
+            Unavailability::AcquireTimeout => {
+                // Maybe busy, maybe an outage: let the check tell.
+                store.monitor.request_check();
+                false
+            }
+            Unavailability::DatabaseDown => false,
+        };
+        if !lost {
+            return Err(error);
+        }
+        if reconnected {
+            // Lost twice in a row: the database is probably gone. The check
+            // marks it down for everyone else at once if it is.
+            store.monitor.request_check();
+            return Err(error);
+        }
+        // A killed backend or an outage? A check (shared with every other
+        // request that just lost its connection) tells, so that an outage is
+        // answered at once instead of after the pool's acquire timeout.
+        let cause = match &error {
+            Error::Unavailable { cause, .. } => cause.to_string(),
+            other => other.to_string(),
+        };
+        if !store.monitor.check_now().await {
+            return Err(Error::Unavailable {
+                why: Unavailability::DatabaseDown,
+                cause: format!("connection lost ({cause}) and the database check failed").into(),
+            });
+        }
+        reconnected = true;
+        tracing::warn!(%cause, "database connection lost before commit; running the operation again on a fresh connection");
+        store.observe(&[Event::TransactionRetried {
+            reason: RetryReason::ConnectionLost,
+        }]);
     }
 }

@@ -16,14 +16,21 @@
 //!
 //! Failure: a deadlock or serialization failure (possible when a lease
 //! expires while its holder reports) rolls the transaction back and the
-//! operation is retried a few times; any other database error is returned
-//! and nothing of the operation remains.
+//! operation is retried a few times; a connection lost before COMMIT (a
+//! killed backend, a restart) runs it once more on a fresh connection; any
+//! other database error is returned and nothing of the operation remains.
+//! While the [`DatabaseMonitor`] finds the database unreachable, operations
+//! are refused at once ([`tasker_store::Error::Unavailable`]) instead of
+//! waiting for a connection (see the `error` module).
 
 mod announcer;
 mod catalog;
+mod database_monitor;
 mod error;
 mod events;
+mod leadership;
 mod load;
+mod nodes;
 mod notifier;
 mod plan_writer;
 mod queue;
@@ -47,18 +54,24 @@ use tasker_model::{
     TemplateRecord, Transition,
 };
 use tasker_store::{
-    ClaimBatch, ClaimedBatch, NextClaim, QueueDepth, Readiness, ReportOutcome, Result, StepClaim,
-    StepCompletion, StepFailure, StepReport, Store, TaskCreate, TaskFilter, TaskPage, Worker,
-    WorkerRegistration,
+    ClaimBatch, ClaimedBatch, LeaderElect, Leadership, NextClaim, Node, NodeRegistration,
+    QueueDepth, Readiness, ReportOutcome, Result, StepClaim, StepCompletion, StepFailure,
+    StepReport, Store, TaskCreate, TaskFilter, TaskPage, Worker, WorkerRegistration,
 };
 use uuid::Uuid;
 
+pub use database_monitor::{DatabaseMonitor, MonitorConfig};
 pub use error::db;
-pub use notifier::Notifier;
+use error::{db_verbatim, with_retry};
+pub use notifier::{Notifier, OnLeadership};
 
 /// Channel that carries `NOTIFY`s when steps of a namespace become ready;
 /// the payload is the namespace name.
 pub const READY_CHANNEL: &str = "tasker_ready";
+
+/// Channel that carries a `NOTIFY` when a leader resigns; the payload is the
+/// duty set's name. Other nodes try to take the lease at once.
+pub const LEADERSHIP_CHANNEL: &str = "tasker_leadership";
 
 /// Migrations embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -76,12 +89,15 @@ pub fn schema_fingerprint() -> String {
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Settings of the connection pool.
+/// Settings of the connection pool and of the database check.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
     pub max_connections: u32,
     pub min_connections: u32,
     pub acquire_timeout: Duration,
+    /// How often, and how patiently, the [`DatabaseMonitor`] checks the
+    /// database.
+    pub monitor: MonitorConfig,
 }
 
 impl Default for PoolConfig {
@@ -90,6 +106,7 @@ impl Default for PoolConfig {
             max_connections: 16,
             min_connections: 1,
             acquire_timeout: Duration::from_secs(10),
+            monitor: MonitorConfig::default(),
         }
     }
 }
@@ -103,6 +120,7 @@ pub struct PgStore {
     announcer: announcer::Announcer,
     local_wake: Arc<std::sync::OnceLock<notifier::OnReady>>,
     observer: Arc<std::sync::OnceLock<Arc<dyn tasker_store::Observer>>>,
+    monitor: DatabaseMonitor,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -117,12 +135,12 @@ impl PgStore {
     /// Connects a pool. The pool reconnects by itself after a database
     /// restart: connections are tested before use.
     pub async fn connect(url: &str, config: &PoolConfig, node_id: &str) -> Result<Self> {
-        let options: PgConnectOptions = url.parse().map_err(db)?;
+        let options: PgConnectOptions = url.parse().map_err(db_verbatim)?;
         // One plain connection first: when the database cannot be reached,
         // its error (refused, unknown database, bad password) is the one to
         // report, not the pool's timeout.
-        let first = options.clone().connect().await.map_err(db)?;
-        first.close().await.map_err(db)?;
+        let first = options.clone().connect().await.map_err(db_verbatim)?;
+        first.close().await.map_err(db_verbatim)?;
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .min_connections(config.min_connections)
@@ -130,8 +148,8 @@ impl PgStore {
             .test_before_acquire(true)
             .connect_with(options.application_name("tasker"))
             .await
-            .map_err(db)?;
-        Ok(Self::from_pool(pool, node_id))
+            .map_err(db_verbatim)?;
+        Ok(Self::from_pool_with(pool, node_id, config.monitor))
     }
 
     /// Must be called inside a tokio runtime (it starts the announcer).
@@ -139,34 +157,48 @@ impl PgStore {
     /// to the server's `postgres` database to do so. Returns whether it
     /// created it.
     pub async fn create_database_if_missing(url: &str) -> Result<bool> {
-        let options: PgConnectOptions = url.parse().map_err(db)?;
+        let options: PgConnectOptions = url.parse().map_err(db_verbatim)?;
         let name = options.get_database().map(str::to_owned).ok_or_else(|| {
             tasker_store::Error::Invalid {
                 field: "database.url".into(),
                 message: "names no database".into(),
             }
         })?;
-        let mut admin = options.database("postgres").connect().await.map_err(db)?;
+        let mut admin = options
+            .database("postgres")
+            .connect()
+            .await
+            .map_err(db_verbatim)?;
         let exists: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
                 .bind(&name)
                 .fetch_one(&mut admin)
                 .await
-                .map_err(db)?;
+                .map_err(db_verbatim)?;
         if !exists {
             let quoted = format!("\"{}\"", name.replace('"', "\"\""));
             sqlx::query(&format!("CREATE DATABASE {quoted}"))
                 .execute(&mut admin)
                 .await
-                .map_err(db)?;
+                .map_err(db_verbatim)?;
         }
-        admin.close().await.map_err(db)?;
+        admin.close().await.map_err(db_verbatim)?;
         Ok(!exists)
     }
 
-    /// Must be called inside a tokio runtime (it starts the announcer).
+    /// Must be called inside a tokio runtime (it starts the announcer and
+    /// the database monitor, checking at the default interval).
     pub fn from_pool(pool: PgPool, node_id: &str) -> Self {
+        Self::from_pool_with(pool, node_id, MonitorConfig::default())
+    }
+
+    /// [`PgStore::from_pool`] with the database monitor's settings. The
+    /// monitor checks on a connection of its own, made with the pool's
+    /// connect options.
+    pub fn from_pool_with(pool: PgPool, node_id: &str, monitor: MonitorConfig) -> Self {
+        let options = (*pool.connect_options()).clone();
         Self {
+            monitor: DatabaseMonitor::start(options, monitor),
             announcer: announcer::Announcer::start(pool.clone()),
             pool,
             node_id: node_id.into(),
@@ -183,6 +215,11 @@ impl PgStore {
 
     pub fn node_id(&self) -> &str {
         &self.node_id
+    }
+
+    /// This store's view of whether the database is reachable.
+    pub fn monitor(&self) -> &DatabaseMonitor {
+        &self.monitor
     }
 
     /// Reports facts of a committed transaction (for metrics). Shared by every
@@ -229,6 +266,12 @@ impl PgStore {
     }
 }
 
+/// Every operation runs inside [`with_retry`] exactly once: the
+/// transactional ones inside their module (`load::with_task`, claims,
+/// reports), the rest here. The single statements run here outside a
+/// transaction (reads, `ON CONFLICT DO NOTHING` inserts, upserts of worker
+/// records) are idempotent, so running one again after its connection was
+/// lost is safe even if it took effect.
 #[async_trait]
 impl Store for PgStore {
     async fn migrate(&self) -> Result<()> {
@@ -236,19 +279,19 @@ impl Store for PgStore {
     }
 
     async fn readiness(&self) -> Result<Readiness> {
-        catalog::readiness(self).await
+        Ok(self.monitor.readiness().await)
     }
 
     async fn namespace_create(&self, name: &str) -> Result<(Namespace, bool)> {
-        catalog::namespace_create(self, name).await
+        with_retry(self, || catalog::namespace_create(self, name)).await
     }
 
     async fn namespace_list(&self) -> Result<Vec<Namespace>> {
-        catalog::namespace_list(self).await
+        with_retry(self, || catalog::namespace_list(self)).await
     }
 
     async fn template_register(&self, template: &Template) -> Result<(TemplateRecord, bool)> {
-        catalog::template_register(self, template).await
+        with_retry(self, || catalog::template_register(self, template)).await
     }
 
     async fn template_get(
@@ -257,35 +300,38 @@ impl Store for PgStore {
         name: &str,
         version: Option<&str>,
     ) -> Result<TemplateRecord> {
-        catalog::template_get(self, namespace, name, version).await
+        with_retry(self, || {
+            catalog::template_get(self, namespace, name, version)
+        })
+        .await
     }
 
     async fn template_list(&self, namespace: Option<&str>) -> Result<Vec<TemplateRecord>> {
-        catalog::template_list(self, namespace).await
+        with_retry(self, || catalog::template_list(self, namespace)).await
     }
 
     async fn task_create(&self, params: TaskCreate) -> Result<(Task, bool)> {
-        tasks::create(self, params).await
+        with_retry(self, || tasks::create(self, &params)).await
     }
 
     async fn task_create_many(&self, items: Vec<TaskCreate>) -> Result<Vec<Result<(Task, bool)>>> {
-        tasks::create_many(self, items).await
+        with_retry(self, || tasks::create_many(self, &items)).await
     }
 
     async fn task_get(&self, id: Uuid) -> Result<Task> {
-        tasks::get(self, id).await
+        with_retry(self, || tasks::get(self, id)).await
     }
 
     async fn task_list(&self, filter: &TaskFilter) -> Result<TaskPage> {
-        tasks::list(self, filter).await
+        with_retry(self, || tasks::list(self, filter)).await
     }
 
     async fn task_steps(&self, id: Uuid) -> Result<Vec<Step>> {
-        tasks::steps(self, id).await
+        with_retry(self, || tasks::steps(self, id)).await
     }
 
     async fn task_history(&self, id: Uuid) -> Result<Vec<Transition>> {
-        tasks::history(self, id).await
+        with_retry(self, || tasks::history(self, id)).await
     }
 
     async fn task_cancel(&self, id: Uuid, reason: &str) -> Result<Task> {
@@ -293,7 +339,7 @@ impl Store for PgStore {
     }
 
     async fn step_get(&self, id: Uuid) -> Result<Step> {
-        steps::get(self, id).await
+        with_retry(self, || steps::get(self, id)).await
     }
 
     async fn step_claim(&self, params: StepClaim) -> Result<Vec<ClaimedStep>> {
@@ -374,23 +420,55 @@ impl Store for PgStore {
     }
 
     async fn worker_register(&self, registration: &WorkerRegistration) -> Result<Worker> {
-        workers::register(self, registration).await
+        with_retry(self, || workers::register(self, registration)).await
     }
 
     async fn workers_seen(&self, worker_ids: &[String]) -> Result<()> {
-        workers::seen(self, worker_ids).await
+        with_retry(self, || workers::seen(self, worker_ids)).await
     }
 
     async fn worker_get(&self, worker_id: &str, within: Duration) -> Result<Option<Worker>> {
-        workers::get(self, worker_id, within).await
+        with_retry(self, || workers::get(self, worker_id, within)).await
     }
 
     async fn worker_list(&self, within: Duration) -> Result<Vec<Worker>> {
-        workers::list(self, within).await
+        with_retry(self, || workers::list(self, within)).await
+    }
+
+    async fn worker_in_flight(&self) -> Result<HashMap<String, u64>> {
+        workers::in_flight(self).await
+    }
+
+    async fn node_heartbeat(&self, node: &NodeRegistration) -> Result<Node> {
+        with_retry(self, || nodes::heartbeat(self, node)).await
+    }
+
+    async fn node_list(&self, within: Duration) -> Result<Vec<Node>> {
+        with_retry(self, || nodes::list(self, within)).await
+    }
+
+    async fn node_delete(&self, node_id: &str) -> Result<()> {
+        with_retry(self, || nodes::delete(self, node_id)).await
+    }
+
+    async fn node_delete_stale(&self, older_than: Duration) -> Result<u64> {
+        with_retry(self, || nodes::delete_stale(self, older_than)).await
+    }
+
+    async fn leader_attempt_elect(&self, elect: &LeaderElect) -> Result<Option<Leadership>> {
+        with_retry(self, || leadership::attempt_elect(self, elect)).await
+    }
+
+    async fn leader_resign(&self, name: &str, node_id: &str) -> Result<bool> {
+        with_retry(self, || leadership::resign(self, name, node_id)).await
+    }
+
+    async fn leader_get(&self, name: &str) -> Result<Option<Leadership>> {
+        with_retry(self, || leadership::get(self, name)).await
     }
 
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>> {
-        queue_depths::read(self).await
+        with_retry(self, || queue_depths::read(self)).await
     }
 }
 

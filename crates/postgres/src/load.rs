@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::PgStore;
 use crate::catalog;
-use crate::error::{db, with_retry};
+use crate::error::{commit_error, db, with_retry};
 use crate::plan_writer::{self, Pending};
 
 /// A locked task with what a [`TaskRun`] needs.
@@ -170,7 +170,7 @@ pub async fn commit(
             .await
             .map_err(db)?;
     }
-    tx.commit().await.map_err(db)
+    tx.commit().await.map_err(commit_error)
 }
 
 /// Runs `op` on one locked task (`what` names it in a not-found error),

@@ -1,5 +1,7 @@
 //! One `LISTEN` connection per node: turns `NOTIFY tasker_ready, '<namespace>'`
-//! into wake-ups of the long-polls waiting on that namespace.
+//! into wake-ups of the long-polls waiting on that namespace, and
+//! `NOTIFY tasker_leadership, '<duty set>'` (a leader resigned) into a
+//! wake-up of this node's election.
 //!
 //! Notifications are a latency optimization, never a correctness
 //! requirement: pollers also re-check on an interval. When the listening
@@ -12,10 +14,13 @@ use std::time::Duration;
 use sqlx::postgres::PgListener;
 use tokio::task::JoinHandle;
 
-use crate::READY_CHANNEL;
+use crate::{LEADERSHIP_CHANNEL, READY_CHANNEL};
 
 /// Called with a namespace name, or `None` for "anything may be ready".
 pub type OnReady = Arc<dyn Fn(Option<&str>) + Send + Sync>;
+
+/// Called when a leader resigned (or, after a reconnect, may have).
+pub type OnLeadership = Arc<dyn Fn() + Send + Sync>;
 
 #[derive(Debug)]
 pub struct Notifier {
@@ -26,10 +31,20 @@ impl Notifier {
     /// Starts listening in the background; retries the connection forever
     /// with a capped backoff.
     pub fn start(url: String, on_ready: OnReady) -> Self {
+        Self::start_with_leadership(url, on_ready, Arc::new(|| {}))
+    }
+
+    /// As [`Notifier::start`], also calling `on_leadership` when a leader
+    /// resigns.
+    pub fn start_with_leadership(
+        url: String,
+        on_ready: OnReady,
+        on_leadership: OnLeadership,
+    ) -> Self {
         let task = tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             loop {
-                match listen(&url, &on_ready).await {
+                match listen(&url, &on_ready, &on_leadership).await {
                     Ok(()) => backoff = Duration::from_millis(100),
                     Err(e) => {
                         tracing::warn!(error = %e, "ready-notification listener lost its connection; reconnecting");
@@ -38,6 +53,7 @@ impl Notifier {
                     }
                 }
                 on_ready(None);
+                on_leadership();
             }
         });
         Self { task }
@@ -54,16 +70,27 @@ impl Drop for Notifier {
     }
 }
 
-async fn listen(url: &str, on_ready: &OnReady) -> Result<(), sqlx::Error> {
+async fn listen(
+    url: &str,
+    on_ready: &OnReady,
+    on_leadership: &OnLeadership,
+) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect(url).await?;
-    listener.listen(READY_CHANNEL).await?;
+    listener
+        .listen_all([READY_CHANNEL, LEADERSHIP_CHANNEL])
+        .await?;
     // Anything sent before LISTEN took effect was missed.
     on_ready(None);
+    on_leadership();
     loop {
         match listener.try_recv().await? {
+            Some(notification) if notification.channel() == LEADERSHIP_CHANNEL => on_leadership(),
             Some(notification) => on_ready(Some(notification.payload())),
             // The connection was lost and re-established: wake everyone.
-            None => on_ready(None),
+            None => {
+                on_ready(None);
+                on_leadership();
+            }
         }
     }
 }

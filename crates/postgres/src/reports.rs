@@ -15,7 +15,9 @@
 //! Each report is answered on its own: a stale lease refuses its report and
 //! nothing else. A database error aborts the whole transaction, so no batch
 //! is ever half written; every report of it gets the error and is sent
-//! again by its worker.
+//! again by its worker. A batch whose connection was lost (before or during
+//! COMMIT) runs once more on a fresh connection, and each report is answered
+//! from that run.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -26,7 +28,7 @@ use uuid::Uuid;
 
 use crate::PgStore;
 use crate::catalog;
-use crate::error::{db, with_retry};
+use crate::error::{db, with_retry_idempotent};
 use crate::load::{self, Durability, Lock};
 use crate::steps::{Claim, Claimed, claim_in, claim_payloads, runs_handler, write_runs};
 
@@ -74,7 +76,10 @@ pub async fn write(
     let reports = &reports;
     let refusals = &refusals;
     let queues = &queues;
-    with_retry(store, || async move {
+    // Idempotent by construction: every report is fenced by its lease (see
+    // `with_retry_idempotent`), so even a batch whose COMMIT was lost may run
+    // again, and each report still gets its own answer from that run.
+    with_retry_idempotent(store, || async move {
         let mut tx = store.pool.begin().await.map_err(db)?;
         let step_ids: Vec<Uuid> = reports.iter().map(|r| r.lease().step_id).collect();
         let (loaded, now) = load::lock_tasks(store, &mut tx, Lock::TasksOfSteps(&step_ids)).await?;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::PgStore;
 use crate::catalog;
-use crate::error::{db, with_retry};
+use crate::error::{commit_error, db, with_retry};
 use crate::events;
 use crate::load::{self, Durability, LoadedTask, Lock, with_task};
 use crate::plan_writer::{self, Pending, Written};
@@ -58,7 +58,7 @@ pub async fn claim_batch(store: &PgStore, batch: ClaimBatch) -> Result<ClaimedBa
         };
         if claimed.steps.iter().all(Vec::is_empty) {
             // Usually an empty poll: nothing to relax.
-            tx.commit().await.map_err(db)?;
+            tx.commit().await.map_err(commit_error)?;
         } else {
             load::commit(tx, Durability::Relaxed).await?;
         }

@@ -10,14 +10,14 @@ use uuid::Uuid;
 
 use crate::PgStore;
 use crate::catalog;
-use crate::error::db;
+use crate::error::{commit_error, db};
 use crate::load;
 use crate::queue::{self, StepMessage};
 use crate::rows::{self, TASK_COLUMNS, TASK_FROM};
 
 /// Creates one task: a batch of one.
-pub async fn create(store: &PgStore, params: TaskCreate) -> Result<(Task, bool)> {
-    create_many(store, vec![params])
+pub async fn create(store: &PgStore, params: &TaskCreate) -> Result<(Task, bool)> {
+    create_many(store, std::slice::from_ref(params))
         .await?
         .pop()
         .expect("one answer per item")
@@ -43,10 +43,10 @@ struct NewRow {
 /// engine judges whether they asked for the same task.
 pub async fn create_many(
     store: &PgStore,
-    items: Vec<TaskCreate>,
+    items: &[TaskCreate],
 ) -> Result<Vec<Result<(Task, bool)>>> {
     let mut resolved: HashMap<Uuid, Resolved> = HashMap::new();
-    for item in &items {
+    for item in items {
         if resolved.contains_key(&item.template_id) {
             continue;
         }
@@ -58,7 +58,7 @@ pub async fn create_many(
             Err(e) => Err(e),
         };
         let found = match found {
-            Err(Error::Database(cause)) => return Err(Error::Database(cause)),
+            Err(e @ (Error::Database(_) | Error::Unavailable { .. })) => return Err(e),
             other => other,
         };
         resolved.insert(item.template_id, found);
@@ -319,7 +319,7 @@ pub async fn create_many(
         .await
         .map_err(db)?;
     }
-    tx.commit().await.map_err(db)?;
+    tx.commit().await.map_err(commit_error)?;
     let ready: Vec<(String, usize)> = ready.into_iter().collect();
     store.announce(&ready);
 

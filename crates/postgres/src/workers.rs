@@ -1,5 +1,6 @@
 //! The worker registry.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use sqlx::Row;
@@ -87,4 +88,41 @@ pub async fn get(store: &PgStore, worker_id: &str, within: Duration) -> Result<O
     .await
     .map_err(db)?;
     Ok(row.as_ref().map(worker))
+}
+
+/// Per worker, its steps running under a lease: the hidden messages of
+/// every queue whose step is running, so the step table is only read by
+/// primary key for work in flight.
+pub async fn in_flight(store: &PgStore) -> Result<HashMap<String, u64>> {
+    let queues: Vec<String> = sqlx::query_scalar("SELECT queue FROM tasker.namespaces")
+        .fetch_all(&store.pool)
+        .await
+        .map_err(db)?;
+    if queues.is_empty() {
+        return Ok(HashMap::new());
+    }
+    // Queue names derive from namespaces checked against `^[a-z][a-z0-9_]*$`
+    // (a CHECK constraint), so they are safe identifiers.
+    let parts: Vec<String> = queues
+        .iter()
+        .map(|queue| {
+            format!(
+                "SELECT s.worker_id FROM pgmq.\"q_{queue}\" m \
+                   JOIN tasker.steps s ON s.id = (m.message->>'step_id')::uuid \
+                  WHERE m.vt > clock_timestamp() AND s.state = 'running' \
+                    AND s.worker_id IS NOT NULL"
+            )
+        })
+        .collect();
+    let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
+        "SELECT worker_id, count(*) FROM ({}) leased GROUP BY worker_id",
+        parts.join(" UNION ALL ")
+    ))
+    .fetch_all(&store.pool)
+    .await
+    .map_err(db)?;
+    Ok(rows
+        .into_iter()
+        .map(|(worker, count)| (worker, u64::try_from(count).unwrap_or(0)))
+        .collect())
 }

@@ -23,6 +23,65 @@ pub enum Error {
     Operation(#[from] OperationError),
     #[error("database error: {0}")]
     Database(Box<dyn std::error::Error + Send + Sync>),
+    /// The database cannot serve the request now (unreachable, its
+    /// connection lost, no connection free in time). The message, from
+    /// [`Unavailability`], is safe to show; `cause` is only logged.
+    #[error("{}", .why.message())]
+    Unavailable {
+        why: Unavailability,
+        cause: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Why the database could not serve a request: each is temporary, and the
+/// API answers it with 503 `unavailable` and `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailability {
+    /// The database is known to be unreachable (the node's check found it
+    /// down): the request was refused without waiting for a connection.
+    DatabaseDown,
+    /// The request's connection was lost (killed, the server restarting, a
+    /// network failure) before anything was committed, and it could not be
+    /// run again on a fresh connection.
+    ConnectionLost,
+    /// No connection became free within the pool's acquire timeout.
+    AcquireTimeout,
+    /// The connection was lost while the transaction was committing: it may
+    /// or may not have taken effect.
+    CommitUnknown,
+}
+
+impl Unavailability {
+    /// What a client is told.
+    pub fn message(self) -> &'static str {
+        match self {
+            Unavailability::DatabaseDown => {
+                "the database is unreachable; retry after the Retry-After delay"
+            }
+            Unavailability::ConnectionLost => {
+                "the connection to the database was lost; retry after the Retry-After delay"
+            }
+            Unavailability::AcquireTimeout => {
+                "no database connection became free in time (the database is slow or \
+                 unreachable, or this node is overloaded); retry after the Retry-After delay"
+            }
+            Unavailability::CommitUnknown => {
+                "the connection to the database was lost while committing, so this request \
+                 may or may not have taken effect; check before repeating it (worker reports \
+                 and requests with an idempotency key are safe to repeat)"
+            }
+        }
+    }
+
+    /// A label for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unavailability::DatabaseDown => "database_down",
+            Unavailability::ConnectionLost => "connection_lost",
+            Unavailability::AcquireTimeout => "acquire_timeout",
+            Unavailability::CommitUnknown => "commit_unknown",
+        }
+    }
 }
 
 impl Error {
@@ -68,6 +127,10 @@ impl Error {
             Error::Lease(e) => Error::Lease(*e),
             Error::Operation(e) => Error::Operation(e.clone()),
             Error::Database(e) => Error::Database(e.to_string().into()),
+            Error::Unavailable { why, cause } => Error::Unavailable {
+                why: *why,
+                cause: cause.to_string().into(),
+            },
         }
     }
 
@@ -82,6 +145,7 @@ impl Error {
             Error::Operation(OperationError::WrongState { .. }) => "wrong_state",
             Error::Operation(OperationError::TaskFinished(_)) => "task_finished",
             Error::Database(_) => "internal",
+            Error::Unavailable { .. } => "unavailable",
         }
     }
 }
@@ -108,6 +172,28 @@ fn advice(hint: Option<&str>, did_you_mean: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unavailable_keeps_its_reason_when_duplicated_and_hides_its_cause() {
+        let error = Error::Unavailable {
+            why: Unavailability::CommitUnknown,
+            cause: "server closed the connection unexpectedly".into(),
+        };
+        let copy = error.duplicate();
+        assert!(matches!(
+            copy,
+            Error::Unavailable {
+                why: Unavailability::CommitUnknown,
+                ..
+            }
+        ));
+        assert_eq!(copy.code(), "unavailable");
+        assert!(!copy.to_string().contains("server closed"));
+        assert!(
+            copy.to_string()
+                .contains("may or may not have taken effect")
+        );
+    }
 
     #[test]
     fn not_found_names_the_near_names_and_the_hint() {

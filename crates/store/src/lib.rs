@@ -7,6 +7,7 @@
 //! together or not at all. The graph logic itself lives in
 //! [`tasker_model::TaskRun`]; a backend loads, applies and writes.
 
+mod cluster;
 mod error;
 mod observer;
 mod params;
@@ -20,7 +21,10 @@ use tasker_model::{
 };
 use uuid::Uuid;
 
-pub use error::Error;
+pub use cluster::{
+    ClusterLeader, ClusterNode, ClusterWorker, LeaderElect, Leadership, Node, NodeRegistration,
+};
+pub use error::{Error, Unavailability};
 pub use observer::{AttemptOutcome, Event, Observer, RetryReason};
 pub use params::*;
 
@@ -31,7 +35,11 @@ pub trait Store: Send + Sync + 'static {
     /// Applies migrations and installs the queue machinery. Idempotent.
     async fn migrate(&self) -> Result<()>;
 
-    /// What `/ready` reports: migrations applied, queues installed, default namespace.
+    /// What `/ready` reports: database reachable, migrations applied,
+    /// queues installed, default namespace. Answered from the backend's
+    /// last periodic check: it never waits on the database (except for the
+    /// very first check of a new store), so probes answer at once during an
+    /// outage.
     async fn readiness(&self) -> Result<Readiness>;
 
     /// Creates a namespace and its queue; `created` is false when it existed.
@@ -115,6 +123,32 @@ pub trait Store: Send + Sync + 'static {
     async fn worker_get(&self, worker_id: &str, within: Duration) -> Result<Option<Worker>>;
     /// Workers seen within `within`, most recent first.
     async fn worker_list(&self, within: Duration) -> Result<Vec<Worker>>;
+    /// Per worker, the steps running under a lease it holds. Read for the
+    /// cluster view: it reads the queues' hidden messages, never every step.
+    async fn worker_in_flight(&self) -> Result<std::collections::HashMap<String, u64>>;
+
+    /// Records this node (or refreshes its record) with a heartbeat at the
+    /// database's now.
+    async fn node_heartbeat(&self, node: &NodeRegistration) -> Result<Node>;
+    /// Nodes whose last heartbeat is within `within`, by id.
+    async fn node_list(&self, within: Duration) -> Result<Vec<Node>>;
+    /// Removes a node's record (a node stopping gracefully).
+    async fn node_delete(&self, node_id: &str) -> Result<()>;
+    /// Removes the records of nodes not heard from for `older_than`;
+    /// returns how many. Safe to run on several nodes at once.
+    async fn node_delete_stale(&self, older_than: Duration) -> Result<u64>;
+
+    /// Takes the lease of `elect.name` when it is free, expired or already
+    /// `elect.node_id`'s (renewing it), in one conditional statement, and
+    /// returns the lease as it stands after the attempt: the caller leads
+    /// when it is the holder. `None` only when the lease is being created
+    /// by another node at this very moment.
+    async fn leader_attempt_elect(&self, elect: &LeaderElect) -> Result<Option<Leadership>>;
+    /// Ends `node_id`'s lease of `name` now, so that another node may take
+    /// it at once; returns false when `node_id` did not hold it.
+    async fn leader_resign(&self, name: &str, node_id: &str) -> Result<bool>;
+    /// The lease of `name`, live or expired, if anyone ever held it.
+    async fn leader_get(&self, name: &str) -> Result<Option<Leadership>>;
 
     /// Per namespace, the queue's ready, leased and delayed work. Read at
     /// metrics scrape time, so it must stay cheap: it may read queue rows,

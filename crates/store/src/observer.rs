@@ -29,17 +29,22 @@ pub enum Event {
     /// A lease ran out without a result or heartbeat.
     LeaseExpired { namespace: String },
     /// The database aborted a transaction to break a deadlock or a
-    /// serialization conflict, and the backend ran it again. Each one is
-    /// latency (a deadlock costs `deadlock_timeout`, a second by default)
-    /// and, with one lock order everywhere, should not happen.
+    /// serialization conflict, or the connection it ran on was lost before
+    /// anything was committed, and the backend ran it again. A deadlock is
+    /// latency (it costs `deadlock_timeout`, a second by default) and, with
+    /// one lock order everywhere, should not happen; a lost connection is a
+    /// killed backend or a database restart.
     TransactionRetried { reason: RetryReason },
 }
 
-/// Why the database aborted a transaction that was then retried.
+/// Why a transaction was run again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryReason {
     Deadlock,
     SerializationFailure,
+    /// Its connection was lost (a killed backend, a restart) before COMMIT
+    /// was sent; run once more on a fresh connection.
+    ConnectionLost,
 }
 
 impl RetryReason {
@@ -47,6 +52,7 @@ impl RetryReason {
         match self {
             RetryReason::Deadlock => "deadlock",
             RetryReason::SerializationFailure => "serialization_failure",
+            RetryReason::ConnectionLost => "connection_lost",
         }
     }
 }

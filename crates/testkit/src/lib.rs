@@ -24,7 +24,16 @@
 //! 3. Neither: an error saying to set `TASKER_TEST_DATABASE_URL` or install the
 //!    server binaries (`scripts/test` installs them).
 //!
+//! Besides: [`LocalServer`], a PostgreSQL server of one's own in a given
+//! directory that its owner stops and starts (a local cluster's database, a
+//! test of a database restart), and [`process`], child processes for
+//! process-level tests.
+//!
 //! The server must be PostgreSQL 13 or newer (`DROP DATABASE .. WITH (FORCE)`).
+//!
+//! [`TcpProxy`] sits between a node and the server, so that a test can cut
+//! the database away (and restore it) without stopping a server that other
+//! tests share.
 //!
 //! This crate is for tests only: it creates and drops databases on the
 //! server it is given, and the throwaway server runs with `fsync=off`. It must
@@ -32,12 +41,17 @@
 
 mod admin_connection;
 mod database_url;
+mod local_server;
+pub mod process;
 mod server;
 mod server_binaries;
 mod server_user;
+mod tcp_proxy;
 mod template_database;
 mod test_database;
 mod throwaway_server;
 
+pub use local_server::LocalServer;
 pub use server::server_url;
+pub use tcp_proxy::TcpProxy;
 pub use test_database::TestDatabase;

@@ -41,7 +41,7 @@ use anyhow::{Context as _, bail};
 use crate::server_binaries::ServerBinaries;
 use crate::server_user::{ServerUser, current_uid};
 
-const NO_SERVER: &str = "no PostgreSQL server for the tests: TASKER_TEST_DATABASE_URL and DATABASE_URL are unset, \
+pub(crate) const NO_SERVER: &str = "no PostgreSQL server for the tests: TASKER_TEST_DATABASE_URL and DATABASE_URL are unset, \
      and no PostgreSQL server binaries (initdb, pg_ctl) were found on PATH or in /usr/lib/postgresql/<version>/bin. \
      Set TASKER_TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres) or install the PostgreSQL \
      server (Debian/Ubuntu: apt-get install postgresql); scripts/test installs it when missing";
@@ -95,8 +95,8 @@ fn admin_url(port: u16) -> String {
 
 /// The per-user directory of the throwaway server, and who runs it.
 #[derive(Debug)]
-struct ServerHome {
-    dir: PathBuf,
+pub(crate) struct ServerHome {
+    pub(crate) dir: PathBuf,
     /// The account the server's commands run as; `None`: this process's own.
     run_as: Option<ServerUser>,
 }
@@ -118,6 +118,47 @@ impl ServerHome {
             );
         }
         Ok(ServerHome { dir, run_as: None })
+    }
+
+    /// A server directory of its own at `dir` (a local cluster's, or a test's
+    /// that stops and starts its server): created if needed; as root, given
+    /// to the server's user, whose must be able to reach it.
+    pub(crate) fn at(dir: &Path) -> anyhow::Result<ServerHome> {
+        let meta = create_private_dir(dir)?;
+        let dir = &fs::canonicalize(dir)
+            .with_context(|| format!("could not resolve {}", dir.display()))?;
+        let uid = current_uid()?;
+        if uid != 0 {
+            return Ok(ServerHome {
+                dir: dir.to_owned(),
+                run_as: None,
+            });
+        }
+        let user = ServerUser::candidates()
+            .into_iter()
+            .find(|user| user.uid == meta.uid())
+            .map_or_else(ServerUser::find_or_create, Ok)?;
+        if let Some(parent) = dir.parent() {
+            let blocked = parent
+                .ancestors()
+                .filter(|a| !a.as_os_str().is_empty())
+                .find(|a| fs::metadata(a).is_ok_and(|meta| meta.mode() & 0o001 == 0));
+            if let Some(blocked) = blocked {
+                bail!(
+                    "PostgreSQL runs as user {} (it refuses to run as root), who cannot reach {}: \
+                     make {} traversable by others (chmod o+x) or choose a directory elsewhere",
+                    user.name,
+                    dir.display(),
+                    blocked.display()
+                );
+            }
+        }
+        std::os::unix::fs::chown(dir, Some(user.uid), Some(user.gid))
+            .with_context(|| format!("could not give {} to user {}", dir.display(), user.name))?;
+        Ok(ServerHome {
+            dir: dir.to_owned(),
+            run_as: Some(user),
+        })
     }
 
     fn prepare_for_root() -> anyhow::Result<ServerHome> {
@@ -150,7 +191,7 @@ impl ServerHome {
         })
     }
 
-    fn data(&self) -> PathBuf {
+    pub(crate) fn data(&self) -> PathBuf {
         self.dir.join("data")
     }
 
@@ -191,14 +232,14 @@ impl ServerHome {
     }
 
     /// The port the running server wrote on line 4 of `postmaster.pid`.
-    fn postmaster_port(&self) -> Option<u16> {
+    pub(crate) fn postmaster_port(&self) -> Option<u16> {
         let pid_file = fs::read_to_string(self.data().join("postmaster.pid")).ok()?;
         pid_file.lines().nth(3)?.trim().parse().ok()
     }
 
     /// Starts the server, making its data directory first when it is missing,
     /// from another major version, or will not start.
-    fn start(&self, binaries: &ServerBinaries) -> anyhow::Result<u16> {
+    pub(crate) fn start(&self, binaries: &ServerBinaries) -> anyhow::Result<u16> {
         let version = fs::read_to_string(self.data().join("PG_VERSION")).ok();
         let initialised = version.is_some_and(|version| version.trim() == binaries.major);
         if !initialised {
@@ -215,7 +256,7 @@ impl ServerHome {
         })
     }
 
-    fn initdb(&self, binaries: &ServerBinaries) -> anyhow::Result<()> {
+    pub(crate) fn initdb(&self, binaries: &ServerBinaries) -> anyhow::Result<()> {
         let data = self.data();
         if data.exists() {
             self.stop(binaries);
@@ -268,24 +309,10 @@ impl ServerHome {
         // before the server binds it: then try another.
         for _ in 0..3 {
             let port = free_port()?;
-            let output = self
-                .command(&binaries.pg_ctl())
-                .args(["start", "-w", "-t", START_TIMEOUT_SECS, "-D"])
-                .arg(self.data())
-                .arg("-l")
-                .arg(self.dir.join("server.log"))
-                .arg("-o")
-                .arg(format!("-p {port}"))
-                .output()
-                .context("could not run pg_ctl")?;
-            if output.status.success() {
-                let port_file = self.dir.join("port");
-                fs::write(&port_file, format!("{port}\n"))
-                    .with_context(|| format!("could not write {}", port_file.display()))?;
-                return Ok(port);
+            match self.start_on_port(binaries, port) {
+                Ok(()) => return Ok(port),
+                Err(failure) => failures.push(format!("port {port}: {failure:#}")),
             }
-            failures.push(format!("port {port}: {}", describe(&output)));
-            self.stop(binaries);
         }
         bail!(
             "could not start PostgreSQL from {}: {}\nlast lines of {}:\n{}",
@@ -293,6 +320,58 @@ impl ServerHome {
             failures.join("; "),
             self.dir.join("server.log").display(),
             log_tail(&self.dir.join("server.log")),
+        )
+    }
+
+    /// Starts the (initialised) server on `port`, waiting until it accepts
+    /// connections; on failure it is stopped again.
+    pub(crate) fn start_on_port(&self, binaries: &ServerBinaries, port: u16) -> anyhow::Result<()> {
+        let output = self
+            .command(&binaries.pg_ctl())
+            .args(["start", "-w", "-t", START_TIMEOUT_SECS, "-D"])
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .arg("-o")
+            .arg(format!("-p {port}"))
+            .output()
+            .context("could not run pg_ctl")?;
+        if output.status.success() {
+            let port_file = self.dir.join("port");
+            fs::write(&port_file, format!("{port}\n"))
+                .with_context(|| format!("could not write {}", port_file.display()))?;
+            return Ok(());
+        }
+        self.stop(binaries);
+        bail!("{}", describe(&output))
+    }
+
+    /// Whether a server runs from this directory (`pg_ctl status`).
+    pub(crate) fn is_running(&self, binaries: &ServerBinaries) -> bool {
+        self.command(&binaries.pg_ctl())
+            .arg("status")
+            .arg("-D")
+            .arg(self.data())
+            .output()
+            .is_ok_and(|output| output.status.success())
+    }
+
+    /// Stops a server running from this directory with a fast shutdown
+    /// (clients disconnected, no crash recovery needed at the next start).
+    pub(crate) fn stop_fast(&self, binaries: &ServerBinaries) -> anyhow::Result<()> {
+        let output = self
+            .command(&binaries.pg_ctl())
+            .args(["stop", "-m", "fast", "-w", "-D"])
+            .arg(self.data())
+            .output()
+            .context("could not run pg_ctl")?;
+        if output.status.success() || !self.is_running(binaries) {
+            return Ok(());
+        }
+        bail!(
+            "pg_ctl stop {}: {}",
+            self.data().display(),
+            describe(&output)
         )
     }
 

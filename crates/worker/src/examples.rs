@@ -34,13 +34,22 @@
 //! The order is: sleep, panic, permanent failure, counted failures, work.
 //! Example: `{"even_number": 2, "fail_times": {"step_2": 2}, "sleep_ms":
 //! {"step_3": 500}}` completes after `step_2` failed twice.
+//!
+//! # Recording executions
+//!
+//! [`register_examples_recording`] appends one line per handler execution to
+//! an [`ExecutionLog`] file (before the injected behaviour), so that a test
+//! can count how often each step's handler ran, across worker processes
+//! sharing the file, and compare that with the accepted results.
 
 mod diamond;
+mod execution_log;
 mod linear;
 mod mixed_dag;
 mod orders;
 mod tree;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -77,22 +86,46 @@ pub fn handler_names() -> Vec<&'static str> {
     bodies().into_iter().map(|(name, _)| name).collect()
 }
 
+pub use execution_log::{Execution, ExecutionLog};
+
 /// Adds every example handler to `builder`. Poll [`NAMESPACES`] to run the
 /// example templates.
 pub fn register_examples(builder: WorkerBuilder) -> WorkerBuilder {
+    register(builder, None)
+}
+
+/// [`register_examples`], each handler first recording its execution in `log`.
+pub fn register_examples_recording(builder: WorkerBuilder, log: ExecutionLog) -> WorkerBuilder {
+    register(builder, Some(Arc::new(log)))
+}
+
+fn register(builder: WorkerBuilder, log: Option<Arc<ExecutionLog>>) -> WorkerBuilder {
     bodies().into_iter().fold(builder, |builder, (name, body)| {
-        builder.handler(name, Example { body })
+        builder.handler(
+            name,
+            Example {
+                body,
+                log: log.clone(),
+            },
+        )
     })
 }
 
-/// An example handler: injected behaviour, then its body.
+/// An example handler: its execution recorded (when asked), injected
+/// behaviour, then its body.
 struct Example {
     body: Body,
+    log: Option<Arc<ExecutionLog>>,
 }
 
 #[async_trait]
 impl Handler for Example {
     async fn run(&self, ctx: StepContext) -> Result<Value, HandlerError> {
+        if let Some(log) = &self.log {
+            log.record(&ctx).map_err(|e| {
+                HandlerError::retryable(format!("could not record the execution: {e}"))
+            })?;
+        }
         obey_context(&ctx).await?;
         (self.body)(&ctx)
     }

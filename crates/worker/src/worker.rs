@@ -248,7 +248,7 @@ impl Worker {
         Ok(())
     }
 
-    /// Registers, retrying with backoff while the server is unavailable.
+    /// Registers, retrying with backoff through transport errors and 5xx.
     async fn register(
         &self,
         registration: &WorkerRegistration,
@@ -257,7 +257,10 @@ impl Worker {
         loop {
             match self.client.worker_register(registration).await {
                 Ok(reply) => return Ok(reply),
-                Err(error) if error.is_unavailable() => {
+                // Any 5xx too: a node whose database is down answers 503
+                // `unavailable`, and an unexpected fault 500; registering
+                // again is always safe.
+                Err(error) if error.is_retryable() => {
                     failures = failures.saturating_add(1);
                     let delay = self.backoff.next_delay(failures);
                     tracing::warn!(

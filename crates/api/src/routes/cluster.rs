@@ -1,11 +1,13 @@
-//! `GET /v1/cluster`: this node and the workers heard from recently.
+//! `GET /v1/cluster`: the answering node, the live nodes with the leader
+//! marked and version skew flagged, and the live workers with their steps
+//! in flight.
 
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tasker_store::Worker;
+use tasker_store::{ClusterLeader, ClusterNode, ClusterWorker};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
@@ -18,22 +20,31 @@ pub struct Cluster {
     pub version: String,
     pub started_at: DateTime<Utc>,
     pub uptime_seconds: u64,
+    /// The node holding the leadership lease, or `null` when none holds a
+    /// live one (during a failover).
+    pub leader: Option<ClusterLeader>,
+    /// Nodes whose last heartbeat is within `cluster.node_timeout`, by id.
+    pub nodes: Vec<ClusterNode>,
     /// Workers heard from within the liveness window, most recent first.
-    pub workers: Vec<Worker>,
+    pub workers: Vec<ClusterWorker>,
 }
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/cluster", get(cluster))
 }
 
-/// This node and the live workers.
+/// The cluster: nodes, leader and live workers.
 ///
-/// The answering node's id, version and uptime, and the workers heard from
-/// within the liveness window.
+/// The answering node's id, version and uptime; the live nodes (heartbeat
+/// within `cluster.node_timeout`), each marked `leader` when it holds the
+/// leadership lease and `version_skew` when its version differs from the
+/// one most live nodes run (a tie goes to the leader's version); the leader
+/// with its term; and the workers heard from within the liveness window,
+/// each with the number of steps running under its leases.
 #[utoipa::path(get, operation_id = "cluster_get", path = "/v1/cluster", tag = "cluster", security(("bearer" = [])),
     responses((status = 200, body = Cluster), (status = 401, body = crate::dto::ErrorBody)))]
 pub async fn cluster(State(state): State<AppState>) -> Result<Json<Cluster>, ApiError> {
-    let workers = state.engine.worker_list().await?;
+    let view = state.engine.cluster_view().await?;
     let config = &state.config;
     let uptime = (Utc::now() - config.started_at).num_seconds().max(0) as u64;
     Ok(Json(Cluster {
@@ -41,6 +52,8 @@ pub async fn cluster(State(state): State<AppState>) -> Result<Json<Cluster>, Api
         version: config.version.clone(),
         started_at: config.started_at,
         uptime_seconds: uptime,
-        workers,
+        leader: view.leader,
+        nodes: view.nodes,
+        workers: view.workers,
     }))
 }

@@ -1,5 +1,12 @@
 //! `GET /health` and `GET /ready`: open to everyone (load balancers and
 //! orchestrators call them without a token).
+//!
+//! Neither ever waits on the database: both answer from the store's last
+//! periodic check (`database.health_check_interval`), so they answer at
+//! once during an outage. Liveness (`/health`) must never depend on the
+//! database, or an orchestrator would restart every node while the database
+//! is down; readiness (`/ready`) does, so that a load balancer stops sending
+//! such a node work.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,9 +19,12 @@ use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`, or `unavailable` when the database cannot be reached.
+    /// `ok`, or `degraded` while the last database check failed; the
+    /// process is alive either way.
     #[schema(example = "ok")]
     pub status: &'static str,
+    /// Whether the last database check (at most one check interval ago)
+    /// reached the database. Information only: liveness does not depend on it.
     pub database: bool,
 }
 
@@ -41,34 +51,34 @@ pub fn router() -> Router<AppState> {
         .route("/ready", get(ready))
 }
 
-/// Process and database up.
+/// The process is alive.
+///
+/// Always 200 while the process serves; `database` reports the last
+/// database check without waiting on the database.
 #[utoipa::path(get, operation_id = "health", path = "/health", tag = "probes", responses(
-    (status = 200, description = "Up", body = Health),
-    (status = 503, description = "The database is unreachable", body = Health)))]
+    (status = 200, description = "Alive (`status` is `degraded` while the database is unreachable)", body = Health)))]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    // Cached: the readiness of the last check, never a database round trip.
     let database = match state.engine.readiness().await {
         Ok(readiness) => readiness.database,
         Err(e) => {
-            tracing::warn!(error = %e, "health: database check failed");
+            tracing::warn!(error = %e, "health: reading the database state failed");
             false
         }
     };
-    let status = if database {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
     let body = Health {
-        status: if database { "ok" } else { "unavailable" },
+        status: if database { "ok" } else { "degraded" },
         database,
     };
-    (status, Json(body))
+    (StatusCode::OK, Json(body))
 }
 
 /// Whether this node should receive traffic.
 ///
-/// Migrations applied, queues installed, default namespace present, and not
-/// shutting down.
+/// Database reachable, migrations applied, queues installed, default
+/// namespace present, and not shutting down. Answered from the last database
+/// check (at most `database.health_check_interval` old), never waiting on the
+/// database: 503 at once while it is unreachable.
 #[utoipa::path(get, operation_id = "ready", path = "/ready", tag = "probes", responses(
     (status = 200, description = "Ready to serve", body = Ready),
     (status = 503, description = "Not ready; `checks` says why", body = Ready)))]
@@ -81,7 +91,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
             default_namespace: r.default_namespace,
         },
         Err(e) => {
-            tracing::warn!(error = %e, "ready: database check failed");
+            tracing::warn!(error = %e, "ready: reading the database state failed");
             ReadyChecks {
                 database: false,
                 migrations_applied: false,

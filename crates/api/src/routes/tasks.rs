@@ -193,8 +193,8 @@ pub async fn create(
 /// or with the error a single create would have returned: a bad item fails
 /// alone. Items sharing an idempotency key are one task: the first creates
 /// it, the next get it back when template and context match, else
-/// `idempotency_conflict`. A database error fails the whole request (500)
-/// and creates nothing.
+/// `idempotency_conflict`. A database error fails the whole request (500,
+/// or 503 `unavailable`) and creates nothing.
 #[utoipa::path(post, operation_id = "task_create_batch", path = "/v1/tasks/batch", tag = "tasks", security(("bearer" = [])),
     request_body = TaskCreateBatch,
     responses(

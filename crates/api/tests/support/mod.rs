@@ -79,6 +79,7 @@ pub fn small_pool() -> PoolConfig {
         max_connections: 8,
         min_connections: 0,
         acquire_timeout: Duration::from_secs(30),
+        ..PoolConfig::default()
     }
 }
 

@@ -3,6 +3,7 @@
 //! prints the outcome.
 
 mod bench;
+mod cluster;
 mod config_show;
 mod migrate;
 mod namespace;
@@ -37,6 +38,7 @@ pub async fn run(command: Command) -> anyhow::Result<Status> {
         Command::Worker {
             action: WorkerCommand::Run(action),
         } => worker::run(action).await,
+        Command::Cluster { action } => cluster::run(action).await,
         Command::Bench(args) => bench::run(&args).await,
         Command::BenchWorker(args) => bench::run_worker(&args).await,
     }

@@ -1,11 +1,14 @@
 //! `tasker server`: one node. Start-up order matters: configuration first
 //! (a bad value stops everything before any connection is made), then the
-//! database and its migrations, then the notifier, and only then the
-//! listener, so that a node never accepts requests it cannot serve.
+//! database and its migrations, then the notifier, then the listener, and
+//! only once it is bound (its address is what the node advertises) the
+//! node's registry record and its bid for leadership, so that a node never
+//! accepts requests it cannot serve.
 //!
 //! Shutdown on SIGTERM or ctrl-c: stop accepting, end long-polls at once,
-//! let requests in flight finish within `server.shutdown_grace`, stop the
-//! notifier, close the pool.
+//! let requests in flight finish within `server.shutdown_grace`, leave the
+//! cluster (resign the leadership so another node takes over at once,
+//! delete the registry record), stop the notifier, close the pool.
 
 use std::io::IsTerminal as _;
 use std::sync::Arc;
@@ -13,7 +16,7 @@ use std::sync::Arc;
 use tasker_api::{ApiConfig, AppState, PoolStats};
 use tasker_engine::Engine;
 use tasker_postgres::Notifier;
-use tasker_store::Store;
+use tasker_store::{NodeRegistration, Store};
 use tokio::net::TcpListener;
 
 use super::store_connection::connect_store;
@@ -37,9 +40,11 @@ pub async fn run(args: &ServerArgs) -> anyhow::Result<Status> {
     let local = engine.waiters().clone();
     store.set_local_wake(Arc::new(move |namespace| local.wake(namespace)));
     let waiters = engine.waiters().clone();
-    let notifier = Notifier::start(
+    let elections = engine.clone();
+    let notifier = Notifier::start_with_leadership(
         config.database.url.clone(),
         Arc::new(move |namespace| waiters.wake(namespace)),
+        Arc::new(move || elections.leadership_wake()),
     );
 
     let api_config = api_config(&config, &engine_config);
@@ -47,6 +52,14 @@ pub async fn run(args: &ServerArgs) -> anyhow::Result<Status> {
         .validate(&engine_config)
         .map_err(|e| Failure::usage(e.to_string()))?;
     let pool = store.pool().clone();
+    let node = NodeRegistration {
+        node_id: api_config.node_id.clone(),
+        version: api_config.version.clone(),
+        address: String::new(),
+        pid: std::process::id(),
+        started_at: api_config.started_at,
+    };
+    let cluster = engine.clone();
     let state = AppState::new(engine, api_config).with_pool_stats(move || {
         let idle = pool.num_idle() as u64;
         PoolStats {
@@ -61,14 +74,25 @@ pub async fn run(args: &ServerArgs) -> anyhow::Result<Status> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.listen))?;
     let address = listener.local_addr()?;
+    let node = NodeRegistration {
+        address: config.advertise_address(address),
+        ..node
+    };
+    cluster
+        .cluster_start(node, config.cluster_config(), Vec::new())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot record this node in the node registry: {e}"))?;
+
     // On stdout, so that whoever started the node (a script, a test asking
-    // for port 0) learns where it listens.
+    // for port 0) learns where it listens; by then the node is in the
+    // node registry.
     emit(&format!(
         "listening on http://{address} (node {})\n",
         config.server.node_id
     ))?;
 
     let status = serve(listener, state, &config).await;
+    cluster.cluster_stop().await;
     notifier.stop();
     store.pool().close().await;
     status

@@ -17,6 +17,7 @@ pub async fn run(action: WorkerAction) -> anyhow::Result<Status> {
         concurrency,
         worker_id,
         shutdown_grace,
+        record_executions,
         client: args,
     } = action;
     init_logging();
@@ -25,7 +26,17 @@ pub async fn run(action: WorkerAction) -> anyhow::Result<Status> {
     } else {
         namespaces
     };
-    let mut builder = examples::register_examples(Worker::builder(client(&args)?))
+    let builder = Worker::builder(client(&args)?);
+    let builder = match &record_executions {
+        None => examples::register_examples(builder),
+        Some(path) => {
+            let log = examples::ExecutionLog::open(path).map_err(|e| {
+                Failure::usage(format!("--record-executions {}: {e}", path.display()))
+            })?;
+            examples::register_examples_recording(builder, log)
+        }
+    };
+    let mut builder = builder
         .namespaces(namespaces)
         .concurrency(concurrency)
         .shutdown_grace(shutdown_grace.as_duration());

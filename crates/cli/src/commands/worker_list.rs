@@ -10,9 +10,11 @@ use crate::output::{Coverage, emit, emit_json, handlers_summarized, worker_table
 use crate::status::Status;
 
 pub async fn run(args: &ClientArgs) -> anyhow::Result<Status> {
-    let workers = client(args)?.cluster().await?.workers;
+    let live = client(args)?.cluster().await?.workers;
+    let workers: Vec<Worker> = live.iter().map(|w| w.worker.clone()).collect();
     match args.output {
-        Output::Json => emit_json(&workers)?,
+        // With each worker's steps in flight.
+        Output::Json => emit_json(&live)?,
         Output::Text if workers.is_empty() => {
             eprintln!("no live workers: none has polled or heartbeated recently")
         }
@@ -30,7 +32,11 @@ pub async fn run(args: &ClientArgs) -> anyhow::Result<Status> {
 /// (a token without the right role, an older server): warnings are then
 /// left out, never turned into a failure.
 pub async fn live_workers(client: &Client) -> Option<Vec<Worker>> {
-    client.cluster().await.ok().map(|c| c.workers)
+    client
+        .cluster()
+        .await
+        .ok()
+        .map(|c| c.workers.into_iter().map(|w| w.worker).collect())
 }
 
 /// Warns on stderr about the steps (name, handler) of `namespace` that no

@@ -29,6 +29,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub engine: EngineSection,
+    pub cluster: ClusterSection,
     pub auth: AuthConfig,
     pub log: LogConfig,
 }
@@ -60,8 +61,16 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// Connections the pool keeps open when idle. Default 1.
     pub min_connections: u32,
-    /// Longest wait for a free connection before a request fails. Default `10s`.
+    /// Longest wait for a free connection before a request fails (503
+    /// `unavailable`). Default `10s`.
     pub acquire_timeout: HumanDuration,
+    /// How often the node checks that the database is reachable, on a
+    /// connection of its own; `/ready` answers from the last check, and while
+    /// it failed requests are refused at once. Default `1s`.
+    pub health_check_interval: HumanDuration,
+    /// How long one such check may take before the database counts as
+    /// unreachable. Default `1s`.
+    pub health_check_timeout: HumanDuration,
 }
 
 /// `[engine]`: leases, payload limits and long-polling (see
@@ -84,6 +93,24 @@ pub struct EngineSection {
     pub max_poll_wait: HumanDuration,
     /// A worker not heard from for this long is no longer listed. Default `60s`.
     pub worker_liveness: HumanDuration,
+}
+
+/// `[cluster]`: this node's record in the node registry and the election
+/// of the leader (see [`tasker_engine::ClusterConfig`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// The URL other nodes and operators reach this node at, shown in
+    /// `GET /v1/cluster`. Default empty: `http://<address the listener bound>`.
+    pub advertise_address: String,
+    /// How often this node refreshes its registry record. Default `2s`.
+    pub node_heartbeat_interval: HumanDuration,
+    /// A node without a heartbeat for this long is no longer listed; its
+    /// record is deleted after ten times this. Default `10s`.
+    pub node_timeout: HumanDuration,
+    /// How long a leadership lease lasts; renewed every third of it. A dead
+    /// leader is replaced within about this long. Default `15s`.
+    pub leader_lease: HumanDuration,
 }
 
 /// `[auth]`: bearer tokens per role.
@@ -129,6 +156,7 @@ impl Default for Config {
     fn default() -> Self {
         let engine = tasker_engine::EngineConfig::default();
         let pool = tasker_postgres::PoolConfig::default();
+        let cluster = tasker_engine::ClusterConfig::default();
         Self {
             server: ServerConfig {
                 listen: "127.0.0.1:8080".into(),
@@ -141,6 +169,8 @@ impl Default for Config {
                 max_connections: pool.max_connections,
                 min_connections: pool.min_connections,
                 acquire_timeout: HumanDuration(pool.acquire_timeout),
+                health_check_interval: HumanDuration(pool.monitor.check_interval),
+                health_check_timeout: HumanDuration(pool.monitor.check_timeout),
             },
             engine: EngineSection {
                 lease_duration: HumanDuration(engine.lease_duration),
@@ -149,6 +179,12 @@ impl Default for Config {
                 poll_recheck_interval: HumanDuration(engine.poll_recheck_interval),
                 max_poll_wait: HumanDuration(engine.max_poll_wait),
                 worker_liveness: HumanDuration(engine.worker_liveness),
+            },
+            cluster: ClusterSection {
+                advertise_address: String::new(),
+                node_heartbeat_interval: HumanDuration(cluster.node_heartbeat_interval),
+                node_timeout: HumanDuration(cluster.node_timeout),
+                leader_lease: HumanDuration(cluster.leader_lease),
             },
             auth: AuthConfig {
                 enabled: true,
@@ -192,6 +228,25 @@ impl Config {
         }
     }
 
+    /// The node registry's and the election's settings.
+    pub fn cluster_config(&self) -> tasker_engine::ClusterConfig {
+        let c = &self.cluster;
+        tasker_engine::ClusterConfig {
+            node_heartbeat_interval: c.node_heartbeat_interval.as_duration(),
+            node_timeout: c.node_timeout.as_duration(),
+            leader_lease: c.leader_lease.as_duration(),
+        }
+    }
+
+    /// The URL this node advertises: `cluster.advertise_address`, or
+    /// `http://<bound>` when it is empty.
+    pub fn advertise_address(&self, bound: std::net::SocketAddr) -> String {
+        match self.cluster.advertise_address.as_str() {
+            "" => format!("http://{bound}"),
+            configured => configured.trim_end_matches('/').to_owned(),
+        }
+    }
+
     /// The connection pool's settings.
     pub fn pool_config(&self) -> tasker_postgres::PoolConfig {
         let d = &self.database;
@@ -199,6 +254,10 @@ impl Config {
             max_connections: d.max_connections,
             min_connections: d.min_connections,
             acquire_timeout: d.acquire_timeout.as_duration(),
+            monitor: tasker_postgres::MonitorConfig {
+                check_interval: d.health_check_interval.as_duration(),
+                check_timeout: d.health_check_timeout.as_duration(),
+            },
         }
     }
 
@@ -219,7 +278,7 @@ impl Config {
 }
 
 /// `scheme://user:secret@host/db` → `scheme://user:<hidden>@host/db`.
-fn redact_url_password(url: &str, hidden: &str) -> String {
+pub(crate) fn redact_url_password(url: &str, hidden: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();
     };

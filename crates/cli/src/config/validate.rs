@@ -69,6 +69,7 @@ impl Config {
         self.validate_server(&mut issues);
         self.validate_database(&mut issues);
         self.validate_engine(&mut issues);
+        self.validate_cluster(&mut issues);
         self.validate_auth(&mut issues);
         self.validate_log(&mut issues);
         issues.0
@@ -125,6 +126,13 @@ impl Config {
             d.acquire_timeout,
             Duration::from_millis(100),
         );
+        for (key, value) in [
+            ("database.health_check_interval", d.health_check_interval),
+            ("database.health_check_timeout", d.health_check_timeout),
+        ] {
+            issues.at_least(key, value, Duration::from_millis(50));
+            issues.at_most(key, value, Duration::from_secs(60));
+        }
     }
 
     fn validate_engine(&self, issues: &mut Issues) {
@@ -169,6 +177,52 @@ impl Config {
             "engine.worker_liveness",
             e.worker_liveness,
             Duration::from_secs(1),
+        );
+    }
+
+    fn validate_cluster(&self, issues: &mut Issues) {
+        let c = &self.cluster;
+        let address = &c.advertise_address;
+        if !address.is_empty()
+            && (!(address.starts_with("http://") || address.starts_with("https://"))
+                || address.contains(char::is_whitespace)
+                || address.len() <= "https://".len())
+        {
+            issues.push(
+                "cluster.advertise_address",
+                format!(
+                    "\"{address}\" must be a URL like \"http://10.0.0.5:8080\", or empty for http://<listen address>"
+                ),
+            );
+        }
+        issues.at_least(
+            "cluster.node_heartbeat_interval",
+            c.node_heartbeat_interval,
+            Duration::from_millis(100),
+        );
+        issues.at_most(
+            "cluster.node_heartbeat_interval",
+            c.node_heartbeat_interval,
+            Duration::from_secs(600),
+        );
+        if c.node_timeout.as_duration() < c.node_heartbeat_interval.as_duration() * 2 {
+            issues.push(
+                "cluster.node_timeout",
+                format!(
+                    "\"{}\" must be at least twice cluster.node_heartbeat_interval ({}), or live nodes would drop out between two heartbeats",
+                    c.node_timeout, c.node_heartbeat_interval
+                ),
+            );
+        }
+        issues.at_least(
+            "cluster.leader_lease",
+            c.leader_lease,
+            Duration::from_secs(1),
+        );
+        issues.at_most(
+            "cluster.leader_lease",
+            c.leader_lease,
+            Duration::from_secs(3600),
         );
     }
 
@@ -329,6 +383,8 @@ mod tests {
         config.database.max_connections = 2;
         config.database.min_connections = 3;
         config.database.acquire_timeout = HumanDuration::parse("0s").unwrap();
+        config.database.health_check_interval = HumanDuration::parse("10ms").unwrap();
+        config.database.health_check_timeout = HumanDuration::parse("5m").unwrap();
         config.engine.max_claim_batch = 0;
         config.engine.poll_recheck_interval = HumanDuration::parse("1ms").unwrap();
         config.engine.max_poll_wait = HumanDuration::parse("1h").unwrap();
@@ -344,6 +400,8 @@ mod tests {
                 "database.url",
                 "database.min_connections",
                 "database.acquire_timeout",
+                "database.health_check_interval",
+                "database.health_check_timeout",
                 "engine.max_claim_batch",
                 "engine.poll_recheck_interval",
                 "engine.max_poll_wait",
@@ -351,6 +409,36 @@ mod tests {
                 "log.level",
             ]
         );
+    }
+
+    #[test]
+    fn cluster_settings_are_checked_each_by_its_key() {
+        let mut config = valid();
+        config.cluster.advertise_address = "10.0.0.5:8080".into();
+        config.cluster.node_heartbeat_interval = HumanDuration::parse("5s").unwrap();
+        config.cluster.node_timeout = HumanDuration::parse("6s").unwrap();
+        config.cluster.leader_lease = HumanDuration::parse("500ms").unwrap();
+        let issues = config.validate();
+        assert_eq!(
+            keys(&config),
+            [
+                "cluster.advertise_address",
+                "cluster.node_timeout",
+                "cluster.leader_lease"
+            ]
+        );
+        assert!(issues[1].message.contains("twice"), "{}", issues[1]);
+
+        let mut config = valid();
+        config.cluster.advertise_address = "https://tasker-a.internal:8443/".into();
+        assert_eq!(config.validate(), []);
+        let bound = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(
+            config.advertise_address(bound),
+            "https://tasker-a.internal:8443"
+        );
+        config.cluster.advertise_address = String::new();
+        assert_eq!(config.advertise_address(bound), "http://0.0.0.0:8080");
     }
 
     #[test]

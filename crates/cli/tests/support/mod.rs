@@ -1,15 +1,20 @@
-//! What the process-level tests of `scripts/dev`, the worker's shutdown and
-//! the first-workflow guide share: child processes whose output is collected
-//! line by line and echoed, a `tasker server` on port 0 whose address is read
-//! from its "listening on" line, and waiting on conditions.
+//! What the process-level tests of `scripts/dev`, the worker's shutdown, the
+//! first-workflow guide and the cluster suite share: the `tasker` binary with
+//! a clean environment, a `tasker server` on port 0 whose address is read
+//! from its "listening on" line, and (in `cluster`) a local cluster started
+//! with `tasker cluster up`. Child processes and waiting on conditions come
+//! from `tasker_testkit::process`.
 
 #![allow(dead_code)]
 
-use std::io::{BufRead as _, BufReader, Read};
+pub mod cluster;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+#[allow(unused_imports)]
+pub use tasker_testkit::process::{Process, listening_url, send_signal, wait_until};
 
 /// The repository's root: scripts, docs and templates are found from it.
 pub fn repo_root() -> PathBuf {
@@ -37,138 +42,6 @@ pub fn clean_env(command: &mut Command) {
     command.env_remove("RUST_LOG");
 }
 
-/// A child process whose stdout and stderr lines are collected (and echoed
-/// to the test's stderr), killed when dropped.
-pub struct Process {
-    pub child: Child,
-    name: String,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Process {
-    pub fn start(name: &str, command: &mut Command) -> Process {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        collect(name, stdout, lines.clone());
-        collect(name, stderr, lines.clone());
-        Process {
-            child,
-            name: name.to_owned(),
-            lines,
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Every line printed so far, stdout and stderr interleaved.
-    pub fn output(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    /// Waits for a line containing `marker` and returns it; fails when the
-    /// process exits first or `patience` runs out.
-    pub fn wait_for_line(&mut self, marker: &str, patience: Duration) -> String {
-        let deadline = Instant::now() + patience;
-        loop {
-            if let Some(line) = self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|line| line.contains(marker))
-            {
-                return line.clone();
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                // Let the readers catch up with the last lines.
-                std::thread::sleep(Duration::from_millis(100));
-                if let Some(line) = self
-                    .lines
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .find(|l| l.contains(marker))
-                {
-                    return line.clone();
-                }
-                panic!(
-                    "{} exited ({status}) without printing {marker:?}:\n{}",
-                    self.name,
-                    self.output()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} printed no {marker:?} within {patience:?}:\n{}",
-                self.name,
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits for the process to exit, failing after `patience`.
-    pub fn wait_exit(&mut self, patience: Duration) -> ExitStatus {
-        let deadline = Instant::now() + patience;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} still running after {patience:?}:\n{}",
-                self.name,
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Sends `signal` (e.g. "INT", "TERM") to the process.
-    pub fn signal(&self, signal: &str) {
-        send_signal(signal, &self.pid().to_string());
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            eprintln!("killing {}", self.name);
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// `kill -<signal> -- <target>`; a target `-<pgid>` signals a process group.
-pub fn send_signal(signal: &str, target: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{signal}"), "--", target])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{signal} {target} failed");
-}
-
-fn collect(name: &str, stream: impl Read + Send + 'static, lines: Arc<Mutex<Vec<String>>>) {
-    let name = name.to_owned();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            eprintln!("[{name}] {line}");
-            lines.lock().unwrap().push(line);
-        }
-    });
-}
-
 /// A `tasker server` on port 0 of `database_url`, auth off.
 pub struct Server {
     pub process: Process,
@@ -191,36 +64,6 @@ impl Server {
 
     pub fn client(&self) -> tasker_client::Client {
         tasker_client::Client::new(&self.url, None).expect("client")
-    }
-}
-
-/// The URL in a `listening on http://<address> ...` line, or in a line
-/// quoting such a URL.
-pub fn listening_url(line: &str) -> String {
-    let start = line
-        .find("http://")
-        .unwrap_or_else(|| panic!("no URL in {line:?}"));
-    line[start..]
-        .split_whitespace()
-        .next()
-        .expect("a URL")
-        .to_owned()
-}
-
-/// Polls `check` every 50 ms until it returns `Some`, failing with `what`
-/// after `patience`.
-pub async fn wait_until<T, F, Fut>(what: &str, patience: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + patience;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {patience:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -1,6 +1,8 @@
 //! Shared set-up for engine tests: a fresh migrated database per test.
 #![allow(dead_code)]
 
+pub mod silent_proxy;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,6 +49,7 @@ pub fn small_pool() -> PoolConfig {
         max_connections: 8,
         min_connections: 0,
         acquire_timeout: Duration::from_secs(30),
+        ..PoolConfig::default()
     }
 }
 

@@ -102,7 +102,7 @@ async fn run_template(file: &str, context: Value) -> Run {
                     claimed(&template, &step.name, attempt, &context, parents.clone()),
                     cancellation,
                 );
-                match (Example { body }).run(ctx).await {
+                match (Example { body, log: None }).run(ctx).await {
                     Ok(result) => {
                         run.results.insert(step.name.clone(), result);
                         break;
@@ -281,7 +281,7 @@ async fn sleep_ms_sleeps_and_stops_when_cancelled() {
         .find(|(name, _)| *name == "examples.diamond.start")
         .unwrap()
         .1;
-    let handler = Example { body };
+    let handler = Example { body, log: None };
 
     let started = tokio::time::Instant::now();
     let (_handle, cancellation) = Cancellation::new();
@@ -297,4 +297,42 @@ async fn sleep_ms_sleeps_and_stops_when_cancelled() {
     let error = running.await.unwrap().unwrap_err();
     assert_eq!(error.error_type(), "cancelled");
     assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_recording_handler_appends_one_line_per_execution_even_when_it_fails() {
+    let template = template("diamond.yaml");
+    let context = json!({"fail_times": {"start": 1}});
+    let body = bodies()
+        .into_iter()
+        .find(|(name, _)| *name == "examples.diamond.start")
+        .unwrap()
+        .1;
+    let path = std::env::temp_dir().join(format!("executions-{}.jsonl", uuid::Uuid::new_v4()));
+    let handler = Example {
+        body,
+        log: Some(Arc::new(ExecutionLog::open(&path).unwrap())),
+    };
+    for attempt in 1..=2 {
+        let (_handle, cancellation) = Cancellation::new();
+        let ctx = StepContext::new(
+            claimed(&template, "start", attempt, &context, Map::new()),
+            cancellation,
+        );
+        let outcome = handler.run(ctx).await;
+        assert_eq!(
+            outcome.is_ok(),
+            attempt == 2,
+            "attempt {attempt}: {outcome:?}"
+        );
+    }
+    let executions = ExecutionLog::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let attempts: Vec<u32> = executions.iter().map(|e| e.attempt).collect();
+    assert_eq!(attempts, [1, 2]);
+    assert!(
+        executions
+            .iter()
+            .all(|e| e.step == "start" && e.pid == std::process::id())
+    );
 }

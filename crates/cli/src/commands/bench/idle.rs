@@ -67,7 +67,7 @@ async fn measure(
         let live = cluster
             .workers
             .iter()
-            .filter(|w| w.namespaces.iter().any(|n| n == NAMESPACE))
+            .filter(|w| w.worker.namespaces.iter().any(|n| n == NAMESPACE))
             .count();
         progress.set(live as u64);
         if live >= workers {
