@@ -67,6 +67,7 @@ pub fn app(state: AppState) -> Router {
     let worker_plane = Router::new()
         .merge(routes::workers::router())
         .merge(routes::leases::router())
+        .merge(routes::step_reports::router())
         .route_layer(from_fn_with_state(
             Guard::new(state.authenticator(), Plane::Workers),
             auth::require,

@@ -7,7 +7,9 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{cluster, leases, namespaces, probes, steps, tasks, templates, workers};
+use crate::routes::{
+    cluster, leases, namespaces, probes, step_reports, steps, tasks, templates, workers,
+};
 use crate::{dto, metrics};
 
 #[derive(OpenApi)]
@@ -44,6 +46,7 @@ use crate::{dto, metrics};
         leases::complete,
         leases::fail,
         leases::release,
+        step_reports::report_many,
     ),
     components(schemas(
         dto::ErrorBody,
@@ -73,7 +76,7 @@ use crate::{dto, metrics};
         (name = "tasks", description = "Runs of a template"),
         (name = "steps", description = "A step by id; manual retry and resolution of steps"),
         (name = "workers", description = "Worker plane: register and long-poll for steps"),
-        (name = "leases", description = "Worker plane: heartbeat, complete, fail and release a claimed step"),
+        (name = "leases", description = "Worker plane: heartbeat, complete, fail and release a claimed step, one or many at a time"),
     )
 )]
 struct ApiDoc;

@@ -96,6 +96,8 @@ async fn every_request_body_example_is_accepted_by_its_route() {
             WORKER,
             StatusCode::CONFLICT,
         ),
+        // Answered 200, each made-up lease refused on its own.
+        ("POST", "/v1/steps/reports", WORKER, StatusCode::OK),
         ("POST", "/v1/tasks/{id}/cancel", ADMIN, StatusCode::OK),
         ("POST", "/v1/tasks/batch", ADMIN, StatusCode::OK),
     ] {
@@ -138,6 +140,14 @@ async fn every_request_body_example_is_accepted_by_its_route() {
             assert!(!results.is_empty(), "{key}: the example creates tasks");
             for result in results {
                 assert_eq!(result["created"], true, "{key}: {result}");
+            }
+        }
+        if path == "/v1/steps/reports" {
+            let results = reply.json()["results"].as_array().unwrap().clone();
+            assert!(results.len() > 1, "{key}: the example has several reports");
+            for result in results {
+                assert_eq!(result["status"], 409, "{key}: {result}");
+                assert_eq!(result["error"]["code"], "lease_mismatch", "{key}: {result}");
             }
         }
         if path == "/v1/workers/{worker_id}/poll" {

@@ -29,6 +29,7 @@
 mod error;
 mod namespaces;
 mod probes;
+mod step_reports;
 mod tasks;
 mod templates;
 mod worker_plane;
@@ -40,6 +41,7 @@ use serde::de::DeserializeOwned;
 
 pub use error::{Error, LEASE_LOST_CODES};
 pub use probes::{ClusterInfo, Health, Readiness, ReadinessChecks};
+pub use step_reports::{LeaseReport, LeaseReportAnswer};
 pub use tasker_store::NewTask;
 pub use tasks::TaskRefusal;
 pub use worker_plane::{FailReport, HeartbeatReply, NextRequest, RegisterReply};
@@ -47,8 +49,8 @@ pub use worker_plane::{FailReport, HeartbeatReply, NextRequest, RegisterReply};
 // The records the client returns, so callers need not depend on the crates
 // that define them.
 pub use tasker_model::{
-    ClaimedStep, Lease, Namespace, Recorded, Step, StepError, StepState, Task, TaskState,
-    TemplateRecord, Transition,
+    ClaimedStep, Lease, MAX_REPORTS_PER_REQUEST, Namespace, Recorded, Step, StepError, StepState,
+    Task, TaskState, TemplateRecord, Transition,
 };
 pub use tasker_store::{TaskFilter, TaskPage, Worker, WorkerRegistration};
 

@@ -114,7 +114,7 @@ struct CompleteReply {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum RecordedWire {
+pub(crate) enum RecordedWire {
     Applied,
     Duplicate,
 }

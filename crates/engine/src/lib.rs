@@ -18,6 +18,7 @@ mod ready_waiters;
 mod report_batcher;
 mod schema_cache;
 mod seen_workers;
+mod step_reports;
 mod task_create;
 mod worker_directory;
 
@@ -30,8 +31,8 @@ use tasker_model::{
     TemplateRecord, Transition,
 };
 use tasker_store::{
-    NextClaim, Readiness, ReportOutcome, StepClaim, StepCompletion, StepReport, Store, TaskFilter,
-    TaskPage, Worker, WorkerRegistration,
+    Readiness, ReportOutcome, StepClaim, StepCompletion, StepReport, Store, TaskFilter, TaskPage,
+    Worker, WorkerRegistration,
 };
 use uuid::Uuid;
 
@@ -44,6 +45,7 @@ pub use error::Error;
 pub use ready_waiters::ReadyWaiters;
 use schema_cache::SchemaCache;
 use seen_workers::SeenWorkers;
+pub use step_reports::{NextScope, Report};
 pub use task_create::MAX_BATCH_TASKS;
 /// Re-exported: the input of [`Engine::task_create`] and
 /// [`Engine::task_create_many`].
@@ -464,8 +466,7 @@ impl Engine {
         items: Vec<StepCompletion>,
     ) -> Result<Vec<Result<Recorded, tasker_store::Error>>> {
         for item in &items {
-            nul_check::check_json(&item.result, "result")?;
-            self.check_size("result", &item.result)?;
+            self.check_result(&item.result)?;
         }
         let reports = items
             .into_iter()
@@ -499,21 +500,15 @@ impl Engine {
         handlers: &[String],
         max: u32,
     ) -> Result<(Recorded, Vec<ClaimedStep>)> {
-        if max == 0 || namespaces.is_empty() {
-            return Ok((self.step_complete(lease, result).await?, Vec::new()));
-        }
-        nul_check::check_json(&result, "result")?;
-        self.check_size("result", &result)?;
-        check_worker_id(worker_id)?;
-        for (i, namespace) in namespaces.iter().enumerate() {
-            nul_check::check_text(&format!("next.namespaces[{i}]"), namespace)?;
-        }
-        let next = NextClaim {
+        self.check_result(&result)?;
+        let next = NextScope {
             worker_id: worker_id.to_owned(),
             namespaces: namespaces.to_vec(),
-            max: max.min(self.config.max_claim_batch),
-            lease_for: self.config.lease_duration,
             handlers: handlers.to_vec(),
+            max,
+        };
+        let Some(next) = self.next_claim(next)? else {
+            return Ok((self.step_complete(lease, result).await?, Vec::new()));
         };
         let report = StepReport::Complete {
             lease,
@@ -523,32 +518,12 @@ impl Engine {
         match self.reports.write_one(report).await {
             Ok(ReportOutcome::Completed { recorded, next }) => Ok((recorded, next)),
             Ok(other) => unreachable!("a completion answered {other:?}"),
-            // An unknown step is a lease refusal; a lookup by name that
-            // fails is one of the namespaces to lease from.
-            Err(tasker_store::Error::NotFound { what, .. })
-                if let Some(namespace) = namespaces
-                    .iter()
-                    .find(|ns| what == format!("namespace \"{ns}\"")) =>
-            {
-                Err(Error::NamespaceNotFound {
-                    namespace: namespace.clone(),
-                })
-            }
-            Err(other) => Err(Error::Store(other)),
+            Err(error) => Err(step_reports::next_refusal(error, namespaces)),
         }
     }
 
     pub async fn step_fail(&self, lease: Lease, error: StepError) -> Result<Recorded> {
-        self.check_size("error details", &error.details)?;
-        if error.error_type.is_empty() || error.error_type.len() > 128 {
-            return Err(Error::Invalid {
-                field: "error_type".into(),
-                message: "must be 1-128 characters".into(),
-            });
-        }
-        nul_check::check_text("error_type", &error.error_type)?;
-        nul_check::check_text("message", &error.message)?;
-        nul_check::check_json(&error.details, "details")?;
+        self.check_failure(&error)?;
         match self
             .reports
             .write_one(StepReport::Fail { lease, error })

@@ -117,6 +117,11 @@ pub struct Transition {
     pub at: Timestamp,
 }
 
+/// Most reports (complete, fail, release, heartbeat) one request to
+/// `POST /v1/steps/reports` may carry; the server refuses more with 400
+/// `invalid`, and a client sends more in several requests.
+pub const MAX_REPORTS_PER_REQUEST: usize = 256;
+
 /// Proof that a worker holds a step: `(step id, attempt, token)`. Heartbeat,
 /// complete and fail must present the current one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -38,6 +38,10 @@
 //! - completes a successful step together with asking for the worker's next
 //!   one, which it then runs at once in the same slot: a sequential
 //!   workflow's steps follow each other without a poll in between;
+//! - sends the reports (results, failures, releases) that finish while
+//!   its most report requests (4) are in flight together in the next
+//!   request, each still answered and handled on its own; a lone
+//!   report goes at once;
 //! - retries registration, polls and reports through server outages with
 //!   capped exponential [`Backoff`];
 //! - on shutdown, stops polling, lets handlers finish within the grace
@@ -54,6 +58,7 @@ mod error;
 pub mod examples;
 mod handler;
 mod handler_error;
+mod report_batch;
 mod reporter;
 mod shutdown_phase;
 mod step_context;

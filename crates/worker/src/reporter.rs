@@ -1,5 +1,8 @@
 //! Sends an attempt's report (complete, fail or release) to the server,
-//! retrying through transport failures for a bounded time. Retrying is safe
+//! retrying through transport failures for a bounded time. Each try goes
+//! through the worker's [`ReportBatch`], so reports that finish while
+//! another request is in flight are sent together; the answer is still
+//! this attempt's own, and so is what is done with it. Retrying is safe
 //! because the lease fences reports: a re-sent complete or fail after a lost
 //! reply is answered `duplicate`, and any report that arrives after the lease
 //! moved on (a re-sent release included: the first one ended the lease) is
@@ -13,19 +16,26 @@
 //! re-send records the result and leases the next step as the first would
 //! have. Either way no step is run twice at once.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tasker_client::{
-    ClaimedStep, Client, Error as ClientError, FailReport, Lease, NextRequest, Recorded,
+    ClaimedStep, Client, Error as ClientError, FailReport, Lease, LeaseReport, LeaseReportAnswer,
+    NextRequest, Recorded,
 };
 use tokio::time::Instant;
 
 use crate::attempt_outcome::{Report, result_rejected};
 use crate::backoff::Backoff;
+use crate::report_batch::ReportBatch;
+
+/// An error a report came back with; shared by every report of a request
+/// that failed as a whole.
+type SendError = Arc<ClientError>;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Reporter {
-    client: Client,
+    batch: ReportBatch,
     backoff: Backoff,
 }
 
@@ -38,8 +48,13 @@ pub(crate) struct Successor<'a> {
 }
 
 impl Reporter {
+    /// Reports go through one [`ReportBatch`] per reporter: those that
+    /// finish while a request is in flight are sent together.
     pub(crate) fn new(client: Client, backoff: Backoff) -> Self {
-        Self { client, backoff }
+        Self {
+            batch: ReportBatch::new(client),
+            backoff,
+        }
     }
 
     /// Delivers `report`, retrying transport failures for up to `budget`;
@@ -67,7 +82,12 @@ impl Reporter {
             Report::Fail(report) => self.fail(lease, report, deadline).await,
             Report::Release => {
                 let sent = self
-                    .retrying(deadline, || self.client.step_release(lease))
+                    .retrying(deadline, || async {
+                        self.batch
+                            .send(LeaseReport::Release { lease: *lease })
+                            .await?;
+                        Ok(())
+                    })
                     .await;
                 log_release(sent);
             }
@@ -77,7 +97,10 @@ impl Reporter {
 
     async fn complete(&self, lease: &Lease, result: &serde_json::Value, deadline: Instant) {
         let sent = self
-            .retrying(deadline, || self.client.step_complete(lease, result))
+            .retrying(deadline, || async {
+                let (recorded, _) = self.send_complete(lease, result, None).await?;
+                Ok(recorded)
+            })
             .await;
         match sent {
             Err(error) if is_refused_payload(&error) => {
@@ -98,14 +121,8 @@ impl Reporter {
     ) -> Vec<ClaimedStep> {
         let sent = self
             .retrying(deadline, || async {
-                if (successor.wanted)() {
-                    self.client
-                        .step_complete_and_claim(lease, result, successor.next)
-                        .await
-                } else {
-                    let recorded = self.client.step_complete(lease, result).await?;
-                    Ok((recorded, Vec::new()))
-                }
+                let next = (successor.wanted)().then_some(successor.next);
+                self.send_complete(lease, result, next).await
             })
             .await;
         match sent {
@@ -131,7 +148,7 @@ impl Reporter {
 
     async fn fail(&self, lease: &Lease, report: FailReport, deadline: Instant) {
         let mut sent = self
-            .retrying(deadline, || self.client.step_fail(lease, &report))
+            .retrying(deadline, || self.send_fail(lease, &report))
             .await;
         if let Err(error) = &sent
             && is_refused_payload(error)
@@ -145,16 +162,44 @@ impl Reporter {
                 ..report
             };
             sent = self
-                .retrying(deadline, || self.client.step_fail(lease, &bare))
+                .retrying(deadline, || self.send_fail(lease, &bare))
                 .await;
         }
         log_outcome("fail", sent);
     }
 
-    async fn retrying<T, F, Fut>(&self, deadline: Instant, mut call: F) -> Result<T, ClientError>
+    async fn send_complete(
+        &self,
+        lease: &Lease,
+        result: &serde_json::Value,
+        next: Option<&NextRequest>,
+    ) -> Result<(Recorded, Vec<ClaimedStep>), SendError> {
+        let report = LeaseReport::Complete {
+            lease: *lease,
+            result: result.clone(),
+            next: next.cloned(),
+        };
+        match self.batch.send(report).await? {
+            LeaseReportAnswer::Completed { recorded, next } => Ok((recorded, next)),
+            other => unreachable!("a complete answered {other:?}"),
+        }
+    }
+
+    async fn send_fail(&self, lease: &Lease, report: &FailReport) -> Result<Recorded, SendError> {
+        let report = LeaseReport::Fail {
+            lease: *lease,
+            report: report.clone(),
+        };
+        match self.batch.send(report).await? {
+            LeaseReportAnswer::Failed(recorded) => Ok(recorded),
+            other => unreachable!("a fail answered {other:?}"),
+        }
+    }
+
+    async fn retrying<T, F, Fut>(&self, deadline: Instant, mut call: F) -> Result<T, SendError>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, ClientError>>,
+        Fut: Future<Output = Result<T, SendError>>,
     {
         let mut failures = 0;
         loop {
@@ -178,7 +223,7 @@ fn is_refused_payload(error: &ClientError) -> bool {
     matches!(error.status(), Some(400 | 413 | 422))
 }
 
-fn log_outcome(what: &str, sent: Result<Recorded, ClientError>) {
+fn log_outcome(what: &str, sent: Result<Recorded, SendError>) {
     match sent {
         Ok(Recorded::Applied) => tracing::debug!(report = what, "recorded"),
         Ok(Recorded::Duplicate) => {
@@ -197,7 +242,7 @@ fn log_outcome(what: &str, sent: Result<Recorded, ClientError>) {
     }
 }
 
-fn log_release(sent: Result<(), ClientError>) {
+fn log_release(sent: Result<(), SendError>) {
     match sent {
         Ok(()) => tracing::debug!(report = "release", "released for redelivery"),
         // Also what a re-send gets when the first release went through but

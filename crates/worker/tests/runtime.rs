@@ -58,16 +58,33 @@ struct Plane {
     release_unavailable: usize,
     /// Answer releases with 409 `lease_expired`, counting them here.
     release_refused: Option<usize>,
+    /// Reports sent one per request, and the sizes of batches of reports.
+    single_requests: usize,
+    batches: Vec<usize>,
 }
 
 type Shared = Arc<Mutex<Plane>>;
 
 fn error(status: StatusCode, code: &str) -> Response {
+    answer(error_answer(status, code))
+}
+
+/// A report's status and body (`null`: none).
+type Answer = (StatusCode, Value);
+
+fn error_answer(status: StatusCode, code: &str) -> Answer {
     (
         status,
-        Json(json!({"error": {"code": code, "message": code, "details": null}})),
+        json!({"error": {"code": code, "message": code, "details": null}}),
     )
-        .into_response()
+}
+
+fn answer((status, body): Answer) -> Response {
+    if body.is_null() {
+        status.into_response()
+    } else {
+        (status, Json(body)).into_response()
+    }
 }
 
 async fn register(State(plane): State<Shared>, Json(body): Json<Value>) -> Response {
@@ -128,18 +145,52 @@ async fn step_action(
             "complete" => plane.complete_delay,
             _ => Duration::ZERO,
         };
+        plane.single_requests += 1;
         (respond(&mut plane, step_id, &action, body), delay)
     };
     tokio::time::sleep(delay).await;
-    response
+    answer(response)
 }
 
-fn respond(plane: &mut Plane, step_id: Uuid, action: &str, body: Value) -> Response {
+/// `POST /v1/steps/reports`: each report answered as its single endpoint.
+async fn report_many(State(plane): State<Shared>, Json(body): Json<Value>) -> Response {
+    let (results, delay) = {
+        let mut plane = plane.lock().unwrap();
+        let reports = body["reports"].as_array().unwrap().clone();
+        plane.batches.push(reports.len());
+        let mut delay = Duration::ZERO;
+        let mut results = Vec::new();
+        for mut report in reports {
+            let report = report.as_object_mut().unwrap();
+            let action = report.remove("type").unwrap();
+            let step_id: Uuid = serde_json::from_value(report.remove("step_id").unwrap()).unwrap();
+            if action == "complete" {
+                delay = plane.complete_delay;
+            }
+            let (status, mut body) = respond(
+                &mut plane,
+                step_id,
+                action.as_str().unwrap(),
+                Value::Object(report.clone()),
+            );
+            if body.is_null() {
+                body = json!({});
+            }
+            body["status"] = json!(status.as_u16());
+            results.push(body);
+        }
+        (results, delay)
+    };
+    tokio::time::sleep(delay).await;
+    Json(json!({ "results": results })).into_response()
+}
+
+fn respond(plane: &mut Plane, step_id: Uuid, action: &str, body: Value) -> Answer {
     match action {
         "heartbeat" => {
             *plane.heartbeats.entry(step_id).or_default() += 1;
             if plane.timed_out.contains(&step_id) {
-                return error(StatusCode::CONFLICT, "step_timed_out");
+                return error_answer(StatusCode::CONFLICT, "step_timed_out");
             }
             // Like the server: a cancelled task's lease is not extended.
             let reply = if plane.cancelled.contains(&step_id) {
@@ -147,31 +198,31 @@ fn respond(plane: &mut Plane, step_id: Uuid, action: &str, body: Value) -> Respo
             } else {
                 json!({"lease_expires_at": "2025-01-01T00:00:30Z", "cancelled": false})
             };
-            Json(reply).into_response()
+            (StatusCode::OK, reply)
         }
         "release" => {
             if plane.release_unavailable > 0 {
                 plane.release_unavailable -= 1;
-                return error(StatusCode::SERVICE_UNAVAILABLE, "shutting_down");
+                return error_answer(StatusCode::SERVICE_UNAVAILABLE, "shutting_down");
             }
             if let Some(refused) = plane.release_refused.as_mut() {
                 *refused += 1;
-                return error(StatusCode::CONFLICT, "lease_expired");
+                return error_answer(StatusCode::CONFLICT, "lease_expired");
             }
             plane.record("release", step_id, body);
             // Like the server: no body.
-            StatusCode::NO_CONTENT.into_response()
+            (StatusCode::NO_CONTENT, Value::Null)
         }
         "complete" => {
             if plane.complete_unavailable > 0 {
                 plane.complete_unavailable -= 1;
-                return error(StatusCode::SERVICE_UNAVAILABLE, "shutting_down");
+                return error_answer(StatusCode::SERVICE_UNAVAILABLE, "shutting_down");
             }
             if body.get("next").is_some()
                 && let Some(refused) = plane.next_refused.as_mut()
             {
                 *refused += 1;
-                return error(StatusCode::NOT_FOUND, "not_found");
+                return error_answer(StatusCode::NOT_FOUND, "not_found");
             }
             // Like the server: the next steps come only with `next`, and
             // never more than `max`.
@@ -179,13 +230,13 @@ fn respond(plane: &mut Plane, step_id: Uuid, action: &str, body: Value) -> Respo
             let n = max.min(plane.chain.len());
             let next: Vec<_> = plane.chain.drain(..n).collect();
             plane.record("complete", step_id, body);
-            Json(json!({"recorded": "applied", "next": next})).into_response()
+            (StatusCode::OK, json!({"recorded": "applied", "next": next}))
         }
         "fail" => {
             plane.record("fail", step_id, body);
-            Json(json!({"recorded": "applied"})).into_response()
+            (StatusCode::OK, json!({"recorded": "applied"}))
         }
-        _ => error(StatusCode::NOT_FOUND, "not_found"),
+        _ => error_answer(StatusCode::NOT_FOUND, "not_found"),
     }
 }
 
@@ -205,6 +256,7 @@ async fn serve(plane: Shared) -> Client {
     let app = axum::Router::new()
         .route("/v1/workers/register", post(register))
         .route("/v1/workers/{worker_id}/poll", post(poll))
+        .route("/v1/steps/reports", post(report_many))
         .route("/v1/steps/{step_id}/{action}", post(step_action))
         .with_state(plane);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -457,11 +509,19 @@ async fn heartbeats_flow_and_a_cancelled_task_stops_the_handler_without_a_report
             && plane.heartbeats.get(&t_id).copied().unwrap_or(0) >= 3
     })
     .await;
-    {
+    let marked = {
         let mut plane = running.plane.lock().unwrap();
         plane.cancelled.insert(c_id);
         plane.timed_out.insert(t_id);
-    }
+        (plane.heartbeats[&c_id], plane.heartbeats[&t_id])
+    };
+    // Each handler's next beat is answered with the news that stops it
+    // (they beat independently: one may be told well before the other).
+    wait_until(|| {
+        let plane = running.plane.lock().unwrap();
+        plane.heartbeats[&c_id] > marked.0 && plane.heartbeats[&t_id] > marked.1
+    })
+    .await;
     wait_until(|| probe.dropped.load(Ordering::SeqCst)).await;
     wait_until(|| probe.reason.lock().unwrap().is_some()).await;
     let beats_then = {
@@ -774,4 +834,48 @@ async fn a_complete_refused_for_its_next_part_is_sent_again_without_it() {
     assert_eq!(reports[0].step_id, claimed.lease.step_id);
     assert_eq!(reports[0].body.get("next"), None);
     assert_eq!(reports[0].body["result"]["value"], 42);
+}
+
+#[tokio::test]
+async fn results_that_finish_while_a_report_is_in_flight_go_together() {
+    // Completes are held for a while; the results that finish while the
+    // worker has its most requests in flight wait and go together, each
+    // answered on its own.
+    let steps: Vec<ClaimedStep> = (0..8)
+        .map(|i| step("add", 30_000, json!({ "i": i })))
+        .collect();
+    let plane = Plane {
+        complete_delay: Duration::from_millis(300),
+        ..queued(steps.clone())
+    };
+    let running = start(plane, |b| b.concurrency(8)).await;
+    let reports = running.reports(8).await;
+    let (singles, batches) = {
+        let plane = running.plane.lock().unwrap();
+        (plane.single_requests, plane.batches.clone())
+    };
+    let reports_after = running.stop().await;
+    assert_eq!(reports_after.len(), 8, "each result reported once");
+
+    let mut reported: Vec<Uuid> = reports.iter().map(|r| r.step_id).collect();
+    reported.sort();
+    let mut expected: Vec<Uuid> = steps.iter().map(|s| s.lease.step_id).collect();
+    expected.sort();
+    assert_eq!(reported, expected);
+    for report in &reports {
+        let claimed = steps
+            .iter()
+            .find(|s| s.lease.step_id == report.step_id)
+            .unwrap();
+        assert_eq!(report.kind, "complete");
+        assert_eq!(report.body["attempt"], 1);
+        assert_eq!(report.body["token"], json!(claimed.lease.token));
+        assert_eq!(report.body["result"]["ctx"], claimed.context);
+        // Each complete still asks for the next step of its own slot.
+        assert_eq!(report.body["next"]["max"], 1, "{:?}", report.body);
+    }
+    assert!(
+        !batches.is_empty() && singles + batches.len() < 8,
+        "8 results in {singles} single requests and batches of {batches:?}"
+    );
 }

@@ -139,7 +139,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Counts refusals of stale leases before handing the error on.
-fn refused(state: &AppState, error: tasker_engine::Error) -> ApiError {
+pub(crate) fn refused(state: &AppState, error: tasker_engine::Error) -> ApiError {
     let error = ApiError::from(error);
     if error.status_code() == StatusCode::CONFLICT {
         state.metrics.lease_refused(error.code());
@@ -182,13 +182,18 @@ pub async fn heartbeat(
         })),
         HeartbeatOutcome::TimedOut => {
             state.metrics.lease_refused("step_timed_out");
-            Err(ApiError::new(
-                "step_timed_out",
-                "the attempt ran past the step's timeout and was failed as `timeout`; \
-                 stop working on it",
-            ))
+            Err(timed_out())
         }
     }
+}
+
+/// The refusal of a heartbeat that came after the step's timeout.
+pub(crate) fn timed_out() -> ApiError {
+    ApiError::new(
+        "step_timed_out",
+        "the attempt ran past the step's timeout and was failed as `timeout`; \
+         stop working on it",
+    )
 }
 
 /// Report a step's result.
@@ -250,7 +255,7 @@ pub async fn complete(
 /// named, as for a poll) and the handlers it registered. Marks the worker as
 /// seen, as a poll does: a worker handed its steps this way may never need
 /// to poll.
-async fn resolve_next(
+pub(crate) async fn resolve_next(
     state: &AppState,
     next: NextRequest,
 ) -> Result<(String, Vec<String>, Vec<String>, u32), ApiError> {
