@@ -91,6 +91,13 @@ fn abort_reason(error: &Error) -> Option<RetryReason> {
     }
 }
 
+/// How many times an operation runs again after losing its connection
+/// (each time only once a check has reached the database). More than once:
+/// when all of a node's backends are killed together, the first retry may
+/// take an idle pool connection whose backend has been told to terminate
+/// but has not yet gone, and lose that one too.
+const LOST_CONNECTION_RETRIES: u32 = 2;
+
 /// Whether an operation may run again after its COMMIT was lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Repeat {
@@ -137,7 +144,7 @@ where
     Fut: Future<Output = Result<T, Error>>,
 {
     let mut aborts = 0;
-    let mut reconnected = false;
+    let mut reconnections = 0;
     loop {
         if store.monitor.is_down() {
             return Err(Error::Unavailable {
@@ -177,8 +184,8 @@ where
         if !lost {
             return Err(error);
         }
-        if reconnected {
-            // Lost twice in a row: the database is probably gone. The check
+        if reconnections == LOST_CONNECTION_RETRIES {
+            // Lost again and again: the database is probably gone. The check
             // marks it down for everyone else at once if it is.
             store.monitor.request_check();
             return Err(error);
@@ -196,7 +203,7 @@ where
                 cause: format!("connection lost ({cause}) and the database check failed").into(),
             });
         }
-        reconnected = true;
+        reconnections += 1;
         tracing::warn!(%cause, "database connection lost before commit; running the operation again on a fresh connection");
         store.observe(&[Event::TransactionRetried {
             reason: RetryReason::ConnectionLost,
