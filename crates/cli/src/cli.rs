@@ -131,6 +131,9 @@ pub struct BenchArgs {
     /// Idle: seconds measured [default: 10, quick 2].
     #[arg(long, value_name = "SECONDS")]
     pub idle_seconds: Option<u64>,
+    /// Soak: seconds of each of the three phases [default: 60, quick 2].
+    #[arg(long, value_name = "SECONDS")]
+    pub soak_seconds: Option<u64>,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -142,6 +145,7 @@ pub enum Scenario {
     Create,
     Throughput,
     Idle,
+    Soak,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -106,8 +106,28 @@ async fn every_scenario_runs_in_its_short_form() {
     assert_eq!(idle["workers"], report["parameters"]["idle_workers"]);
     assert!(idle["seconds"].as_f64().unwrap() > 0.0);
 
+    let soak = &report["soak"];
+    let phases: Vec<&str> = soak["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|phase| {
+            assert!(phase["seconds"].as_f64().unwrap() > 0.0, "{phase}");
+            assert!(phase["table_bytes"].as_i64().unwrap() > 0, "{phase}");
+            phase["name"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(phases, ["clean", "held", "released"]);
+    let soaked: u64 = soak["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|phase| phase["steps"].as_u64().unwrap())
+        .sum();
+    assert!(soaked > 0, "the soak ran no step: {soak}");
+
     // Every task of the run ended: latency and throughput ones complete,
-    // create ones cancelled.
+    // create ones cancelled, the soak's backlog drained.
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     let running: i64 =
         sqlx::query_scalar("SELECT count(*) FROM tasker.tasks WHERE state = 'running'")

@@ -2,60 +2,15 @@
 //! worker (`tasker worker example`) over a fresh PostgreSQL database, driven
 //! through the HTTP client as a user's code would.
 
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::{Process, listening_url, tasker, wait_for_step, wait_until};
 use tasker_client::{Client, NewTask};
 use tasker_model::{Step, StepState, Task, TaskState};
 use tasker_testkit::TestDatabase;
-
-/// A child process killed when dropped.
-struct Process {
-    child: Child,
-    name: String,
-}
-
-impl Process {
-    fn kill_hard(&mut self) {
-        // SIGKILL: no chance to release anything.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            eprintln!("stopping {}", self.name);
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn tasker() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tasker"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("TASKER_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    command
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Cluster {
     db: TestDatabase,
@@ -94,36 +49,24 @@ impl Cluster {
     }
 
     async fn add_node(&mut self, node_id: &str) {
-        let port = free_port();
-        let child = tasker()
-            .args([
-                "server",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--node-id",
-                node_id,
-            ])
-            .args(["--database-url", &self.db.url])
-            .env("TASKER_AUTH_ENABLED", "false")
-            // Short leases so that a killed worker's step comes back quickly.
-            .env("TASKER_ENGINE_LEASE_DURATION", "2s")
-            .spawn()
-            .expect("start tasker server");
-        let process = Process {
-            child,
-            name: node_id.to_owned(),
-        };
-        let client = Client::new(&format!("http://127.0.0.1:{port}"), None).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(ready) = client.ready().await
-                && ready.ready
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{node_id} never became ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let mut process = Process::start(
+            node_id,
+            tasker()
+                .args(["server", "--listen", "127.0.0.1:0", "--node-id", node_id])
+                .args(["--database-url", &self.db.url])
+                .env("TASKER_AUTH_ENABLED", "false")
+                // Short leases so that a killed worker's step comes back quickly.
+                .env("TASKER_ENGINE_LEASE_DURATION", "2s")
+                .env("RUST_LOG", "warn"),
+        );
+        let url = listening_url(&process.wait_for_line("listening on ", Duration::from_secs(60)));
+        let client = Client::new(&url, None).unwrap();
+        wait_until(
+            &format!("{node_id} ready"),
+            Duration::from_secs(60),
+            || async { client.ready().await.ok().filter(|ready| ready.ready) },
+        )
+        .await;
         self.nodes.push((process, client));
     }
 
@@ -136,23 +79,16 @@ impl Cluster {
     }
 
     fn start_worker(&mut self, node: usize, worker_id: &str, concurrency: usize) {
-        let child = tasker()
-            .args([
-                "worker",
-                "example",
-                "--server",
-                &self.url(node),
-                "--worker-id",
-                worker_id,
-            ])
-            .args(["--concurrency", &concurrency.to_string()])
-            .args(["--shutdown-grace", "300ms"])
-            .spawn()
-            .expect("start example worker");
-        self.workers.push(Process {
-            child,
-            name: worker_id.to_owned(),
-        });
+        let process = Process::start(
+            worker_id,
+            tasker()
+                .args(["worker", "example", "--server", &self.url(node)])
+                .args(["--worker-id", worker_id])
+                .args(["--concurrency", &concurrency.to_string()])
+                .args(["--shutdown-grace", "300ms"])
+                .env("RUST_LOG", "warn"),
+        );
+        self.workers.push(process);
     }
 
     async fn create(&self, template: &str, context: Value) -> Task {
@@ -171,36 +107,20 @@ impl Cluster {
     /// Waits until the task is final, returning it with its steps.
     async fn finished(&self, id: uuid::Uuid, within: Duration) -> (Task, Vec<Step>) {
         let client = self.client(0);
-        let deadline = Instant::now() + within;
-        loop {
-            let task = client.task_get(id).await.unwrap();
-            if task.state.is_terminal() {
-                let steps = client.task_steps(id).await.unwrap();
-                return (task, steps);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "task {id} still {} after {within:?}",
-                task.state
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let task = wait_until(&format!("task {id} final"), within, || async {
+            client
+                .task_get(id)
+                .await
+                .ok()
+                .filter(|task| task.state.is_terminal())
+        })
+        .await;
+        let steps = client.task_steps(id).await.unwrap();
+        (task, steps)
     }
 
     async fn wait_for_step(&self, id: uuid::Uuid, name: &str, state: StepState) -> Step {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let steps = self.client(0).task_steps(id).await.unwrap();
-            let step = steps.into_iter().find(|s| s.name == name).unwrap();
-            if step.state == state {
-                return step;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "step {name} never became {state}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        wait_for_step(&self.client(0), id, name, state).await
     }
 }
 
@@ -296,7 +216,9 @@ async fn a_step_of_a_killed_worker_is_redelivered_after_its_lease() {
         .wait_for_step(task.id, "step_2", StepState::Running)
         .await;
     assert_eq!(running.worker_id.as_deref(), Some("doomed"));
-    cluster.workers[0].kill_hard();
+    // SIGKILL: no chance to release anything.
+    cluster.workers[0].signal("KILL");
+    cluster.workers[0].wait_exit(Duration::from_secs(10));
     cluster.start_worker(0, "rescuer", 2);
 
     let (task, steps) = cluster.finished(task.id, Duration::from_secs(60)).await;
@@ -435,15 +357,8 @@ async fn a_worker_stopped_gracefully_releases_its_step_to_another_at_once() {
         .wait_for_step(task.id, "step_2", StepState::Running)
         .await;
     // SIGTERM: the worker stops polling, waits its 300 ms grace, then releases.
-    let pid = cluster.workers[0].child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = cluster.workers[0].child.wait().unwrap();
+    cluster.workers[0].signal("TERM");
+    let status = cluster.workers[0].wait_exit(Duration::from_secs(30));
     assert!(
         status.success(),
         "the worker exits 0 after a graceful stop: {status}"

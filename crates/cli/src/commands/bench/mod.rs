@@ -13,7 +13,8 @@
 //!
 //! Scenarios: `latency` (one task at a time per DAG shape), `create` (one by
 //! one and concurrent), `throughput` (burn-down of pre-created tasks), `idle`
-//! (what waiting workers cost). Nothing here asserts a timing: the command
+//! (what waiting workers cost), `soak` (steady load while another session
+//! holds a transaction open, and after). Nothing here asserts a timing: the command
 //! reports; docs/benchmarks.md records what it reported.
 
 mod bench_worker;
@@ -25,6 +26,7 @@ mod processes;
 mod progress;
 mod report;
 mod shapes;
+mod soak;
 mod summary;
 mod throughput;
 
@@ -116,6 +118,24 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Status> {
                 parameters.idle_workers,
                 parameters.idle_seconds,
                 server_pid,
+            )
+            .await?,
+        );
+    }
+    if wanted(Scenario::Soak) {
+        let workers = throughput::Workers {
+            server: &url,
+            token,
+            count: parameters.workers,
+            concurrency: parameters.concurrency,
+        };
+        report.soak = Some(
+            soak::run(
+                &client,
+                &pool,
+                &args.database_url,
+                &workers,
+                Duration::from_secs(parameters.soak_seconds),
             )
             .await?,
         );

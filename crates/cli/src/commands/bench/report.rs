@@ -9,6 +9,7 @@ use super::create::Creation;
 use super::database::{CommitFloor, Settings};
 use super::idle::Idle;
 use super::latency::ShapeLatency;
+use super::soak::Soak;
 use super::summary::Summary;
 use super::throughput::BurnDown;
 use crate::cli::BenchArgs;
@@ -30,6 +31,8 @@ pub struct Parameters {
     pub concurrency: usize,
     pub idle_workers: usize,
     pub idle_seconds: u64,
+    /// Soak: seconds of each phase.
+    pub soak_seconds: u64,
 }
 
 impl Parameters {
@@ -48,6 +51,7 @@ impl Parameters {
             concurrency: args.concurrency,
             idle_workers: pick(args.idle_workers, 50, 5),
             idle_seconds: args.idle_seconds.unwrap_or(if quick { 2 } else { 10 }),
+            soak_seconds: args.soak_seconds.unwrap_or(if quick { 2 } else { 60 }),
         }
     }
 }
@@ -71,6 +75,7 @@ pub struct Report {
     pub create: Vec<Creation>,
     pub throughput: Vec<BurnDown>,
     pub idle: Option<Idle>,
+    pub soak: Option<Soak>,
 }
 
 impl Report {
@@ -94,6 +99,7 @@ impl Report {
             create: Vec::new(),
             throughput: Vec::new(),
             idle: None,
+            soak: None,
         }
     }
 }
@@ -257,6 +263,50 @@ impl fmt::Display for Report {
                 idle.seconds,
                 mib(idle.server_rss_bytes)
             )?;
+        }
+
+        if let Some(soak) = &self.soak {
+            writeln!(
+                f,
+                "Soak: a backlog of {} {} tasks, {}×{} workers; phase `held` runs while another \
+                 session holds a transaction open:",
+                soak.backlog, soak.shape, soak.workers, soak.concurrency
+            )?;
+            let mut table = Table::new(&[
+                "phase",
+                "seconds",
+                "steps/s",
+                "claim p50",
+                "claim p99",
+                "dead tuples at end",
+                "tables + indexes",
+            ]);
+            for phase in &soak.phases {
+                let (p50, p99) = phase
+                    .claim_latency
+                    .map_or(("-".into(), "-".into()), |s| (ms(s.p50_ms), ms(s.p99_ms)));
+                table.row(vec![
+                    phase.name.to_owned(),
+                    format!("{:.1}", phase.seconds),
+                    rate(phase.steps_per_second),
+                    p50,
+                    p99,
+                    phase.dead_tuples_total().to_string(),
+                    mib(Some(phase.table_bytes.max(0) as u64)),
+                ]);
+            }
+            writeln!(f, "{table}")?;
+            let mut dead = Table::new(&["phase", "table", "dead tuples"]);
+            for phase in &soak.phases {
+                for (table, count) in &phase.dead_tuples {
+                    dead.row(vec![
+                        phase.name.to_owned(),
+                        table.clone(),
+                        count.to_string(),
+                    ]);
+                }
+            }
+            writeln!(f, "Dead tuples by table at the end of each phase:\n{dead}")?;
         }
         Ok(())
     }
