@@ -239,12 +239,12 @@ impl Engine {
             .lock()
             .expect("cluster config lock")
             .node_timeout;
-        let (nodes, lease, workers, in_flight) = tokio::try_join!(
-            self.store.node_list(node_timeout),
-            self.store.leader_get(MAINTENANCE),
-            self.store.worker_list(self.config.worker_liveness),
-            self.store.worker_in_flight(),
-        )?;
+        // One query after the other: an operator's view is not worth four
+        // of the pool's connections at once.
+        let nodes = self.store.node_list(node_timeout).await?;
+        let lease = self.store.leader_get(MAINTENANCE).await?;
+        let workers = self.store.worker_list(self.config.worker_liveness).await?;
+        let in_flight = self.store.worker_in_flight().await?;
         let leader = lease
             .filter(|l| l.is_live())
             .map(|l| ClusterLeader::from(&l));
