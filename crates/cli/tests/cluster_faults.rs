@@ -20,14 +20,10 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use serde_json::{Value, json};
-use support::cluster::{self, Cluster, Options, new_task};
+use support::cluster::{self, Cluster, Options, new_task, short_leases};
 use support::wait_until;
 use tasker_client::{Client, NewTask};
 use tasker_testkit::{LocalServer, TestDatabase};
-
-fn short_leases() -> Vec<(String, String)> {
-    vec![("TASKER_ENGINE_LEASE_DURATION".to_owned(), "3s".to_owned())]
-}
 
 /// Creates the task, sending it again (same idempotency key, so it lands
 /// once) until an answer says it was accepted.

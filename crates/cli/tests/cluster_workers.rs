@@ -16,14 +16,10 @@ use std::time::{Duration, Instant};
 
 use rand::Rng as _;
 use serde_json::json;
-use support::cluster::{self, Cluster, Options, new_task};
+use support::cluster::{self, Cluster, Options, new_task, short_leases};
 use support::wait_until;
 use tasker_testkit::TestDatabase;
 use tasker_worker::examples::ExecutionLog;
-
-fn short_leases() -> Vec<(String, String)> {
-    vec![("TASKER_ENGINE_LEASE_DURATION".to_owned(), "3s".to_owned())]
-}
 
 /// How many times each step's handler ran, by step id.
 fn executions_per_step(cluster: &Cluster) -> BTreeMap<uuid::Uuid, usize> {

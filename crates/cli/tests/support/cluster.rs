@@ -243,6 +243,12 @@ pub fn kill_hard(pid: u32) {
 }
 
 /// A task of an example template.
+/// Node settings for fault tests: leases short enough that a killed
+/// worker's step comes back within seconds.
+pub fn short_leases() -> Vec<(String, String)> {
+    vec![("TASKER_ENGINE_LEASE_DURATION".to_owned(), "3s".to_owned())]
+}
+
 pub fn new_task(namespace: &str, template: &str, context: Value) -> NewTask {
     NewTask {
         namespace: namespace.to_owned(),
