@@ -112,7 +112,7 @@ def test_sigterm_releases_a_step_that_outlasts_the_grace(server: Server, client:
     assert time.monotonic() - started < 10
     step_1 = step(client, task["id"], "step_1")
     # Released, the attempt not counted: the next claim is attempt 1 again.
-    assert (step_1["state"], step_1["attempt"]) == ("ready", 0), step_1
+    assert (step_1["state"], step_1["attempt"]) == ("ready", 0), (step_1["worker_id"], [(t["to_state"], t["worker_id"]) for t in client.task_history(task["id"])])
     history = client.task_history(task["id"])
     assert any(t["step_name"] == "step_1" and t["from_state"] == "running" and t["to_state"] == "ready"
                for t in history), history

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 from .backoff import Backoff
 from .client import Client
 from .errors import ApiError, HandlerError, TransportError
+from .report_batch import ReportBatcher
 from .step_context import StepContext
 from .types import ClaimedStep
 
@@ -85,6 +86,7 @@ class Runtime:
         self.log: logging.Logger = worker.logger
         self.stats = worker.stats
         self.backoff = Backoff()
+        self.reports = ReportBatcher(client.transport)
         self.namespaces = worker.active_namespaces
         self.handlers = worker.handler_names
         self.concurrency = max(1, worker.concurrency)
@@ -101,6 +103,7 @@ class Runtime:
         self._async_lock = threading.Lock()
         self._fatal: Optional[BaseException] = None
         self._poll_thread: Optional[int] = None
+        self._poller: Optional[threading.Thread] = None
         self.interval = 10.0
         self.wait_ms = worker.poll_wait_ms
 
@@ -122,7 +125,8 @@ class Runtime:
             for i in range(self.concurrency):
                 threading.Thread(target=self._slot, name=f"tasker-slot-{i}", daemon=True).start()
             threading.Thread(target=self._heartbeats, name="tasker-heartbeat", daemon=True).start()
-            threading.Thread(target=self._poll, args=(stop,), name="tasker-poll", daemon=True).start()
+            self._poller = threading.Thread(target=self._poll, args=(stop,), name="tasker-poll", daemon=True)
+            self._poller.start()
             while not stop.wait(0.5):
                 pass
             self._drain(hurry)
@@ -170,6 +174,14 @@ class Runtime:
             if not self._idle.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
                 if time.monotonic() >= deadline:
                     break
+        # Abort the open long-poll before handing anything back, or the
+        # server could hand a released step straight back to it; whatever
+        # it had claimed for it is released by the server, and a reply
+        # that raced the abort is released by the poller.
+        if self._poll_thread is not None:
+            self.client.transport.abort(self._poll_thread)
+        if self._poller is not None:
+            self._poller.join(2.0)
         with self._cond:
             unfinished = list(self._attempts.values())
         for attempt in unfinished:
@@ -178,11 +190,6 @@ class Runtime:
             self._release(attempt.step)
         for _ in range(self.concurrency):
             self._queue.put(None)
-        # The long-poll stayed open through the grace, and whatever it
-        # claimed was released at once; now abort it. A step the server
-        # hands to it after this comes back when its lease expires.
-        if self._poll_thread is not None:
-            self.client.transport.abort(self._poll_thread)
         self.log.info("stopped", extra={"event": "stopped", **self.stats_dict()})
 
     def stats_dict(self) -> Dict[str, int]:
@@ -332,13 +339,17 @@ class Runtime:
         step_id, number, token = attempt.lease
         ask = None if self._stopping.is_set() else {"worker_id": self.worker_id, "namespaces": self.namespaces, "max": 1}
         try:
-            reply = self._send(lambda: self.client.complete(step_id, number, token, result, next=ask), attempt.ctx)
+            report = {"type": "complete", "step_id": step_id, "attempt": number, "token": token, "result": result}
+            if ask is not None:
+                report["next"] = ask
+            reply = self._send(lambda: self.reports.send(report), attempt.ctx)
         except (TypeError, ValueError) as error:  # not JSON-serialisable
             self._report_fail(attempt, _fail(False, "result_rejected", f"the result is not JSON: {error}")[1])
             return None
         except ApiError as error:
             if error.status == 404 and ask is not None:
-                reply = self._send(lambda: self.client.complete(step_id, number, token, result), attempt.ctx)
+                report.pop("next", None)
+                reply = self._send(lambda: self.reports.send(report), attempt.ctx)
             elif error.status in (400, 413, 422):
                 self._report_fail(attempt, _fail(False, "result_rejected", f"the server refused the result: {error}")[1])
                 return None
@@ -360,7 +371,8 @@ class Runtime:
     def _report_fail(self, attempt: _Attempt, fields: Dict[str, Any]) -> None:
         step_id, number, token = attempt.lease
         try:
-            reply = self._send(lambda: self.client.fail(step_id, number, token, **fields), attempt.ctx)
+            report = {"type": "fail", "step_id": step_id, "attempt": number, "token": token, **fields}
+            reply = self._send(lambda: self.reports.send(report), attempt.ctx)
         except ApiError as error:
             attempt.ctx.logger.error("fail refused: %s", error, extra={"event": "report_refused"})
             return
@@ -407,7 +419,7 @@ class Runtime:
         lease = step["lease"]
         try:
             sent = self._send(
-                lambda: self.client.release(lease["step_id"], lease["attempt"], lease["token"]),
+                lambda: self.reports.send({"type": "release", **lease}),
                 None,
                 RELEASE_BUDGET,
             )

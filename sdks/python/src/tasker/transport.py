@@ -17,7 +17,7 @@ import http.client
 import json
 import socket
 import threading
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Set, Tuple
 from urllib.parse import quote, urlsplit
 
 from .errors import ApiError, TransportError
@@ -50,6 +50,7 @@ class Transport:
         self.timeout = timeout
         self._local = threading.local()
         self._by_thread: Dict[int, http.client.HTTPConnection] = {}
+        self._aborted: Set[int] = set()
         self._lock = threading.Lock()
 
     def _connection(self, timeout: float) -> Tuple[http.client.HTTPConnection, bool]:
@@ -82,6 +83,7 @@ class Transport:
         :class:`TransportError`, and the server sees the client go away."""
         with self._lock:
             conn = self._by_thread.get(thread_id)
+            self._aborted.add(thread_id)
         sock = conn.sock if conn is not None else None
         if sock is not None:
             try:
@@ -132,6 +134,9 @@ class Transport:
     def _exchange(
         self, method: str, path: str, data: Optional[bytes], headers: Dict[str, str], timeout: float
     ) -> Tuple[int, http.client.HTTPMessage, bytes]:
+        me = threading.get_ident()
+        with self._lock:
+            self._aborted.discard(me)
         for _ in range(2):
             conn, reused = self._connection(timeout)
             try:
@@ -140,9 +145,12 @@ class Transport:
                 payload = reply.read()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as error:
                 self.close()
+                with self._lock:
+                    aborted = me in self._aborted
                 # A kept-alive connection the server closed while idle: the
-                # request never reached it, so sending it again is safe.
-                if reused:
+                # request never reached it, so sending it again is safe
+                # (unless the connection was cut on purpose by abort()).
+                if reused and not aborted:
                     continue
                 raise TransportError(f"{method} {path}: {error!r}") from error
             except (OSError, http.client.HTTPException) as error:
