@@ -32,6 +32,8 @@ SDK = Path(__file__).resolve().parents[1]
 REPO = SDK.parents[1]
 TEMPLATES = REPO / "templates"
 T = TypeVar("T")
+# The example worker is imported as `examples.example_worker`, from any cwd.
+sys.path.insert(0, str(SDK))
 
 
 def wait_until(what: str, check: Callable[[], Optional[T]], timeout: float = 30.0, every: float = 0.05) -> T:
@@ -47,7 +49,7 @@ def wait_until(what: str, check: Callable[[], Optional[T]], timeout: float = 30.
 
 
 def tasker_bin() -> Path:
-    path = Path(os.environ.get("TASKER_BIN") or REPO / "target" / "debug" / "tasker")
+    path = Path(os.environ.get("TASKER_BIN") or REPO / "target" / "debug" / "tasker").resolve()
     if not path.exists():
         pytest.exit(f"{path} does not exist: build it with `cargo build -p tasker-cli` (or set TASKER_BIN)", 2)
     return path
