@@ -173,13 +173,16 @@ class Server:
         return Client(self.url, token="")
 
 
-def start_worker(server: Server, app: str = "examples.example_worker:app", *args: str, name: str = "worker") -> Process:
-    """`tasker-worker app` against ``server``; returns once it registered."""
+def start_worker(server: Server, app: str = "examples.example_worker:app", *args: str,
+                 name: str = "worker", cwd: Path = SDK) -> Process:
+    """`tasker-worker app` (run in ``cwd``) against ``server``; returns once
+    it registered."""
     exe = Path(sys.executable).with_name("tasker-worker")
     process = Process(
         name,
         [str(exe), app, "--server", server.url, "--log-format", "json", *args],
         clean_env(PYTHONPATH=str(SDK), PYTHONUNBUFFERED="1"),
+        cwd=cwd,
     )
     process.wait_for_line('"event": "started"')
     return process

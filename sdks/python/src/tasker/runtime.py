@@ -229,7 +229,9 @@ class Runtime:
             if self._stopping.is_set():
                 return
             try:
+                self.log.debug("polling for %d steps", wanted, extra={"event": "poll"})
                 steps = self.client.poll(self.worker_id, self.namespaces, wanted, self.wait_ms)
+                self.log.debug("poll brought %d steps", len(steps), extra={"event": "polled"})
                 failures = 0
             except (TransportError, ApiError) as error:
                 if isinstance(error, ApiError) and error.code == "worker_not_registered":
