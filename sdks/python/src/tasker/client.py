@@ -32,7 +32,7 @@ __all__ = ["Client", "AsyncClient", "DEFAULT_SERVER"]
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 
 T = TypeVar("T")
-TemplateSource = Union[str, os.PathLike, Mapping[str, Any]]
+TemplateSource = Union[str, "os.PathLike[str]", Mapping[str, Any]]
 
 
 class Client:

@@ -130,7 +130,8 @@ class ReportBatcher:
             if 200 <= status < 300:
                 pending.settle(reply=body or None)
             else:
-                error_body = body.get("error") if isinstance(body.get("error"), dict) else {}
+                found = body.get("error")
+                error_body: Dict[str, Any] = found if isinstance(found, dict) else {}
                 pending.settle(error=ApiError(
                     status, str(error_body.get("code", f"http_{status}")),
                     str(error_body.get("message", "")), error_body.get("details"),

@@ -75,7 +75,7 @@ class _AsyncRunner:
 
     def run(self, coroutine: Any, ctx: StepContext) -> Any:
         future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-        ctx._on_cancel(lambda _reason: future.cancel())
+        ctx._on_cancel(lambda _reason: None if future.cancel() else None)
         return future.result()
 
 

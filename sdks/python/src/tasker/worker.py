@@ -179,8 +179,8 @@ class Worker:
             Runtime(self, client).run(self._stop, self._hurry)
         finally:
             self._running.clear()
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
     async def run_async(self, server: Optional[str] = None, token: Optional[str] = None, **kw: Any) -> None:
         """:meth:`run` from asyncio code (in a thread; stop it with :meth:`stop`)."""
