@@ -234,6 +234,8 @@ class Runtime:
                 self.log.debug("poll brought %d steps", len(steps), extra={"event": "polled"})
                 failures = 0
             except (TransportError, ApiError) as error:
+                if self._stopping.is_set():  # the drain aborted this poll
+                    return
                 if isinstance(error, ApiError) and error.code == "worker_not_registered":
                     self._register(stop)
                     continue
