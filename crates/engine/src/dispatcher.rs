@@ -302,6 +302,13 @@ impl Dispatcher {
         loop {
             let taken = self.take(config.max_claim_batch);
             if taken.is_empty() {
+                // The loop now sleeps until woken, without the timer of the
+                // queue's next visibility time, so what it knew to be empty
+                // must not keep the next poll from waking it: a wake-up that
+                // came while a claim was in flight (and found no poll to
+                // claim for) would otherwise leave a retry whose backoff
+                // ran out unclaimed while a poll waits for it.
+                self.known_empty.lock().expect("known empty lock").clear();
                 return None;
             }
             let slots: Vec<ClaimSlot> = taken.iter().map(|w| w.slot.clone()).collect();
