@@ -203,8 +203,8 @@ impl ScheduleSpec {
                             .into(),
                     ));
                 }
-                let every = HumanDuration::parse(interval)
-                    .map_err(|message| issue("interval", message))?;
+                let every =
+                    HumanDuration::parse(interval).map_err(|message| issue("interval", message))?;
                 Timing::interval(every.as_duration(), anchor)?
             }
         };

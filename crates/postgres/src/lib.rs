@@ -55,9 +55,10 @@ use tasker_model::{
     Template, TemplateRecord, Timestamp, Transition,
 };
 use tasker_store::{
-    ClaimBatch, ClaimedBatch, FireRequest, FireResult, LeaderElect, ScheduleWrite, Leadership, NextClaim, Node, NodeRegistration,
-    QueueDepth, Readiness, ReportOutcome, Result, StepClaim, StepCompletion, StepFailure,
-    StepReport, Store, TaskCreate, TaskFilter, TaskPage, Worker, WorkerRegistration,
+    ClaimBatch, ClaimedBatch, FireRequest, FireResult, LeaderElect, Leadership, NextClaim, Node,
+    NodeRegistration, QueueDepth, Readiness, ReportOutcome, Result, ScheduleWrite, StepClaim,
+    StepCompletion, StepFailure, StepReport, Store, TaskCreate, TaskFilter, TaskPage, Worker,
+    WorkerRegistration,
 };
 use uuid::Uuid;
 

@@ -252,7 +252,7 @@ pub async fn fire_once(store: &PgStore, request: &FireRequest) -> Result<FireRes
     // The fire's row first: a second node firing the same time waits here
     // for the first one's commit, then finds the row.
     let claimed = match &request.action {
-        FireAction::StartBuffered(_) => sqlx::query(
+        FireAction::StartBuffered(_) | FireAction::FailBuffered { .. } => sqlx::query(
             "SELECT 1 FROM tasker.schedule_fires \
              WHERE schedule_id = $1 AND fire_time = $2 AND outcome = 'buffered' FOR UPDATE",
         )
@@ -332,13 +332,28 @@ pub async fn fire_once(store: &PgStore, request: &FireRequest) -> Result<FireRes
         .map_err(db)?;
     }
 
+    if let FireAction::FailBuffered { message } = &request.action {
+        sqlx::query(
+            "UPDATE tasker.schedule_fires SET outcome = 'failed', message = $3, node_id = $4, \
+               recorded_at = clock_timestamp() \
+             WHERE schedule_id = $1 AND fire_time = $2",
+        )
+        .bind(request.schedule_id)
+        .bind(request.fire_time)
+        .bind(message)
+        .bind(store.node_id())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    }
+
     let (set_next, next_fire_at, next_run_at) = match request.advance {
         Some(next) => (true, next.next_fire_at, next.next_run_at),
         None => (false, None, None),
     };
     let buffered = match &request.action {
         FireAction::Buffer => Some(true),
-        FireAction::StartBuffered(_) => Some(false),
+        FireAction::StartBuffered(_) | FireAction::FailBuffered { .. } => Some(false),
         _ => None,
     };
     sqlx::query(

@@ -32,6 +32,9 @@ pub enum FireAction {
     Start(TaskCreate),
     /// Starts the task of this time's `buffered` fire.
     StartBuffered(TaskCreate),
+    /// Records this time's `buffered` fire as `failed` (its task cannot be
+    /// created).
+    FailBuffered { message: String },
     /// Records the fire as `buffered` and remembers it on the schedule.
     Buffer,
     /// Records an outcome that starts nothing (`skipped_overlap`,
@@ -69,4 +72,3 @@ pub enum FireResult {
     /// already): nothing was written.
     AlreadyFired,
 }
-

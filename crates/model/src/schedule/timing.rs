@@ -96,7 +96,7 @@ impl Timing {
     pub fn next_after(&self, t: Timestamp) -> Option<Timestamp> {
         match self {
             Self::Cron { cron, zone } => cron
-                .find_next_occurrence(&t.with_timezone(zone), false)
+                .find_next_occurrence(&whole_second(t).with_timezone(zone), false)
                 .ok()
                 .map(|local| local.with_timezone(&Utc)),
             Self::Interval { every, anchor } => {
@@ -116,7 +116,7 @@ impl Timing {
     pub fn latest_at_or_before(&self, t: Timestamp) -> Option<Timestamp> {
         match self {
             Self::Cron { cron, zone } => cron
-                .find_previous_occurrence(&t.with_timezone(zone), true)
+                .find_previous_occurrence(&whole_second(t).with_timezone(zone), true)
                 .ok()
                 .map(|local| local.with_timezone(&Utc)),
             Self::Interval { every, anchor } => {
@@ -149,6 +149,12 @@ impl Timing {
         }
         Ok(times)
     }
+}
+
+/// `t` without its fraction of a second: cron times are whole minutes, and
+/// the search keeps the fraction it starts from.
+fn whole_second(t: Timestamp) -> Timestamp {
+    DateTime::<Utc>::from_timestamp(t.timestamp(), 0).unwrap_or(t)
 }
 
 /// How much later than `fire_time` a fire starts: a delay below `jitter`

@@ -139,14 +139,32 @@ fn bad_input_names_its_field() {
     assert_eq!(issue.field, "cron");
     assert!(issue.message.contains("never"), "{}", issue.message);
     // Six fields (seconds) are not taken.
-    assert_eq!(Timing::cron("0 0 2 * * *", "UTC").unwrap_err().field, "cron");
+    assert_eq!(
+        Timing::cron("0 0 2 * * *", "UTC").unwrap_err().field,
+        "cron"
+    );
     let issue = Timing::cron("0 2 * * *", "Mars/Olympus").unwrap_err();
     assert_eq!(issue.field, "time_zone");
     assert!(issue.message.contains("Mars/Olympus"));
-    let issue =
-        Timing::interval(std::time::Duration::from_millis(10), at("2026-01-01T00:00:00Z"))
-            .unwrap_err();
+    let issue = Timing::interval(
+        std::time::Duration::from_millis(10),
+        at("2026-01-01T00:00:00Z"),
+    )
+    .unwrap_err();
     assert_eq!(issue.field, "interval");
+}
+
+#[test]
+fn a_fraction_of_a_second_does_not_shift_cron_times() {
+    let minutely = cron("* * * * *", "UTC");
+    assert_eq!(
+        minutely.next_after(at("2026-01-01T00:00:00.250Z")),
+        Some(at("2026-01-01T00:01:00Z"))
+    );
+    assert_eq!(
+        minutely.latest_at_or_before(at("2026-01-01T00:00:59.999Z")),
+        Some(at("2026-01-01T00:00:00Z"))
+    );
 }
 
 #[test]
