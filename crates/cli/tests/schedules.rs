@@ -40,8 +40,19 @@ async fn the_schedule_commands_create_fire_backfill_and_list_fires() {
     let created = json(&run(
         &server,
         &[
-            "create", "--name", "nightly", "--template", "tick", "--cron", "0 2 * * *",
-            "--time-zone", "America/New_York", "--context", r#"{"n": 1}"#, "-o", "json",
+            "create",
+            "--name",
+            "nightly",
+            "--template",
+            "tick",
+            "--cron",
+            "0 2 * * *",
+            "--time-zone",
+            "America/New_York",
+            "--context",
+            r#"{"n": 1}"#,
+            "-o",
+            "json",
         ],
     ));
     let id = created["id"].as_str().unwrap().to_owned();
@@ -49,7 +60,10 @@ async fn the_schedule_commands_create_fire_backfill_and_list_fires() {
 
     let text = run(&server, &["get", &id]);
     let text = String::from_utf8_lossy(&text.stdout).into_owned();
-    assert!(text.contains("cron \"0 2 * * *\" in America/New_York"), "{text}");
+    assert!(
+        text.contains("cron \"0 2 * * *\" in America/New_York"),
+        "{text}"
+    );
     assert!(text.contains("upcoming"), "{text}");
 
     let fired = json(&run(&server, &["trigger", &id, "-o", "json"]));
@@ -58,8 +72,14 @@ async fn the_schedule_commands_create_fire_backfill_and_list_fires() {
     let backfilled = json(&run(
         &server,
         &[
-            "backfill", &id, "--start", "2026-01-01T00:00:00Z", "--end", "2026-01-04T00:00:00Z",
-            "-o", "json",
+            "backfill",
+            &id,
+            "--start",
+            "2026-01-01T00:00:00Z",
+            "--end",
+            "2026-01-04T00:00:00Z",
+            "-o",
+            "json",
         ],
     ));
     assert_eq!(backfilled["fires"].as_array().unwrap().len(), 3);
@@ -72,7 +92,14 @@ async fn the_schedule_commands_create_fire_backfill_and_list_fires() {
 
     let refused = run(
         &server,
-        &["backfill", &id, "--start", "2026-01-04T00:00:00Z", "--end", "2026-01-01T00:00:00Z"],
+        &[
+            "backfill",
+            &id,
+            "--start",
+            "2026-01-04T00:00:00Z",
+            "--end",
+            "2026-01-01T00:00:00Z",
+        ],
     );
     assert_ne!(refused.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&refused.stderr);
