@@ -391,7 +391,7 @@ pub async fn fire_once(store: &PgStore, request: &FireRequest) -> Result<FireRes
     store.announce(&ready);
     Ok(FireResult::Recorded {
         fire: recorded,
-        task,
+        task: task.map(Box::new),
     })
 }
 

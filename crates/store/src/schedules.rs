@@ -65,7 +65,7 @@ pub enum FireResult {
     /// The fire as recorded, with the task it started.
     Recorded {
         fire: ScheduleFire,
-        task: Option<Task>,
+        task: Option<Box<Task>>,
     },
     /// This schedule and time had a fire already (or, for
     /// [`FireAction::StartBuffered`], the buffered fire was started

@@ -13,7 +13,7 @@ use crate::{Engine, Error, Result};
 
 /// What one look at a schedule did, for logs and tests.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Fired {
+pub(crate) enum Attempt {
     Nothing,
     Recorded(FireOutcome),
     AlreadyFired,
@@ -34,12 +34,12 @@ impl Engine {
     }
 
     /// Starts a buffered fire whose previous run has finished.
-    pub(crate) async fn schedule_start_buffered(&self, schedule: &Schedule) -> Result<Fired> {
+    pub(crate) async fn schedule_start_buffered(&self, schedule: &Schedule) -> Result<Attempt> {
         let Some(fire_time) = schedule.buffered_fire_at else {
-            return Ok(Fired::Nothing);
+            return Ok(Attempt::Nothing);
         };
         if self.schedule_previous_running(schedule).await?.is_some() {
-            return Ok(Fired::Nothing);
+            return Ok(Attempt::Nothing);
         }
         let action = match self.task_checked(self.schedule_task(&schedule.spec)).await {
             Ok(create) => FireAction::StartBuffered(create),
@@ -72,13 +72,13 @@ impl Engine {
         &self,
         schedule: &Schedule,
         now: Timestamp,
-    ) -> Result<Fired> {
+    ) -> Result<Attempt> {
         let (Some(next_fire_at), Some(next_run_at)) = (schedule.next_fire_at, schedule.next_run_at)
         else {
-            return Ok(Fired::Nothing);
+            return Ok(Attempt::Nothing);
         };
         if schedule.spec.paused || next_run_at > now {
-            return Ok(Fired::Nothing);
+            return Ok(Attempt::Nothing);
         }
         let (timing, jitter) =
             schedule
@@ -90,7 +90,7 @@ impl Engine {
                 })?;
         let Some(plan) = timing::plan_due(&timing, schedule.spec.catch_up, next_fire_at, now)
         else {
-            return Ok(Fired::Nothing);
+            return Ok(Attempt::Nothing);
         };
         let advance = Some(NextFire {
             next_fire_at: plan.next_fire_at,
@@ -158,7 +158,7 @@ impl Engine {
         fire_time: Timestamp,
         action: FireAction,
         advance: Option<NextFire>,
-    ) -> Result<Fired> {
+    ) -> Result<Attempt> {
         let result = self
             .store
             .schedule_fire(&FireRequest {
@@ -173,9 +173,9 @@ impl Engine {
     }
 }
 
-fn fired(result: FireResult) -> Fired {
+fn fired(result: FireResult) -> Attempt {
     match result {
-        FireResult::Recorded { fire, .. } => Fired::Recorded(fire.outcome),
-        FireResult::AlreadyFired => Fired::AlreadyFired,
+        FireResult::Recorded { fire, .. } => Attempt::Recorded(fire.outcome),
+        FireResult::AlreadyFired => Attempt::AlreadyFired,
     }
 }

@@ -247,7 +247,7 @@ impl Engine {
             .schedule_fire_task(&schedule, now, FireKind::Manual, None)
             .await?
         {
-            FireResult::Recorded { fire, task } => Ok((fire, task)),
+            FireResult::Recorded { fire, task } => Ok((fire, task.map(|t| *t))),
             FireResult::AlreadyFired => Err(Error::Store(tasker_store::Error::Conflict {
                 code: "schedule_fired",
                 message: format!("schedule {id} fired at {now} already; trigger it again"),

@@ -19,7 +19,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::Notify;
 
-use super::firing::Fired;
+use super::firing::Attempt;
 use crate::cluster::{DutyContext, LeaderDuty};
 use crate::{Engine, Result};
 
@@ -64,14 +64,14 @@ impl Scheduler {
                 let mut schedule = schedule.clone();
                 if schedule.buffered_fire_at.is_some() {
                     let started = engine.schedule_start_buffered(&schedule).await?;
-                    if started == Fired::Nothing {
+                    if started == Attempt::Nothing {
                         waiting = true;
                     } else {
                         schedule = engine.store.schedule_get(schedule.id).await?;
                     }
                 }
                 let fired = engine.schedule_fire_due(&schedule, now).await?;
-                if fired != Fired::Nothing {
+                if fired != Attempt::Nothing {
                     tracing::debug!(schedule = %schedule.spec.name, ?fired, "schedule fired");
                 }
                 Ok(())
