@@ -43,6 +43,22 @@ async fn second_fire_while_first_runs(
     (nodes, schedule.id, fires)
 }
 
+#[tokio::test]
+async fn a_waiting_fire_is_dropped_when_the_policy_changes() {
+    let h = harness().await;
+    let (nodes, id, fires) = second_fire_while_first_runs(&h, OverlapPolicy::BufferOne).await;
+    assert_eq!(fires[1].outcome, FireOutcome::Buffered);
+    let mut spec = nodes.engine(0).schedule_get(id).await.unwrap().spec;
+    spec.overlap = OverlapPolicy::Skip;
+    let changed = nodes.engine(0).schedule_update(id, spec).await.unwrap();
+    assert_eq!(changed.buffered_fire_at, None);
+    assert_eq!(
+        fires_of(&nodes, id).await[1].outcome,
+        FireOutcome::SkippedOverlap
+    );
+    nodes.stop().await;
+}
+
 async fn fires_of(nodes: &Nodes, id: uuid::Uuid) -> Vec<ScheduleFire> {
     let mut fires = nodes.engine(0).schedule_fires(id, 100).await.unwrap();
     fires.reverse();

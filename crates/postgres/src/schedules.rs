@@ -147,8 +147,14 @@ pub async fn list(store: &PgStore) -> Result<Vec<Schedule>> {
 
 pub async fn update(store: &PgStore, id: Uuid, w: &ScheduleWrite) -> Result<Schedule> {
     let s = &w.spec;
+    // A fire waiting under buffer_one waits no more when the policy changes.
     let row = sqlx::query(&format!(
-        "UPDATE tasker.schedules SET name = $2, namespace = $3, template = $4, version = $5, \
+        "WITH dropped AS ( \
+           UPDATE tasker.schedule_fires SET outcome = 'skipped_overlap', \
+             message = 'waited for the previous run; the overlap policy changed' \
+           WHERE schedule_id = $1 AND outcome = 'buffered' AND $11 <> 'buffer_one' \
+         ) \
+         UPDATE tasker.schedules SET name = $2, namespace = $3, template = $4, version = $5, \
            context = $6, cron = $7, time_zone = $8, interval_text = $9, jitter = $10, \
            overlap = $11, catch_up = $12, paused = $13, anchor_at = $14, next_fire_at = $15, \
            next_run_at = $16, updated_at = clock_timestamp(), \
