@@ -1,7 +1,8 @@
 //! [`Clock`]: where the engine's logic reads the time, so that tests move
 //! time instead of sleeping. The database clock still rules leases and
 //! visibility; this clock rules what the engine computes itself (when a
-//! schedule fires next).
+//! schedule fires next). Logic must never call `Utc::now()` itself where a
+//! test needs to move time.
 
 use std::sync::Mutex;
 

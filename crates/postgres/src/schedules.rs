@@ -5,6 +5,7 @@
 //! creation code, with its queue messages) and the schedule's next times.
 //! Two nodes firing the same time meet at the fire row's key: the second
 //! waits for the first's commit, then finds the row and writes nothing.
+//! A schedule's task must never be written outside a fire's transaction.
 
 use sqlx::Row;
 use sqlx::postgres::PgRow;

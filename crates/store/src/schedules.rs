@@ -1,4 +1,5 @@
 //! Parameter and result types of the schedule methods of [`crate::Store`].
+//! Data only: the timing logic lives in `tasker_model::schedule`.
 
 use tasker_model::schedule::FireOutcome;
 use tasker_model::{ScheduleFire, ScheduleSpec, Task, Timestamp};
