@@ -3,6 +3,7 @@
 //! catch-up rule and the overlap policy. Every fire is one
 //! [`tasker_store::Store::schedule_fire`] call; a time another node fired
 //! already comes back as [`FireResult::AlreadyFired`] and is left alone.
+//! Nothing here may write a fire or a task except through that call.
 
 use tasker_model::schedule::{FireKind, FireOutcome, OverlapPolicy, timing};
 use tasker_model::{Schedule, TaskState, Timestamp};
