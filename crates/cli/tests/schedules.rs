@@ -101,7 +101,7 @@ async fn the_schedule_commands_create_fire_backfill_and_list_fires() {
             "2026-01-01T00:00:00Z",
         ],
     );
-    assert_ne!(refused.status.code(), Some(0));
+    assert_eq!(refused.status.code(), Some(2), "invalid input");
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("end"), "{stderr}");
 }
