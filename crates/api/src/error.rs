@@ -41,6 +41,8 @@ pub fn status_for(code: &str) -> StatusCode {
         "not_found" | "worker_not_registered" | "namespace_not_found" => StatusCode::NOT_FOUND,
         "method_not_allowed" => StatusCode::METHOD_NOT_ALLOWED,
         "template_conflict"
+        | "schedule_conflict"
+        | "schedule_fired"
         | "lease_expired"
         | "lease_mismatch"
         | "task_cancelled"
@@ -51,7 +53,9 @@ pub fn status_for(code: &str) -> StatusCode {
         | "idempotency_conflict" => StatusCode::CONFLICT,
         "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "unsupported_media_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "template_invalid" | "context_invalid" => StatusCode::UNPROCESSABLE_ENTITY,
+        "template_invalid" | "context_invalid" | "schedule_invalid" => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         "shutting_down" | "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -164,6 +168,11 @@ impl From<tasker_engine::Error> for ApiError {
             | E::ContextInvalid { issues, .. } => {
                 return Self::new(error.code(), error.to_string())
                     .with_details(issues_json(issues));
+            }
+            E::ScheduleInvalid { field, .. } => {
+                let field = *field;
+                return Self::new(error.code(), error.to_string())
+                    .with_details(json!({ "field": field }));
             }
             E::Invalid { field, .. } | E::Store(StoreError::Invalid { field, .. }) => {
                 let field = field.clone();

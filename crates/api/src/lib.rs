@@ -58,6 +58,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::namespaces::router())
         .merge(routes::templates::router())
         .merge(routes::tasks::router())
+        .merge(routes::schedules::router())
         .merge(routes::steps::router())
         .merge(routes::cluster::router())
         .route_layer(from_fn_with_state(

@@ -8,7 +8,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    cluster, leases, namespaces, probes, step_reports, steps, tasks, templates, workers,
+    cluster, leases, namespaces, probes, schedules, step_reports, steps, tasks, templates, workers,
 };
 use crate::{dto, metrics};
 
@@ -37,6 +37,16 @@ use crate::{dto, metrics};
         tasks::cancel,
         tasks::steps,
         tasks::history,
+        schedules::create,
+        schedules::list,
+        schedules::get_one,
+        schedules::update,
+        schedules::delete,
+        schedules::pause,
+        schedules::resume,
+        schedules::trigger,
+        schedules::backfill,
+        schedules::fires,
         steps::get_one,
         steps::retry,
         steps::resolve,
@@ -66,6 +76,13 @@ use crate::{dto, metrics};
         tasker_store::ClusterWorker,
         tasker_model::Lease,
         tasker_model::ClaimedStep,
+        tasker_model::ScheduleSpec,
+        tasker_model::Schedule,
+        tasker_model::ScheduleFire,
+        tasker_model::schedule::OverlapPolicy,
+        tasker_model::schedule::CatchUp,
+        tasker_model::schedule::FireKind,
+        tasker_model::schedule::FireOutcome,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -74,6 +91,7 @@ use crate::{dto, metrics};
         (name = "namespaces", description = "Groups of templates, one queue each"),
         (name = "templates", description = "Immutable workflow definitions"),
         (name = "tasks", description = "Runs of a template"),
+        (name = "schedules", description = "Tasks started on a cron expression or an interval by the leader; pause, resume, trigger, backfill, fires"),
         (name = "steps", description = "A step by id; manual retry and resolution of steps"),
         (name = "workers", description = "Worker plane: register and long-poll for steps"),
         (name = "leases", description = "Worker plane: heartbeat, complete, fail and release a claimed step, one or many at a time"),

@@ -62,6 +62,7 @@ async fn every_request_body_example_is_accepted_by_its_route() {
     let mut task_id = String::new();
     let mut pending_step = String::new();
     let mut ready_step = String::new();
+    let mut schedule_id = String::new();
     let mut tried = BTreeSet::new();
     for (method, path, token, accepted) in [
         ("POST", "/v1/namespaces", ADMIN, StatusCode::CREATED),
@@ -100,6 +101,9 @@ async fn every_request_body_example_is_accepted_by_its_route() {
         ("POST", "/v1/steps/reports", WORKER, StatusCode::OK),
         ("POST", "/v1/tasks/{id}/cancel", ADMIN, StatusCode::OK),
         ("POST", "/v1/tasks/batch", ADMIN, StatusCode::OK),
+        ("POST", "/v1/schedules", ADMIN, StatusCode::CREATED),
+        ("PUT", "/v1/schedules/{id}", ADMIN, StatusCode::OK),
+        ("POST", "/v1/schedules/{id}/backfill", ADMIN, StatusCode::OK),
     ] {
         let key = format!("{method} {path}");
         tried.insert(key.clone());
@@ -114,10 +118,16 @@ async fn every_request_body_example_is_accepted_by_its_route() {
         let url = match path {
             "/v1/tasks/{id}/cancel" => path.replace("{id}", &task_id),
             "/v1/workers/{worker_id}/poll" => path.replace("{worker_id}", "billing-7f9c"),
+            _ if path.starts_with("/v1/schedules/") => path.replace("{id}", &schedule_id),
             _ => path.replace("{id}", step),
         };
         let reply = app
-            .call(Method::POST, &url, Some(token), Some(example.clone()))
+            .call(
+                Method::from_bytes(method.as_bytes()).unwrap(),
+                &url,
+                Some(token),
+                Some(example.clone()),
+            )
             .await;
         assert_eq!(
             reply.status,
@@ -133,6 +143,13 @@ async fn every_request_body_example_is_accepted_by_its_route() {
             let steps = app.get(&format!("/v1/tasks/{task_id}/steps")).await.json();
             ready_step = steps["steps"][0]["id"].as_str().unwrap().to_owned();
             pending_step = steps["steps"][1]["id"].as_str().unwrap().to_owned();
+        }
+        if path == "/v1/schedules" {
+            schedule_id = reply.json()["id"].as_str().unwrap().to_owned();
+        }
+        if path == "/v1/schedules/{id}/backfill" {
+            let fires = reply.json()["fires"].as_array().unwrap().len();
+            assert!(fires > 0, "{key}: the example range holds fire times");
         }
         if path == "/v1/tasks/batch" {
             // 200 answers a valid request; each item must be created too.

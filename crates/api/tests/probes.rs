@@ -177,6 +177,16 @@ async fn openapi_lists_every_documented_path() {
         ("/v1/steps/{id}/fail", "post"),
         ("/v1/steps/{id}/release", "post"),
         ("/v1/steps/reports", "post"),
+        ("/v1/schedules", "post"),
+        ("/v1/schedules", "get"),
+        ("/v1/schedules/{id}", "get"),
+        ("/v1/schedules/{id}", "put"),
+        ("/v1/schedules/{id}", "delete"),
+        ("/v1/schedules/{id}/pause", "post"),
+        ("/v1/schedules/{id}/resume", "post"),
+        ("/v1/schedules/{id}/trigger", "post"),
+        ("/v1/schedules/{id}/backfill", "post"),
+        ("/v1/schedules/{id}/fires", "get"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -188,10 +198,10 @@ async fn openapi_lists_every_documented_path() {
         .flat_map(|item| item.as_object().unwrap().values())
         .filter_map(|op| op["operationId"].as_str())
         .collect();
-    assert_eq!(operation_ids.len(), 26, "every operation has an id");
+    assert_eq!(operation_ids.len(), 36, "every operation has an id");
     operation_ids.sort_unstable();
     operation_ids.dedup();
-    assert_eq!(operation_ids.len(), 26, "operation ids are unique");
+    assert_eq!(operation_ids.len(), 36, "operation ids are unique");
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     for schema in [
         "Task",
@@ -201,6 +211,9 @@ async fn openapi_lists_every_documented_path() {
         "ErrorBody",
         "Worker",
         "NextRequest",
+        "Schedule",
+        "ScheduleSpec",
+        "ScheduleFire",
     ] {
         assert!(schemas.contains_key(schema), "schema {schema} missing");
     }

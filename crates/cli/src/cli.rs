@@ -51,6 +51,11 @@ pub enum Command {
         #[command(subcommand)]
         action: TaskAction,
     },
+    /// Create, inspect, change, pause, trigger and backfill schedules.
+    Schedule {
+        #[command(subcommand)]
+        action: crate::commands::schedule::ScheduleAction,
+    },
     /// Retry or resolve a step by hand.
     Step {
         #[command(subcommand)]

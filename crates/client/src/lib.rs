@@ -29,6 +29,7 @@
 mod error;
 mod namespaces;
 mod probes;
+mod schedules;
 mod step_reports;
 mod tasks;
 mod templates;
@@ -41,6 +42,7 @@ use serde::de::DeserializeOwned;
 
 pub use error::{Error, LEASE_LOST_CODES};
 pub use probes::{ClusterInfo, Health, Readiness, ReadinessChecks};
+pub use schedules::{Backfilled, ScheduleView, Triggered};
 pub use step_reports::{LeaseReport, LeaseReportAnswer};
 pub use tasker_store::NewTask;
 pub use tasks::TaskRefusal;
@@ -48,9 +50,10 @@ pub use worker_plane::{FailReport, HeartbeatReply, NextRequest, RegisterReply};
 
 // The records the client returns, so callers need not depend on the crates
 // that define them.
+pub use tasker_model::schedule::{CatchUp, FireKind, FireOutcome, OverlapPolicy};
 pub use tasker_model::{
-    ClaimedStep, Lease, MAX_REPORTS_PER_REQUEST, Namespace, Recorded, Step, StepError, StepState,
-    Task, TaskState, TemplateRecord, Transition,
+    ClaimedStep, Lease, MAX_REPORTS_PER_REQUEST, Namespace, Recorded, Schedule, ScheduleFire,
+    ScheduleSpec, Step, StepError, StepState, Task, TaskState, TemplateRecord, Transition,
 };
 pub use tasker_store::{TaskFilter, TaskPage, Worker, WorkerRegistration};
 

@@ -22,6 +22,13 @@ pub enum Error {
     },
     #[error("invalid {field}: {message}")]
     Invalid { field: String, message: String },
+    /// A schedule's field that does not hold (an invalid cron expression,
+    /// an unknown time zone, a reversed or too large backfill range).
+    #[error("invalid {field}: {message}")]
+    ScheduleInvalid {
+        field: &'static str,
+        message: String,
+    },
     /// An idempotency key reused for a different task.
     #[error(
         "idempotency key {key:?} already names task {task_id} {differs}; use a new key for a new task"
@@ -49,6 +56,7 @@ impl Error {
             Error::ContextInvalid { .. } => "context_invalid",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::Invalid { .. } => "invalid",
+            Error::ScheduleInvalid { .. } => "schedule_invalid",
             Error::IdempotencyConflict { .. } => "idempotency_conflict",
             Error::NamespaceNotFound { .. } => "namespace_not_found",
         }

@@ -8,6 +8,7 @@
 //! The engine holds no state needed for correctness: two engines on two
 //! nodes over one database are interchangeable.
 
+mod clock;
 mod cluster;
 mod config;
 mod dispatcher;
@@ -16,6 +17,7 @@ mod near_names;
 pub mod nul_check;
 mod ready_waiters;
 mod report_batcher;
+mod schedules;
 mod schema_cache;
 mod seen_workers;
 mod step_reports;
@@ -36,6 +38,7 @@ use tasker_store::{
 };
 use uuid::Uuid;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use cluster::{
     ClusterConfig, ClusterView, DutyContext, LeaderDuty, LeaderStatus, MAINTENANCE, NodeReaper,
     STALE_AFTER_TIMEOUTS, version_skew,
@@ -43,6 +46,7 @@ pub use cluster::{
 pub use config::EngineConfig;
 pub use error::Error;
 pub use ready_waiters::ReadyWaiters;
+pub use schedules::{Backfill, RECHECK as SCHEDULE_RECHECK, Scheduler, UPCOMING};
 use schema_cache::SchemaCache;
 use seen_workers::SeenWorkers;
 pub use step_reports::{NextScope, Report};
@@ -101,6 +105,8 @@ pub struct Engine {
     namespaces: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     shutting_down: Arc<AtomicBool>,
     cluster: Arc<cluster::ClusterState>,
+    clock: Arc<dyn Clock>,
+    schedules: Arc<schedules::ScheduleState>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -125,9 +131,22 @@ impl Engine {
             schemas: Arc::default(),
             shutting_down: Arc::default(),
             cluster: Arc::default(),
+            clock: Arc::new(SystemClock),
+            schedules: Arc::default(),
             config,
             store,
         }
+    }
+
+    /// The engine reading the time from `clock` (a test's
+    /// [`ManualClock`]); set it before cloning the engine.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -99,6 +99,13 @@ impl Engine {
             .collect())
     }
 
+    /// Every check a create makes of `new` (its template found, its
+    /// context fitting the template's schema), answered with what the store
+    /// writes for it, without writing anything.
+    pub(crate) async fn task_checked(&self, new: NewTask) -> Result<TaskCreate> {
+        Ok(self.task_check(new, &mut Templates::new()).await?.create)
+    }
+
     /// Every check of one item before anything is written.
     async fn task_check(&self, mut new: NewTask, templates: &mut Templates) -> Result<Checked> {
         // No context (or `null`) is the empty object.

@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod duration;
 pub mod graph;
 pub mod records;
+pub mod schedule;
 pub mod step_state;
 pub mod task_run;
 pub mod task_state;
@@ -14,6 +15,7 @@ pub mod template;
 
 pub use duration::HumanDuration;
 pub use records::*;
+pub use schedule::{Schedule, ScheduleFire, ScheduleSpec};
 pub use step_state::StepState;
 pub use task_run::{
     ClaimOutcome, HeartbeatOutcome, LeaseError, OperationError, Plan, Recorded, TaskRun,

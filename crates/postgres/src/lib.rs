@@ -37,6 +37,7 @@ mod queue;
 mod queue_depths;
 mod reports;
 mod rows;
+mod schedules;
 mod steps;
 mod tasks;
 mod workers;
@@ -50,13 +51,14 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 use tasker_model::{
-    ClaimedStep, HeartbeatOutcome, Lease, Namespace, Recorded, Step, Task, Template,
-    TemplateRecord, Transition,
+    ClaimedStep, HeartbeatOutcome, Lease, Namespace, Recorded, Schedule, ScheduleFire, Step, Task,
+    Template, TemplateRecord, Timestamp, Transition,
 };
 use tasker_store::{
-    ClaimBatch, ClaimedBatch, LeaderElect, Leadership, NextClaim, Node, NodeRegistration,
-    QueueDepth, Readiness, ReportOutcome, Result, StepClaim, StepCompletion, StepFailure,
-    StepReport, Store, TaskCreate, TaskFilter, TaskPage, Worker, WorkerRegistration,
+    ClaimBatch, ClaimedBatch, FireRequest, FireResult, LeaderElect, Leadership, NextClaim, Node,
+    NodeRegistration, QueueDepth, Readiness, ReportOutcome, Result, ScheduleWrite, StepClaim,
+    StepCompletion, StepFailure, StepReport, Store, TaskCreate, TaskFilter, TaskPage, Worker,
+    WorkerRegistration,
 };
 use uuid::Uuid;
 
@@ -469,6 +471,45 @@ impl Store for PgStore {
 
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>> {
         with_retry(self, || queue_depths::read(self)).await
+    }
+
+    // Schedules
+
+    async fn schedule_create(&self, id: Uuid, write: &ScheduleWrite) -> Result<Schedule> {
+        with_retry(self, || schedules::create(self, id, write)).await
+    }
+
+    async fn schedule_get(&self, id: Uuid) -> Result<Schedule> {
+        with_retry(self, || schedules::get(self, id)).await
+    }
+
+    async fn schedule_list(&self) -> Result<Vec<Schedule>> {
+        with_retry(self, || schedules::list(self)).await
+    }
+
+    async fn schedule_update(&self, id: Uuid, write: &ScheduleWrite) -> Result<Schedule> {
+        with_retry(self, || schedules::update(self, id, write)).await
+    }
+
+    async fn schedule_delete(&self, id: Uuid) -> Result<()> {
+        with_retry(self, || schedules::delete(self, id)).await
+    }
+
+    async fn schedule_due(&self, now: Timestamp, limit: u32) -> Result<Vec<Schedule>> {
+        with_retry(self, || schedules::due(self, now, limit)).await
+    }
+
+    async fn schedule_next_run(&self) -> Result<Option<Timestamp>> {
+        with_retry(self, || schedules::next_run(self)).await
+    }
+
+    async fn schedule_fire(&self, request: &FireRequest) -> Result<FireResult> {
+        // Safe to run again: the fire's key makes a second run a no-op.
+        with_retry(self, || schedules::fire_once(self, request)).await
+    }
+
+    async fn schedule_fires(&self, id: Uuid, limit: u32) -> Result<Vec<ScheduleFire>> {
+        with_retry(self, || schedules::fires(self, id, limit)).await
     }
 }
 

@@ -45,6 +45,30 @@ pub async fn create_many(
     store: &PgStore,
     items: &[TaskCreate],
 ) -> Result<Vec<Result<(Task, bool)>>> {
+    let prepared = prepare(store, items).await?;
+    if prepared.rows.is_empty() {
+        return Ok(finish(prepared.answers, &prepared.same_key_as));
+    }
+    let mut tx = store.pool.begin().await.map_err(db)?;
+    let (answers, ready) = write(store, &mut tx, items, prepared).await?;
+    tx.commit().await.map_err(commit_error)?;
+    store.announce(&ready);
+    Ok(answers)
+}
+
+/// What [`write`] needs: every item's template and queue (read before the
+/// transaction), answers of the items refused already, and the rows to
+/// insert.
+pub struct Prepared {
+    resolved: HashMap<Uuid, Resolved>,
+    answers: Vec<Option<Result<(Task, bool)>>>,
+    same_key_as: Vec<(usize, usize)>,
+    rows: Vec<NewRow>,
+}
+
+/// Resolves the items' templates and queues and picks the new tasks' ids,
+/// before any transaction.
+pub async fn prepare(store: &PgStore, items: &[TaskCreate]) -> Result<Prepared> {
     let mut resolved: HashMap<Uuid, Resolved> = HashMap::new();
     for item in items {
         if resolved.contains_key(&item.template_id) {
@@ -93,16 +117,36 @@ pub async fn create_many(
             task_id: Uuid::now_v7(),
         });
     }
-    if rows.is_empty() {
-        return Ok(finish(answers, &same_key_as));
-    }
+    Ok(Prepared {
+        resolved,
+        answers,
+        same_key_as,
+        rows,
+    })
+}
+
+/// Writes the prepared tasks in the caller's transaction: the task rows,
+/// their root steps' queue messages, every step and transition. Returns
+/// each item's answer and, per namespace, how many steps became ready (to
+/// announce after the commit).
+pub async fn write(
+    store: &PgStore,
+    tx: &mut sqlx::PgConnection,
+    items: &[TaskCreate],
+    prepared: Prepared,
+) -> Result<(Vec<Result<(Task, bool)>>, Vec<(String, usize)>)> {
+    let Prepared {
+        resolved,
+        mut answers,
+        same_key_as,
+        rows,
+    } = prepared;
     let template_of = |row: &NewRow| -> &(Arc<TemplateRecord>, String) {
         resolved[&items[row.item].template_id]
             .as_ref()
             .expect("rows have resolved templates")
     };
 
-    let mut tx = store.pool.begin().await.map_err(db)?;
     // Keyed rows in key order, so that two batches sharing keys wait for
     // each other in one order instead of deadlocking.
     let mut order: Vec<usize> = (0..rows.len()).collect();
@@ -246,7 +290,7 @@ pub async fn create_many(
                 handler: planned[p].template.definition.steps[s].handler.clone(),
             })
             .collect();
-        let msg_ids = queue::send(&mut tx, queue_name, &bodies).await?;
+        let msg_ids = queue::send(tx, queue_name, &bodies).await?;
         for (&(p, s), id) in sends.iter().zip(msg_ids) {
             planned[p].msg_of[s] = Some(id);
         }
@@ -319,9 +363,7 @@ pub async fn create_many(
         .await
         .map_err(db)?;
     }
-    tx.commit().await.map_err(commit_error)?;
     let ready: Vec<(String, usize)> = ready.into_iter().collect();
-    store.announce(&ready);
 
     for plan in planned {
         let item = &items[plan.row.item];
@@ -343,7 +385,7 @@ pub async fn create_many(
             true,
         )));
     }
-    Ok(finish(answers, &same_key_as))
+    Ok((finish(answers, &same_key_as), ready))
 }
 
 /// Answers items that share an earlier item's key with that item's task.

@@ -11,13 +11,14 @@ mod cluster;
 mod error;
 mod observer;
 mod params;
+mod schedules;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tasker_model::{
-    ClaimedStep, HeartbeatOutcome, Lease, Namespace, Recorded, Step, Task, TaskState, Template,
-    TemplateRecord, Transition,
+    ClaimedStep, HeartbeatOutcome, Lease, Namespace, Recorded, Schedule, ScheduleFire, Step, Task,
+    TaskState, Template, TemplateRecord, Timestamp, Transition,
 };
 use uuid::Uuid;
 
@@ -27,6 +28,7 @@ pub use cluster::{
 pub use error::{Error, Unavailability};
 pub use observer::{AttemptOutcome, Event, Observer, RetryReason};
 pub use params::*;
+pub use schedules::{FireAction, FireRequest, FireResult, NextFire, ScheduleWrite};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -154,6 +156,30 @@ pub trait Store: Send + Sync + 'static {
     /// metrics scrape time, so it must stay cheap: it may read queue rows,
     /// never scan every step.
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>>;
+
+    // Schedules
+
+    /// Stores a new schedule; [`Error::Conflict`] when its name is taken.
+    async fn schedule_create(&self, id: Uuid, write: &ScheduleWrite) -> Result<Schedule>;
+    async fn schedule_get(&self, id: Uuid) -> Result<Schedule>;
+    /// Every schedule, by name.
+    async fn schedule_list(&self) -> Result<Vec<Schedule>>;
+    /// Replaces a schedule's spec and times (its fires stay).
+    async fn schedule_update(&self, id: Uuid, write: &ScheduleWrite) -> Result<Schedule>;
+    /// Deletes a schedule and its fire records (tasks it started stay).
+    async fn schedule_delete(&self, id: Uuid) -> Result<()>;
+    /// Up to `limit` schedules to look at now: not paused with
+    /// `next_run_at <= now`, or holding a buffered fire; oldest due first.
+    async fn schedule_due(&self, now: Timestamp, limit: u32) -> Result<Vec<Schedule>>;
+    /// The earliest `next_run_at` of the schedules not paused.
+    async fn schedule_next_run(&self) -> Result<Option<Timestamp>>;
+    /// Records one fire and does what it asks in one transaction; a
+    /// schedule and time recorded before writes nothing and answers
+    /// [`FireResult::AlreadyFired`]. A task it starts goes through the
+    /// same path as [`Store::task_create`].
+    async fn schedule_fire(&self, request: &FireRequest) -> Result<FireResult>;
+    /// A schedule's fires, newest fire time first, at most `limit`.
+    async fn schedule_fires(&self, id: Uuid, limit: u32) -> Result<Vec<ScheduleFire>>;
 }
 
 /// The parts of readiness a backend can check.

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod leases;
 pub mod namespaces;
 pub mod probes;
+pub mod schedules;
 pub mod step_reports;
 pub mod steps;
 pub mod tasks;

@@ -7,6 +7,7 @@ mod cluster;
 mod config_show;
 mod migrate;
 mod namespace;
+pub mod schedule;
 mod server;
 mod step;
 mod store_connection;
@@ -32,6 +33,7 @@ pub async fn run(command: Command) -> anyhow::Result<Status> {
         Command::Template { action } => template::run(action).await,
         Command::Task { action } => task::run(action).await,
         Command::Step { action } => step::run(action).await,
+        Command::Schedule { action } => schedule::run(action).await,
         Command::Worker {
             action: WorkerCommand::List { client },
         } => worker_list::run(&client).await,

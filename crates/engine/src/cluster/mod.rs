@@ -6,7 +6,8 @@
 //!                        ├─▶ NodeRegistry loop: heartbeat every node_heartbeat_interval,
 //!                        │     live-node count, version-skew warning
 //!                        └─▶ Election loop: lease "maintenance" taken/renewed/followed
-//!                              └─ while leader: every LeaderDuty runs (NodeReaper first)
+//!                              └─ while leader: every LeaderDuty runs (NodeReaper first,
+//!                                 then the Scheduler of schedules)
 //!  Engine::cluster_stop  ─▶ loops stopped, duties cancelled, lease resigned
 //!                           (a follower takes over at once), node row deleted
 //! ```
@@ -135,7 +136,7 @@ impl Engine {
     /// Joins the cluster: writes this node's registry row (failing when the
     /// database cannot be reached), then keeps it fresh and competes for
     /// leadership in the background. `duties` run while this node leads,
-    /// after the built-in [`NodeReaper`]. Starting again restarts.
+    /// after the built-in [`NodeReaper`] and [`crate::Scheduler`]. Starting again restarts.
     pub async fn cluster_start(
         &self,
         node: NodeRegistration,
@@ -152,6 +153,7 @@ impl Engine {
         let mut all: Vec<Arc<dyn LeaderDuty>> = vec![Arc::new(NodeReaper {
             node_timeout: config.node_timeout,
         })];
+        all.push(Arc::new(crate::Scheduler::new(self)));
         all.extend(duties);
         let registry = node_registry::NodeRegistry {
             store: self.store.clone(),

@@ -1,6 +1,7 @@
 //! Shared set-up for engine tests: a fresh migrated database per test.
 #![allow(dead_code)]
 
+pub mod schedule_nodes;
 pub mod silent_proxy;
 
 use std::sync::Arc;
