@@ -72,6 +72,8 @@ pub struct ClusterView {
     pub nodes: Vec<ClusterNode>,
     /// Live workers, most recently seen first.
     pub workers: Vec<ClusterWorker>,
+    /// What each of the leader's sweeps last did, by name.
+    pub maintenance: Vec<tasker_store::SweepRecord>,
 }
 
 /// The cluster part of an [`Engine`], shared by its clones.
@@ -239,11 +241,12 @@ impl Engine {
             .lock()
             .expect("cluster config lock")
             .node_timeout;
-        let (nodes, lease, workers, in_flight) = tokio::try_join!(
+        let (nodes, lease, workers, in_flight, maintenance) = tokio::try_join!(
             self.store.node_list(node_timeout),
             self.store.leader_get(MAINTENANCE),
             self.store.worker_list(self.config.worker_liveness),
             self.store.worker_in_flight(),
+            self.store.maintenance_sweep_list(),
         )?;
         let leader = lease
             .filter(|l| l.is_live())
@@ -274,6 +277,7 @@ impl Engine {
             leader,
             nodes,
             workers,
+            maintenance,
         })
     }
 }
