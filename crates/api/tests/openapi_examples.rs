@@ -100,6 +100,9 @@ async fn every_request_body_example_is_accepted_by_its_route() {
         ("POST", "/v1/steps/reports", WORKER, StatusCode::OK),
         ("POST", "/v1/tasks/{id}/cancel", ADMIN, StatusCode::OK),
         ("POST", "/v1/tasks/batch", ADMIN, StatusCode::OK),
+        // Accepted, acting on whatever dead letters there are (none).
+        ("POST", "/v1/dead-letters/retry", ADMIN, StatusCode::OK),
+        ("POST", "/v1/dead-letters/resolve", ADMIN, StatusCode::OK),
     ] {
         let key = format!("{method} {path}");
         tried.insert(key.clone());

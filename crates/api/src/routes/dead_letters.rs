@@ -65,7 +65,7 @@ pub struct DeadLetterRetry {
 /// Which dead letters to resolve, and the result their dependents receive.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"filter": {"namespace": "examples", "handler": "square"}, "result": {"value": 16}}))]
+#[schema(example = json!({"filter": {"namespace": "examples", "handler": "examples.linear.step_2"}, "result": {"value": 16}}))]
 pub struct DeadLetterResolve {
     /// Step ids; give these or `filter`.
     #[serde(default)]

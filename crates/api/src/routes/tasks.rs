@@ -21,7 +21,7 @@ use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"namespace": "examples", "template": "linear", "context": {"even_number": 2}, "tags": ["demo"]}))]
+#[schema(example = json!({"namespace": "examples", "template": "linear", "context": {"even_number": 2}, "tags": ["demo"], "deadline": "1h"}))]
 pub struct TaskCreate {
     /// Default `default`.
     #[serde(default = "default_namespace")]
