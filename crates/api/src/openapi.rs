@@ -8,7 +8,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    cluster, dead_letters, leases, namespaces, probes, step_reports, steps, tasks, templates, workers,
+    cluster, dead_letters, leases, namespaces, probes, step_reports, steps, tasks, templates,
+    workers,
 };
 use crate::{dto, metrics};
 

@@ -7,7 +7,7 @@ mod support;
 
 use axum::http::StatusCode;
 use serde_json::json;
-use support::{test_app, template};
+use support::{template, test_app};
 
 #[tokio::test]
 async fn a_dead_letter_is_listed_retried_by_filter_and_its_task_resumes() {
@@ -30,7 +30,10 @@ async fn a_dead_letter_is_listed_retried_by_filter_and_its_task_resumes() {
     .await
     .expect(StatusCode::OK);
     let task_id = task["id"].as_str().unwrap();
-    assert_eq!(app.get(&format!("/v1/tasks/{task_id}")).await.json()["state"], "failed");
+    assert_eq!(
+        app.get(&format!("/v1/tasks/{task_id}")).await.json()["state"],
+        "failed"
+    );
 
     let page = app
         .get("/v1/dead-letters?namespace=default&error_type=card_declined&limit=10")
@@ -61,10 +64,16 @@ async fn a_dead_letter_is_listed_retried_by_filter_and_its_task_resumes() {
     assert_eq!(outcome["matched"], 1);
     assert_eq!(outcome["applied"], 1);
     assert_eq!(outcome["more"], false);
-    assert_eq!(app.get(&format!("/v1/tasks/{task_id}")).await.json()["state"], "running");
+    assert_eq!(
+        app.get(&format!("/v1/tasks/{task_id}")).await.json()["state"],
+        "running"
+    );
     // A second retry of the same step is refused for it alone.
     let again = app
-        .post("/v1/dead-letters/retry", json!({"ids": [claimed["lease"]["step_id"]]}))
+        .post(
+            "/v1/dead-letters/retry",
+            json!({"ids": [claimed["lease"]["step_id"]]}),
+        )
         .await
         .expect(StatusCode::OK)
         .json();
@@ -77,7 +86,10 @@ async fn a_dead_letter_is_listed_retried_by_filter_and_its_task_resumes() {
             .await
             .expect(StatusCode::OK);
     }
-    assert_eq!(app.get(&format!("/v1/tasks/{task_id}")).await.json()["state"], "complete");
+    assert_eq!(
+        app.get(&format!("/v1/tasks/{task_id}")).await.json()["state"],
+        "complete"
+    );
 }
 
 #[tokio::test]
@@ -90,7 +102,10 @@ async fn bad_selections_and_filters_are_refused_naming_the_field() {
     assert_eq!(neither.error_code(), "invalid");
     assert!(neither.text().contains("ids"), "{}", neither.text());
     let too_many = app
-        .post("/v1/dead-letters/resolve", json!({"filter": {}, "limit": 5000}))
+        .post(
+            "/v1/dead-letters/resolve",
+            json!({"filter": {}, "limit": 5000}),
+        )
         .await
         .expect(StatusCode::BAD_REQUEST);
     assert!(too_many.text().contains("limit"), "{}", too_many.text());
@@ -112,19 +127,26 @@ async fn a_task_carries_its_deadline_and_a_bad_one_is_refused() {
     let yaml = "namespace: default\nname: timed\nversion: \"1\"\ndeadline: 2h\nsteps:\n  - { name: a, handler: h.a }\n";
     app.register_yaml(yaml).await.expect(StatusCode::CREATED);
     let task = app.create_task("default", "timed", json!({})).await;
-    let created: chrono::DateTime<chrono::Utc> = task["created_at"].as_str().unwrap().parse().unwrap();
-    let deadline: chrono::DateTime<chrono::Utc> = task["deadline_at"].as_str().unwrap().parse().unwrap();
+    let created: chrono::DateTime<chrono::Utc> =
+        task["created_at"].as_str().unwrap().parse().unwrap();
+    let deadline: chrono::DateTime<chrono::Utc> =
+        task["deadline_at"].as_str().unwrap().parse().unwrap();
     assert_eq!(deadline - created, chrono::TimeDelta::hours(2));
     let own = app
         .post("/v1/tasks", json!({"template": "timed", "deadline": "15m"}))
         .await
         .expect(StatusCode::CREATED)
         .json();
-    let created: chrono::DateTime<chrono::Utc> = own["created_at"].as_str().unwrap().parse().unwrap();
-    let deadline: chrono::DateTime<chrono::Utc> = own["deadline_at"].as_str().unwrap().parse().unwrap();
+    let created: chrono::DateTime<chrono::Utc> =
+        own["created_at"].as_str().unwrap().parse().unwrap();
+    let deadline: chrono::DateTime<chrono::Utc> =
+        own["deadline_at"].as_str().unwrap().parse().unwrap();
     assert_eq!(deadline - created, chrono::TimeDelta::minutes(15));
     let refused = app
-        .post("/v1/tasks", json!({"template": "timed", "deadline": "9999h"}))
+        .post(
+            "/v1/tasks",
+            json!({"template": "timed", "deadline": "9999h"}),
+        )
         .await
         .expect(StatusCode::BAD_REQUEST);
     assert_eq!(refused.json()["error"]["details"]["field"], "deadline");
@@ -132,5 +154,9 @@ async fn a_task_carries_its_deadline_and_a_bad_one_is_refused() {
         .register_yaml("namespace: default\nname: t2\nversion: \"1\"\ndeadline: 0s\nsteps:\n  - { name: a, handler: h.a }\n")
         .await;
     assert_eq!(bad_template.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(bad_template.text().contains("deadline"), "{}", bad_template.text());
+    assert!(
+        bad_template.text().contains("deadline"),
+        "{}",
+        bad_template.text()
+    );
 }

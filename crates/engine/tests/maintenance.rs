@@ -118,9 +118,8 @@ async fn a_heartbeating_worker_is_stopped_at_the_step_timeout_by_the_leaders_swe
     assert_eq!(late.code(), "step_timed_out");
     let history = h.engine.task_history(task.id).await.unwrap();
     assert!(
-        history
-            .iter()
-            .any(|t| t.to_state == "retrying" && t.reason.as_deref().unwrap_or("").starts_with("timeout")),
+        history.iter().any(|t| t.to_state == "retrying"
+            && t.reason.as_deref().unwrap_or("").starts_with("timeout")),
         "{history:?}"
     );
     // Retried per its policy: after the backoff, a second attempt completes.
@@ -136,10 +135,19 @@ async fn a_heartbeating_worker_is_stopped_at_the_step_timeout_by_the_leaders_swe
     })
     .await;
     assert_eq!(again.lease.attempt, 2);
-    h.engine.step_complete(again.lease, json!({})).await.unwrap();
+    h.engine
+        .step_complete(again.lease, json!({}))
+        .await
+        .unwrap();
     let after = h.claim_one("default").await;
-    h.engine.step_complete(after.lease, json!({})).await.unwrap();
-    assert_eq!(h.engine.task_get(task.id).await.unwrap().state, TaskState::Complete);
+    h.engine
+        .step_complete(after.lease, json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.engine.task_get(task.id).await.unwrap().state,
+        TaskState::Complete
+    );
 }
 
 #[tokio::test]
@@ -157,12 +165,19 @@ async fn a_silent_workers_step_is_redelivered_at_its_timeout_by_the_queue_itself
     .fetch_one(h.store.pool())
     .await
     .unwrap();
-    assert_eq!(vt, step.lease_expires_at, "the message is hidden exactly for the lease");
+    assert_eq!(
+        vt, step.lease_expires_at,
+        "the message is hidden exactly for the lease"
+    );
     // The worker never heartbeats; 21 s later its result is refused...
     stored_time::step_shift_back(h.store.pool(), step.lease.step_id, Duration::from_secs(21))
         .await
         .unwrap();
-    let late = h.engine.step_complete(step.lease, json!({})).await.unwrap_err();
+    let late = h
+        .engine
+        .step_complete(step.lease, json!({}))
+        .await
+        .unwrap_err();
     assert_eq!(late.code(), "step_timed_out");
     // ...and the queue hands the step to another worker: attempt 2.
     let again = h.engine.step_claim("default", "worker-2", 1).await.unwrap();
@@ -170,11 +185,17 @@ async fn a_silent_workers_step_is_redelivered_at_its_timeout_by_the_queue_itself
     assert_eq!(again[0].lease.attempt, 2);
     let history = h.engine.task_history(task.id).await.unwrap();
     assert!(
-        history.iter().any(|t| t.reason.as_deref() == Some("timeout")),
+        history
+            .iter()
+            .any(|t| t.reason.as_deref() == Some("timeout")),
         "{history:?}"
     );
     // The superseded attempt stays refused.
-    let stale = h.engine.step_complete(step.lease, json!({})).await.unwrap_err();
+    let stale = h
+        .engine
+        .step_complete(step.lease, json!({}))
+        .await
+        .unwrap_err();
     assert!(matches!(
         stale,
         tasker_engine::Error::Store(tasker_store::Error::Lease(LeaseError::LeaseMismatch))
@@ -275,15 +296,27 @@ async fn a_task_past_its_deadline_fails_and_its_running_step_learns_it_at_its_he
         HeartbeatOutcome::Cancelled
     );
     let steps = h.engine.task_steps(task.id).await.unwrap();
-    assert!(steps.iter().all(|s| s.state == StepState::Cancelled), "{steps:?}");
+    assert!(
+        steps.iter().all(|s| s.state == StepState::Cancelled),
+        "{steps:?}"
+    );
     let history = h.engine.task_history(task.id).await.unwrap();
     let failed = history
         .iter()
         .find(|t| t.step_id.is_none() && t.to_state == "failed")
         .expect("the task's failure in its history");
-    assert!(failed.reason.as_deref().unwrap().starts_with("deadline_exceeded"));
+    assert!(
+        failed
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("deadline_exceeded")
+    );
     // The other task, within its own deadline, runs on.
-    assert_eq!(h.engine.task_get(own.id).await.unwrap().state, TaskState::Running);
+    assert_eq!(
+        h.engine.task_get(own.id).await.unwrap().state,
+        TaskState::Running
+    );
     let record = eventually("the deadline sweep's record", || async {
         h.engine
             .cluster_view()
@@ -311,13 +344,17 @@ async fn a_heartbeat_past_the_deadline_fails_the_task_before_any_sweep() {
         h.engine.step_heartbeat(&step.lease).await.unwrap(),
         HeartbeatOutcome::Cancelled
     );
-    assert_eq!(h.engine.task_get(task.id).await.unwrap().state, TaskState::Failed);
+    assert_eq!(
+        h.engine.task_get(task.id).await.unwrap().state,
+        TaskState::Failed
+    );
 }
 
 #[tokio::test]
 async fn stuck_steps_are_repaired_and_counted() {
     let h = harness().await;
-    h.register(&template("default", "linear", support::LINEAR)).await;
+    h.register(&template("default", "linear", support::LINEAR))
+        .await;
     let lost = h.create("default", "linear", json!({})).await;
     let held = h.create("default", "linear", json!({})).await;
     // One ready step loses its message by hand; another's message stays
@@ -359,9 +396,13 @@ async fn stuck_steps_are_repaired_and_counted() {
     // The lost step runs again; the held one is delivered when its lease ends.
     let again = h.claim_one("default").await;
     assert_eq!(again.task_id, lost.id);
-    stored_time::step_shift_back(h.store.pool(), running.lease.step_id, Duration::from_secs(31))
-        .await
-        .unwrap();
+    stored_time::step_shift_back(
+        h.store.pool(),
+        running.lease.step_id,
+        Duration::from_secs(31),
+    )
+    .await
+    .unwrap();
     let redelivered = eventually("the held step to come back", || async {
         let s = step_state(&h.engine, running.lease.step_id).await;
         (s.state == StepState::Ready || s.attempt == 2).then_some(s)
@@ -393,7 +434,10 @@ async fn a_bulk_retry_of_dead_letters_resumes_their_tasks_to_completion() {
         h.engine.step_fail(step.lease, error).await.unwrap();
     }
     for id in &tasks {
-        assert_eq!(h.engine.task_get(*id).await.unwrap().state, TaskState::Failed);
+        assert_eq!(
+            h.engine.task_get(*id).await.unwrap().state,
+            TaskState::Failed
+        );
     }
     let filter = DeadLetterFilter {
         namespace: Some("default".into()),
@@ -417,7 +461,13 @@ async fn a_bulk_retry_of_dead_letters_resumes_their_tasks_to_completion() {
         handler: Some("h.ship".into()),
         ..DeadLetterFilter::default()
     };
-    assert!(b.dead_letter_list(&other, None, None).await.unwrap().dead_letters.is_empty());
+    assert!(
+        b.dead_letter_list(&other, None, None)
+            .await
+            .unwrap()
+            .dead_letters
+            .is_empty()
+    );
 
     // Neither ids nor filter: refused, naming the field.
     let refused = b
@@ -434,7 +484,10 @@ async fn a_bulk_retry_of_dead_letters_resumes_their_tasks_to_completion() {
         })
         .await
         .unwrap();
-    assert_eq!((outcome.matched, outcome.applied, outcome.more), (2, 2, true));
+    assert_eq!(
+        (outcome.matched, outcome.applied, outcome.more),
+        (2, 2, true)
+    );
     let outcome = b
         .dead_letter_retry(&DeadLetterSelection {
             filter: Some(filter.clone()),
@@ -442,8 +495,17 @@ async fn a_bulk_retry_of_dead_letters_resumes_their_tasks_to_completion() {
         })
         .await
         .unwrap();
-    assert_eq!((outcome.matched, outcome.applied, outcome.more), (1, 1, false));
-    assert!(b.dead_letter_list(&filter, None, None).await.unwrap().dead_letters.is_empty());
+    assert_eq!(
+        (outcome.matched, outcome.applied, outcome.more),
+        (1, 1, false)
+    );
+    assert!(
+        b.dead_letter_list(&filter, None, None)
+            .await
+            .unwrap()
+            .dead_letters
+            .is_empty()
+    );
 
     // The tasks run again, to completion.
     let mut done = 0;
@@ -456,6 +518,9 @@ async fn a_bulk_retry_of_dead_letters_resumes_their_tasks_to_completion() {
         }
     }
     for id in &tasks {
-        assert_eq!(h.engine.task_get(*id).await.unwrap().state, TaskState::Complete);
+        assert_eq!(
+            h.engine.task_get(*id).await.unwrap().state,
+            TaskState::Complete
+        );
     }
 }

@@ -60,10 +60,10 @@ pub struct TaskRow {
 }
 
 mod deadlines;
-pub mod repairs;
 mod leases;
 mod operator;
 mod outcomes;
+pub mod repairs;
 
 pub use outcomes::*;
 

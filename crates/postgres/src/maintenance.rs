@@ -287,8 +287,9 @@ pub async fn sweep_list(store: &PgStore) -> Result<Vec<SweepRecord>> {
         .map(|row| {
             let counts = |column: &str| -> Result<SweepCounts> {
                 let value: serde_json::Value = row.get(column);
-                serde_json::from_value(value)
-                    .map_err(|e| tasker_store::Error::Database(format!("unexpected row: {e}").into()))
+                serde_json::from_value(value).map_err(|e| {
+                    tasker_store::Error::Database(format!("unexpected row: {e}").into())
+                })
             };
             Ok(SweepRecord {
                 name: row.get("name"),

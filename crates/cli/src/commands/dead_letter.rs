@@ -83,7 +83,11 @@ impl FilterArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SelectionArgs {
     /// Step ids of dead letters.
-    #[arg(value_name = "STEP", required_unless_present = "all", conflicts_with = "all")]
+    #[arg(
+        value_name = "STEP",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
     pub ids: Vec<Uuid>,
     /// Every dead letter the filter selects (up to --limit).
     #[arg(long)]
@@ -128,7 +132,13 @@ pub async fn run(action: DeadLetterAction) -> anyhow::Result<Status> {
                 Output::Json => emit_json(&page)?,
                 Output::Text => {
                     let mut table = Table::new(&[
-                        "step", "task", "template", "step name", "attempts", "error", "failed at",
+                        "step",
+                        "task",
+                        "template",
+                        "step name",
+                        "attempts",
+                        "error",
+                        "failed at",
                     ]);
                     for dead in &page.dead_letters {
                         let error = dead
@@ -195,7 +205,10 @@ fn report(outcome: &DeadLetterOutcome, done: &str, output: Output) -> anyhow::Re
                 outcome.applied, outcome.matched
             ))?;
             for refusal in &outcome.refused {
-                eprintln!("step {}: {} ({})", refusal.step_id, refusal.message, refusal.code);
+                eprintln!(
+                    "step {}: {} ({})",
+                    refusal.step_id, refusal.message, refusal.code
+                );
             }
             if outcome.more {
                 eprintln!("more dead letters match: run again for the rest");

@@ -230,8 +230,14 @@ impl Config {
     fn validate_maintenance(&self, issues: &mut Issues) {
         let m = &self.maintenance;
         for (key, value) in [
-            ("maintenance.timeout_sweep_interval", m.timeout_sweep_interval),
-            ("maintenance.deadline_sweep_interval", m.deadline_sweep_interval),
+            (
+                "maintenance.timeout_sweep_interval",
+                m.timeout_sweep_interval,
+            ),
+            (
+                "maintenance.deadline_sweep_interval",
+                m.deadline_sweep_interval,
+            ),
             ("maintenance.stuck_sweep_interval", m.stuck_sweep_interval),
         ] {
             issues.at_least(key, value, Duration::from_millis(10));

@@ -145,9 +145,9 @@ fn outcome(matched: usize, more: bool) -> DeadLetterOutcome {
 /// A step's refusal for the answer; a database error fails the request.
 fn refusal(step_id: Uuid, error: Error) -> Result<DeadLetterRefusal> {
     match &error {
-        Error::Store(tasker_store::Error::Database(_) | tasker_store::Error::Unavailable { .. }) => {
-            Err(error)
-        }
+        Error::Store(
+            tasker_store::Error::Database(_) | tasker_store::Error::Unavailable { .. },
+        ) => Err(error),
         _ => Ok(DeadLetterRefusal {
             step_id,
             code: error.code().to_owned(),

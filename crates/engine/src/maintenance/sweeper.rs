@@ -36,7 +36,11 @@ impl Sweep {
 
     /// One batch: what it changed, by what it counts, and how many tasks
     /// it changed (a full batch means there may be more).
-    async fn batch(self, store: &dyn Store, batch: u32) -> tasker_store::Result<(SweepCounts, u64)> {
+    async fn batch(
+        self,
+        store: &dyn Store,
+        batch: u32,
+    ) -> tasker_store::Result<(SweepCounts, u64)> {
         let mut counts = SweepCounts::new();
         let changed = match self {
             Sweep::Timeouts => {
