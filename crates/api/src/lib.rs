@@ -61,6 +61,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::schedules::router())
         .merge(routes::steps::router())
         .merge(routes::cluster::router())
+        .merge(routes::dead_letters::router())
         .route_layer(from_fn_with_state(
             Guard::new(state.authenticator(), Plane::Management),
             auth::require,

@@ -47,6 +47,9 @@ const QUEUE_WAIT: &str = "tasker_step_queue_wait_seconds";
 const RUN_TIME: &str = "tasker_step_run_seconds";
 const RETRIES: &str = "tasker_step_retries_total";
 const LEASE_EXPIRIES: &str = "tasker_lease_expiries_total";
+const STEP_TIMEOUTS: &str = "tasker_step_timeouts_total";
+const DEADLINES_EXCEEDED: &str = "tasker_deadlines_exceeded_total";
+const STUCK_REPAIRED: &str = "tasker_stuck_repaired_total";
 const TRANSACTION_RETRIES: &str = "tasker_db_transaction_retries_total";
 const REPORT_TRANSACTIONS: &str = "tasker_report_transactions_total";
 const REPORTS_WRITTEN: &str = "tasker_reports_written_total";
@@ -165,6 +168,18 @@ impl Metrics {
             (
                 LEASE_EXPIRIES,
                 "Leases that ran out without a result or heartbeat, per namespace.",
+            ),
+            (
+                STEP_TIMEOUTS,
+                "Attempts failed as `timeout` by this node (heartbeat, claim or the leader's timeout sweep), per namespace.",
+            ),
+            (
+                DEADLINES_EXCEEDED,
+                "Tasks failed with `deadline_exceeded` by this node, per namespace.",
+            ),
+            (
+                STUCK_REPAIRED,
+                "Stuck work the leader's sweep found and repaired, by kind.",
             ),
             (
                 REPORT_TRANSACTIONS,
@@ -372,6 +387,21 @@ impl tasker_store::Observer for Metrics {
                         LEASE_EXPIRIES,
                         vec![Label::new("namespace", namespace.clone())],
                     )
+                    .increment(1),
+                Event::StepTimedOut { namespace } => self
+                    .counter(
+                        STEP_TIMEOUTS,
+                        vec![Label::new("namespace", namespace.clone())],
+                    )
+                    .increment(1),
+                Event::DeadlineExceeded { namespace } => self
+                    .counter(
+                        DEADLINES_EXCEEDED,
+                        vec![Label::new("namespace", namespace.clone())],
+                    )
+                    .increment(1),
+                Event::StuckRepaired { kind } => self
+                    .counter(STUCK_REPAIRED, vec![Label::new("kind", *kind)])
                     .increment(1),
                 Event::TransactionRetried { reason } => self
                     .counter(

@@ -8,7 +8,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    cluster, leases, namespaces, probes, schedules, step_reports, steps, tasks, templates, workers,
+    cluster, dead_letters, leases, namespaces, probes, schedules, step_reports, steps, tasks,
+    templates, workers,
 };
 use crate::{dto, metrics};
 
@@ -50,6 +51,9 @@ use crate::{dto, metrics};
         steps::get_one,
         steps::retry,
         steps::resolve,
+        dead_letters::list,
+        dead_letters::retry,
+        dead_letters::resolve,
         workers::register,
         workers::poll,
         leases::heartbeat,
@@ -74,6 +78,12 @@ use crate::{dto, metrics};
         tasker_store::ClusterLeader,
         tasker_store::ClusterNode,
         tasker_store::ClusterWorker,
+        tasker_store::SweepRecord,
+        tasker_store::DeadLetter,
+        tasker_store::DeadLetterFilter,
+        tasker_store::DeadLetterPage,
+        tasker_store::DeadLetterOutcome,
+        tasker_store::DeadLetterRefusal,
         tasker_model::Lease,
         tasker_model::ClaimedStep,
         tasker_model::ScheduleSpec,
@@ -93,6 +103,7 @@ use crate::{dto, metrics};
         (name = "tasks", description = "Runs of a template"),
         (name = "schedules", description = "Tasks started on a cron expression or an interval by the leader; pause, resume, trigger, backfill, fires"),
         (name = "steps", description = "A step by id; manual retry and resolution of steps"),
+        (name = "dead-letters", description = "Steps that exhausted their retries: list, retry or resolve many at once"),
         (name = "workers", description = "Worker plane: register and long-poll for steps"),
         (name = "leases", description = "Worker plane: heartbeat, complete, fail and release a claimed step, one or many at a time"),
     )

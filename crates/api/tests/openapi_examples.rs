@@ -104,6 +104,9 @@ async fn every_request_body_example_is_accepted_by_its_route() {
         ("POST", "/v1/schedules", ADMIN, StatusCode::CREATED),
         ("PUT", "/v1/schedules/{id}", ADMIN, StatusCode::OK),
         ("POST", "/v1/schedules/{id}/backfill", ADMIN, StatusCode::OK),
+        // Accepted, acting on whatever dead letters there are (none).
+        ("POST", "/v1/dead-letters/retry", ADMIN, StatusCode::OK),
+        ("POST", "/v1/dead-letters/resolve", ADMIN, StatusCode::OK),
     ] {
         let key = format!("{method} {path}");
         tried.insert(key.clone());

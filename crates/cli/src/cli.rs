@@ -61,6 +61,11 @@ pub enum Command {
         #[command(subcommand)]
         action: StepAction,
     },
+    /// List steps that exhausted their retries; retry or resolve many at once.
+    DeadLetter {
+        #[command(subcommand)]
+        action: crate::commands::DeadLetterAction,
+    },
     /// List the live workers, or run the example worker.
     Worker {
         #[command(subcommand)]
@@ -359,12 +364,12 @@ pub enum TaskAction {
         template: Option<String>,
         /// Create many tasks: one JSON object per line, with the fields of
         /// the API's create body (`template`, `namespace`, `version`,
-        /// `context`, `idempotency_key`, `tags`); `-` for standard input.
+        /// `context`, `idempotency_key`, `tags`, `deadline`); `-` for standard input.
         /// Sent in batches of up to 1000.
         #[arg(
             long,
             value_name = "FILE",
-            conflicts_with_all = ["template", "context", "context_file", "idempotency_key", "tags", "watch"]
+            conflicts_with_all = ["template", "context", "context_file", "idempotency_key", "tags", "deadline", "watch"]
         )]
         from_file: Option<PathBuf>,
         /// The task's context, as JSON.
@@ -379,6 +384,10 @@ pub enum TaskAction {
         /// A tag; repeat for several.
         #[arg(long = "tag", value_name = "TAG")]
         tags: Vec<String>,
+        /// How long the task may take from now, e.g. `30m`; past it the task
+        /// fails with `deadline_exceeded`. Default: the template's deadline.
+        #[arg(long, value_name = "DURATION", value_parser = tasker_model::HumanDuration::parse)]
+        deadline: Option<tasker_model::HumanDuration>,
         /// Then follow the task as `task watch` does, until it finishes; the
         /// exit status is watch's.
         #[arg(long)]

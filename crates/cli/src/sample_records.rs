@@ -28,6 +28,7 @@ pub fn task(state: TaskState) -> Task {
         created_at: at(0),
         updated_at: at(0),
         finished_at: None,
+        deadline_at: None,
     }
 }
 

@@ -26,6 +26,7 @@
 //! bundled web roots, or to a CA added with [`Client::with_root_certificate`]
 //! (a private CA of a TLS-terminating load balancer).
 
+mod dead_letters;
 mod error;
 mod namespaces;
 mod probes;
@@ -40,6 +41,7 @@ use std::time::Duration;
 use reqwest::{Method, RequestBuilder, Url};
 use serde::de::DeserializeOwned;
 
+pub use dead_letters::DeadLetterSelection;
 pub use error::{Error, LEASE_LOST_CODES};
 pub use probes::{ClusterInfo, Health, Readiness, ReadinessChecks};
 pub use schedules::{Backfilled, ScheduleView, Triggered};
@@ -55,7 +57,10 @@ pub use tasker_model::{
     ClaimedStep, Lease, MAX_REPORTS_PER_REQUEST, Namespace, Recorded, Schedule, ScheduleFire,
     ScheduleSpec, Step, StepError, StepState, Task, TaskState, TemplateRecord, Transition,
 };
-pub use tasker_store::{TaskFilter, TaskPage, Worker, WorkerRegistration};
+pub use tasker_store::{
+    DeadLetter, DeadLetterFilter, DeadLetterOutcome, DeadLetterPage, SweepRecord, TaskFilter,
+    TaskPage, Worker, WorkerRegistration,
+};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

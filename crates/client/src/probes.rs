@@ -52,6 +52,10 @@ pub struct ClusterInfo {
     pub nodes: Vec<ClusterNode>,
     /// Live workers, most recently seen first, with their steps in flight.
     pub workers: Vec<ClusterWorker>,
+    /// What each of the leader's sweeps last did (empty from servers
+    /// without them).
+    #[serde(default)]
+    pub maintenance: Vec<tasker_store::SweepRecord>,
 }
 
 impl ClusterInfo {

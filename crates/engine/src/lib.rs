@@ -13,6 +13,7 @@ mod cluster;
 mod config;
 mod dispatcher;
 mod error;
+pub mod maintenance;
 mod near_names;
 pub mod nul_check;
 mod ready_waiters;

@@ -137,6 +137,14 @@ impl Engine {
         for (i, tag) in new.tags.iter().enumerate() {
             nul_check::check_text(&format!("tags[{i}]"), tag)?;
         }
+        if let Some(deadline) = new.deadline
+            && let Err(message) = tasker_model::template::check_deadline(deadline.as_duration())
+        {
+            return Err(Error::Invalid {
+                field: "deadline".into(),
+                message,
+            });
+        }
         let named = (new.namespace, new.template, new.version);
         let template = match templates.get(&named) {
             Some(Ok(template)) => template.clone(),
@@ -185,6 +193,7 @@ impl Engine {
                 context: new.context,
                 idempotency_key: new.idempotency_key,
                 tags: new.tags,
+                deadline: new.deadline.map(|d| d.as_duration()),
             },
             template,
         })

@@ -56,6 +56,11 @@ pub struct Task {
     pub updated_at: Timestamp,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<DateTime<Utc>>))]
     pub finished_at: Option<Timestamp>,
+    /// When the task fails with `deadline_exceeded` unless it has finished;
+    /// `null` without a deadline.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<DateTime<Utc>>))]
+    pub deadline_at: Option<Timestamp>,
 }
 
 /// Why an attempt failed, as the worker (or the engine) reported it.

@@ -55,16 +55,27 @@ pub struct TaskRow {
     pub id: Uuid,
     pub state: TaskState,
     pub finished_at: Option<Timestamp>,
+    /// When the task fails with `deadline_exceeded` unless it finished.
+    pub deadline_at: Option<Timestamp>,
 }
 
+mod deadlines;
 mod leases;
 mod operator;
 mod outcomes;
+pub mod repairs;
 
 pub use outcomes::*;
 
 /// `error_type` recorded on an attempt whose lease ran out.
 pub const LEASE_EXPIRED: &str = "lease_expired";
+
+/// `error_type` recorded on an attempt that ran past its step's timeout.
+pub const TIMEOUT: &str = "timeout";
+
+/// The reason recorded on a task (and its cancelled steps) whose deadline
+/// passed before it finished.
+pub const DEADLINE_EXCEEDED: &str = "deadline_exceeded";
 
 /// One task's graph in memory plus the plan of what changed.
 #[derive(Debug)]
@@ -113,6 +124,7 @@ impl<'t> TaskRun<'t> {
             id: task_id,
             state: TaskState::Running,
             finished_at: None,
+            deadline_at: None,
         };
         let steps = step_ids.iter().map(|&id| StepRow::new(id)).collect();
         let mut run = Self::new(template, task, steps);

@@ -5,6 +5,7 @@
 //!      │ ▲
 //!      │ └──Reopen (manual retry of a step)── failed
 //!      ├──Stuck──▶ failed
+//!      ├──DeadlineExceeded──▶ failed (steps not finished are cancelled)
 //!      └──Cancel──▶ cancelled
 //! ```
 
@@ -70,6 +71,8 @@ pub enum TaskEvent {
     Cancel,
     /// A failed step was manually retried or resolved.
     Reopen,
+    /// The task's deadline passed before it finished.
+    DeadlineExceeded,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +102,7 @@ pub fn apply(
         (S::Running, E::Stuck) => (S::Failed, &[Finalize]),
         (S::Running | S::Failed, E::Cancel) => (S::Cancelled, &[CancelSteps, Finalize]),
         (S::Failed, E::Reopen) => (S::Running, &[]),
+        (S::Running, E::DeadlineExceeded) => (S::Failed, &[CancelSteps, Finalize]),
         (from, event) => return Err(IllegalTransition { from, event }),
     })
 }
@@ -107,11 +111,12 @@ pub fn apply(
 mod tests {
     use super::*;
 
-    const EVENTS: [TaskEvent; 4] = [
+    const EVENTS: [TaskEvent; 5] = [
         TaskEvent::AllDone,
         TaskEvent::Stuck,
         TaskEvent::Cancel,
         TaskEvent::Reopen,
+        TaskEvent::DeadlineExceeded,
     ];
 
     #[test]
@@ -125,6 +130,7 @@ mod tests {
                     (S::Running, E::Stuck) => Some(S::Failed),
                     (S::Running | S::Failed, E::Cancel) => Some(S::Cancelled),
                     (S::Failed, E::Reopen) => Some(S::Running),
+                    (S::Running, E::DeadlineExceeded) => Some(S::Failed),
                     _ => None,
                 };
                 match (apply(from, event), want) {

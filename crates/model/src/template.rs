@@ -24,6 +24,8 @@ pub use version_order::{VersionRank, compare_versions};
 pub const MAX_STEPS: usize = 500;
 pub const MAX_ATTEMPTS: u32 = 100;
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// The longest task deadline a template (or a task) may set: 30 days.
+pub const MAX_DEADLINE: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
 pub const MAX_MULTIPLIER: f64 = 10.0;
 
@@ -42,6 +44,10 @@ pub struct Template {
     /// JSON Schema that every task's context must satisfy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_schema: Option<serde_json::Value>,
+    /// How long a task may take from its creation; past it the task fails
+    /// with `deadline_exceeded`. A task may set its own. Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<HumanDuration>,
     pub steps: Vec<StepDef>,
 }
 
@@ -88,6 +94,20 @@ pub struct Backoff {
     pub multiplier: f64,
     #[serde(default = "default_jitter")]
     pub jitter: f64,
+}
+
+/// Why a task deadline (of a template or of one task) is refused.
+pub fn check_deadline(deadline: Duration) -> Result<(), String> {
+    if deadline.is_zero() {
+        Err("must be greater than zero".into())
+    } else if deadline > MAX_DEADLINE {
+        Err(format!(
+            "{} exceeds the limit of 720h (30 days)",
+            HumanDuration(deadline)
+        ))
+    } else {
+        Ok(())
+    }
 }
 
 fn default_namespace() -> String {
@@ -350,6 +370,12 @@ impl Template {
                     format!("{} exceeds the limit of 24h", step.timeout),
                 );
             }
+        }
+
+        if let Some(deadline) = &self.deadline
+            && let Err(message) = check_deadline(deadline.as_duration())
+        {
+            push("deadline".into(), message);
         }
 
         if let Some(cycle) = graph::find_cycle(&self.steps) {

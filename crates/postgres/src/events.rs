@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tasker_model::task_run::LEASE_EXPIRED;
+use tasker_model::task_run::{DEADLINE_EXCEEDED, LEASE_EXPIRED, TIMEOUT};
 use tasker_model::{StepState, TaskRun, TaskState, Timestamp};
 use tasker_store::{AttemptOutcome, Event};
 
@@ -13,6 +13,15 @@ pub fn of(namespace: &str, run: &TaskRun<'_>) -> Vec<Event> {
     let mut events = Vec::new();
     for t in &run.plan.transitions {
         let Some(step_id) = t.step_id else {
+            if t.to_state == TaskState::Failed.as_str()
+                && t.reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with(DEADLINE_EXCEEDED))
+            {
+                events.push(Event::DeadlineExceeded {
+                    namespace: namespace.to_owned(),
+                });
+            }
             if let Ok(state) = t.to_state.parse::<TaskState>()
                 && state.is_terminal()
             {
@@ -39,6 +48,16 @@ pub fn of(namespace: &str, run: &TaskRun<'_>) -> Vec<Event> {
                 namespace: namespace.to_owned(),
             });
             continue;
+        }
+        let timed_out = run
+            .plan
+            .errors
+            .iter()
+            .any(|(i, e)| *i == index && e.as_ref().is_some_and(|e| e.error_type == TIMEOUT));
+        if timed_out {
+            events.push(Event::StepTimedOut {
+                namespace: namespace.to_owned(),
+            });
         }
         let outcome = match t.to_state.parse::<StepState>() {
             Ok(StepState::Complete) => AttemptOutcome::Completed,

@@ -26,10 +26,12 @@
 mod announcer;
 mod catalog;
 mod database_monitor;
+mod dead_letters;
 mod error;
 mod events;
 mod leadership;
 mod load;
+mod maintenance;
 mod nodes;
 mod notifier;
 mod plan_writer;
@@ -60,6 +62,7 @@ use tasker_store::{
     StepCompletion, StepFailure, StepReport, Store, TaskCreate, TaskFilter, TaskPage, Worker,
     WorkerRegistration,
 };
+use tasker_store::{DeadLetterFilter, DeadLetterPage, StuckKind, SweepCounts, SweepRecord};
 use uuid::Uuid;
 
 pub use database_monitor::{DatabaseMonitor, MonitorConfig};
@@ -510,6 +513,45 @@ impl Store for PgStore {
 
     async fn schedule_fires(&self, id: Uuid, limit: u32) -> Result<Vec<ScheduleFire>> {
         with_retry(self, || schedules::fires(self, id, limit)).await
+    }
+
+    // Maintenance
+
+    async fn maintenance_steps_time_out(&self, batch: u32) -> Result<(u64, u64)> {
+        with_retry(self, || maintenance::steps_time_out(self, batch)).await
+    }
+
+    async fn maintenance_tasks_exceed_deadline(&self, batch: u32) -> Result<u64> {
+        with_retry(self, || maintenance::tasks_exceed_deadline(self, batch)).await
+    }
+
+    async fn maintenance_stuck_repair(&self, batch: u32) -> Result<Vec<(StuckKind, u64)>> {
+        with_retry(self, || maintenance::stuck_repair(self, batch)).await
+    }
+
+    async fn maintenance_sweep_record(
+        &self,
+        name: &str,
+        node_id: &str,
+        counts: &SweepCounts,
+    ) -> Result<()> {
+        with_retry(self, || {
+            maintenance::sweep_record(self, name, node_id, counts)
+        })
+        .await
+    }
+
+    async fn maintenance_sweep_list(&self) -> Result<Vec<SweepRecord>> {
+        with_retry(self, || maintenance::sweep_list(self)).await
+    }
+
+    async fn dead_letter_list(
+        &self,
+        filter: &DeadLetterFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<DeadLetterPage> {
+        with_retry(self, || dead_letters::list(self, filter, cursor, limit)).await
     }
 }
 

@@ -66,7 +66,7 @@ pub async fn lock_tasks(
         Lock::FreeTasks(ids) => ("id = ANY($1)", ids, " SKIP LOCKED"),
     };
     let task_rows = sqlx::query(&format!(
-        "SELECT id, namespace, template_id, state, finished_at FROM tasker.tasks \
+        "SELECT id, namespace, template_id, state, finished_at, deadline_at FROM tasker.tasks \
          WHERE {filter} ORDER BY id FOR UPDATE{wait}"
     ))
     .bind(ids)
@@ -133,6 +133,7 @@ pub async fn lock_tasks(
                     id,
                     state: state.parse().map_err(|m: String| corrupt(&m))?,
                     finished_at: row.get("finished_at"),
+                    deadline_at: row.get("deadline_at"),
                 },
                 steps,
             },

@@ -173,7 +173,7 @@ pub async fn next_visible_in(
 /// The PGMQ table of a queue, quoted. Queue names are made by
 /// `catalog::queue_name` from validated namespace names; the quoting keeps
 /// any other name harmless all the same.
-fn queue_table(queue: &str) -> String {
+pub(crate) fn queue_table(queue: &str) -> String {
     // As pgmq.format_table_name: the table is "q_" and the lower-cased name.
     let name = format!("q_{}", queue.to_lowercase()).replace('"', "\"\"");
     format!("pgmq.\"{name}\"")

@@ -146,6 +146,8 @@ pub async fn write(
                                 if let Some(lease) =
                                     run.claim_released(index, until, token, &next.worker_id, now)
                                 {
+                                    // Capped at the step's timeout.
+                                    let until = run.steps[index].lease_expires_at.unwrap_or(until);
                                     leased_here.push((i, task_id, index, lease, until));
                                     taken += 1;
                                 }

@@ -7,7 +7,7 @@ use tasker_store::{Error, Result};
 
 pub const TASK_COLUMNS: &str = "t.id, t.namespace, t.template_id, tp.name AS template_name, \
      tp.version AS template_version, t.state, t.context, t.idempotency_key, t.tags, \
-     t.created_at, t.updated_at, t.finished_at";
+     t.created_at, t.updated_at, t.finished_at, t.deadline_at";
 
 /// `FROM` clause that goes with [`TASK_COLUMNS`].
 pub const TASK_FROM: &str = "tasker.tasks t JOIN tasker.templates tp ON tp.id = t.template_id";
@@ -27,6 +27,7 @@ pub fn task(row: &PgRow) -> Result<Task> {
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
         finished_at: row.get("finished_at"),
+        deadline_at: row.get("deadline_at"),
     })
 }
 

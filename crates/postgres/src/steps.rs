@@ -181,7 +181,12 @@ pub(crate) async fn claim_in(
             now,
         ) {
             room[slot] -= 1;
-            claimed.push((task_id, index, lease, message.visible_at));
+            // The lease may end before the message's read visibility: it
+            // never outlasts the step's timeout.
+            let until = run.steps[index]
+                .lease_expires_at
+                .unwrap_or(message.visible_at);
+            claimed.push((task_id, index, lease, until));
             slot_of.push(slot);
             waits.push(events::since(ready_since, now));
         }

@@ -161,15 +161,16 @@ pub async fn write(
         key(a).cmp(&key(b))
     });
     let inserted = sqlx::query(
-        "INSERT INTO tasker.tasks (id, namespace, template_id, state, context, idempotency_key, tags, created_at, updated_at) \
+        "INSERT INTO tasker.tasks (id, namespace, template_id, state, context, idempotency_key, tags, created_at, updated_at, deadline_at) \
          SELECT r.id, r.namespace, r.template_id, 'running', r.context, r.idempotency_key, \
-                ARRAY(SELECT jsonb_array_elements_text(r.tags)), c.at, c.at \
-         FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::jsonb[], $5::text[], $6::jsonb[]) \
-              WITH ORDINALITY AS r(id, namespace, template_id, context, idempotency_key, tags, n), \
+                ARRAY(SELECT jsonb_array_elements_text(r.tags)), c.at, c.at, \
+                c.at + make_interval(secs => r.deadline) \
+         FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::jsonb[], $5::text[], $6::jsonb[], $7::float8[]) \
+              WITH ORDINALITY AS r(id, namespace, template_id, context, idempotency_key, tags, deadline, n), \
               LATERAL (SELECT clock_timestamp() AS at OFFSET 0) c \
          ORDER BY r.n \
          ON CONFLICT (namespace, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-         RETURNING id, created_at",
+         RETURNING id, created_at, deadline_at",
     )
     .bind(order.iter().map(|&r| rows[r].task_id).collect::<Vec<_>>())
     .bind(
@@ -192,12 +193,28 @@ pub async fn write(
             .map(|&r| serde_json::json!(items[rows[r].item].tags))
             .collect::<Vec<_>>(),
     )
+    .bind(
+        order
+            .iter()
+            .map(|&r| {
+                // The task's own deadline, else its template's.
+                let item = &items[rows[r].item];
+                item.deadline
+                    .or(template_of(&rows[r]).0.definition.deadline.map(|d| d.as_duration()))
+                    .map(|d| d.as_secs_f64())
+            })
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(&mut *tx)
     .await
     .map_err(db)?;
     let created_at: HashMap<Uuid, Timestamp> = inserted
         .iter()
         .map(|row| (row.get("id"), row.get("created_at")))
+        .collect();
+    let deadline_at: HashMap<Uuid, Option<Timestamp>> = inserted
+        .iter()
+        .map(|row| (row.get("id"), row.get("deadline_at")))
         .collect();
 
     // Keys that already existed: hand back the tasks they name.
@@ -381,6 +398,7 @@ pub async fn write(
                 created_at: plan.now,
                 updated_at: plan.now,
                 finished_at: None,
+                deadline_at: deadline_at.get(&plan.row.task_id).copied().flatten(),
             },
             true,
         )));

@@ -9,6 +9,7 @@
 
 mod cluster;
 mod error;
+mod maintenance;
 mod observer;
 mod params;
 mod schedules;
@@ -26,6 +27,10 @@ pub use cluster::{
     ClusterLeader, ClusterNode, ClusterWorker, LeaderElect, Leadership, Node, NodeRegistration,
 };
 pub use error::{Error, Unavailability};
+pub use maintenance::{
+    DeadLetter, DeadLetterFilter, DeadLetterOutcome, DeadLetterPage, DeadLetterRefusal, StuckKind,
+    SweepCounts, SweepRecord,
+};
 pub use observer::{AttemptOutcome, Event, Observer, RetryReason};
 pub use params::*;
 pub use schedules::{FireAction, FireRequest, FireResult, NextFire, ScheduleWrite};
@@ -180,6 +185,41 @@ pub trait Store: Send + Sync + 'static {
     async fn schedule_fire(&self, request: &FireRequest) -> Result<FireResult>;
     /// A schedule's fires, newest fire time first, at most `limit`.
     async fn schedule_fires(&self, id: Uuid, limit: u32) -> Result<Vec<ScheduleFire>>;
+
+    // Maintenance
+
+    /// Among up to `batch` tasks with running steps whose lease ran out,
+    /// in one transaction: fails each attempt past its step's timeout as
+    /// `timeout` (retried per its policy, after its backoff), and hands
+    /// back the others (their worker is gone) as a claim would. Tasks
+    /// another transaction holds are skipped until the next run. Returns
+    /// (timed out, lease expired).
+    async fn maintenance_steps_time_out(&self, batch: u32) -> Result<(u64, u64)>;
+    /// Fails up to `batch` running tasks past their deadline with
+    /// `deadline_exceeded`, in one transaction (busy tasks skipped).
+    /// Returns how many it failed.
+    async fn maintenance_tasks_exceed_deadline(&self, batch: u32) -> Result<u64>;
+    /// Finds up to `batch` in-flight steps that cannot make progress (see
+    /// [`StuckKind`]) and repairs them in one transaction; counts by kind.
+    async fn maintenance_stuck_repair(&self, batch: u32) -> Result<Vec<(StuckKind, u64)>>;
+    /// Records a sweep's run: its counts become the last ones and are added
+    /// to its totals.
+    async fn maintenance_sweep_record(
+        &self,
+        name: &str,
+        node_id: &str,
+        counts: &SweepCounts,
+    ) -> Result<()>;
+    /// Every sweep's record, by name.
+    async fn maintenance_sweep_list(&self) -> Result<Vec<SweepRecord>>;
+    /// Failed steps of tasks that can still be reopened, oldest first;
+    /// `cursor` from a previous page, `limit` capped at 500 (default 50).
+    async fn dead_letter_list(
+        &self,
+        filter: &DeadLetterFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<DeadLetterPage>;
 }
 
 /// The parts of readiness a backend can check.

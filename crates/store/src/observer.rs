@@ -28,6 +28,14 @@ pub enum Event {
     },
     /// A lease ran out without a result or heartbeat.
     LeaseExpired { namespace: String },
+    /// An attempt ran past its step's timeout and was failed as `timeout`
+    /// by the server (a heartbeat, a claim or the timeout sweep).
+    StepTimedOut { namespace: String },
+    /// A task ran past its deadline and failed with `deadline_exceeded`.
+    DeadlineExceeded { namespace: String },
+    /// The stuck-work sweep found work that could not make progress and
+    /// repaired it; `kind` says what it found (see `StuckKind`).
+    StuckRepaired { kind: &'static str },
     /// The database aborted a transaction to break a deadlock or a
     /// serialization conflict, or the connection it ran on was lost before
     /// anything was committed, and the backend ran it again. A deadlock is

@@ -21,6 +21,11 @@ pub struct NewTask {
     pub idempotency_key: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// How long the task may take from its creation (e.g. `30m`); past it
+    /// the task fails with `deadline_exceeded`. Default: the template's
+    /// `deadline`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<tasker_model::HumanDuration>,
 }
 
 impl NewTask {
@@ -34,6 +39,7 @@ impl NewTask {
             context: serde_json::json!({}),
             idempotency_key: None,
             tags: Vec::new(),
+            deadline: None,
         }
     }
 
@@ -65,6 +71,9 @@ pub struct TaskCreate {
     pub context: serde_json::Value,
     pub idempotency_key: Option<String>,
     pub tags: Vec<String>,
+    /// How long the task may take from its creation; `None`: its
+    /// template's `deadline`, if any.
+    pub deadline: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -35,6 +35,9 @@
 //! the database away (and restore it) without stopping a server that other
 //! tests share.
 //!
+//! [`stored_time`] moves a step's or a task's stored times (and its queue
+//! message's visibility) into the past, for tests of timeouts and deadlines.
+//!
 //! This crate is for tests only: it creates and drops databases on the
 //! server it is given, and the throwaway server runs with `fsync=off`. It must
 //! never be pointed at a server holding data anyone cares about.
@@ -46,6 +49,7 @@ pub mod process;
 mod server;
 mod server_binaries;
 mod server_user;
+pub mod stored_time;
 mod tcp_proxy;
 mod template_database;
 mod test_database;

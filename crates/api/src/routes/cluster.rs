@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tasker_store::{ClusterLeader, ClusterNode, ClusterWorker};
+use tasker_store::{ClusterLeader, ClusterNode, ClusterWorker, SweepRecord};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
@@ -27,6 +27,9 @@ pub struct Cluster {
     pub nodes: Vec<ClusterNode>,
     /// Workers heard from within the liveness window, most recent first.
     pub workers: Vec<ClusterWorker>,
+    /// What each of the leader's sweeps (`deadlines`, `stuck`, `timeouts`)
+    /// last did: when, on which node, what it found then and in total.
+    pub maintenance: Vec<SweepRecord>,
 }
 
 pub fn router() -> Router<AppState> {
@@ -55,5 +58,6 @@ pub async fn cluster(State(state): State<AppState>) -> Result<Json<Cluster>, Api
         leader: view.leader,
         nodes: view.nodes,
         workers: view.workers,
+        maintenance: view.maintenance,
     }))
 }

@@ -3,6 +3,7 @@
 //! no logic of their own beyond defaults and metrics.
 
 pub mod cluster;
+pub mod dead_letters;
 pub mod leases;
 pub mod namespaces;
 pub mod probes;

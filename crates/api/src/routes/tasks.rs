@@ -21,7 +21,7 @@ use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"namespace": "examples", "template": "linear", "context": {"even_number": 2}, "tags": ["demo"]}))]
+#[schema(example = json!({"namespace": "examples", "template": "linear", "context": {"even_number": 2}, "tags": ["demo"], "deadline": "1h"}))]
 pub struct TaskCreate {
     /// Default `default`.
     #[serde(default = "default_namespace")]
@@ -44,6 +44,12 @@ pub struct TaskCreate {
     pub idempotency_key: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// How long the task may take from its creation, e.g. `30m` (units
+    /// `ms`, `s`, `m`, `h`; at most `720h`). Past it the task fails with
+    /// `deadline_exceeded`. Default: the template's `deadline`, if any.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "30m")]
+    pub deadline: Option<tasker_model::HumanDuration>,
 }
 
 /// Many tasks at once (`POST /v1/tasks/batch`).
@@ -172,6 +178,7 @@ pub async fn create(
             context: body.context,
             idempotency_key: body.idempotency_key,
             tags: body.tags,
+            deadline: body.deadline,
         })
         .await?;
     let status = if created {
@@ -229,6 +236,7 @@ pub async fn create_batch(
                     context: item.context,
                     idempotency_key: item.idempotency_key,
                     tags: item.tags,
+                    deadline: item.deadline,
                 });
                 answers.push(None);
             }

@@ -5,6 +5,7 @@
 mod bench;
 mod cluster;
 mod config_show;
+mod dead_letter;
 mod migrate;
 mod namespace;
 pub mod schedule;
@@ -18,6 +19,8 @@ mod template;
 mod watch;
 mod worker;
 mod worker_list;
+
+pub use dead_letter::DeadLetterAction;
 
 use crate::cli::{ClientArgs, Command, ConfigAction, WorkerCommand};
 use crate::status::Status;
@@ -34,6 +37,7 @@ pub async fn run(command: Command) -> anyhow::Result<Status> {
         Command::Task { action } => task::run(action).await,
         Command::Step { action } => step::run(action).await,
         Command::Schedule { action } => schedule::run(action).await,
+        Command::DeadLetter { action } => dead_letter::run(action).await,
         Command::Worker {
             action: WorkerCommand::List { client },
         } => worker_list::run(&client).await,

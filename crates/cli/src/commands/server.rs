@@ -79,7 +79,11 @@ pub async fn run(args: &ServerArgs) -> anyhow::Result<Status> {
         ..node
     };
     cluster
-        .cluster_start(node, config.cluster_config(), Vec::new())
+        .cluster_start(
+            node,
+            config.cluster_config(),
+            config.maintenance_config().duties(),
+        )
         .await
         .map_err(|e| anyhow::anyhow!("cannot record this node in the node registry: {e}"))?;
 

@@ -26,6 +26,7 @@ pub async fn run(action: TaskAction) -> anyhow::Result<Status> {
             context_file,
             idempotency_key,
             tags,
+            deadline,
             watch: then_watch,
             client: args,
             from_file: None,
@@ -44,6 +45,7 @@ pub async fn run(action: TaskAction) -> anyhow::Result<Status> {
                 context,
                 idempotency_key,
                 tags,
+                deadline,
             };
             let client = client(&args)?;
             let (task, created) = client.task_create(&new).await?;

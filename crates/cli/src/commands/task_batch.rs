@@ -39,6 +39,8 @@ struct Line {
     idempotency_key: Option<String>,
     #[serde(default)]
     tags: Vec<String>,
+    #[serde(default)]
+    deadline: Option<tasker_model::HumanDuration>,
 }
 
 fn default_namespace() -> String {
@@ -129,6 +131,7 @@ fn parse_lines(name: &str, text: &str) -> anyhow::Result<Vec<Numbered>> {
                     context: parsed.context,
                     idempotency_key: parsed.idempotency_key,
                     tags: parsed.tags,
+                    deadline: parsed.deadline,
                 },
             }),
             Err(e) => malformed.push(format!("{name} line {}: not a task: {e}", index + 1)),

@@ -30,6 +30,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub engine: EngineSection,
     pub cluster: ClusterSection,
+    pub maintenance: MaintenanceSection,
     pub auth: AuthConfig,
     pub log: LogConfig,
 }
@@ -113,6 +114,22 @@ pub struct ClusterSection {
     pub leader_lease: HumanDuration,
 }
 
+/// `[maintenance]`: the leader's sweeps (see
+/// [`tasker_engine::maintenance::MaintenanceConfig`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceSection {
+    /// How often the leader fails attempts past their step's timeout.
+    /// Default `5s`.
+    pub timeout_sweep_interval: HumanDuration,
+    /// How often the leader fails tasks past their deadline. Default `5s`.
+    pub deadline_sweep_interval: HumanDuration,
+    /// How often the leader looks for stuck work. Default `60s`.
+    pub stuck_sweep_interval: HumanDuration,
+    /// Most tasks one sweep transaction changes. Default 500.
+    pub batch_size: u32,
+}
+
 /// `[auth]`: bearer tokens per role.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -157,6 +174,7 @@ impl Default for Config {
         let engine = tasker_engine::EngineConfig::default();
         let pool = tasker_postgres::PoolConfig::default();
         let cluster = tasker_engine::ClusterConfig::default();
+        let maintenance = tasker_engine::maintenance::MaintenanceConfig::default();
         Self {
             server: ServerConfig {
                 listen: "127.0.0.1:8080".into(),
@@ -185,6 +203,12 @@ impl Default for Config {
                 node_heartbeat_interval: HumanDuration(cluster.node_heartbeat_interval),
                 node_timeout: HumanDuration(cluster.node_timeout),
                 leader_lease: HumanDuration(cluster.leader_lease),
+            },
+            maintenance: MaintenanceSection {
+                timeout_sweep_interval: HumanDuration(maintenance.timeout_sweep_interval),
+                deadline_sweep_interval: HumanDuration(maintenance.deadline_sweep_interval),
+                stuck_sweep_interval: HumanDuration(maintenance.stuck_sweep_interval),
+                batch_size: maintenance.batch_size,
             },
             auth: AuthConfig {
                 enabled: true,
@@ -235,6 +259,17 @@ impl Config {
             node_heartbeat_interval: c.node_heartbeat_interval.as_duration(),
             node_timeout: c.node_timeout.as_duration(),
             leader_lease: c.leader_lease.as_duration(),
+        }
+    }
+
+    /// The leader's sweeps' settings.
+    pub fn maintenance_config(&self) -> tasker_engine::maintenance::MaintenanceConfig {
+        let m = &self.maintenance;
+        tasker_engine::maintenance::MaintenanceConfig {
+            timeout_sweep_interval: m.timeout_sweep_interval.as_duration(),
+            deadline_sweep_interval: m.deadline_sweep_interval.as_duration(),
+            stuck_sweep_interval: m.stuck_sweep_interval.as_duration(),
+            batch_size: m.batch_size,
         }
     }
 

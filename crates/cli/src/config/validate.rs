@@ -70,6 +70,7 @@ impl Config {
         self.validate_database(&mut issues);
         self.validate_engine(&mut issues);
         self.validate_cluster(&mut issues);
+        self.validate_maintenance(&mut issues);
         self.validate_auth(&mut issues);
         self.validate_log(&mut issues);
         issues.0
@@ -224,6 +225,25 @@ impl Config {
             c.leader_lease,
             Duration::from_secs(3600),
         );
+    }
+
+    fn validate_maintenance(&self, issues: &mut Issues) {
+        let m = &self.maintenance;
+        for (key, value) in [
+            (
+                "maintenance.timeout_sweep_interval",
+                m.timeout_sweep_interval,
+            ),
+            (
+                "maintenance.deadline_sweep_interval",
+                m.deadline_sweep_interval,
+            ),
+            ("maintenance.stuck_sweep_interval", m.stuck_sweep_interval),
+        ] {
+            issues.at_least(key, value, Duration::from_millis(10));
+            issues.at_most(key, value, Duration::from_secs(3600));
+        }
+        issues.in_range("maintenance.batch_size", m.batch_size, 1, 10_000);
     }
 
     fn validate_auth(&self, issues: &mut Issues) {

@@ -257,6 +257,7 @@ pub fn new_task(namespace: &str, template: &str, context: Value) -> NewTask {
         context,
         idempotency_key: None,
         tags: Vec::new(),
+        deadline: None,
     }
 }
 

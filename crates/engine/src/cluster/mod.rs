@@ -73,6 +73,8 @@ pub struct ClusterView {
     pub nodes: Vec<ClusterNode>,
     /// Live workers, most recently seen first.
     pub workers: Vec<ClusterWorker>,
+    /// What each of the leader's sweeps last did, by name.
+    pub maintenance: Vec<tasker_store::SweepRecord>,
 }
 
 /// The cluster part of an [`Engine`], shared by its clones.
@@ -247,6 +249,7 @@ impl Engine {
         let lease = self.store.leader_get(MAINTENANCE).await?;
         let workers = self.store.worker_list(self.config.worker_liveness).await?;
         let in_flight = self.store.worker_in_flight().await?;
+        let maintenance = self.store.maintenance_sweep_list().await?;
         let leader = lease
             .filter(|l| l.is_live())
             .map(|l| ClusterLeader::from(&l));
@@ -276,6 +279,7 @@ impl Engine {
             leader,
             nodes,
             workers,
+            maintenance,
         })
     }
 }

@@ -22,11 +22,15 @@ impl TaskRun<'_> {
         worker_id: &str,
         now: Timestamp,
     ) -> ClaimOutcome {
-        let step = &self.steps[index];
-        if step.msg_id != Some(msg_id) || self.task.state.is_terminal() {
+        if self.steps[index].msg_id != Some(msg_id) || self.task.state.is_terminal() {
             self.plan.delete_messages.push(msg_id);
             return ClaimOutcome::Dropped;
         }
+        if self.exceed_deadline(now) {
+            // The deadline cancelled the step and deleted its message.
+            return ClaimOutcome::Dropped;
+        }
+        let step = &self.steps[index];
         match step.state {
             StepState::Ready => {}
             StepState::Retrying => {
@@ -39,32 +43,7 @@ impl TaskRun<'_> {
                     return ClaimOutcome::Busy;
                 }
                 _ => {
-                    let retry = self.policy(index).has_attempts_left(step.attempt);
-                    self.plan.errors.push((
-                        index,
-                        Some(StepError {
-                            error_type: super::LEASE_EXPIRED.into(),
-                            message: format!(
-                                "attempt {} lost its worker: no result or heartbeat before the lease expired",
-                                step.attempt
-                            ),
-                            details: serde_json::Value::Null,
-                            retryable: true,
-                        }),
-                    ));
-                    if !retry {
-                        // Failed for good, like any final failure: finished now, no lease.
-                        let step = &mut self.steps[index];
-                        step.finished_at = Some(now);
-                        step.lease_expires_at = None;
-                    }
-                    self.step_event(
-                        index,
-                        StepEvent::LeaseExpired { retry },
-                        Some("lease expired"),
-                        now,
-                    );
-                    if !retry {
+                    if !self.lapse(index, now) {
                         return ClaimOutcome::Dropped;
                     }
                 }
@@ -74,7 +53,109 @@ impl TaskRun<'_> {
                 return ClaimOutcome::Dropped;
             }
         }
-        ClaimOutcome::Claimed(self.lease_to(index, visible_at, token, worker_id, now))
+        let until = self.lease_cap(index, visible_at, now);
+        if until < visible_at {
+            // The queue itself ends the attempt at its timeout.
+            self.plan.set_visibility.push((msg_id, until));
+        }
+        ClaimOutcome::Claimed(self.lease_to(index, until, token, worker_id, now))
+    }
+
+    /// The lease of a running step ran out: the attempt is lost (as
+    /// `timeout` when it also ran past its timeout, else `lease_expired`)
+    /// and the step is ready again at once if attempts are left (its
+    /// message is already visible), else failed. Returns whether it will
+    /// run again.
+    fn lapse(&mut self, index: usize, now: Timestamp) -> bool {
+        let step = &self.steps[index];
+        let retry = self.policy(index).has_attempts_left(step.attempt);
+        // Leases are capped at the timeout: a lease that ran out there is
+        // the timeout, whether or not its worker still heartbeats.
+        let (error, reason) = if self.timed_out(index, now) {
+            (self.timeout_error(index), "timeout")
+        } else {
+            let error = StepError {
+                error_type: super::LEASE_EXPIRED.into(),
+                message: format!(
+                    "attempt {} lost its worker: no result or heartbeat before the lease expired",
+                    step.attempt
+                ),
+                details: serde_json::Value::Null,
+                retryable: true,
+            };
+            (error, "lease expired")
+        };
+        self.plan.errors.push((index, Some(error)));
+        if !retry {
+            // Failed for good, like any final failure: finished now, no lease.
+            let step = &mut self.steps[index];
+            step.finished_at = Some(now);
+            step.lease_expires_at = None;
+        }
+        self.step_event(index, StepEvent::LeaseExpired { retry }, Some(reason), now);
+        retry
+    }
+
+    /// The sweep's view of a running step whose lease ran out: past its
+    /// timeout it is failed as `timeout` (retried after its backoff, per
+    /// its policy); otherwise its worker is gone and it is handled as a
+    /// claim would handle it. Returns what it did, if anything: a step
+    /// that is not running, or whose lease is still valid, is left alone.
+    pub fn expire_lease(&mut self, index: usize, now: Timestamp) -> Option<&'static str> {
+        let step = &self.steps[index];
+        if step.state != StepState::Running
+            || self.task.state.is_terminal()
+            || step.lease_expires_at.is_some_and(|e| e > now)
+        {
+            return None;
+        }
+        if self.time_out(index, now) {
+            return Some(super::TIMEOUT);
+        }
+        self.lapse(index, now);
+        Some(super::LEASE_EXPIRED)
+    }
+
+    /// The end of a lease asked to run until `until` for an attempt that
+    /// starts at `now`: never past the step's timeout.
+    fn lease_cap(&self, index: usize, until: Timestamp, now: Timestamp) -> Timestamp {
+        until.min(now + delta(self.template.steps[index].timeout.as_duration()))
+    }
+
+    /// Whether the step's current (or last) attempt has run past its
+    /// timeout by `now`.
+    pub fn timed_out(&self, index: usize, now: Timestamp) -> bool {
+        let timeout = self.template.steps[index].timeout.as_duration();
+        self.steps[index]
+            .started_at
+            .is_some_and(|s| s + delta(timeout) <= now)
+    }
+
+    fn timeout_error(&self, index: usize) -> StepError {
+        StepError {
+            error_type: super::TIMEOUT.into(),
+            message: format!(
+                "attempt {} ran longer than the step's timeout of {}",
+                self.steps[index].attempt, self.template.steps[index].timeout
+            ),
+            details: serde_json::Value::Null,
+            retryable: true,
+        }
+    }
+
+    /// Fails a running step whose attempt ran past its timeout as
+    /// `timeout` (retried per its policy, after its backoff). Returns
+    /// whether it did; any other step is left alone, so repeating is safe.
+    pub fn time_out(&mut self, index: usize, now: Timestamp) -> bool {
+        if self.steps[index].state != StepState::Running
+            || self.task.state.is_terminal()
+            || !self.timed_out(index, now)
+        {
+            return false;
+        }
+        let error = self.timeout_error(index);
+        self.fail_running(index, error, now);
+        true
     }
 
     /// Leases a step that this run has just released (it is waiting for its
@@ -93,9 +174,10 @@ impl TaskRun<'_> {
         if self.steps[index].state != StepState::Ready || self.task.state.is_terminal() {
             return None;
         }
+        let until = self.lease_cap(index, visible_at, now);
         self.plan.enqueue.remove(position);
-        self.plan.enqueue_leased.push((index, visible_at));
-        Some(self.lease_to(index, visible_at, token, worker_id, now))
+        self.plan.enqueue_leased.push((index, until));
+        Some(self.lease_to(index, until, token, worker_id, now))
     }
 
     /// Moves a ready step to running under a new lease.
@@ -124,7 +206,10 @@ impl TaskRun<'_> {
         lease
     }
 
-    /// Extends the lease of a running step to `now + lease_for`.
+    /// Extends the lease of a running step to `now + lease_for`, never past
+    /// the attempt's timeout. An attempt past its timeout is failed as
+    /// `timeout`; a task past its deadline fails, and the holder is told to
+    /// stop as for a cancellation.
     pub fn heartbeat(
         &mut self,
         lease: &Lease,
@@ -132,30 +217,34 @@ impl TaskRun<'_> {
         now: Timestamp,
     ) -> Result<HeartbeatOutcome, LeaseError> {
         let index = self.held_step(lease)?;
+        if self.exceed_deadline(now) {
+            return Ok(HeartbeatOutcome::Cancelled);
+        }
         let step = &self.steps[index];
         match step.state {
             StepState::Cancelled => return Ok(HeartbeatOutcome::Cancelled),
             StepState::Running => {}
+            // The sweep (or a claim) already failed this attempt as
+            // `timeout`: the holder learns it now.
+            StepState::Retrying | StepState::Failed | StepState::Ready
+                if self.timed_out(index, now) =>
+            {
+                return Ok(HeartbeatOutcome::TimedOut);
+            }
             _ => return Err(LeaseError::StepNotRunning),
         }
+        if self.time_out(index, now) {
+            return Ok(HeartbeatOutcome::TimedOut);
+        }
+        let step = &self.steps[index];
         if step.lease_expires_at.is_none_or(|e| e <= now) {
             return Err(LeaseError::LeaseExpired);
         }
-        let timeout = self.template.steps[index].timeout.as_duration();
-        if step.started_at.is_some_and(|s| s + delta(timeout) <= now) {
-            let error = StepError {
-                error_type: "timeout".into(),
-                message: format!(
-                    "attempt {} ran longer than the step's timeout of {}",
-                    step.attempt, self.template.steps[index].timeout
-                ),
-                details: serde_json::Value::Null,
-                retryable: true,
-            };
-            self.fail_running(index, error, now);
-            return Ok(HeartbeatOutcome::TimedOut);
-        }
-        let expiry = now + delta(lease_for);
+        let wanted = now + delta(lease_for);
+        let expiry = match step.started_at {
+            Some(started) => self.lease_cap(index, wanted, started),
+            None => wanted,
+        };
         let step = &mut self.steps[index];
         step.lease_expires_at = Some(expiry);
         if let Some(msg_id) = step.msg_id {
@@ -272,6 +361,13 @@ impl TaskRun<'_> {
             || (done_state == StepState::Failed && step.state == StepState::Retrying);
         match step.state {
             _ if resent => {}
+            // A result after the timeout is refused even before the sweep
+            // (or a claim) has failed the attempt.
+            StepState::Running | StepState::Retrying | StepState::Failed | StepState::Ready
+                if self.timed_out(index, now) =>
+            {
+                return Err(LeaseError::StepTimedOut);
+            }
             StepState::Running => {
                 if step.lease_expires_at.is_none_or(|e| e <= now) {
                     return Err(LeaseError::LeaseExpired);

@@ -62,6 +62,8 @@ pub enum LeaseError {
     TaskCancelled,
     #[error("the step is not running")]
     StepNotRunning,
+    #[error("the attempt ran past the step's timeout and was failed as `timeout`")]
+    StepTimedOut,
 }
 
 impl LeaseError {
@@ -72,6 +74,7 @@ impl LeaseError {
             LeaseError::LeaseMismatch => "lease_mismatch",
             LeaseError::TaskCancelled => "task_cancelled",
             LeaseError::StepNotRunning => "step_not_running",
+            LeaseError::StepTimedOut => "step_timed_out",
         }
     }
 }

@@ -159,11 +159,9 @@ fn a_heartbeat_past_the_step_timeout_fails_the_attempt_as_a_timeout() {
         ("timeout", true)
     );
     assert!(error.message.contains("1m"), "{}", error.message);
-    // The worker's late result is refused; its re-sent failure is a duplicate.
-    assert_eq!(
-        h.complete(&lease, at(61)).0,
-        Err(LeaseError::StepNotRunning)
-    );
+    // The worker's late result is refused as timed out; its re-sent
+    // failure is a duplicate.
+    assert_eq!(h.complete(&lease, at(61)).0, Err(LeaseError::StepTimedOut));
     assert_eq!(
         h.fail(&lease, crate::harness::retryable("gave up"), at(61))
             .0,
@@ -182,4 +180,37 @@ fn a_timeout_on_the_last_attempt_fails_the_step_and_task() {
     assert_eq!(h.state("a"), StepState::Failed);
     assert_eq!(plan.errors[0].1.as_ref().unwrap().error_type, "timeout");
     assert_eq!(h.task.state, TaskState::Failed);
+}
+
+#[test]
+fn a_lease_never_outlasts_the_step_timeout() {
+    // A 20 s timeout and 30 s leases: the claim is capped at 20 s, and so
+    // is every heartbeat's extension, with the message's visibility.
+    let (mut h, _) = Harness::create(&single(3, "20s"));
+    let (outcome, plan) = h.try_claim("a", at(0));
+    assert!(matches!(outcome, ClaimOutcome::Claimed(_)));
+    let msg = h.msg("a");
+    assert_eq!(h.step("a").lease_expires_at, Some(at(20)));
+    assert_eq!(plan.set_visibility, vec![(msg, at(20))]);
+    let lease = tasker_model::Lease {
+        step_id: h.step("a").id,
+        attempt: 1,
+        token: h.step("a").lease_token.unwrap(),
+    };
+    let (outcome, plan) = h.heartbeat(&lease, at(10));
+    assert_eq!(
+        outcome,
+        Ok(HeartbeatOutcome::Extended {
+            lease_expires_at: at(20)
+        })
+    );
+    assert_eq!(plan.set_visibility, vec![(msg, at(20))]);
+}
+
+#[test]
+fn a_result_after_the_timeout_is_refused_before_anything_failed_the_attempt() {
+    let (mut h, _) = Harness::create(&single(3, "20s"));
+    let lease = h.claim("a", at(0));
+    assert_eq!(h.complete(&lease, at(20)).0, Err(LeaseError::StepTimedOut));
+    assert_eq!(h.step("a").state, StepState::Running);
 }

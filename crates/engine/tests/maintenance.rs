@@ -1,0 +1,526 @@
+//! Time and housekeeping on the leader, with two nodes (two engines over
+//! one database, each in the cluster with the maintenance duties): server-
+//! side step timeouts with a heartbeating and with a silent worker, task
+//! deadlines, stuck-work repair and the bulk retry of dead letters. Time is
+//! never slept out: the tests move stored times (and queue visibility) into
+//! the past with `tasker_testkit::stored_time` and wait on conditions.
+
+mod support;
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde_json::json;
+use tasker_engine::maintenance::{DeadLetterSelection, MaintenanceConfig};
+use tasker_engine::{ClusterConfig, Engine, EngineConfig, NewTask};
+use tasker_model::{HeartbeatOutcome, HumanDuration, LeaseError, StepError, StepState, TaskState};
+use tasker_store::{DeadLetterFilter, NodeRegistration};
+use tasker_testkit::stored_time;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use support::{Harness, harness, template};
+
+/// Sweeps every few milliseconds: the tests wait on their effects.
+fn quick_sweeps() -> MaintenanceConfig {
+    MaintenanceConfig {
+        timeout_sweep_interval: Duration::from_millis(20),
+        deadline_sweep_interval: Duration::from_millis(20),
+        stuck_sweep_interval: Duration::from_millis(20),
+        batch_size: 2,
+    }
+}
+
+fn registration(id: &str) -> NodeRegistration {
+    NodeRegistration {
+        node_id: id.to_owned(),
+        version: "0.1.0".to_owned(),
+        address: format!("http://{id}.test:8080"),
+        pid: 4242,
+        started_at: chrono::Utc::now(),
+    }
+}
+
+/// The harness's engine as node A and a second engine as node B, both in
+/// the cluster with the given sweeps; whichever leads runs them.
+async fn two_nodes(h: &Harness, sweeps: Option<MaintenanceConfig>) -> Engine {
+    let b = h.other_node(EngineConfig::default()).await;
+    for (engine, id) in [(&h.engine, "node-a"), (&b, "node-b")] {
+        let duties = sweeps.as_ref().map(|s| s.duties()).unwrap_or_default();
+        engine
+            .cluster_start(registration(id), ClusterConfig::default(), duties)
+            .await
+            .expect("joins the cluster");
+    }
+    b
+}
+
+/// Waits (bounded) until `check` answers `Some`.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn step_state(engine: &Engine, step_id: Uuid) -> tasker_model::Step {
+    engine.step_get(step_id).await.expect("step")
+}
+
+const SLOW: &str = "
+  - name: slow
+    handler: h.slow
+    timeout: 20s
+    retry: { max_attempts: 3, backoff: { initial: 1m, max: 1m, jitter: 0 } }
+  - { name: after, handler: h.after, depends_on: [slow] }
+";
+
+#[tokio::test]
+async fn a_heartbeating_worker_is_stopped_at_the_step_timeout_by_the_leaders_sweep() {
+    let h = harness().await;
+    h.register(&template("default", "slow", SLOW)).await;
+    let b = two_nodes(&h, Some(quick_sweeps())).await;
+    let task = h.create("default", "slow", json!({})).await;
+    let step = h.claim_one("default").await;
+    // The lease never outlasts the timeout, however long the worker asks.
+    let started = step_state(&b, step.lease.step_id).await.started_at;
+    assert!(step.lease_expires_at <= started.unwrap() + chrono::TimeDelta::seconds(20));
+    // The worker heartbeats (through the other node) and is extended...
+    assert!(matches!(
+        b.step_heartbeat(&step.lease).await.unwrap(),
+        HeartbeatOutcome::Extended { .. }
+    ));
+    // ...until 21 s have passed: the leader fails the attempt as `timeout`.
+    stored_time::step_shift_back(h.store.pool(), step.lease.step_id, Duration::from_secs(21))
+        .await
+        .unwrap();
+    let failed = eventually("the sweep to time the attempt out", || async {
+        let s = step_state(&h.engine, step.lease.step_id).await;
+        (s.state == StepState::Retrying).then_some(s)
+    })
+    .await;
+    assert_eq!(failed.error.as_ref().unwrap().error_type, "timeout");
+    assert_eq!(failed.attempt, 1);
+    // Its worker learns it at the next heartbeat; a late result is refused.
+    assert_eq!(
+        h.engine.step_heartbeat(&step.lease).await.unwrap(),
+        HeartbeatOutcome::TimedOut
+    );
+    let late = b.step_complete(step.lease, json!({})).await.unwrap_err();
+    assert_eq!(late.code(), "step_timed_out");
+    let history = h.engine.task_history(task.id).await.unwrap();
+    assert!(
+        history.iter().any(|t| t.to_state == "retrying"
+            && t.reason.as_deref().unwrap_or("").starts_with("timeout")),
+        "{history:?}"
+    );
+    // Retried per its policy: after the backoff, a second attempt completes.
+    stored_time::step_shift_back(h.store.pool(), step.lease.step_id, Duration::from_secs(61))
+        .await
+        .unwrap();
+    let again = eventually("the retry to be claimable", || async {
+        h.engine
+            .step_claim("default", "worker-2", 1)
+            .await
+            .unwrap()
+            .pop()
+    })
+    .await;
+    assert_eq!(again.lease.attempt, 2);
+    h.engine
+        .step_complete(again.lease, json!({}))
+        .await
+        .unwrap();
+    let after = h.claim_one("default").await;
+    h.engine
+        .step_complete(after.lease, json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.engine.task_get(task.id).await.unwrap().state,
+        TaskState::Complete
+    );
+}
+
+#[tokio::test]
+async fn a_silent_workers_step_is_redelivered_at_its_timeout_by_the_queue_itself() {
+    let h = harness().await;
+    h.register(&template("default", "slow", SLOW)).await;
+    // No sweeps at all: the capped lease is the message's visibility.
+    let _b = two_nodes(&h, None).await;
+    let task = h.create("default", "slow", json!({})).await;
+    let step = h.claim_one("default").await;
+    let vt: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(&format!(
+        "SELECT vt FROM pgmq.q_tasker_default WHERE (message->>'step_id')::uuid = '{}'",
+        step.lease.step_id
+    ))
+    .fetch_one(h.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        vt, step.lease_expires_at,
+        "the message is hidden exactly for the lease"
+    );
+    // The worker never heartbeats; 21 s later its result is refused...
+    stored_time::step_shift_back(h.store.pool(), step.lease.step_id, Duration::from_secs(21))
+        .await
+        .unwrap();
+    let late = h
+        .engine
+        .step_complete(step.lease, json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(late.code(), "step_timed_out");
+    // ...and the queue hands the step to another worker: attempt 2.
+    let again = h.engine.step_claim("default", "worker-2", 1).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].lease.attempt, 2);
+    let history = h.engine.task_history(task.id).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|t| t.reason.as_deref() == Some("timeout")),
+        "{history:?}"
+    );
+    // The superseded attempt stays refused.
+    let stale = h
+        .engine
+        .step_complete(step.lease, json!({}))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        stale,
+        tasker_engine::Error::Store(tasker_store::Error::Lease(LeaseError::LeaseMismatch))
+    ));
+}
+
+#[tokio::test]
+async fn a_silent_workers_last_attempt_is_failed_by_the_sweep_and_the_task_fails() {
+    let h = harness().await;
+    let steps = "
+  - { name: only, handler: h.only, timeout: 5s, retry: { max_attempts: 1 } }
+";
+    h.register(&template("default", "once", steps)).await;
+    let _b = two_nodes(&h, Some(quick_sweeps())).await;
+    let task = h.create("default", "once", json!({})).await;
+    let step = h.claim_one("default").await;
+    stored_time::step_shift_back(h.store.pool(), step.lease.step_id, Duration::from_secs(6))
+        .await
+        .unwrap();
+    eventually("the task to fail", || async {
+        let t = h.engine.task_get(task.id).await.unwrap();
+        (t.state == TaskState::Failed).then_some(())
+    })
+    .await;
+    let s = step_state(&h.engine, step.lease.step_id).await;
+    assert_eq!(s.state, StepState::Failed);
+    assert_eq!(s.error.unwrap().error_type, "timeout");
+    let page = h
+        .engine
+        .dead_letter_list(
+            &DeadLetterFilter {
+                error_type: Some("timeout".into()),
+                ..DeadLetterFilter::default()
+            },
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.dead_letters.len(), 1);
+    assert_eq!(page.dead_letters[0].step_id, step.lease.step_id);
+}
+
+#[tokio::test]
+async fn a_task_past_its_deadline_fails_and_its_running_step_learns_it_at_its_heartbeat() {
+    let h = harness().await;
+    let yaml = format!(
+        "namespace: default\nname: timed\nversion: \"1\"\ndeadline: 1h\nsteps:\n{}",
+        "  - { name: a, handler: h.a }\n  - { name: b, handler: h.b }\n  - { name: c, handler: h.c, depends_on: [a] }\n"
+    );
+    h.register(&yaml).await;
+    let b = two_nodes(&h, Some(quick_sweeps())).await;
+    let task = h.create("default", "timed", json!({})).await;
+    let deadline = task.deadline_at.expect("the template's deadline");
+    assert_eq!(deadline - task.created_at, chrono::TimeDelta::hours(1));
+    // A task may set its own.
+    let own = h
+        .engine
+        .task_create(NewTask {
+            deadline: Some(HumanDuration::parse("10m").unwrap()),
+            ..NewTask::new("default", "timed")
+        })
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(
+        own.deadline_at.unwrap() - own.created_at,
+        chrono::TimeDelta::minutes(10)
+    );
+    let bad = h
+        .engine
+        .task_create(NewTask {
+            deadline: Some(HumanDuration::parse("0s").unwrap()),
+            ..NewTask::new("default", "timed")
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(&bad, tasker_engine::Error::Invalid { field, .. } if field == "deadline"));
+
+    let running = h
+        .engine
+        .step_claim("default", "worker-1", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.task_id == task.id && s.step_name == "a")
+        .expect("step a of the first task");
+    stored_time::task_shift_back(h.store.pool(), task.id, Duration::from_secs(3601))
+        .await
+        .unwrap();
+    eventually("the deadline sweep to fail the task", || async {
+        let t = h.engine.task_get(task.id).await.unwrap();
+        (t.state == TaskState::Failed).then_some(())
+    })
+    .await;
+    assert_eq!(
+        b.step_heartbeat(&running.lease).await.unwrap(),
+        HeartbeatOutcome::Cancelled
+    );
+    let steps = h.engine.task_steps(task.id).await.unwrap();
+    assert!(
+        steps.iter().all(|s| s.state == StepState::Cancelled),
+        "{steps:?}"
+    );
+    let history = h.engine.task_history(task.id).await.unwrap();
+    let failed = history
+        .iter()
+        .find(|t| t.step_id.is_none() && t.to_state == "failed")
+        .expect("the task's failure in its history");
+    assert!(
+        failed
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("deadline_exceeded")
+    );
+    // The other task, within its own deadline, runs on.
+    assert_eq!(
+        h.engine.task_get(own.id).await.unwrap().state,
+        TaskState::Running
+    );
+    let record = eventually("the deadline sweep's record", || async {
+        h.engine
+            .cluster_view()
+            .await
+            .unwrap()
+            .maintenance
+            .into_iter()
+            .find(|r| r.name == "deadlines" && r.totals.get("deadline_exceeded") == Some(&1))
+    })
+    .await;
+    assert!(["node-a", "node-b"].contains(&record.node_id.as_str()));
+}
+
+#[tokio::test]
+async fn a_heartbeat_past_the_deadline_fails_the_task_before_any_sweep() {
+    let h = harness().await;
+    let yaml = "namespace: default\nname: timed\nversion: \"1\"\ndeadline: 1h\nsteps:\n  - { name: a, handler: h.a }\n";
+    h.register(yaml).await;
+    let task = h.create("default", "timed", json!({})).await;
+    let step = h.claim_one("default").await;
+    stored_time::task_shift_back(h.store.pool(), task.id, Duration::from_secs(3601))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.engine.step_heartbeat(&step.lease).await.unwrap(),
+        HeartbeatOutcome::Cancelled
+    );
+    assert_eq!(
+        h.engine.task_get(task.id).await.unwrap().state,
+        TaskState::Failed
+    );
+}
+
+#[tokio::test]
+async fn stuck_steps_are_repaired_and_counted() {
+    let h = harness().await;
+    h.register(&template("default", "linear", support::LINEAR))
+        .await;
+    let lost = h.create("default", "linear", json!({})).await;
+    let held = h.create("default", "linear", json!({})).await;
+    // One ready step loses its message by hand; another's message stays
+    // hidden an hour past its lease.
+    sqlx::query(&format!(
+        "SELECT pgmq.delete('tasker_default', msg_id) FROM tasker.steps WHERE task_id = '{}' AND state = 'ready'",
+        lost.id
+    ))
+    .execute(h.store.pool())
+    .await
+    .unwrap();
+    let running = h.claim_one("default").await;
+    assert_eq!(running.task_id, held.id);
+    sqlx::query(&format!(
+        "UPDATE pgmq.q_tasker_default SET vt = vt + interval '1 hour' WHERE (message->>'step_id')::uuid = '{}'",
+        running.lease.step_id
+    ))
+    .execute(h.store.pool())
+    .await
+    .unwrap();
+    assert!(h.claim("default", 5).await.is_empty(), "nothing can run");
+
+    let _b = two_nodes(&h, Some(quick_sweeps())).await;
+    let record = eventually("the stuck sweep to repair both", || async {
+        h.engine
+            .cluster_view()
+            .await
+            .unwrap()
+            .maintenance
+            .into_iter()
+            .find(|r| {
+                r.name == "stuck"
+                    && r.totals.get("queued_without_message") == Some(&1)
+                    && r.totals.get("lease_message_mismatch") == Some(&1)
+            })
+    })
+    .await;
+    assert_eq!(record.totals.get("running_without_message"), Some(&0));
+    // The lost step runs again; the held one is delivered when its lease ends.
+    let again = h.claim_one("default").await;
+    assert_eq!(again.task_id, lost.id);
+    stored_time::step_shift_back(
+        h.store.pool(),
+        running.lease.step_id,
+        Duration::from_secs(31),
+    )
+    .await
+    .unwrap();
+    let redelivered = eventually("the held step to come back", || async {
+        let s = step_state(&h.engine, running.lease.step_id).await;
+        (s.state == StepState::Ready || s.attempt == 2).then_some(s)
+    })
+    .await;
+    assert_eq!(redelivered.error.unwrap().error_type, "lease_expired");
+}
+
+#[tokio::test]
+async fn a_bulk_retry_of_dead_letters_resumes_their_tasks_to_completion() {
+    let h = harness().await;
+    let steps = "
+  - { name: charge, handler: h.charge, retry: { max_attempts: 1 } }
+  - { name: ship, handler: h.ship, depends_on: [charge] }
+";
+    h.register(&template("default", "order", steps)).await;
+    let b = two_nodes(&h, Some(quick_sweeps())).await;
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        tasks.push(h.create("default", "order", json!({})).await.id);
+    }
+    for step in h.claim("default", 10).await {
+        let error = StepError {
+            error_type: "card_declined".into(),
+            message: "declined".into(),
+            details: json!(null),
+            retryable: true,
+        };
+        h.engine.step_fail(step.lease, error).await.unwrap();
+    }
+    for id in &tasks {
+        assert_eq!(
+            h.engine.task_get(*id).await.unwrap().state,
+            TaskState::Failed
+        );
+    }
+    let filter = DeadLetterFilter {
+        namespace: Some("default".into()),
+        error_type: Some("card_declined".into()),
+        ..DeadLetterFilter::default()
+    };
+    // Paged, oldest first, each with its last error.
+    let first = b.dead_letter_list(&filter, None, Some(2)).await.unwrap();
+    assert_eq!(first.dead_letters.len(), 2);
+    let rest = b
+        .dead_letter_list(&filter, first.next_cursor.as_deref(), Some(2))
+        .await
+        .unwrap();
+    assert_eq!(rest.dead_letters.len(), 1);
+    assert!(rest.next_cursor.is_none());
+    assert_eq!(
+        rest.dead_letters[0].error.as_ref().unwrap().message,
+        "declined"
+    );
+    let other = DeadLetterFilter {
+        handler: Some("h.ship".into()),
+        ..DeadLetterFilter::default()
+    };
+    assert!(
+        b.dead_letter_list(&other, None, None)
+            .await
+            .unwrap()
+            .dead_letters
+            .is_empty()
+    );
+
+    // Neither ids nor filter: refused, naming the field.
+    let refused = b
+        .dead_letter_retry(&DeadLetterSelection::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "invalid");
+
+    let outcome = b
+        .dead_letter_retry(&DeadLetterSelection {
+            filter: Some(filter.clone()),
+            limit: Some(2),
+            ..DeadLetterSelection::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (outcome.matched, outcome.applied, outcome.more),
+        (2, 2, true)
+    );
+    let outcome = b
+        .dead_letter_retry(&DeadLetterSelection {
+            filter: Some(filter.clone()),
+            ..DeadLetterSelection::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (outcome.matched, outcome.applied, outcome.more),
+        (1, 1, false)
+    );
+    assert!(
+        b.dead_letter_list(&filter, None, None)
+            .await
+            .unwrap()
+            .dead_letters
+            .is_empty()
+    );
+
+    // The tasks run again, to completion.
+    let mut done = 0;
+    while done < 6 {
+        let claimed = h.claim("default", 10).await;
+        assert!(!claimed.is_empty(), "every task resumes");
+        for step in claimed {
+            h.engine.step_complete(step.lease, json!({})).await.unwrap();
+            done += 1;
+        }
+    }
+    for id in &tasks {
+        assert_eq!(
+            h.engine.task_get(*id).await.unwrap().state,
+            TaskState::Complete
+        );
+    }
+}
