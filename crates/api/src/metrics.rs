@@ -56,6 +56,7 @@ const BUILD_INFO: &str = "tasker_build_info";
 const LEADER: &str = "tasker_leader";
 const LEADERSHIP_CHANGES: &str = "tasker_leadership_changes_total";
 const CLUSTER_NODES: &str = "tasker_cluster_nodes";
+const RETENTION_DELETED: &str = "tasker_retention_deleted_total";
 
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
@@ -181,6 +182,10 @@ impl Metrics {
             (
                 LEADERSHIP_CHANGES,
                 "Changes of leader (new tenures of the leadership lease) this node has seen.",
+            ),
+            (
+                RETENTION_DELETED,
+                "Rows retention deleted on this node while it led, by table (idempotency_keys: keys released).",
             ),
             (
                 TRANSACTION_RETRIES,
@@ -373,6 +378,9 @@ impl tasker_store::Observer for Metrics {
                         vec![Label::new("namespace", namespace.clone())],
                     )
                     .increment(1),
+                Event::RetentionDeleted { table, rows } => self
+                    .counter(RETENTION_DELETED, vec![Label::new("table", *table)])
+                    .increment(*rows),
                 Event::TransactionRetried { reason } => self
                     .counter(
                         TRANSACTION_RETRIES,

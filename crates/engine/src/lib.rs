@@ -16,6 +16,7 @@ mod near_names;
 pub mod nul_check;
 mod ready_waiters;
 mod report_batcher;
+pub mod retention;
 mod schema_cache;
 mod seen_workers;
 mod step_reports;

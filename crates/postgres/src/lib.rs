@@ -36,6 +36,7 @@ mod plan_writer;
 mod queue;
 mod queue_depths;
 mod reports;
+mod retention;
 mod rows;
 mod steps;
 mod tasks;
@@ -55,8 +56,9 @@ use tasker_model::{
 };
 use tasker_store::{
     ClaimBatch, ClaimedBatch, LeaderElect, Leadership, NextClaim, Node, NodeRegistration,
-    QueueDepth, Readiness, ReportOutcome, Result, StepClaim, StepCompletion, StepFailure,
-    StepReport, Store, TaskCreate, TaskFilter, TaskPage, Worker, WorkerRegistration,
+    QueueDepth, Readiness, ReportOutcome, Result, RetentionDeleted, RetentionTasksDelete,
+    StepClaim, StepCompletion, StepFailure, StepReport, Store, TaskCreate, TaskFilter, TaskPage,
+    Worker, WorkerRegistration,
 };
 use uuid::Uuid;
 
@@ -453,6 +455,30 @@ impl Store for PgStore {
 
     async fn node_delete_stale(&self, older_than: Duration) -> Result<u64> {
         with_retry(self, || nodes::delete_stale(self, older_than)).await
+    }
+
+    // Retention
+
+    async fn retention_tasks_delete(
+        &self,
+        batch: &RetentionTasksDelete,
+    ) -> Result<RetentionDeleted> {
+        with_retry(self, || retention::tasks_delete(self, batch)).await
+    }
+
+    async fn retention_idempotency_keys_release(
+        &self,
+        older_than: Duration,
+        limit: u32,
+    ) -> Result<u64> {
+        with_retry(self, || {
+            retention::idempotency_keys_release(self, older_than, limit)
+        })
+        .await
+    }
+
+    async fn retention_workers_delete(&self, older_than: Duration, limit: u32) -> Result<u64> {
+        with_retry(self, || retention::workers_delete(self, older_than, limit)).await
     }
 
     async fn leader_attempt_elect(&self, elect: &LeaderElect) -> Result<Option<Leadership>> {

@@ -11,6 +11,7 @@ mod cluster;
 mod error;
 mod observer;
 mod params;
+mod retention;
 
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ pub use cluster::{
 pub use error::{Error, Unavailability};
 pub use observer::{AttemptOutcome, Event, Observer, RetryReason};
 pub use params::*;
+pub use retention::{RetentionDeleted, RetentionHorizon, RetentionTasksDelete};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -154,6 +156,30 @@ pub trait Store: Send + Sync + 'static {
     /// metrics scrape time, so it must stay cheap: it may read queue rows,
     /// never scan every step.
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>>;
+
+    // Retention
+
+    /// Deletes up to `limit` finished tasks older than their horizon, with
+    /// their steps and transitions, in one short transaction. Task rows
+    /// locked by another transaction are skipped; running tasks and tasks
+    /// with a step in flight are never touched. Returns what went, per
+    /// table (0 tasks when nothing is left to delete).
+    async fn retention_tasks_delete(
+        &self,
+        batch: &RetentionTasksDelete,
+    ) -> Result<RetentionDeleted>;
+    /// Releases the idempotency keys of up to `limit` finished tasks
+    /// created longer than `older_than` ago (the key's window), so that the
+    /// key may name a new task. Keys of running tasks are kept. Returns how
+    /// many keys were released.
+    async fn retention_idempotency_keys_release(
+        &self,
+        older_than: Duration,
+        limit: u32,
+    ) -> Result<u64>;
+    /// Deletes up to `limit` worker records not seen for `older_than`;
+    /// returns how many.
+    async fn retention_workers_delete(&self, older_than: Duration, limit: u32) -> Result<u64>;
 }
 
 /// The parts of readiness a backend can check.

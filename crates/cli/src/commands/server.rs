@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use tasker_api::{ApiConfig, AppState, PoolStats};
 use tasker_engine::Engine;
+use tasker_engine::retention::RetentionDuty;
 use tasker_postgres::Notifier;
 use tasker_store::{NodeRegistration, Store};
 use tokio::net::TcpListener;
@@ -79,7 +80,11 @@ pub async fn run(args: &ServerArgs) -> anyhow::Result<Status> {
         ..node
     };
     cluster
-        .cluster_start(node, config.cluster_config(), Vec::new())
+        .cluster_start(
+            node,
+            config.cluster_config(),
+            vec![Arc::new(RetentionDuty::new(config.retention_config()))],
+        )
         .await
         .map_err(|e| anyhow::anyhow!("cannot record this node in the node registry: {e}"))?;
 

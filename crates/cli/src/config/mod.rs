@@ -30,6 +30,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub engine: EngineSection,
     pub cluster: ClusterSection,
+    pub retention: RetentionSection,
     pub auth: AuthConfig,
     pub log: LogConfig,
 }
@@ -113,6 +114,31 @@ pub struct ClusterSection {
     pub leader_lease: HumanDuration,
 }
 
+/// `[retention]`: what the leader deletes and when (see
+/// [`tasker_engine::retention::RetentionConfig`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSection {
+    /// How long finished tasks are kept. Default `720h` (30 days).
+    pub horizon: HumanDuration,
+    /// `<state>=<duration>` per final state, for every namespace. Default none.
+    pub state_horizons: Vec<String>,
+    /// `<namespace>=<duration>` or `<namespace>.<state>=<duration>`.
+    /// Default none.
+    pub namespace_horizons: Vec<String>,
+    /// Most rows one delete statement takes. Default 1000.
+    pub batch_size: u32,
+    /// Pause between two batches. Default `100ms`.
+    pub batch_pause: HumanDuration,
+    /// Time between two retention passes. Default `5m`.
+    pub interval: HumanDuration,
+    /// How long after its task's creation an idempotency key is released
+    /// (once the task finished). Default `24h`.
+    pub idempotency_key_expiry: HumanDuration,
+    /// A worker record not seen for this long is deleted. Default `24h`.
+    pub worker_expiry: HumanDuration,
+}
+
 /// `[auth]`: bearer tokens per role.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -157,6 +183,7 @@ impl Default for Config {
         let engine = tasker_engine::EngineConfig::default();
         let pool = tasker_postgres::PoolConfig::default();
         let cluster = tasker_engine::ClusterConfig::default();
+        let retention = tasker_engine::retention::RetentionConfig::default();
         Self {
             server: ServerConfig {
                 listen: "127.0.0.1:8080".into(),
@@ -185,6 +212,16 @@ impl Default for Config {
                 node_heartbeat_interval: HumanDuration(cluster.node_heartbeat_interval),
                 node_timeout: HumanDuration(cluster.node_timeout),
                 leader_lease: HumanDuration(cluster.leader_lease),
+            },
+            retention: RetentionSection {
+                horizon: HumanDuration(retention.horizon),
+                state_horizons: Vec::new(),
+                namespace_horizons: Vec::new(),
+                batch_size: retention.batch_size,
+                batch_pause: HumanDuration(retention.batch_pause),
+                interval: HumanDuration(retention.interval),
+                idempotency_key_expiry: HumanDuration(retention.idempotency_key_expiry),
+                worker_expiry: HumanDuration(retention.worker_expiry),
             },
             auth: AuthConfig {
                 enabled: true,
@@ -235,6 +272,31 @@ impl Config {
             node_heartbeat_interval: c.node_heartbeat_interval.as_duration(),
             node_timeout: c.node_timeout.as_duration(),
             leader_lease: c.leader_lease.as_duration(),
+        }
+    }
+
+    /// Retention's settings. The horizon rules must have passed
+    /// [`Config::validate`]; one that does not parse is left out.
+    pub fn retention_config(&self) -> tasker_engine::retention::RetentionConfig {
+        use tasker_engine::retention::{NamespaceHorizon, RetentionConfig, StateHorizon};
+        let r = &self.retention;
+        RetentionConfig {
+            horizon: r.horizon.as_duration(),
+            state_horizons: r
+                .state_horizons
+                .iter()
+                .filter_map(|text| StateHorizon::parse(text).ok())
+                .collect(),
+            namespace_horizons: r
+                .namespace_horizons
+                .iter()
+                .filter_map(|text| NamespaceHorizon::parse(text).ok())
+                .collect(),
+            batch_size: r.batch_size,
+            batch_pause: r.batch_pause.as_duration(),
+            interval: r.interval.as_duration(),
+            idempotency_key_expiry: r.idempotency_key_expiry.as_duration(),
+            worker_expiry: r.worker_expiry.as_duration(),
         }
     }
 
