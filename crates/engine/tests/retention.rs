@@ -405,3 +405,43 @@ async fn expired_idempotency_keys_are_released_and_gone_workers_deleted() {
         .unwrap();
     assert_eq!(workers, ["w-here"]);
 }
+
+#[tokio::test]
+async fn hot_tables_and_new_queue_tables_get_queue_friendly_autovacuum() {
+    let h = harness().await;
+    h.engine.namespace_create("late").await.unwrap();
+    let options = |table: &'static str| {
+        let pool = h.store.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, Vec<String>>(
+                "SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = $1::regclass",
+            )
+            .bind(table)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    // Created by the migrations, then at run time with its namespace.
+    for queue in ["pgmq.q_tasker_default", "pgmq.q_tasker_late"] {
+        let set = options(queue).await;
+        for option in [
+            "fillfactor=70",
+            "autovacuum_vacuum_scale_factor=0",
+            "autovacuum_vacuum_cost_delay=0",
+        ] {
+            assert!(
+                set.iter().any(|o| o == option),
+                "{queue}: {set:?} lacks {option}"
+            );
+        }
+    }
+    let steps = options("tasker.steps").await;
+    assert!(
+        steps
+            .iter()
+            .any(|o| o == "autovacuum_vacuum_scale_factor=0.01"),
+        "{steps:?}"
+    );
+    assert!(steps.iter().any(|o| o == "fillfactor=70"), "{steps:?}");
+}
