@@ -279,6 +279,17 @@ impl Engine {
 
     pub async fn task_cancel(&self, id: Uuid, reason: Option<&str>) -> Result<Task> {
         if let Some(reason) = reason {
+            use tasker_model::limits::MAX_CANCEL_REASON_LEN;
+            if reason.len() > MAX_CANCEL_REASON_LEN {
+                // It is copied into the transition of every step cancelled.
+                return Err(Error::Invalid {
+                    field: "reason".into(),
+                    message: format!(
+                        "is {} bytes, longer than the limit of {MAX_CANCEL_REASON_LEN}",
+                        reason.len()
+                    ),
+                });
+            }
             nul_check::check_text("reason", reason)?;
         }
         Ok(self

@@ -21,7 +21,7 @@ use tasker_store::{NextClaim, ReportOutcome, StepReport};
 use crate::{Engine, Error, Result, check_worker_id, nul_check};
 
 /// Longest `error_type` of a failure report.
-const MAX_ERROR_TYPE_LEN: usize = 128;
+use tasker_model::limits::{MAX_ERROR_MESSAGE_LEN, MAX_ERROR_TYPE_LEN};
 
 /// One report of a lease holder, as [`Engine::step_report_many`] takes it.
 #[derive(Debug, Clone)]
@@ -140,7 +140,19 @@ impl Engine {
         if error.error_type.is_empty() || error.error_type.len() > MAX_ERROR_TYPE_LEN {
             return Err(Error::Invalid {
                 field: "error_type".into(),
-                message: format!("must be 1-{MAX_ERROR_TYPE_LEN} characters"),
+                message: format!(
+                    "must be 1-{MAX_ERROR_TYPE_LEN} bytes, is {}",
+                    error.error_type.len()
+                ),
+            });
+        }
+        if error.message.len() > MAX_ERROR_MESSAGE_LEN {
+            return Err(Error::Invalid {
+                field: "message".into(),
+                message: format!(
+                    "is {} bytes, longer than the limit of {MAX_ERROR_MESSAGE_LEN}; put the rest in details",
+                    error.message.len()
+                ),
             });
         }
         nul_check::check_text("error_type", &error.error_type)?;

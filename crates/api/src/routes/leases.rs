@@ -85,9 +85,11 @@ pub struct Fail {
     /// Whether another attempt may succeed. Default `true`.
     #[serde(default = "yes")]
     pub retryable: bool,
-    /// A short machine-readable kind, 1-128 characters.
-    #[schema(example = "payment_declined")]
+    /// A short machine-readable kind, 1-128 bytes.
+    #[schema(example = "payment_declined", min_length = 1, max_length = 128)]
     pub error_type: String,
+    /// At most 4096 bytes; longer text goes in `details`.
+    #[schema(max_length = 4096)]
     pub message: String,
     #[serde(default)]
     pub details: serde_json::Value,

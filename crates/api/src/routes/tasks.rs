@@ -117,8 +117,10 @@ pub struct TaskList {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"reason": "cancelled by an operator"}))]
 pub struct TaskCancel {
-    /// Recorded in the history. Default "cancelled by request".
+    /// Recorded in the history of the task and of every step it cancels,
+    /// so at most 1024 bytes. Default "cancelled by request".
     #[serde(default)]
+    #[schema(max_length = 1024)]
     pub reason: Option<String>,
 }
 
