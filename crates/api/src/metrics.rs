@@ -9,8 +9,12 @@
 //! counted by the handlers. What only the database transaction knows (which
 //! completion finished its task, how long a step waited in its queue and ran,
 //! retries, expired leases) arrives through the store's observer
-//! ([`tasker_store::Observer`], implemented here) after each commit. Queue
-//! depths, live leases and pool usage are gauges read at scrape time.
+//! ([`tasker_store::Observer`], implemented here) after each commit. Pool
+//! usage is read at scrape time; queue depths and live leases come from
+//! the last background reading of the database ([`DatabaseGauges`]), so a
+//! scrape never queries the database.
+//!
+//! [`DatabaseGauges`]: crate::database_gauges::DatabaseGauges
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -460,8 +464,14 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
     metrics
         .gauge(DATABASE_REACHABLE, Vec::new())
         .set(if reachable { 1.0 } else { 0.0 });
-    match state.engine.store().queue_depths().await {
-        Ok(depths) => {
+    // From the background reading, never a query per scrape.
+    let every = state.config.metrics_refresh_interval;
+    match state
+        .database_gauges
+        .queue_depths(&state.engine, every)
+        .await
+    {
+        Some(depths) => {
             for depth in depths {
                 let ns = || vec![Label::new("namespace", depth.namespace.clone())];
                 metrics.gauge(QUEUE_DEPTH, ns()).set(depth.ready as f64);
@@ -471,9 +481,9 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
                 metrics.gauge(QUEUE_DELAYED, ns()).set(depth.delayed as f64);
             }
         }
-        // The rest of the scrape is still worth having; the gauges keep
-        // their last values.
-        Err(e) => tracing::warn!(error = %e, "metrics: could not read queue depths"),
+        // Never read yet (the database was down): the rest of the scrape
+        // is still worth having.
+        None => {}
     }
     metrics
         .counter(REPORT_TRANSACTIONS, Vec::new())

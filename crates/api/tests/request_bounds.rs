@@ -6,7 +6,10 @@ mod support;
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{LINEAR, WORKER, template, test_app};
+use std::time::Duration;
+
+use support::{LINEAR, WORKER, template, test_app, test_app_with};
+use tasker_engine::EngineConfig;
 use tasker_model::limits::{MAX_CANCEL_REASON_LEN, MAX_ERROR_MESSAGE_LEN, MAX_ERROR_TYPE_LEN};
 
 /// The `details.field` of a 400 `invalid`, with its message.
@@ -104,4 +107,87 @@ async fn text_longer_than_the_protocol_allows_is_refused_naming_the_field() {
         .await
         .json();
     assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
+}
+
+/// The value of `tasker_queue_depth{namespace="default"}` in a scrape.
+async fn default_depth(app: &support::TestApp) -> Option<f64> {
+    let text = app.get("/metrics").await.expect(StatusCode::OK).text();
+    text.lines()
+        .find(|l| l.starts_with("tasker_queue_depth{namespace=\"default\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_serve_database_gauges_from_a_background_reading_not_per_scrape() {
+    // Refreshed once an hour: scrapes keep serving the first reading.
+    let app = test_app_with(EngineConfig::default(), |c| {
+        c.metrics_refresh_interval = Duration::from_secs(3600);
+    })
+    .await;
+    app.register_yaml(&template("default", "linear", LINEAR))
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(default_depth(&app).await, Some(0.0));
+    app.create_task("default", "linear", json!({})).await;
+    for _ in 0..3 {
+        assert_eq!(
+            default_depth(&app).await,
+            Some(0.0),
+            "served from the cache"
+        );
+    }
+
+    // Refreshed every 100 ms: the new depth shows up without a scrape
+    // asking the database.
+    let app = test_app_with(EngineConfig::default(), |c| {
+        c.metrics_refresh_interval = Duration::from_millis(100);
+    })
+    .await;
+    app.register_yaml(&template("default", "linear", LINEAR))
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(default_depth(&app).await, Some(0.0));
+    app.create_task("default", "linear", json!({})).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while default_depth(&app).await != Some(1.0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reading was never refreshed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_poll_for_an_unknown_namespace_is_refused_before_anything_waits_for_it() {
+    let app = test_app().await;
+    app.register_worker("w", &["default"]).await;
+    let started = tokio::time::Instant::now();
+    let reply = app
+        .call(
+            Method::POST,
+            "/v1/workers/w/poll",
+            Some(WORKER),
+            Some(json!({"namespaces": ["ghosts"], "wait_ms": 20000})),
+        )
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    assert_eq!(reply.error_code(), "namespace_not_found");
+    assert!(reply.text().contains("ghosts"), "{}", reply.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refused at once, not after the wait"
+    );
+    // No claim loop was started for it: nothing waits, nothing is counted.
+    assert!(
+        app.state
+            .engine
+            .waiters()
+            .stats()
+            .iter()
+            .all(|(ns, _, _)| ns != "ghosts")
+    );
+    let metrics = app.get("/metrics").await.text();
+    assert!(!metrics.contains("namespace=\"ghosts\""), "{metrics}");
 }

@@ -152,9 +152,9 @@ pub trait Store: Send + Sync + 'static {
     /// The lease of `name`, live or expired, if anyone ever held it.
     async fn leader_get(&self, name: &str) -> Result<Option<Leadership>>;
 
-    /// Per namespace, the queue's ready, leased and delayed work. Read at
-    /// metrics scrape time, so it must stay cheap: it may read queue rows,
-    /// never scan every step.
+    /// Per namespace, the queue's ready, leased and delayed work. Read for
+    /// the metrics every few seconds, so it must stay cheap: it may read
+    /// queue rows, never scan every step.
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>>;
 
     // Retention

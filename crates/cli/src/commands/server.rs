@@ -144,6 +144,7 @@ fn api_config(config: &Config, engine: &tasker_engine::EngineConfig) -> ApiConfi
     ApiConfig {
         node_id: config.server.node_id.clone(),
         max_body_bytes: config.server.max_body_bytes,
+        metrics_refresh_interval: config.server.metrics_refresh_interval.as_duration(),
         auth: tasker_api::AuthConfig {
             enabled: auth.enabled,
             admin_tokens: auth.admin_tokens.clone(),

@@ -103,6 +103,7 @@ pub const FIELDS: &[Field] = &[
     field("server", "node_id", Kind::Text),
     field("server", "max_body_bytes", Kind::Integer),
     field("server", "shutdown_grace", Kind::Duration),
+    field("server", "metrics_refresh_interval", Kind::Duration),
     field("database", "url", Kind::Text),
     field("database", "max_connections", Kind::Integer),
     field("database", "min_connections", Kind::Integer),

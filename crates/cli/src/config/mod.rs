@@ -50,6 +50,9 @@ pub struct ServerConfig {
     /// After SIGTERM/ctrl-c, how long in-flight requests may take to finish
     /// before the server exits anyway. Default `10s`.
     pub shutdown_grace: HumanDuration,
+    /// How often the database gauges of `/metrics` are refreshed in the
+    /// background. Default `5s`.
+    pub metrics_refresh_interval: HumanDuration,
 }
 
 /// `[database]`: the PostgreSQL connection pool.
@@ -190,6 +193,7 @@ impl Default for Config {
                 node_id: default_node_id(),
                 max_body_bytes: 2 * MIB,
                 shutdown_grace: secs(10),
+                metrics_refresh_interval: secs(5),
             },
             database: DatabaseConfig {
                 url: "postgres://postgres@127.0.0.1:5432/tasker".into(),

@@ -102,6 +102,16 @@ impl Config {
             s.shutdown_grace,
             Duration::from_secs(600),
         );
+        issues.at_least(
+            "server.metrics_refresh_interval",
+            s.metrics_refresh_interval,
+            Duration::from_millis(100),
+        );
+        issues.at_most(
+            "server.metrics_refresh_interval",
+            s.metrics_refresh_interval,
+            Duration::from_secs(600),
+        );
     }
 
     fn validate_database(&self, issues: &mut Issues) {
