@@ -191,3 +191,56 @@ async fn a_poll_for_an_unknown_namespace_is_refused_before_anything_waits_for_it
     let metrics = app.get("/metrics").await.text();
     assert!(!metrics.contains("namespace=\"ghosts\""), "{metrics}");
 }
+
+#[tokio::test]
+async fn history_comes_in_pages_and_a_bad_page_request_names_its_parameter() {
+    let app = test_app().await;
+    app.register_yaml(&template("default", "linear", LINEAR))
+        .await
+        .expect(StatusCode::CREATED);
+    let task = app.create_task("default", "linear", json!({})).await;
+    let task_id = task["id"].as_str().unwrap();
+    app.register_worker("w", &["default"]).await;
+    for _ in 0..2 {
+        let claimed = app.poll_one("default").await;
+        app.report(&claimed, "complete", json!({"result": 1}))
+            .await
+            .expect(StatusCode::OK);
+    }
+    let path = format!("/v1/tasks/{task_id}/history");
+    let whole = app.get(&path).await.expect(StatusCode::OK).json();
+    assert_eq!(whole["next_cursor"], Value::Null);
+    let whole = whole["transitions"].as_array().unwrap().clone();
+    assert!(whole.len() > 6, "{whole:?}");
+
+    let mut paged = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = app
+            .get(&format!("{path}?limit=3&cursor={cursor}"))
+            .await
+            .expect(StatusCode::OK)
+            .json();
+        let transitions = page["transitions"].as_array().unwrap();
+        assert!(transitions.len() <= 3);
+        paged.extend(transitions.iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(
+        paged, whole,
+        "the pages together are the whole history, in order"
+    );
+
+    for (query, field) in [
+        ("limit=1001", "limit"),
+        ("limit=0", "limit"),
+        ("limit=many", "limit"),
+        ("cursor=yesterday", "cursor"),
+    ] {
+        let (got, message) = invalid(app.get(&format!("{path}?{query}")).await);
+        assert_eq!(got, field, "{query}: {message}");
+    }
+}

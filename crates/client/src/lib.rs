@@ -52,7 +52,7 @@ pub use tasker_model::{
     ClaimedStep, Lease, MAX_REPORTS_PER_REQUEST, Namespace, Recorded, Step, StepError, StepState,
     Task, TaskState, TemplateRecord, Transition,
 };
-pub use tasker_store::{TaskFilter, TaskPage, Worker, WorkerRegistration};
+pub use tasker_store::{HistoryPage, TaskFilter, TaskPage, Worker, WorkerRegistration};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

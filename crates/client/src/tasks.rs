@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use tasker_model::{Step, Task, Transition};
-use tasker_store::{NewTask, TaskFilter, TaskPage};
+use tasker_store::{HistoryPage, NewTask, TaskFilter, TaskPage};
 use uuid::Uuid;
 
 use crate::{Client, Result};
@@ -110,16 +110,38 @@ impl Client {
         Ok(reply.steps)
     }
 
-    /// The task's audit history, oldest first.
+    /// The task's whole audit history, oldest first, read a page at a time.
     pub async fn task_history(&self, id: Uuid) -> Result<Vec<Transition>> {
-        #[derive(Deserialize)]
-        struct Reply {
-            transitions: Vec<Transition>,
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.task_history_page(id, cursor.as_deref(), None).await?;
+            all.extend(page.transitions);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
+            }
         }
+    }
+
+    /// One page of the task's history: up to `limit` transitions (the
+    /// server's default when `None`) after `cursor`, the previous page's
+    /// `next_cursor`.
+    pub async fn task_history_page(
+        &self,
+        id: Uuid,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<HistoryPage> {
         let url = self.url(&["v1", "tasks", &id.to_string(), "history"]);
-        let builder = self.request(Method::GET, &url);
-        let (_, reply): (_, Reply) = self.call(&url, builder).await?;
-        Ok(reply.transitions)
+        let mut builder = self.request(Method::GET, &url);
+        if let Some(cursor) = cursor {
+            builder = builder.query(&[("cursor", cursor)]);
+        }
+        if let Some(limit) = limit {
+            builder = builder.query(&[("limit", limit)]);
+        }
+        Ok(self.call(&url, builder).await?.1)
     }
 
     /// One step by id (404 `not_found` when there is none).

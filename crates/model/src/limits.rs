@@ -14,6 +14,14 @@ pub const MAX_ERROR_MESSAGE_LEN: usize = 4096;
 /// Longest `reason` of a cancellation, in bytes of UTF-8.
 pub const MAX_CANCEL_REASON_LEN: usize = 1024;
 
+/// Transitions in one page of a task's history when the request names no
+/// `limit`.
+pub const DEFAULT_HISTORY_PAGE: u32 = 200;
+
+/// Most transitions one page of a task's history may hold; a larger
+/// `limit` is refused.
+pub const MAX_HISTORY_PAGE: u32 = 1000;
+
 /// `text` cut to at most `max` bytes on a character boundary.
 pub fn truncate_to(text: &str, max: usize) -> &str {
     let mut end = text.len().min(max);

@@ -332,8 +332,8 @@ impl Store for PgStore {
         with_retry(self, || tasks::steps(self, id)).await
     }
 
-    async fn task_history(&self, id: Uuid) -> Result<Vec<Transition>> {
-        with_retry(self, || tasks::history(self, id)).await
+    async fn task_history(&self, id: Uuid, after: i64, limit: u32) -> Result<Vec<Transition>> {
+        with_retry(self, || tasks::history(self, id, after, limit)).await
     }
 
     async fn task_cancel(&self, id: Uuid, reason: &str) -> Result<Task> {

@@ -80,7 +80,9 @@ pub trait Store: Send + Sync + 'static {
     async fn task_get(&self, id: Uuid) -> Result<Task>;
     async fn task_list(&self, filter: &TaskFilter) -> Result<TaskPage>;
     async fn task_steps(&self, id: Uuid) -> Result<Vec<Step>>;
-    async fn task_history(&self, id: Uuid) -> Result<Vec<Transition>>;
+    /// Up to `limit` transitions of a task with an id above `after`,
+    /// oldest first ([`Error::NotFound`] when the task does not exist).
+    async fn task_history(&self, id: Uuid, after: i64, limit: u32) -> Result<Vec<Transition>>;
     async fn task_cancel(&self, id: Uuid, reason: &str) -> Result<Task>;
 
     /// One step, as in [`Store::task_steps`].

@@ -132,6 +132,32 @@ pub struct StepList {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TaskHistory {
     pub transitions: Vec<Transition>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, default 200, at most 1000 (larger is 400 `invalid`).
+    pub limit: Option<String>,
+}
+
+/// A `limit` query parameter: empty means unset; anything but a whole
+/// number is 400 `invalid` naming `limit`.
+fn parse_limit(text: Option<String>) -> Result<Option<u32>, ApiError> {
+    text.filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<u32>().map_err(|_| {
+                ApiError::from(tasker_engine::Error::Invalid {
+                    field: "limit".into(),
+                    message: format!("must be a positive whole number, not {s:?}"),
+                })
+            })
+        })
+        .transpose()
 }
 
 pub fn router() -> Router<AppState> {
@@ -362,14 +388,23 @@ pub async fn steps(
 
 /// The history of a task.
 ///
-/// Every state change of the task and its steps, oldest first.
+/// Every state change of the task and its steps, oldest first, a page at a
+/// time: follow `next_cursor` until it is `null`.
 #[utoipa::path(get, operation_id = "task_history", path = "/v1/tasks/{id}/history", tag = "tasks", security(("bearer" = [])),
-    params(("id" = Uuid, Path)),
-    responses((status = 200, body = TaskHistory), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path), HistoryQuery),
+    responses((status = 200, body = TaskHistory), (status = 400, description = "`invalid`: a bad `cursor` or `limit`", body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn history(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
+    Query(query): Query<HistoryQuery>,
 ) -> Result<Json<TaskHistory>, ApiError> {
-    let transitions = state.engine.task_history(id).await?;
-    Ok(Json(TaskHistory { transitions }))
+    let cursor = query.cursor.filter(|s| !s.is_empty());
+    let page = state
+        .engine
+        .task_history_page(id, cursor.as_deref(), parse_limit(query.limit)?)
+        .await?;
+    Ok(Json(TaskHistory {
+        transitions: page.transitions,
+        next_cursor: page.next_cursor,
+    }))
 }
