@@ -244,3 +244,56 @@ async fn history_comes_in_pages_and_a_bad_page_request_names_its_parameter() {
         assert_eq!(got, field, "{query}: {message}");
     }
 }
+
+#[tokio::test]
+async fn lists_leave_out_contexts_and_results_unless_asked() {
+    let app = test_app().await;
+    app.register_yaml(&template("default", "linear", LINEAR))
+        .await
+        .expect(StatusCode::CREATED);
+    let task = app
+        .create_task("default", "linear", json!({"big": "x".repeat(1000)}))
+        .await;
+    let task_id = task["id"].as_str().unwrap();
+    app.register_worker("w", &["default"]).await;
+    let claimed = app.poll_one("default").await;
+    app.report(&claimed, "complete", json!({"result": {"value": 4}}))
+        .await
+        .expect(StatusCode::OK);
+
+    let list = app.get("/v1/tasks").await.expect(StatusCode::OK).json();
+    let listed = &list["tasks"][0];
+    assert_eq!(listed["id"], task["id"]);
+    assert!(listed.get("context").is_none(), "{listed}");
+    let list = app.get("/v1/tasks?include=context").await.json();
+    assert_eq!(list["tasks"][0]["context"], task["context"]);
+
+    let steps_path = format!("/v1/tasks/{task_id}/steps");
+    let steps = app.get(&steps_path).await.expect(StatusCode::OK).json();
+    assert_eq!(steps["steps"][0]["state"], "complete");
+    assert!(steps["steps"][0].get("result").is_none(), "{steps}");
+    let steps = app
+        .get(&format!("{steps_path}?include=result"))
+        .await
+        .json();
+    assert_eq!(steps["steps"][0]["result"], json!({"value": 4}));
+    // One task and one step always carry theirs.
+    assert_eq!(
+        app.get(&format!("/v1/tasks/{task_id}")).await.json()["context"],
+        task["context"]
+    );
+    let step_id = steps["steps"][0]["id"].as_str().unwrap();
+    assert_eq!(
+        app.get(&format!("/v1/steps/{step_id}")).await.json()["result"],
+        json!({"value": 4})
+    );
+
+    for path in [
+        "/v1/tasks?include=result".to_owned(),
+        format!("{steps_path}?include=context,result"),
+    ] {
+        let (field, message) = invalid(app.get(&path).await);
+        assert_eq!(field, "include", "{path}");
+        assert!(message.contains("cannot be included"), "{message}");
+    }
+}

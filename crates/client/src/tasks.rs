@@ -99,13 +99,17 @@ impl Client {
         Ok(self.call(&url, builder).await?.1)
     }
 
+    /// The steps of a task, with their results.
     pub async fn task_steps(&self, id: Uuid) -> Result<Vec<Step>> {
         #[derive(Deserialize)]
         struct Reply {
             steps: Vec<Step>,
         }
         let url = self.url(&["v1", "tasks", &id.to_string(), "steps"]);
-        let builder = self.request(Method::GET, &url);
+        // With results: the CLI shows them.
+        let builder = self
+            .request(Method::GET, &url)
+            .query(&[("include", "result")]);
         let (_, reply): (_, Reply) = self.call(&url, builder).await?;
         Ok(reply.steps)
     }

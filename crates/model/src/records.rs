@@ -47,6 +47,9 @@ pub struct Task {
     pub template_name: String,
     pub template_version: String,
     pub state: TaskState,
+    /// Left out of task lists unless asked for (`include=context`); reads
+    /// as `null` then.
+    #[serde(default)]
     pub context: serde_json::Value,
     pub idempotency_key: Option<String>,
     pub tags: Vec<String>,

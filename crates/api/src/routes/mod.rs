@@ -3,6 +3,7 @@
 //! no logic of their own beyond defaults and metrics.
 
 pub mod cluster;
+mod include;
 pub mod leases;
 pub mod namespaces;
 pub mod probes;
