@@ -297,3 +297,122 @@ async fn lists_leave_out_contexts_and_results_unless_asked() {
         assert!(message.contains("cannot be included"), "{message}");
     }
 }
+
+const JOIN: &str = "
+  - { name: small, handler: h.small }
+  - { name: big, handler: h.big }
+  - { name: join, handler: h.join, depends_on: [small, big] }
+";
+
+/// An app whose claims carry at most 1 KiB of parent results, with the
+/// `join` template and one task whose `big` parent returned 4 KB.
+async fn joined_task() -> (support::TestApp, String) {
+    let app = test_app_with(
+        EngineConfig {
+            max_parent_results_bytes: 1024,
+            ..EngineConfig::default()
+        },
+        |_| {},
+    )
+    .await;
+    app.register_yaml(&template("default", "join", JOIN))
+        .await
+        .expect(StatusCode::CREATED);
+    let task = app.create_task("default", "join", json!({})).await;
+    app.register_worker("w", &["default"]).await;
+    for _ in 0..2 {
+        let claimed = app.poll_one("default").await;
+        let result = match claimed["step_name"].as_str().unwrap() {
+            "small" => json!({"n": 1}),
+            _ => json!({"blob": "b".repeat(4000)}),
+        };
+        app.report(&claimed, "complete", json!({ "result": result }))
+            .await
+            .expect(StatusCode::OK);
+    }
+    (app, task["id"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn parent_results_over_the_claim_budget_are_sent_by_reference() {
+    let (app, task_id) = joined_task().await;
+    let claimed = app.poll_one("default").await;
+    assert_eq!(claimed["step_name"], "join");
+    assert_eq!(claimed["parent_results"], json!({"small": {"n": 1}}));
+    let steps = app.get(&format!("/v1/tasks/{task_id}/steps")).await.json();
+    let big_id = steps["steps"][1]["id"].as_str().unwrap().to_owned();
+    assert_eq!(claimed["parent_result_refs"], json!({ "big": big_id }));
+    // The worker fetches it with its own token.
+    let fetched = app
+        .call(
+            Method::GET,
+            &format!("/v1/steps/{big_id}/result"),
+            Some(WORKER),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(fetched["result"]["blob"].as_str().unwrap().len(), 4000);
+    let missing = app
+        .call(
+            Method::GET,
+            "/v1/steps/0190b5a0-0000-7000-8000-000000000000/result",
+            Some(WORKER),
+            None,
+        )
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    assert_eq!(missing.error_code(), "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_fetches_parent_results_sent_by_reference() {
+    let (app, task_id) = joined_task().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let router = app.router();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let client =
+        tasker_client::Client::new(&format!("http://{address}"), Some(WORKER.into())).unwrap();
+    let worker = tasker_worker::Worker::builder(client)
+        .worker_id("joiner")
+        .namespace("default")
+        .poll_wait(Duration::from_millis(500))
+        .handler(
+            "h.join",
+            tasker_worker::handler_fn(|ctx: tasker_worker::StepContext| async move {
+                let blob = ctx.parent("big").expect("the big parent")["blob"]
+                    .as_str()
+                    .unwrap()
+                    .len();
+                Ok(json!({ "small": ctx.parent("small").cloned(), "blob": blob }))
+            }),
+        )
+        .build()
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run(async move {
+        stopped.await.ok();
+    }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let task = loop {
+        let task = app.get(&format!("/v1/tasks/{task_id}")).await.json();
+        if task["state"] != "running" {
+            break task;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the join never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+    assert_eq!(task["state"], "complete");
+    let steps = app
+        .get(&format!("/v1/tasks/{task_id}/steps?include=result"))
+        .await
+        .json();
+    assert_eq!(
+        steps["steps"][2]["result"],
+        json!({"small": {"n": 1}, "blob": 4000})
+    );
+}

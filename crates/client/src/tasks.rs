@@ -148,6 +148,20 @@ impl Client {
         Ok(self.call(&url, builder).await?.1)
     }
 
+    /// A step's result (`null` while it has none), through the worker
+    /// plane: how a worker fetches a parent result its claim named in
+    /// `parent_result_refs`.
+    pub async fn step_result(&self, step_id: Uuid) -> Result<serde_json::Value> {
+        #[derive(Deserialize)]
+        struct Reply {
+            result: Option<serde_json::Value>,
+        }
+        let url = self.url(&["v1", "steps", &step_id.to_string(), "result"]);
+        let builder = self.request(Method::GET, &url);
+        let (_, reply): (_, Reply) = self.call(&url, builder).await?;
+        Ok(reply.result.unwrap_or_default())
+    }
+
     /// One step by id (404 `not_found` when there is none).
     pub async fn step_get(&self, step_id: Uuid) -> Result<Step> {
         let url = self.url(&["v1", "steps", &step_id.to_string()]);

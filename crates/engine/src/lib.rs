@@ -14,6 +14,7 @@ mod dispatcher;
 mod error;
 mod near_names;
 pub mod nul_check;
+mod parent_results;
 mod ready_waiters;
 mod report_batcher;
 pub mod retention;
@@ -361,7 +362,7 @@ impl Engine {
         max: u32,
     ) -> Result<Vec<ClaimedStep>> {
         check_worker_id(worker_id)?;
-        Ok(self
+        let claimed = self
             .store
             .step_claim(StepClaim {
                 namespace: namespace.to_owned(),
@@ -370,7 +371,8 @@ impl Engine {
                 lease_for: self.config.lease_duration,
                 handlers: Vec::new(),
             })
-            .await?)
+            .await?;
+        Ok(self.cap_parent_results(claimed).await)
     }
 
     /// Long-poll: claims up to `max` steps from `namespaces` whose handler is
@@ -409,10 +411,11 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + wait.min(self.config.max_poll_wait);
         let max = max.clamp(1, self.config.max_claim_batch);
         self.worker_seen(worker_id);
-        Ok(self
+        let claimed = self
             .dispatchers
             .poll(worker_id, &namespaces, handlers, max, deadline)
-            .await?)
+            .await?;
+        Ok(self.cap_parent_results(claimed).await)
     }
 
     /// 404 `namespace_not_found` for a namespace that does not exist, before
@@ -582,7 +585,9 @@ impl Engine {
             next: Some(next),
         };
         match self.reports.write_one(report).await {
-            Ok(ReportOutcome::Completed { recorded, next }) => Ok((recorded, next)),
+            Ok(ReportOutcome::Completed { recorded, next }) => {
+                Ok((recorded, self.cap_parent_results(next).await))
+            }
             Ok(other) => unreachable!("a completion answered {other:?}"),
             Err(error) => Err(step_reports::next_refusal(error, namespaces)),
         }

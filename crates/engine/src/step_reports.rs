@@ -90,10 +90,23 @@ impl Engine {
             .into_iter()
             .zip(named)
             .map(|(outcome, namespaces)| outcome.map_err(|e| next_refusal(e, &namespaces)));
-        answers
+        let answers: Vec<Result<ReportOutcome>> = answers
             .into_iter()
             .map(|answer| answer.unwrap_or_else(|| written.next().expect("one answer per report")))
-            .collect()
+            .collect();
+        let mut capped = Vec::with_capacity(answers.len());
+        for answer in answers {
+            capped.push(match answer {
+                Ok(ReportOutcome::Completed { recorded, next }) if !next.is_empty() => {
+                    Ok(ReportOutcome::Completed {
+                        recorded,
+                        next: self.cap_parent_results(next).await,
+                    })
+                }
+                other => other,
+            });
+        }
+        capped
     }
 
     /// The store's form of `report`, once it passes every check its single

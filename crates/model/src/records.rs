@@ -154,7 +154,13 @@ pub struct ClaimedStep {
     /// How long this attempt may run before it is failed as a timeout.
     pub timeout_ms: u64,
     pub context: serde_json::Value,
-    /// Results of the step's parents, by step name.
+    /// Results of the step's parents, by step name, as many as fit in the
+    /// server's budget (`engine.max_parent_results_bytes`).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub parent_results: serde_json::Map<String, serde_json::Value>,
+    /// Parents whose results did not fit in the claim: step name → step
+    /// id; fetch each with `GET /v1/steps/{id}/result`. Absent when empty.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub parent_result_refs: std::collections::BTreeMap<String, Uuid>,
 }

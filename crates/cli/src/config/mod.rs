@@ -90,6 +90,9 @@ pub struct EngineSection {
     pub max_payload_bytes: usize,
     /// Most steps one poll may claim. Default 100.
     pub max_claim_batch: u32,
+    /// Most bytes of parent results shipped with one claimed step; larger
+    /// ones are sent as references. Default 1 MiB.
+    pub max_parent_results_bytes: usize,
     /// The longest a namespace's claim loop sleeps while polls wait and
     /// nothing woke it (a safety net for lost notifications). Default `5s`.
     pub poll_recheck_interval: HumanDuration,
@@ -207,6 +210,7 @@ impl Default for Config {
                 lease_duration: HumanDuration(engine.lease_duration),
                 max_payload_bytes: engine.max_payload_bytes,
                 max_claim_batch: engine.max_claim_batch,
+                max_parent_results_bytes: engine.max_parent_results_bytes,
                 poll_recheck_interval: HumanDuration(engine.poll_recheck_interval),
                 max_poll_wait: HumanDuration(engine.max_poll_wait),
                 worker_liveness: HumanDuration(engine.worker_liveness),
@@ -263,6 +267,7 @@ impl Config {
             lease_duration: e.lease_duration.as_duration(),
             max_payload_bytes: e.max_payload_bytes,
             max_claim_batch: e.max_claim_batch,
+            max_parent_results_bytes: e.max_parent_results_bytes,
             poll_recheck_interval: e.poll_recheck_interval.as_duration(),
             max_poll_wait: e.max_poll_wait.as_duration(),
             worker_liveness: e.worker_liveness.as_duration(),

@@ -174,6 +174,12 @@ impl Config {
             256 * 1024 * 1024,
         );
         issues.in_range("engine.max_claim_batch", e.max_claim_batch, 1, 1000);
+        issues.in_range(
+            "engine.max_parent_results_bytes",
+            e.max_parent_results_bytes,
+            1024,
+            1024 * 1024 * 1024,
+        );
         issues.at_least(
             "engine.poll_recheck_interval",
             e.poll_recheck_interval,
