@@ -464,26 +464,23 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
     metrics
         .gauge(DATABASE_REACHABLE, Vec::new())
         .set(if reachable { 1.0 } else { 0.0 });
-    // From the background reading, never a query per scrape.
+    // From the background reading, never a query per scrape; none while
+    // the database was never read (the rest of the scrape is still worth
+    // having).
     let every = state.config.metrics_refresh_interval;
-    match state
+    if let Some(depths) = state
         .database_gauges
         .queue_depths(&state.engine, every)
         .await
     {
-        Some(depths) => {
-            for depth in depths {
-                let ns = || vec![Label::new("namespace", depth.namespace.clone())];
-                metrics.gauge(QUEUE_DEPTH, ns()).set(depth.ready as f64);
-                metrics
-                    .gauge(LEASES_IN_FLIGHT, ns())
-                    .set(depth.leased as f64);
-                metrics.gauge(QUEUE_DELAYED, ns()).set(depth.delayed as f64);
-            }
+        for depth in depths {
+            let ns = || vec![Label::new("namespace", depth.namespace.clone())];
+            metrics.gauge(QUEUE_DEPTH, ns()).set(depth.ready as f64);
+            metrics
+                .gauge(LEASES_IN_FLIGHT, ns())
+                .set(depth.leased as f64);
+            metrics.gauge(QUEUE_DELAYED, ns()).set(depth.delayed as f64);
         }
-        // Never read yet (the database was down): the rest of the scrape
-        // is still worth having.
-        None => {}
     }
     metrics
         .counter(REPORT_TRANSACTIONS, Vec::new())
