@@ -30,6 +30,10 @@ pub struct ApiConfig {
     /// Version reported by `GET /v1/cluster` and the OpenAPI description.
     /// Default: this crate's version.
     pub version: String,
+    /// How often the gauges `/metrics` reads from the database (queue
+    /// depths, leases, delayed retries) are refreshed in the background; a
+    /// scrape serves the last reading. Default 5 s.
+    pub metrics_refresh_interval: Duration,
 }
 
 /// Bearer tokens per role (see `docs/api.md`, Auth).
@@ -105,6 +109,7 @@ impl ApiConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES.max(engine.max_payload_bytes.saturating_mul(2)),
             heartbeat_interval: engine.lease_duration / 3,
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            metrics_refresh_interval: Duration::from_secs(5),
         }
     }
 

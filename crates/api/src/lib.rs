@@ -25,6 +25,7 @@
 mod auth;
 mod body_limit;
 mod config;
+mod database_gauges;
 mod docs_page;
 mod dto;
 mod error;

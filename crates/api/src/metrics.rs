@@ -9,8 +9,12 @@
 //! counted by the handlers. What only the database transaction knows (which
 //! completion finished its task, how long a step waited in its queue and ran,
 //! retries, expired leases) arrives through the store's observer
-//! ([`tasker_store::Observer`], implemented here) after each commit. Queue
-//! depths, live leases and pool usage are gauges read at scrape time.
+//! ([`tasker_store::Observer`], implemented here) after each commit. Pool
+//! usage is read at scrape time; queue depths and live leases come from
+//! the last background reading of the database ([`DatabaseGauges`]), so a
+//! scrape never queries the database.
+//!
+//! [`DatabaseGauges`]: crate::database_gauges::DatabaseGauges
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -59,6 +63,7 @@ const BUILD_INFO: &str = "tasker_build_info";
 const LEADER: &str = "tasker_leader";
 const LEADERSHIP_CHANGES: &str = "tasker_leadership_changes_total";
 const CLUSTER_NODES: &str = "tasker_cluster_nodes";
+const RETENTION_DELETED: &str = "tasker_retention_deleted_total";
 
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
@@ -196,6 +201,10 @@ impl Metrics {
             (
                 LEADERSHIP_CHANGES,
                 "Changes of leader (new tenures of the leadership lease) this node has seen.",
+            ),
+            (
+                RETENTION_DELETED,
+                "Rows retention deleted on this node while it led, by table (idempotency_keys: keys released).",
             ),
             (
                 TRANSACTION_RETRIES,
@@ -403,6 +412,9 @@ impl tasker_store::Observer for Metrics {
                 Event::StuckRepaired { kind } => self
                     .counter(STUCK_REPAIRED, vec![Label::new("kind", *kind)])
                     .increment(1),
+                Event::RetentionDeleted { table, rows } => self
+                    .counter(RETENTION_DELETED, vec![Label::new("table", *table)])
+                    .increment(*rows),
                 Event::TransactionRetried { reason } => self
                     .counter(
                         TRANSACTION_RETRIES,
@@ -482,20 +494,23 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
     metrics
         .gauge(DATABASE_REACHABLE, Vec::new())
         .set(if reachable { 1.0 } else { 0.0 });
-    match state.engine.store().queue_depths().await {
-        Ok(depths) => {
-            for depth in depths {
-                let ns = || vec![Label::new("namespace", depth.namespace.clone())];
-                metrics.gauge(QUEUE_DEPTH, ns()).set(depth.ready as f64);
-                metrics
-                    .gauge(LEASES_IN_FLIGHT, ns())
-                    .set(depth.leased as f64);
-                metrics.gauge(QUEUE_DELAYED, ns()).set(depth.delayed as f64);
-            }
+    // From the background reading, never a query per scrape; none while
+    // the database was never read (the rest of the scrape is still worth
+    // having).
+    let every = state.config.metrics_refresh_interval;
+    if let Some(depths) = state
+        .database_gauges
+        .queue_depths(&state.engine, every)
+        .await
+    {
+        for depth in depths {
+            let ns = || vec![Label::new("namespace", depth.namespace.clone())];
+            metrics.gauge(QUEUE_DEPTH, ns()).set(depth.ready as f64);
+            metrics
+                .gauge(LEASES_IN_FLIGHT, ns())
+                .set(depth.leased as f64);
+            metrics.gauge(QUEUE_DELAYED, ns()).set(depth.delayed as f64);
         }
-        // The rest of the scrape is still worth having; the gauges keep
-        // their last values.
-        Err(e) => tracing::warn!(error = %e, "metrics: could not read queue depths"),
     }
     metrics
         .counter(REPORT_TRANSACTIONS, Vec::new())

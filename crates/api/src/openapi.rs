@@ -60,6 +60,7 @@ use crate::{dto, metrics};
         leases::complete,
         leases::fail,
         leases::release,
+        leases::result,
         step_reports::report_many,
     ),
     components(schemas(

@@ -6,6 +6,7 @@ use tasker_engine::Engine;
 
 use crate::auth::Authenticator;
 use crate::config::ApiConfig;
+use crate::database_gauges::DatabaseGauges;
 use crate::metrics::Metrics;
 
 /// Connection counts of the database pool, for `tasker_db_pool_connections`.
@@ -28,6 +29,7 @@ pub struct AppState {
     pub metrics: Metrics,
     authenticator: Arc<Authenticator>,
     pool_stats: Option<PoolStatsFn>,
+    pub(crate) database_gauges: Arc<DatabaseGauges>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -48,6 +50,7 @@ impl AppState {
             config: Arc::new(config),
             metrics: Metrics::new(),
             pool_stats: None,
+            database_gauges: Arc::default(),
         }
     }
 

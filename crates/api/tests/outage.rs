@@ -527,7 +527,10 @@ async fn an_sdk_worker_keeps_its_result_through_an_outage() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(state, "complete");
-    let steps = app.get(&format!("/v1/tasks/{id}/steps")).await.json();
+    let steps = app
+        .get(&format!("/v1/tasks/{id}/steps?include=result"))
+        .await
+        .json();
     let step = &steps["steps"][0];
     assert_eq!(step["attempt"], 1, "{step}");
     assert_eq!(step["result"], json!({"ran": "a"}));

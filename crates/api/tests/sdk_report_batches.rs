@@ -112,7 +112,10 @@ async fn results_that_finish_together_are_sent_in_fewer_requests_each_recorded_o
         .unwrap();
 
     for (id, n) in &ids {
-        let steps: Value = app.get(&format!("/v1/tasks/{id}/steps")).await.json();
+        let steps: Value = app
+            .get(&format!("/v1/tasks/{id}/steps?include=result"))
+            .await
+            .json();
         let step = &steps["steps"][0];
         assert_eq!(step["state"], "complete", "{step}");
         assert_eq!(step["attempt"], 1, "{step}");

@@ -78,7 +78,10 @@ async fn sdk_workers_with_disjoint_handlers_run_only_their_own_steps() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         assert_eq!(state, "complete", "task {id}");
-        let steps: Value = app.get(&format!("/v1/tasks/{id}/steps")).await.json();
+        let steps: Value = app
+            .get(&format!("/v1/tasks/{id}/steps?include=result"))
+            .await
+            .json();
         for step in steps["steps"].as_array().unwrap() {
             let expected = if step["name"] == "b" {
                 "runs-b"

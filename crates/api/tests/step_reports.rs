@@ -27,7 +27,9 @@ async fn with_templates() -> TestApp {
 
 async fn steps_of(app: &TestApp, task: &Value) -> Vec<Value> {
     let id = task["id"].as_str().unwrap();
-    app.get(&format!("/v1/tasks/{id}/steps")).await.json()["steps"]
+    app.get(&format!("/v1/tasks/{id}/steps?include=result"))
+        .await
+        .json()["steps"]
         .as_array()
         .unwrap()
         .clone()

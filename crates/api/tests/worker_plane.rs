@@ -21,7 +21,10 @@ async fn with_linear() -> TestApp {
 
 async fn step_of(app: &TestApp, task: &Value, name: &str) -> Value {
     let id = task["id"].as_str().unwrap();
-    let steps = app.get(&format!("/v1/tasks/{id}/steps")).await.json();
+    let steps = app
+        .get(&format!("/v1/tasks/{id}/steps?include=result"))
+        .await
+        .json();
     steps["steps"]
         .as_array()
         .unwrap()

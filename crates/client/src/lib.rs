@@ -58,8 +58,8 @@ pub use tasker_model::{
     ScheduleSpec, Step, StepError, StepState, Task, TaskState, TemplateRecord, Transition,
 };
 pub use tasker_store::{
-    DeadLetter, DeadLetterFilter, DeadLetterOutcome, DeadLetterPage, SweepRecord, TaskFilter,
-    TaskPage, Worker, WorkerRegistration,
+    DeadLetter, DeadLetterFilter, DeadLetterOutcome, DeadLetterPage, HistoryPage, SweepRecord,
+    TaskFilter, TaskPage, Worker, WorkerRegistration,
 };
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use tasker_model::{Step, Task, Transition};
-use tasker_store::{NewTask, TaskFilter, TaskPage};
+use tasker_store::{HistoryPage, NewTask, TaskFilter, TaskPage};
 use uuid::Uuid;
 
 use crate::{Client, Result};
@@ -99,27 +99,67 @@ impl Client {
         Ok(self.call(&url, builder).await?.1)
     }
 
+    /// The steps of a task, with their results.
     pub async fn task_steps(&self, id: Uuid) -> Result<Vec<Step>> {
         #[derive(Deserialize)]
         struct Reply {
             steps: Vec<Step>,
         }
         let url = self.url(&["v1", "tasks", &id.to_string(), "steps"]);
-        let builder = self.request(Method::GET, &url);
+        // With results: the CLI shows them.
+        let builder = self
+            .request(Method::GET, &url)
+            .query(&[("include", "result")]);
         let (_, reply): (_, Reply) = self.call(&url, builder).await?;
         Ok(reply.steps)
     }
 
-    /// The task's audit history, oldest first.
+    /// The task's whole audit history, oldest first, read a page at a time.
     pub async fn task_history(&self, id: Uuid) -> Result<Vec<Transition>> {
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.task_history_page(id, cursor.as_deref(), None).await?;
+            all.extend(page.transitions);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One page of the task's history: up to `limit` transitions (the
+    /// server's default when `None`) after `cursor`, the previous page's
+    /// `next_cursor`.
+    pub async fn task_history_page(
+        &self,
+        id: Uuid,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<HistoryPage> {
+        let url = self.url(&["v1", "tasks", &id.to_string(), "history"]);
+        let mut builder = self.request(Method::GET, &url);
+        if let Some(cursor) = cursor {
+            builder = builder.query(&[("cursor", cursor)]);
+        }
+        if let Some(limit) = limit {
+            builder = builder.query(&[("limit", limit)]);
+        }
+        Ok(self.call(&url, builder).await?.1)
+    }
+
+    /// A step's result (`null` while it has none), through the worker
+    /// plane: how a worker fetches a parent result its claim named in
+    /// `parent_result_refs`.
+    pub async fn step_result(&self, step_id: Uuid) -> Result<serde_json::Value> {
         #[derive(Deserialize)]
         struct Reply {
-            transitions: Vec<Transition>,
+            result: Option<serde_json::Value>,
         }
-        let url = self.url(&["v1", "tasks", &id.to_string(), "history"]);
+        let url = self.url(&["v1", "steps", &step_id.to_string(), "result"]);
         let builder = self.request(Method::GET, &url);
         let (_, reply): (_, Reply) = self.call(&url, builder).await?;
-        Ok(reply.transitions)
+        Ok(reply.result.unwrap_or_default())
     }
 
     /// One step by id (404 `not_found` when there is none).

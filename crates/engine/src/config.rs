@@ -12,6 +12,10 @@ pub struct EngineConfig {
     pub max_payload_bytes: usize,
     /// Most steps one claim may lease at once. Default 100.
     pub max_claim_batch: u32,
+    /// Most bytes of parent results (JSON) shipped with one claimed step;
+    /// the largest results over it are sent as references the worker
+    /// fetches. Default 1 MiB.
+    pub max_parent_results_bytes: usize,
     /// The safety net of a namespace's claim loop: how long it sleeps at
     /// most while polls wait and nothing woke it. It is woken by commits on
     /// this node, by other nodes' notifications and when the queue's next
@@ -33,6 +37,7 @@ impl Default for EngineConfig {
             lease_duration: Duration::from_secs(30),
             max_payload_bytes: 1024 * 1024,
             max_claim_batch: 100,
+            max_parent_results_bytes: 1024 * 1024,
             poll_recheck_interval: Duration::from_secs(5),
             max_poll_wait: Duration::from_secs(30),
             worker_liveness: Duration::from_secs(60),

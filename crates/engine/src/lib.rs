@@ -16,13 +16,16 @@ mod error;
 pub mod maintenance;
 mod near_names;
 pub mod nul_check;
+mod parent_results;
 mod ready_waiters;
 mod report_batcher;
+pub mod retention;
 mod schedules;
 mod schema_cache;
 mod seen_workers;
 mod step_reports;
 mod task_create;
+mod task_history;
 mod worker_directory;
 
 use std::sync::Arc;
@@ -31,7 +34,7 @@ use std::time::Duration;
 
 use tasker_model::{
     ClaimedStep, HeartbeatOutcome, Lease, Namespace, Recorded, Step, StepError, Task, Template,
-    TemplateRecord, Transition,
+    TemplateRecord,
 };
 use tasker_store::{
     Readiness, ReportOutcome, StepClaim, StepCompletion, StepReport, Store, TaskFilter, TaskPage,
@@ -292,12 +295,19 @@ impl Engine {
         Ok(self.store.task_steps(id).await?)
     }
 
-    pub async fn task_history(&self, id: Uuid) -> Result<Vec<Transition>> {
-        Ok(self.store.task_history(id).await?)
-    }
-
     pub async fn task_cancel(&self, id: Uuid, reason: Option<&str>) -> Result<Task> {
         if let Some(reason) = reason {
+            use tasker_model::limits::MAX_CANCEL_REASON_LEN;
+            if reason.len() > MAX_CANCEL_REASON_LEN {
+                // It is copied into the transition of every step cancelled.
+                return Err(Error::Invalid {
+                    field: "reason".into(),
+                    message: format!(
+                        "is {} bytes, longer than the limit of {MAX_CANCEL_REASON_LEN}",
+                        reason.len()
+                    ),
+                });
+            }
             nul_check::check_text("reason", reason)?;
         }
         Ok(self
@@ -315,7 +325,7 @@ impl Engine {
         max: u32,
     ) -> Result<Vec<ClaimedStep>> {
         check_worker_id(worker_id)?;
-        Ok(self
+        let claimed = self
             .store
             .step_claim(StepClaim {
                 namespace: namespace.to_owned(),
@@ -324,7 +334,8 @@ impl Engine {
                 lease_for: self.config.lease_duration,
                 handlers: Vec::new(),
             })
-            .await?)
+            .await?;
+        Ok(self.cap_parent_results(claimed).await)
     }
 
     /// Long-poll: claims up to `max` steps from `namespaces` whose handler is
@@ -363,10 +374,11 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + wait.min(self.config.max_poll_wait);
         let max = max.clamp(1, self.config.max_claim_batch);
         self.worker_seen(worker_id);
-        Ok(self
+        let claimed = self
             .dispatchers
             .poll(worker_id, &namespaces, handlers, max, deadline)
-            .await?)
+            .await?;
+        Ok(self.cap_parent_results(claimed).await)
     }
 
     /// 404 `namespace_not_found` for a namespace that does not exist, before
@@ -536,7 +548,9 @@ impl Engine {
             next: Some(next),
         };
         match self.reports.write_one(report).await {
-            Ok(ReportOutcome::Completed { recorded, next }) => Ok((recorded, next)),
+            Ok(ReportOutcome::Completed { recorded, next }) => {
+                Ok((recorded, self.cap_parent_results(next).await))
+            }
             Ok(other) => unreachable!("a completion answered {other:?}"),
             Err(error) => Err(step_reports::next_refusal(error, namespaces)),
         }

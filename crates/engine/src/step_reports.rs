@@ -21,7 +21,7 @@ use tasker_store::{NextClaim, ReportOutcome, StepReport};
 use crate::{Engine, Error, Result, check_worker_id, nul_check};
 
 /// Longest `error_type` of a failure report.
-const MAX_ERROR_TYPE_LEN: usize = 128;
+use tasker_model::limits::{MAX_ERROR_MESSAGE_LEN, MAX_ERROR_TYPE_LEN};
 
 /// One report of a lease holder, as [`Engine::step_report_many`] takes it.
 #[derive(Debug, Clone)]
@@ -90,10 +90,23 @@ impl Engine {
             .into_iter()
             .zip(named)
             .map(|(outcome, namespaces)| outcome.map_err(|e| next_refusal(e, &namespaces)));
-        answers
+        let answers: Vec<Result<ReportOutcome>> = answers
             .into_iter()
             .map(|answer| answer.unwrap_or_else(|| written.next().expect("one answer per report")))
-            .collect()
+            .collect();
+        let mut capped = Vec::with_capacity(answers.len());
+        for answer in answers {
+            capped.push(match answer {
+                Ok(ReportOutcome::Completed { recorded, next }) if !next.is_empty() => {
+                    Ok(ReportOutcome::Completed {
+                        recorded,
+                        next: self.cap_parent_results(next).await,
+                    })
+                }
+                other => other,
+            });
+        }
+        capped
     }
 
     /// The store's form of `report`, once it passes every check its single
@@ -140,7 +153,19 @@ impl Engine {
         if error.error_type.is_empty() || error.error_type.len() > MAX_ERROR_TYPE_LEN {
             return Err(Error::Invalid {
                 field: "error_type".into(),
-                message: format!("must be 1-{MAX_ERROR_TYPE_LEN} characters"),
+                message: format!(
+                    "must be 1-{MAX_ERROR_TYPE_LEN} bytes, is {}",
+                    error.error_type.len()
+                ),
+            });
+        }
+        if error.message.len() > MAX_ERROR_MESSAGE_LEN {
+            return Err(Error::Invalid {
+                field: "message".into(),
+                message: format!(
+                    "is {} bytes, longer than the limit of {MAX_ERROR_MESSAGE_LEN}; put the rest in details",
+                    error.message.len()
+                ),
             });
         }
         nul_check::check_text("error_type", &error.error_type)?;

@@ -6,6 +6,7 @@
 pub mod backoff;
 pub mod duration;
 pub mod graph;
+pub mod limits;
 pub mod records;
 pub mod schedule;
 pub mod step_state;

@@ -47,6 +47,9 @@ pub struct Task {
     pub template_name: String,
     pub template_version: String,
     pub state: TaskState,
+    /// Left out of task lists unless asked for (`include=context`); reads
+    /// as `null` then.
+    #[serde(default)]
     pub context: serde_json::Value,
     pub idempotency_key: Option<String>,
     pub tags: Vec<String>,
@@ -156,7 +159,13 @@ pub struct ClaimedStep {
     /// How long this attempt may run before it is failed as a timeout.
     pub timeout_ms: u64,
     pub context: serde_json::Value,
-    /// Results of the step's parents, by step name.
+    /// Results of the step's parents, by step name, as many as fit in the
+    /// server's budget (`engine.max_parent_results_bytes`).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub parent_results: serde_json::Map<String, serde_json::Value>,
+    /// Parents whose results did not fit in the claim: step name → step
+    /// id; fetch each with `GET /v1/steps/{id}/result`. Absent when empty.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub parent_result_refs: std::collections::BTreeMap<String, Uuid>,
 }

@@ -132,6 +132,12 @@ pub async fn namespace_create(store: &PgStore, name: &str) -> Result<(Namespace,
             .execute(&mut *tx)
             .await
             .map_err(db)?;
+        // Autovacuum settings that suit a queue (see the retention migration).
+        sqlx::query("SELECT tasker.queue_table_tune($1)")
+            .bind(&queue)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
     }
     let row = sqlx::query("SELECT name, queue, created_at FROM tasker.namespaces WHERE name = $1")
         .bind(name)

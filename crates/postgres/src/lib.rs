@@ -38,6 +38,7 @@ mod plan_writer;
 mod queue;
 mod queue_depths;
 mod reports;
+mod retention;
 mod rows;
 mod schedules;
 mod steps;
@@ -58,9 +59,9 @@ use tasker_model::{
 };
 use tasker_store::{
     ClaimBatch, ClaimedBatch, FireRequest, FireResult, LeaderElect, Leadership, NextClaim, Node,
-    NodeRegistration, QueueDepth, Readiness, ReportOutcome, Result, ScheduleWrite, StepClaim,
-    StepCompletion, StepFailure, StepReport, Store, TaskCreate, TaskFilter, TaskPage, Worker,
-    WorkerRegistration,
+    NodeRegistration, QueueDepth, Readiness, ReportOutcome, Result, RetentionDeleted,
+    RetentionTasksDelete, ScheduleWrite, StepClaim, StepCompletion, StepFailure, StepReport, Store,
+    TaskCreate, TaskFilter, TaskPage, Worker, WorkerRegistration,
 };
 use tasker_store::{DeadLetterFilter, DeadLetterPage, StuckKind, SweepCounts, SweepRecord};
 use uuid::Uuid;
@@ -335,8 +336,8 @@ impl Store for PgStore {
         with_retry(self, || tasks::steps(self, id)).await
     }
 
-    async fn task_history(&self, id: Uuid) -> Result<Vec<Transition>> {
-        with_retry(self, || tasks::history(self, id)).await
+    async fn task_history(&self, id: Uuid, after: i64, limit: u32) -> Result<Vec<Transition>> {
+        with_retry(self, || tasks::history(self, id, after, limit)).await
     }
 
     async fn task_cancel(&self, id: Uuid, reason: &str) -> Result<Task> {
@@ -458,6 +459,30 @@ impl Store for PgStore {
 
     async fn node_delete_stale(&self, older_than: Duration) -> Result<u64> {
         with_retry(self, || nodes::delete_stale(self, older_than)).await
+    }
+
+    // Retention
+
+    async fn retention_tasks_delete(
+        &self,
+        batch: &RetentionTasksDelete,
+    ) -> Result<RetentionDeleted> {
+        with_retry(self, || retention::tasks_delete(self, batch)).await
+    }
+
+    async fn retention_idempotency_keys_release(
+        &self,
+        older_than: Duration,
+        limit: u32,
+    ) -> Result<u64> {
+        with_retry(self, || {
+            retention::idempotency_keys_release(self, older_than, limit)
+        })
+        .await
+    }
+
+    async fn retention_workers_delete(&self, older_than: Duration, limit: u32) -> Result<u64> {
+        with_retry(self, || retention::workers_delete(self, older_than, limit)).await
     }
 
     async fn leader_attempt_elect(&self, elect: &LeaderElect) -> Result<Option<Leadership>> {

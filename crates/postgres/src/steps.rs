@@ -334,6 +334,7 @@ pub(crate) async fn claim_payloads(
                 timeout_ms: def.timeout.as_millis(),
                 context: contexts.get(&task_id).cloned().unwrap_or_default(),
                 parent_results,
+                parent_result_refs: Default::default(),
             }
         })
         .collect())

@@ -501,7 +501,7 @@ pub async fn steps(store: &PgStore, id: Uuid) -> Result<Vec<Step>> {
     rows.iter().map(|r| rows::step(r, &template)).collect()
 }
 
-pub async fn history(store: &PgStore, id: Uuid) -> Result<Vec<Transition>> {
+pub async fn history(store: &PgStore, id: Uuid, after: i64, limit: u32) -> Result<Vec<Transition>> {
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tasker.tasks WHERE id = $1)")
             .bind(id)
@@ -515,9 +515,11 @@ pub async fn history(store: &PgStore, id: Uuid) -> Result<Vec<Transition>> {
         "SELECT h.id, h.task_id, h.step_id, s.name AS step_name, h.from_state, h.to_state, \
                 h.attempt, h.worker_id, h.node_id, h.reason, h.at \
          FROM tasker.transitions h LEFT JOIN tasker.steps s ON s.id = h.step_id \
-         WHERE h.task_id = $1 ORDER BY h.id",
+         WHERE h.task_id = $1 AND h.id > $2 ORDER BY h.id LIMIT $3",
     )
     .bind(id)
+    .bind(after)
+    .bind(i64::from(limit))
     .fetch_all(&store.pool)
     .await
     .map_err(db)?;

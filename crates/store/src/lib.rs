@@ -12,6 +12,7 @@ mod error;
 mod maintenance;
 mod observer;
 mod params;
+mod retention;
 mod schedules;
 
 use std::time::Duration;
@@ -33,6 +34,7 @@ pub use maintenance::{
 };
 pub use observer::{AttemptOutcome, Event, Observer, RetryReason};
 pub use params::*;
+pub use retention::{RetentionDeleted, RetentionHorizon, RetentionTasksDelete};
 pub use schedules::{FireAction, FireRequest, FireResult, NextFire, ScheduleWrite};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -85,7 +87,9 @@ pub trait Store: Send + Sync + 'static {
     async fn task_get(&self, id: Uuid) -> Result<Task>;
     async fn task_list(&self, filter: &TaskFilter) -> Result<TaskPage>;
     async fn task_steps(&self, id: Uuid) -> Result<Vec<Step>>;
-    async fn task_history(&self, id: Uuid) -> Result<Vec<Transition>>;
+    /// Up to `limit` transitions of a task with an id above `after`,
+    /// oldest first ([`Error::NotFound`] when the task does not exist).
+    async fn task_history(&self, id: Uuid, after: i64, limit: u32) -> Result<Vec<Transition>>;
     async fn task_cancel(&self, id: Uuid, reason: &str) -> Result<Task>;
 
     /// One step, as in [`Store::task_steps`].
@@ -157,9 +161,9 @@ pub trait Store: Send + Sync + 'static {
     /// The lease of `name`, live or expired, if anyone ever held it.
     async fn leader_get(&self, name: &str) -> Result<Option<Leadership>>;
 
-    /// Per namespace, the queue's ready, leased and delayed work. Read at
-    /// metrics scrape time, so it must stay cheap: it may read queue rows,
-    /// never scan every step.
+    /// Per namespace, the queue's ready, leased and delayed work. Read for
+    /// the metrics every few seconds, so it must stay cheap: it may read
+    /// queue rows, never scan every step.
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>>;
 
     // Schedules
@@ -220,6 +224,30 @@ pub trait Store: Send + Sync + 'static {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<DeadLetterPage>;
+
+    // Retention
+
+    /// Deletes up to `limit` finished tasks older than their horizon, with
+    /// their steps and transitions, in one short transaction. Task rows
+    /// locked by another transaction are skipped; running tasks and tasks
+    /// with a step in flight are never touched. Returns what went, per
+    /// table (0 tasks when nothing is left to delete).
+    async fn retention_tasks_delete(
+        &self,
+        batch: &RetentionTasksDelete,
+    ) -> Result<RetentionDeleted>;
+    /// Releases the idempotency keys of up to `limit` finished tasks
+    /// created longer than `older_than` ago (the key's window), so that the
+    /// key may name a new task. Keys of running tasks are kept. Returns how
+    /// many keys were released.
+    async fn retention_idempotency_keys_release(
+        &self,
+        older_than: Duration,
+        limit: u32,
+    ) -> Result<u64>;
+    /// Deletes up to `limit` worker records not seen for `older_than`;
+    /// returns how many.
+    async fn retention_workers_delete(&self, older_than: Duration, limit: u32) -> Result<u64>;
 }
 
 /// The parts of readiness a backend can check.

@@ -43,6 +43,9 @@ pub enum Event {
     /// one lock order everywhere, should not happen; a lost connection is a
     /// killed backend or a database restart.
     TransactionRetried { reason: RetryReason },
+    /// Retention deleted (or, for `idempotency_keys`, released) rows of a
+    /// table: `tasks`, `steps`, `transitions`, `idempotency_keys`, `workers`.
+    RetentionDeleted { table: &'static str, rows: u64 },
 }
 
 /// Why a transaction was run again.

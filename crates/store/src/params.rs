@@ -122,6 +122,14 @@ pub struct TaskPage {
     pub next_cursor: Option<String>,
 }
 
+/// One page of a task's history, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub transitions: Vec<tasker_model::Transition>,
+    /// Pass back as `cursor` for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct StepClaim {
     pub namespace: String,

@@ -10,7 +10,8 @@ use tasker_client::FailReport;
 pub const DEFAULT_ERROR_TYPE: &str = "handler_error";
 
 /// The server refuses an `error_type` longer than this.
-pub const MAX_ERROR_TYPE_LEN: usize = 128;
+pub use tasker_model::limits::MAX_ERROR_TYPE_LEN;
+use tasker_model::limits::{MAX_ERROR_MESSAGE_LEN, truncate_to};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum HandlerError {
@@ -96,8 +97,9 @@ impl HandlerError {
     }
 
     /// The report sent to the server. An `error_type` the server would refuse
-    /// (empty or too long) is replaced or shortened, so that the failure is
-    /// still recorded.
+    /// (empty or too long) is replaced or shortened, and a message longer
+    /// than the protocol allows is shortened, so that the failure is still
+    /// recorded.
     pub fn into_fail_report(self) -> FailReport {
         let retryable = self.is_retryable();
         let (error_type, message, details) = match self {
@@ -115,7 +117,11 @@ impl HandlerError {
         FailReport {
             retryable,
             error_type: sanitize_error_type(error_type),
-            message,
+            message: if message.len() > MAX_ERROR_MESSAGE_LEN {
+                truncate_to(&message, MAX_ERROR_MESSAGE_LEN).to_owned()
+            } else {
+                message
+            },
             details,
         }
     }
@@ -134,11 +140,7 @@ pub(crate) fn sanitize_error_type(error_type: String) -> String {
     if trimmed.is_empty() {
         return DEFAULT_ERROR_TYPE.to_owned();
     }
-    let mut end = trimmed.len().min(MAX_ERROR_TYPE_LEN);
-    while !trimmed.is_char_boundary(end) {
-        end -= 1;
-    }
-    trimmed[..end].to_owned()
+    truncate_to(trimmed, MAX_ERROR_TYPE_LEN).to_owned()
 }
 
 #[cfg(test)]
@@ -193,5 +195,14 @@ mod tests {
             .into_fail_report();
         assert!(report.error_type.len() <= MAX_ERROR_TYPE_LEN);
         assert!(report.error_type.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn messages_longer_than_the_protocol_allows_are_shortened() {
+        let report = HandlerError::retryable("é".repeat(MAX_ERROR_MESSAGE_LEN)).into_fail_report();
+        assert!(report.message.len() <= MAX_ERROR_MESSAGE_LEN);
+        assert!(report.message.len() > MAX_ERROR_MESSAGE_LEN - 2);
+        let short = HandlerError::retryable("fine").into_fail_report();
+        assert_eq!(short.message, "fine");
     }
 }

@@ -34,6 +34,7 @@ use crate::attempt_outcome::{AttemptOutcome, Report, panic_message};
 use crate::backoff::Backoff;
 use crate::cancellation::{CancelReason, Cancellation};
 use crate::handler::Handler;
+use crate::handler_error::HandlerError;
 use crate::reporter::{Reporter, Successor};
 use crate::shutdown_phase::{ShutdownPhase, reached, takes_work};
 use crate::step_context::StepContext;
@@ -157,8 +158,16 @@ impl StepRunner {
         let lease = claimed.lease;
         let timeout = Duration::from_millis(claimed.timeout_ms);
         let (cancel, cancellation) = Cancellation::new();
-        let ctx = StepContext::new(claimed, cancellation);
-        let mut task = tokio::spawn(async move { handler.run(ctx).await }.in_current_span());
+        let client = self.heartbeat_client.clone();
+        // Parent results left out of the claim for size are fetched first,
+        // under the lease's heartbeats and timeout like the handler.
+        let mut task = tokio::spawn(
+            async move {
+                let claimed = with_parent_results(&client, claimed).await?;
+                handler.run(StepContext::new(claimed, cancellation)).await
+            }
+            .in_current_span(),
+        );
 
         let timer = async {
             if timeout.is_zero() {
@@ -253,4 +262,23 @@ fn log_outcome(outcome: &AttemptOutcome) {
             tracing::info!(%reason, "server ended the attempt; handler aborted, nothing reported")
         }
     }
+}
+
+/// `claimed` with the results its claim named in `parent_result_refs`
+/// fetched into `parent_results`; a fetch that fails fails the attempt as
+/// retryable (`parent_result_unavailable`).
+async fn with_parent_results(
+    client: &Client,
+    mut claimed: ClaimedStep,
+) -> Result<ClaimedStep, HandlerError> {
+    for (name, step_id) in std::mem::take(&mut claimed.parent_result_refs) {
+        let result = client.step_result(step_id).await.map_err(|error| {
+            HandlerError::retryable(format!(
+                "cannot fetch the result of parent step {name:?}: {error}"
+            ))
+            .with_type("parent_result_unavailable")
+        })?;
+        claimed.parent_results.insert(name, result);
+    }
+    Ok(claimed)
 }

@@ -286,6 +286,7 @@ fn step(handler: &str, timeout_ms: u64, context: Value) -> ClaimedStep {
         timeout_ms,
         context,
         parent_results: parents,
+        parent_result_refs: Default::default(),
     }
 }
 

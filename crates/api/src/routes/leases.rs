@@ -9,7 +9,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -85,9 +85,11 @@ pub struct Fail {
     /// Whether another attempt may succeed. Default `true`.
     #[serde(default = "yes")]
     pub retryable: bool,
-    /// A short machine-readable kind, 1-128 characters.
-    #[schema(example = "payment_declined")]
+    /// A short machine-readable kind, 1-128 bytes.
+    #[schema(example = "payment_declined", min_length = 1, max_length = 128)]
     pub error_type: String,
+    /// At most 4096 bytes; longer text goes in `details`.
+    #[schema(max_length = 4096)]
     pub message: String,
     #[serde(default)]
     pub details: serde_json::Value,
@@ -136,6 +138,32 @@ pub fn router() -> Router<AppState> {
         .route("/v1/steps/{id}/complete", post(complete))
         .route("/v1/steps/{id}/fail", post(fail))
         .route("/v1/steps/{id}/release", post(release))
+        .route("/v1/steps/{id}/result", get(result))
+}
+
+/// A step's result, for a worker.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StepResult {
+    /// `null` while the step has none.
+    pub result: Option<serde_json::Value>,
+}
+
+/// Fetch a parent's result.
+///
+/// The result of one step, for a worker whose claim named it in
+/// `parent_result_refs` (results over the claim's byte budget are sent this
+/// way instead of inline).
+#[utoipa::path(get, operation_id = "step_result", path = "/v1/steps/{id}/result", tag = "leases", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Step id")),
+    responses((status = 200, body = StepResult), (status = 404, body = ErrorBody)))]
+pub async fn result(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<StepResult>, ApiError> {
+    let step = state.engine.step_get(id).await?;
+    Ok(Json(StepResult {
+        result: step.result,
+    }))
 }
 
 /// Counts refusals of stale leases before handing the error on.

@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod dead_letters;
+mod include;
 pub mod leases;
 pub mod namespaces;
 pub mod probes;

@@ -12,6 +12,7 @@ use tasker_store::TaskFilter;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::include;
 use crate::dto::{ErrorBody, ErrorDetail};
 use crate::error::ApiError;
 use crate::extract::{
@@ -110,11 +111,15 @@ pub struct TaskListQuery {
     /// Only tasks whose id starts with these hex digits (1 to 32, dashes
     /// ignored), e.g. `0193a1`.
     pub id_prefix: Option<String>,
+    /// `context` to include each task's context, left out by default.
+    pub include: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TaskList {
-    pub tasks: Vec<Task>,
+    /// Tasks without `context` unless `include=context`.
+    #[schema(value_type = Vec<Task>)]
+    pub tasks: Vec<serde_json::Value>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
@@ -123,19 +128,56 @@ pub struct TaskList {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"reason": "cancelled by an operator"}))]
 pub struct TaskCancel {
-    /// Recorded in the history. Default "cancelled by request".
+    /// Recorded in the history of the task and of every step it cancels,
+    /// so at most 1024 bytes. Default "cancelled by request".
     #[serde(default)]
+    #[schema(max_length = 1024)]
     pub reason: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StepList {
-    pub steps: Vec<Step>,
+    /// Steps without `result` unless `include=result`.
+    #[schema(value_type = Vec<Step>)]
+    pub steps: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StepListQuery {
+    /// `result` to include each step's result, left out by default.
+    pub include: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TaskHistory {
     pub transitions: Vec<Transition>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, default 200, at most 1000 (larger is 400 `invalid`).
+    pub limit: Option<String>,
+}
+
+/// A `limit` query parameter: empty means unset; anything but a whole
+/// number is 400 `invalid` naming `limit`.
+fn parse_limit(text: Option<String>) -> Result<Option<u32>, ApiError> {
+    text.filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<u32>().map_err(|_| {
+                ApiError::from(tasker_engine::Error::Invalid {
+                    field: "limit".into(),
+                    message: format!("must be a positive whole number, not {s:?}"),
+                })
+            })
+        })
+        .transpose()
 }
 
 pub fn router() -> Router<AppState> {
@@ -291,7 +333,8 @@ fn refused(error: &ApiError) -> TaskBatchResult {
 
 /// List tasks.
 ///
-/// Newest first, filtered, with cursor pagination.
+/// Newest first, filtered, with cursor pagination; each task without its
+/// `context` unless `include=context`.
 #[utoipa::path(get, operation_id = "task_list", path = "/v1/tasks", tag = "tasks", security(("bearer" = [])),
     params(TaskListQuery),
     responses((status = 200, body = TaskList), (status = 400, body = ErrorBody)))]
@@ -299,6 +342,7 @@ pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<TaskListQuery>,
 ) -> Result<Json<TaskList>, ApiError> {
+    let include = include::TASK_FIELDS.parse(query.include.as_deref())?;
     let given = |v: Option<String>| v.filter(|s| !s.is_empty());
     let filter = TaskFilter {
         namespace: given(query.namespace),
@@ -318,7 +362,7 @@ pub async fn list(
     };
     let page = state.engine.task_list(&filter).await?;
     Ok(Json(TaskList {
-        tasks: page.tasks,
+        tasks: page.tasks.iter().map(|t| include.apply(t)).collect(),
         next_cursor: page.next_cursor,
     }))
 }
@@ -355,27 +399,43 @@ pub async fn cancel(
 }
 
 /// The steps of a task.
+///
+/// Each step without its `result` unless `include=result` (`GET
+/// /v1/steps/{id}` always has it).
 #[utoipa::path(get, operation_id = "task_steps", path = "/v1/tasks/{id}/steps", tag = "tasks", security(("bearer" = [])),
-    params(("id" = Uuid, Path)),
-    responses((status = 200, body = StepList), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path), StepListQuery),
+    responses((status = 200, body = StepList), (status = 400, description = "`invalid`: an unknown `include`", body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn steps(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
+    Query(query): Query<StepListQuery>,
 ) -> Result<Json<StepList>, ApiError> {
+    let include = include::STEP_FIELDS.parse(query.include.as_deref())?;
     let steps = state.engine.task_steps(id).await?;
-    Ok(Json(StepList { steps }))
+    Ok(Json(StepList {
+        steps: steps.iter().map(|s| include.apply(s)).collect(),
+    }))
 }
 
 /// The history of a task.
 ///
-/// Every state change of the task and its steps, oldest first.
+/// Every state change of the task and its steps, oldest first, a page at a
+/// time: follow `next_cursor` until it is `null`.
 #[utoipa::path(get, operation_id = "task_history", path = "/v1/tasks/{id}/history", tag = "tasks", security(("bearer" = [])),
-    params(("id" = Uuid, Path)),
-    responses((status = 200, body = TaskHistory), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path), HistoryQuery),
+    responses((status = 200, body = TaskHistory), (status = 400, description = "`invalid`: a bad `cursor` or `limit`", body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn history(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
+    Query(query): Query<HistoryQuery>,
 ) -> Result<Json<TaskHistory>, ApiError> {
-    let transitions = state.engine.task_history(id).await?;
-    Ok(Json(TaskHistory { transitions }))
+    let cursor = query.cursor.filter(|s| !s.is_empty());
+    let page = state
+        .engine
+        .task_history_page(id, cursor.as_deref(), parse_limit(query.limit)?)
+        .await?;
+    Ok(Json(TaskHistory {
+        transitions: page.transitions,
+        next_cursor: page.next_cursor,
+    }))
 }

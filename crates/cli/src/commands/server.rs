@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use tasker_api::{ApiConfig, AppState, PoolStats};
 use tasker_engine::Engine;
+use tasker_engine::retention::RetentionDuty;
 use tasker_postgres::Notifier;
 use tasker_store::{NodeRegistration, Store};
 use tokio::net::TcpListener;
@@ -82,7 +83,12 @@ pub async fn run(args: &ServerArgs) -> anyhow::Result<Status> {
         .cluster_start(
             node,
             config.cluster_config(),
-            config.maintenance_config().duties(),
+            config
+                .maintenance_config()
+                .duties()
+                .into_iter()
+                .chain([Arc::new(RetentionDuty::new(config.retention_config())) as _])
+                .collect(),
         )
         .await
         .map_err(|e| anyhow::anyhow!("cannot record this node in the node registry: {e}"))?;
@@ -143,6 +149,7 @@ fn api_config(config: &Config, engine: &tasker_engine::EngineConfig) -> ApiConfi
     ApiConfig {
         node_id: config.server.node_id.clone(),
         max_body_bytes: config.server.max_body_bytes,
+        metrics_refresh_interval: config.server.metrics_refresh_interval.as_duration(),
         auth: tasker_api::AuthConfig {
             enabled: auth.enabled,
             admin_tokens: auth.admin_tokens.clone(),

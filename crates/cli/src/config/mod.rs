@@ -31,6 +31,7 @@ pub struct Config {
     pub engine: EngineSection,
     pub cluster: ClusterSection,
     pub maintenance: MaintenanceSection,
+    pub retention: RetentionSection,
     pub auth: AuthConfig,
     pub log: LogConfig,
 }
@@ -50,6 +51,9 @@ pub struct ServerConfig {
     /// After SIGTERM/ctrl-c, how long in-flight requests may take to finish
     /// before the server exits anyway. Default `10s`.
     pub shutdown_grace: HumanDuration,
+    /// How often the database gauges of `/metrics` are refreshed in the
+    /// background. Default `5s`.
+    pub metrics_refresh_interval: HumanDuration,
 }
 
 /// `[database]`: the PostgreSQL connection pool.
@@ -87,6 +91,9 @@ pub struct EngineSection {
     pub max_payload_bytes: usize,
     /// Most steps one poll may claim. Default 100.
     pub max_claim_batch: u32,
+    /// Most bytes of parent results shipped with one claimed step; larger
+    /// ones are sent as references. Default 1 MiB.
+    pub max_parent_results_bytes: usize,
     /// The longest a namespace's claim loop sleeps while polls wait and
     /// nothing woke it (a safety net for lost notifications). Default `5s`.
     pub poll_recheck_interval: HumanDuration,
@@ -128,6 +135,31 @@ pub struct MaintenanceSection {
     pub stuck_sweep_interval: HumanDuration,
     /// Most tasks one sweep transaction changes. Default 500.
     pub batch_size: u32,
+}
+
+/// `[retention]`: what the leader deletes and when (see
+/// [`tasker_engine::retention::RetentionConfig`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSection {
+    /// How long finished tasks are kept. Default `720h` (30 days).
+    pub horizon: HumanDuration,
+    /// `<state>=<duration>` per final state, for every namespace. Default none.
+    pub state_horizons: Vec<String>,
+    /// `<namespace>=<duration>` or `<namespace>.<state>=<duration>`.
+    /// Default none.
+    pub namespace_horizons: Vec<String>,
+    /// Most rows one delete statement takes. Default 1000.
+    pub batch_size: u32,
+    /// Pause between two batches. Default `100ms`.
+    pub batch_pause: HumanDuration,
+    /// Time between two retention passes. Default `5m`.
+    pub interval: HumanDuration,
+    /// How long after its task's creation an idempotency key is released
+    /// (once the task finished). Default `24h`.
+    pub idempotency_key_expiry: HumanDuration,
+    /// A worker record not seen for this long is deleted. Default `24h`.
+    pub worker_expiry: HumanDuration,
 }
 
 /// `[auth]`: bearer tokens per role.
@@ -175,12 +207,14 @@ impl Default for Config {
         let pool = tasker_postgres::PoolConfig::default();
         let cluster = tasker_engine::ClusterConfig::default();
         let maintenance = tasker_engine::maintenance::MaintenanceConfig::default();
+        let retention = tasker_engine::retention::RetentionConfig::default();
         Self {
             server: ServerConfig {
                 listen: "127.0.0.1:8080".into(),
                 node_id: default_node_id(),
                 max_body_bytes: 2 * MIB,
                 shutdown_grace: secs(10),
+                metrics_refresh_interval: secs(5),
             },
             database: DatabaseConfig {
                 url: "postgres://postgres@127.0.0.1:5432/tasker".into(),
@@ -194,6 +228,7 @@ impl Default for Config {
                 lease_duration: HumanDuration(engine.lease_duration),
                 max_payload_bytes: engine.max_payload_bytes,
                 max_claim_batch: engine.max_claim_batch,
+                max_parent_results_bytes: engine.max_parent_results_bytes,
                 poll_recheck_interval: HumanDuration(engine.poll_recheck_interval),
                 max_poll_wait: HumanDuration(engine.max_poll_wait),
                 worker_liveness: HumanDuration(engine.worker_liveness),
@@ -209,6 +244,16 @@ impl Default for Config {
                 deadline_sweep_interval: HumanDuration(maintenance.deadline_sweep_interval),
                 stuck_sweep_interval: HumanDuration(maintenance.stuck_sweep_interval),
                 batch_size: maintenance.batch_size,
+            },
+            retention: RetentionSection {
+                horizon: HumanDuration(retention.horizon),
+                state_horizons: Vec::new(),
+                namespace_horizons: Vec::new(),
+                batch_size: retention.batch_size,
+                batch_pause: HumanDuration(retention.batch_pause),
+                interval: HumanDuration(retention.interval),
+                idempotency_key_expiry: HumanDuration(retention.idempotency_key_expiry),
+                worker_expiry: HumanDuration(retention.worker_expiry),
             },
             auth: AuthConfig {
                 enabled: true,
@@ -246,6 +291,7 @@ impl Config {
             lease_duration: e.lease_duration.as_duration(),
             max_payload_bytes: e.max_payload_bytes,
             max_claim_batch: e.max_claim_batch,
+            max_parent_results_bytes: e.max_parent_results_bytes,
             poll_recheck_interval: e.poll_recheck_interval.as_duration(),
             max_poll_wait: e.max_poll_wait.as_duration(),
             worker_liveness: e.worker_liveness.as_duration(),
@@ -270,6 +316,31 @@ impl Config {
             deadline_sweep_interval: m.deadline_sweep_interval.as_duration(),
             stuck_sweep_interval: m.stuck_sweep_interval.as_duration(),
             batch_size: m.batch_size,
+        }
+    }
+
+    /// Retention's settings. The horizon rules must have passed
+    /// [`Config::validate`]; one that does not parse is left out.
+    pub fn retention_config(&self) -> tasker_engine::retention::RetentionConfig {
+        use tasker_engine::retention::{NamespaceHorizon, RetentionConfig, StateHorizon};
+        let r = &self.retention;
+        RetentionConfig {
+            horizon: r.horizon.as_duration(),
+            state_horizons: r
+                .state_horizons
+                .iter()
+                .filter_map(|text| StateHorizon::parse(text).ok())
+                .collect(),
+            namespace_horizons: r
+                .namespace_horizons
+                .iter()
+                .filter_map(|text| NamespaceHorizon::parse(text).ok())
+                .collect(),
+            batch_size: r.batch_size,
+            batch_pause: r.batch_pause.as_duration(),
+            interval: r.interval.as_duration(),
+            idempotency_key_expiry: r.idempotency_key_expiry.as_duration(),
+            worker_expiry: r.worker_expiry.as_duration(),
         }
     }
 

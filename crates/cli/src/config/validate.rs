@@ -71,6 +71,7 @@ impl Config {
         self.validate_engine(&mut issues);
         self.validate_cluster(&mut issues);
         self.validate_maintenance(&mut issues);
+        self.validate_retention(&mut issues);
         self.validate_auth(&mut issues);
         self.validate_log(&mut issues);
         issues.0
@@ -100,6 +101,16 @@ impl Config {
         issues.at_most(
             "server.shutdown_grace",
             s.shutdown_grace,
+            Duration::from_secs(600),
+        );
+        issues.at_least(
+            "server.metrics_refresh_interval",
+            s.metrics_refresh_interval,
+            Duration::from_millis(100),
+        );
+        issues.at_most(
+            "server.metrics_refresh_interval",
+            s.metrics_refresh_interval,
             Duration::from_secs(600),
         );
     }
@@ -164,6 +175,12 @@ impl Config {
             256 * 1024 * 1024,
         );
         issues.in_range("engine.max_claim_batch", e.max_claim_batch, 1, 1000);
+        issues.in_range(
+            "engine.max_parent_results_bytes",
+            e.max_parent_results_bytes,
+            1024,
+            1024 * 1024 * 1024,
+        );
         issues.at_least(
             "engine.poll_recheck_interval",
             e.poll_recheck_interval,
@@ -244,6 +261,42 @@ impl Config {
             issues.at_most(key, value, Duration::from_secs(3600));
         }
         issues.in_range("maintenance.batch_size", m.batch_size, 1, 10_000);
+    }
+
+    fn validate_retention(&self, issues: &mut Issues) {
+        use tasker_engine::retention::{NamespaceHorizon, StateHorizon};
+        let r = &self.retention;
+        issues.at_least("retention.horizon", r.horizon, Duration::from_secs(1));
+        for (i, text) in r.state_horizons.iter().enumerate() {
+            if let Err(message) = StateHorizon::parse(text) {
+                issues.push(&format!("retention.state_horizons[{i}]"), message);
+            }
+        }
+        for (i, text) in r.namespace_horizons.iter().enumerate() {
+            if let Err(message) = NamespaceHorizon::parse(text) {
+                issues.push(&format!("retention.namespace_horizons[{i}]"), message);
+            }
+        }
+        issues.in_range("retention.batch_size", r.batch_size, 1, 100_000);
+        issues.at_most(
+            "retention.batch_pause",
+            r.batch_pause,
+            Duration::from_secs(60),
+        );
+        issues.at_least("retention.interval", r.interval, Duration::from_secs(1));
+        issues.at_least(
+            "retention.idempotency_key_expiry",
+            r.idempotency_key_expiry,
+            Duration::from_secs(60),
+        );
+        issues.at_least(
+            "retention.worker_expiry",
+            r.worker_expiry,
+            self.engine
+                .worker_liveness
+                .as_duration()
+                .max(Duration::from_secs(60)),
+        );
     }
 
     fn validate_auth(&self, issues: &mut Issues) {
@@ -459,6 +512,36 @@ mod tests {
         );
         config.cluster.advertise_address = String::new();
         assert_eq!(config.advertise_address(bound), "http://0.0.0.0:8080");
+    }
+
+    #[test]
+    fn retention_settings_are_checked_each_by_its_key() {
+        let mut config = valid();
+        config.retention.state_horizons = vec!["failed=2160h".into(), "running=1h".into()];
+        config.retention.namespace_horizons = vec!["Orders=1h".into(), "scratch.failed=2h".into()];
+        config.retention.batch_size = 0;
+        config.retention.worker_expiry = HumanDuration::parse("30s").unwrap();
+        let issues = config.validate();
+        assert_eq!(
+            keys(&config),
+            [
+                "retention.state_horizons[1]",
+                "retention.namespace_horizons[0]",
+                "retention.batch_size",
+                "retention.worker_expiry"
+            ]
+        );
+        assert!(issues[0].message.contains("final state"), "{}", issues[0]);
+
+        let mut config = valid();
+        config.retention.state_horizons = vec!["cancelled=24h".into()];
+        config.retention.namespace_horizons =
+            vec!["scratch=1h".into(), "orders.failed=4320h".into()];
+        assert_eq!(config.validate(), []);
+        let retention = config.retention_config();
+        assert_eq!(retention.state_horizons.len(), 1);
+        assert_eq!(retention.namespace_horizons.len(), 2);
+        assert_eq!(retention.horizon, Duration::from_secs(30 * 24 * 3600));
     }
 
     #[test]

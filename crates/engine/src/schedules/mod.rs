@@ -120,6 +120,8 @@ impl Engine {
             context: spec.context.clone(),
             idempotency_key: None,
             tags: vec![format!("schedule:{}", spec.name)],
+            // The template's deadline, if any.
+            deadline: None,
         }
     }
 

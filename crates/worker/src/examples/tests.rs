@@ -54,6 +54,7 @@ fn claimed(
         timeout_ms: def.timeout.0.as_millis() as u64,
         context: context.clone(),
         parent_results: parents,
+        parent_result_refs: Default::default(),
     }
 }
 
