@@ -28,6 +28,7 @@ fn quick_sweeps() -> MaintenanceConfig {
         deadline_sweep_interval: Duration::from_millis(20),
         stuck_sweep_interval: Duration::from_millis(20),
         batch_size: 2,
+        ..MaintenanceConfig::default()
     }
 }
 
@@ -56,12 +57,21 @@ async fn two_nodes(h: &Harness, sweeps: Option<MaintenanceConfig>) -> Engine {
 }
 
 /// Waits (bounded) until `check` answers `Some`.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(15);
+    eventually_within(what, Duration::from_secs(15), check).await
+}
+
+/// Waits until `check` answers `Some`, at most `patience`.
+async fn eventually_within<T, F, Fut>(what: &str, patience: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + patience;
     loop {
         if let Some(value) = check().await {
             return value;
@@ -523,4 +533,57 @@ async fn a_bulk_retry_of_dead_letters_resumes_their_tasks_to_completion() {
             TaskState::Complete
         );
     }
+}
+
+/// How long PostgreSQL's statistics views may lag behind (a backend flushes
+/// its counters within ten seconds of going idle), with room to spare.
+const STATISTICS_LAG: Duration = Duration::from_secs(60);
+
+/// The leader vacuums a queue table once it holds enough dead row versions
+/// (every finished message leaves some), sooner than autovacuum's once a
+/// minute, and records it as the `queue_vacuum` sweep.
+#[tokio::test]
+async fn the_leader_vacuums_a_queue_table_full_of_dead_row_versions() {
+    let h = harness().await;
+    h.register(&template("default", "one", "  - { name: only, handler: h.only }\n"))
+        .await;
+    for _ in 0..20 {
+        h.create("default", "one", json!({})).await;
+    }
+    for step in h.claim("default", 20).await {
+        h.engine.step_complete(step.lease, json!({})).await.unwrap();
+    }
+    let vacuums_of_the_queue = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT vacuum_count FROM pg_stat_user_tables \
+             WHERE schemaname = 'pgmq' AND relname = 'q_tasker_default'",
+        )
+        .fetch_one(h.store.pool())
+        .await
+        .unwrap()
+    };
+    let before = vacuums_of_the_queue().await;
+
+    let sweeps = MaintenanceConfig {
+        queue_vacuum_interval: Duration::from_millis(50),
+        queue_vacuum_dead_rows: 20,
+        ..MaintenanceConfig::default()
+    };
+    let _b = two_nodes(&h, Some(sweeps)).await;
+    // PostgreSQL's statistics (what makes the table due) reach the views up
+    // to ten seconds after the backends that made the rows went idle.
+    let record = eventually_within("the leader to vacuum the queue", STATISTICS_LAG, || async {
+        h.engine
+            .maintenance_sweeps()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|r| r.name == "queue_vacuum" && r.totals.get("queues_vacuumed") >= Some(&1))
+    })
+    .await;
+    assert!(record.totals["dead_row_versions"] >= 20, "{record:?}");
+    eventually_within("the vacuum in PostgreSQL's statistics", STATISTICS_LAG, || async {
+        (vacuums_of_the_queue().await > before).then_some(())
+    })
+    .await;
 }

@@ -570,6 +570,11 @@ impl Store for PgStore {
         with_retry(self, || maintenance::sweep_list(self)).await
     }
 
+    async fn maintenance_queues_vacuum(&self, min_dead: u64) -> Result<Vec<(String, u64)>> {
+        // Safe to run again: a second VACUUM finds less to do.
+        with_retry(self, || maintenance::queues_vacuum(self, min_dead)).await
+    }
+
     async fn dead_letter_list(
         &self,
         filter: &DeadLetterFilter,

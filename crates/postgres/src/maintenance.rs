@@ -301,3 +301,34 @@ pub async fn sweep_list(store: &PgStore) -> Result<Vec<SweepRecord>> {
         })
         .collect()
 }
+
+/// Vacuums the queue tables with at least `min_dead` dead row versions.
+/// Every message leaves two or three (its insert is updated by the claim
+/// and then deleted) and autovacuum visits a database at most once per
+/// `autovacuum_naptime` (a minute by default), so a busy queue piles up a
+/// minute of them between visits, and every read walks past them in the
+/// queue's index. The live part of a queue table is small, so vacuuming
+/// it is cheap. `VACUUM` runs outside any transaction and takes no lock
+/// that blocks reads or writes.
+pub(crate) async fn queues_vacuum(store: &PgStore, min_dead: u64) -> Result<Vec<(String, u64)>> {
+    let mut conn = store.pool.acquire().await.map_err(db)?;
+    let due: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT n.name, n.queue, s.n_dead_tup \
+         FROM tasker.namespaces n \
+         JOIN pg_stat_user_tables s ON s.schemaname = 'pgmq' AND s.relname = 'q_' || lower(n.queue) \
+         WHERE s.n_dead_tup >= $1 ORDER BY s.n_dead_tup DESC",
+    )
+    .bind(i64::try_from(min_dead).unwrap_or(i64::MAX))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    let mut vacuumed = Vec::with_capacity(due.len());
+    for (namespace, queue, dead) in due {
+        sqlx::query(&format!("VACUUM {}", queue_table(&queue)))
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        vacuumed.push((namespace, dead.max(0) as u64));
+    }
+    Ok(vacuumed)
+}

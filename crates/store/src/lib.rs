@@ -216,6 +216,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// Every sweep's record, by name.
     async fn maintenance_sweep_list(&self) -> Result<Vec<SweepRecord>>;
+    /// Vacuums every namespace's queue table that the statistics say has
+    /// at least `min_dead` dead row versions; returns (namespace, dead row
+    /// versions before) of each one vacuumed.
+    async fn maintenance_queues_vacuum(&self, min_dead: u64) -> Result<Vec<(String, u64)>>;
     /// Failed steps of tasks that can still be reopened, oldest first;
     /// `cursor` from a previous page, `limit` capped at 500 (default 50).
     async fn dead_letter_list(

@@ -130,7 +130,7 @@ pub type SweepCounts = BTreeMap<String, u64>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SweepRecord {
-    /// `timeouts`, `deadlines` or `stuck`.
+    /// `timeouts`, `deadlines`, `stuck` or `queue_vacuum`.
     pub name: String,
     #[cfg_attr(feature = "openapi", schema(value_type = chrono::DateTime<chrono::Utc>))]
     pub last_run_at: Timestamp,

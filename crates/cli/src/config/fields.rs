@@ -125,6 +125,8 @@ pub const FIELDS: &[Field] = &[
     field("maintenance", "deadline_sweep_interval", Kind::Duration),
     field("maintenance", "stuck_sweep_interval", Kind::Duration),
     field("maintenance", "batch_size", Kind::Integer),
+    field("maintenance", "queue_vacuum_interval", Kind::Duration),
+    field("maintenance", "queue_vacuum_dead_rows", Kind::Integer),
     field("retention", "horizon", Kind::Duration),
     field("retention", "state_horizons", Kind::List),
     field("retention", "namespace_horizons", Kind::List),

@@ -135,6 +135,11 @@ pub struct MaintenanceSection {
     pub stuck_sweep_interval: HumanDuration,
     /// Most tasks one sweep transaction changes. Default 500.
     pub batch_size: u32,
+    /// How often the leader vacuums queue tables. Default `10s`.
+    pub queue_vacuum_interval: HumanDuration,
+    /// Dead row versions that make a queue table due for a vacuum.
+    /// Default 1000.
+    pub queue_vacuum_dead_rows: u64,
 }
 
 /// `[retention]`: what the leader deletes and when (see
@@ -244,6 +249,8 @@ impl Default for Config {
                 deadline_sweep_interval: HumanDuration(maintenance.deadline_sweep_interval),
                 stuck_sweep_interval: HumanDuration(maintenance.stuck_sweep_interval),
                 batch_size: maintenance.batch_size,
+                queue_vacuum_interval: HumanDuration(maintenance.queue_vacuum_interval),
+                queue_vacuum_dead_rows: maintenance.queue_vacuum_dead_rows,
             },
             retention: RetentionSection {
                 horizon: HumanDuration(retention.horizon),
@@ -316,6 +323,8 @@ impl Config {
             deadline_sweep_interval: m.deadline_sweep_interval.as_duration(),
             stuck_sweep_interval: m.stuck_sweep_interval.as_duration(),
             batch_size: m.batch_size,
+            queue_vacuum_interval: m.queue_vacuum_interval.as_duration(),
+            queue_vacuum_dead_rows: m.queue_vacuum_dead_rows,
         }
     }
 

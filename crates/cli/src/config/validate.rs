@@ -256,11 +256,18 @@ impl Config {
                 m.deadline_sweep_interval,
             ),
             ("maintenance.stuck_sweep_interval", m.stuck_sweep_interval),
+            ("maintenance.queue_vacuum_interval", m.queue_vacuum_interval),
         ] {
             issues.at_least(key, value, Duration::from_millis(10));
             issues.at_most(key, value, Duration::from_secs(3600));
         }
         issues.in_range("maintenance.batch_size", m.batch_size, 1, 10_000);
+        issues.in_range(
+            "maintenance.queue_vacuum_dead_rows",
+            m.queue_vacuum_dead_rows,
+            1,
+            u64::from(u32::MAX),
+        );
     }
 
     fn validate_retention(&self, issues: &mut Issues) {

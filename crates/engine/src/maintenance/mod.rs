@@ -6,7 +6,9 @@
 //! ```text
 //!  leader ─▶ Sweeper "timeouts"  every maintenance.timeout_sweep_interval
 //!          ├ Sweeper "deadlines" every maintenance.deadline_sweep_interval
-//!          └ Sweeper "stuck"     every maintenance.stuck_sweep_interval
+//!          ├ Sweeper "stuck"     every maintenance.stuck_sweep_interval
+//!          └ Sweeper "queue_vacuum" every maintenance.queue_vacuum_interval:
+//!             VACUUM of each queue table with enough dead row versions
 //!             each run: batches of maintenance.batch_size, one transaction
 //!             each, until a batch comes back short; then its counts are
 //!             recorded for GET /v1/cluster
@@ -47,6 +49,12 @@ pub struct MaintenanceConfig {
     /// Most tasks one sweep transaction changes; a sweep runs batches until
     /// one comes back short. Default 500.
     pub batch_size: u32,
+    /// How often the leader vacuums the queue tables that need it. Default
+    /// 10 s.
+    pub queue_vacuum_interval: Duration,
+    /// Dead row versions that make a queue table due for a vacuum. Default
+    /// 1,000.
+    pub queue_vacuum_dead_rows: u64,
 }
 
 impl Default for MaintenanceConfig {
@@ -56,6 +64,8 @@ impl Default for MaintenanceConfig {
             deadline_sweep_interval: Duration::from_secs(5),
             stuck_sweep_interval: Duration::from_secs(60),
             batch_size: 500,
+            queue_vacuum_interval: Duration::from_secs(10),
+            queue_vacuum_dead_rows: 1_000,
         }
     }
 }
@@ -67,6 +77,12 @@ impl MaintenanceConfig {
             (Sweep::Timeouts, self.timeout_sweep_interval),
             (Sweep::Deadlines, self.deadline_sweep_interval),
             (Sweep::Stuck, self.stuck_sweep_interval),
+            (
+                Sweep::QueueVacuum {
+                    min_dead: self.queue_vacuum_dead_rows,
+                },
+                self.queue_vacuum_interval,
+            ),
         ]
         .into_iter()
         .map(|(sweep, interval)| {

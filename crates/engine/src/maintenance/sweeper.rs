@@ -1,5 +1,5 @@
 //! [`Sweeper`]: one leader duty per sweep (timeouts, deadlines, stuck
-//! work). Each run drains its work in batches, one store transaction per
+//! work, queue vacuum). Each run drains its work in batches, one store transaction per
 //! batch, then records its counts. Cancelled by dropping its future: the
 //! batch in flight commits whole or not at all.
 
@@ -22,6 +22,8 @@ pub enum Sweep {
     Deadlines,
     /// In-flight steps that cannot make progress are repaired.
     Stuck,
+    /// Queue tables with at least `min_dead` dead row versions are vacuumed.
+    QueueVacuum { min_dead: u64 },
 }
 
 impl Sweep {
@@ -31,6 +33,7 @@ impl Sweep {
             Sweep::Timeouts => "timeouts",
             Sweep::Deadlines => "deadlines",
             Sweep::Stuck => "stuck",
+            Sweep::QueueVacuum { .. } => "queue_vacuum",
         }
     }
 
@@ -61,6 +64,19 @@ impl Sweep {
                     total += n;
                 }
                 total
+            }
+            Sweep::QueueVacuum { min_dead } => {
+                let vacuumed = store.maintenance_queues_vacuum(min_dead).await?;
+                counts.insert("queues_vacuumed".into(), vacuumed.len() as u64);
+                counts.insert(
+                    "dead_row_versions".into(),
+                    vacuumed.iter().map(|(_, dead)| dead).sum(),
+                );
+                for (namespace, dead) in &vacuumed {
+                    tracing::debug!(%namespace, dead, "vacuumed the queue table");
+                }
+                // One pass over the queues is the whole run.
+                0
             }
         };
         Ok((counts, changed))
@@ -104,6 +120,7 @@ impl LeaderDuty for Sweeper {
             Sweep::Timeouts => "timeout_sweep",
             Sweep::Deadlines => "deadline_sweep",
             Sweep::Stuck => "stuck_sweep",
+            Sweep::QueueVacuum { .. } => "queue_vacuum",
         }
     }
 
@@ -112,7 +129,8 @@ impl LeaderDuty for Sweeper {
             loop {
                 let pause = match self.run_once(&context).await {
                     Ok(counts) => {
-                        if counts.values().any(|&n| n > 0) {
+                        let vacuum = matches!(self.sweep, Sweep::QueueVacuum { .. });
+                        if !vacuum && counts.values().any(|&n| n > 0) {
                             tracing::info!(sweep = self.sweep.name(), ?counts, "sweep changed work");
                         }
                         self.interval
