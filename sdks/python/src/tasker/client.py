@@ -260,7 +260,7 @@ class Client(Operations):
         seen: Optional[str] = None
         while True:
             task = self.get_task(task_id)
-            steps = self.task_steps(task_id)
+            steps = self.task_steps(task_id, results=False)
             fingerprint = json.dumps(
                 [task["state"], sorted((s["name"], s["state"], s["attempt"]) for s in steps)]
             )
