@@ -1,5 +1,6 @@
 """The parts without a server: backoff, errors, handler registration, the
-JSON log lines, loading an application, command-line errors."""
+JSON log lines, loading an application, command-line errors, shortening
+failure texts to the protocol's limits."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from tasker import ApiError, Backoff, PermanentError, RetryableError, Worker
 from tasker.cli import load_app, main
+from tasker.limits import DEFAULT_ERROR_TYPE, fit_error_type, fit_message, truncate_utf8
 from tasker.log_format import JsonFormatter
 from tasker.transport import Transport
 
@@ -85,3 +87,13 @@ def test_loading_an_application(monkeypatch: pytest.MonkeyPatch, capsys: pytest.
     assert main(["examples.example_worker:app", "--namespace", "nowhere"]) == 2
     assert "no handlers in namespaces nowhere" in capsys.readouterr().err
     app.namespaces = None
+
+
+def test_failure_texts_are_cut_on_whole_characters() -> None:
+    assert truncate_utf8("abc", 10) == "abc"
+    assert truncate_utf8("abc", 2) == "ab"
+    assert truncate_utf8("aé", 2) == "a"  # "é" is two bytes: cut inside, it goes whole
+    assert truncate_utf8("a€", 3) == "a" and truncate_utf8("a€", 4) == "a€"
+    assert fit_message("m" * 5000) == "m" * 4096
+    assert fit_error_type("   ") == DEFAULT_ERROR_TYPE
+    assert fit_error_type(" " + "é" * 100 + " ") == "é" * 64

@@ -25,7 +25,8 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, TypeV
 from .backoff import Backoff
 from .errors import ApiError, TransportError
 from .transport import Transport, quote_path
-from .types import TERMINAL_TASK_STATES, ClaimedStep, Step, Task, TaskPage, Transition
+from .operations import Operations
+from .types import TERMINAL_TASK_STATES, ClaimedStep, HistoryPage, Step, Task, TaskPage, Transition
 
 __all__ = ["Client", "AsyncClient", "DEFAULT_SERVER"]
 
@@ -35,7 +36,7 @@ T = TypeVar("T")
 TemplateSource = Union[str, "os.PathLike[str]", Mapping[str, Any]]
 
 
-class Client:
+class Client(Operations):
     """A synchronous client of one Tasker server (or load balancer).
 
     ``server`` defaults to ``$TASKER_SERVER`` (else ``http://127.0.0.1:8080``)
@@ -149,8 +150,13 @@ class Client:
         version: Optional[str] = None,
         idempotency_key: Optional[str] = None,
         tags: Optional[List[str]] = None,
+        deadline: Optional[str] = None,
     ) -> Task:
         """Creates a task of ``template`` (``"name"`` or ``"namespace/name"``).
+
+        ``deadline`` (a duration such as ``"30m"``) is how long the task may
+        take from now before it fails with ``deadline_exceeded``; without
+        one the template's applies, if any.
 
         With an ``idempotency_key`` the create is retried through outages and
         a repeat returns the same task; without one it is sent once."""
@@ -165,6 +171,8 @@ class Client:
             body["idempotency_key"] = idempotency_key
         if tags:
             body["tags"] = list(tags)
+        if deadline is not None:
+            body["deadline"] = deadline
         return cast(Task, self._call("POST", "/v1/tasks", body, retry=idempotency_key is not None))
 
     def create_tasks(self, tasks: List[Mapping[str, Any]]) -> List[Dict[str, Any]]:
@@ -184,9 +192,19 @@ class Client:
         state: Optional[str] = None,
         limit: Optional[int] = None,
         cursor: Optional[str] = None,
+        include: Optional[str] = None,
     ) -> TaskPage:
-        """One page of tasks, newest first; pass ``next_cursor`` on for the next."""
-        query = {"namespace": namespace, "template": template, "state": state, "limit": limit, "cursor": cursor}
+        """One page of tasks, newest first; pass ``next_cursor`` on for the next.
+
+        The tasks come without their ``context`` unless ``include="context"``."""
+        query = {
+            "namespace": namespace,
+            "template": template,
+            "state": state,
+            "limit": limit,
+            "cursor": cursor,
+            "include": include,
+        }
         return cast(TaskPage, self._call("GET", "/v1/tasks", query=query, retry=True))
 
     def iter_tasks(self, **filters: Any) -> Iterator[Task]:
@@ -199,13 +217,33 @@ class Client:
             if not cursor:
                 return
 
-    def task_steps(self, task_id: str) -> List[Step]:
-        reply = self._call("GET", f"/v1/tasks/{quote_path(task_id)}/steps", retry=True)
+    def task_steps(self, task_id: str, *, results: bool = True) -> List[Step]:
+        """The steps of a task, with their results unless ``results=False``
+        (the server leaves the key out then: a smaller answer)."""
+        query = {"include": "result"} if results else None
+        reply = self._call("GET", f"/v1/tasks/{quote_path(task_id)}/steps", query=query, retry=True)
         return cast(List[Step], reply["steps"])
 
     def task_history(self, task_id: str) -> List[Transition]:
-        reply = self._call("GET", f"/v1/tasks/{quote_path(task_id)}/history", retry=True)
-        return cast(List[Transition], reply["transitions"])
+        """The task's whole audit history, oldest first, read a page at a time."""
+        transitions: List[Transition] = []
+        cursor: Optional[str] = None
+        while True:
+            page = self.task_history_page(task_id, cursor=cursor)
+            transitions.extend(page["transitions"])
+            cursor = page["next_cursor"]
+            if not cursor:
+                return transitions
+
+    def task_history_page(
+        self, task_id: str, *, cursor: Optional[str] = None, limit: Optional[int] = None
+    ) -> HistoryPage:
+        """One page of the task's history: up to ``limit`` transitions (the
+        server's default, 200, when None) after ``cursor``, the previous
+        page's ``next_cursor``."""
+        query = {"cursor": cursor, "limit": limit}
+        path = f"/v1/tasks/{quote_path(task_id)}/history"
+        return cast(HistoryPage, self._call("GET", path, query=query, retry=True))
 
     def cancel_task(self, task_id: str, reason: Optional[str] = None) -> Task:
         body = {"reason": reason} if reason is not None else None
@@ -222,7 +260,7 @@ class Client:
         seen: Optional[str] = None
         while True:
             task = self.get_task(task_id)
-            steps = self.task_steps(task_id)
+            steps = self.task_steps(task_id, results=False)
             fingerprint = json.dumps(
                 [task["state"], sorted((s["name"], s["state"], s["attempt"]) for s in steps)]
             )
@@ -319,6 +357,12 @@ class Client:
         }
         return cast(Dict[str, Any], self._call("POST", f"/v1/steps/{quote_path(step_id)}/fail", body))
 
+    def step_result(self, step_id: str) -> Any:
+        """A step's result (None while it has none), through the worker plane:
+        how a worker fetches a parent result its claim named in
+        ``parent_result_refs`` (the worker runtime does it by itself)."""
+        return self._call("GET", f"/v1/steps/{quote_path(step_id)}/result")["result"]
+
     def release(self, step_id: str, attempt: int, token: str) -> None:
         self._call("POST", f"/v1/steps/{quote_path(step_id)}/release", {"attempt": attempt, "token": token})
 
@@ -368,6 +412,7 @@ class AsyncClient:
     list_tasks = _in_thread(Client.list_tasks)
     task_steps = _in_thread(Client.task_steps)
     task_history = _in_thread(Client.task_history)
+    task_history_page = _in_thread(Client.task_history_page)
     cancel_task = _in_thread(Client.cancel_task)
     get_step = _in_thread(Client.get_step)
     retry_step = _in_thread(Client.retry_step)
@@ -377,8 +422,22 @@ class AsyncClient:
     heartbeat = _in_thread(Client.heartbeat)
     complete = _in_thread(Client.complete)
     fail = _in_thread(Client.fail)
+    step_result = _in_thread(Client.step_result)
     release = _in_thread(Client.release)
     reports = _in_thread(Client.reports)
+    list_dead_letters = _in_thread(Client.list_dead_letters)
+    retry_dead_letters = _in_thread(Client.retry_dead_letters)
+    resolve_dead_letters = _in_thread(Client.resolve_dead_letters)
+    create_schedule = _in_thread(Client.create_schedule)
+    list_schedules = _in_thread(Client.list_schedules)
+    get_schedule = _in_thread(Client.get_schedule)
+    update_schedule = _in_thread(Client.update_schedule)
+    delete_schedule = _in_thread(Client.delete_schedule)
+    pause_schedule = _in_thread(Client.pause_schedule)
+    resume_schedule = _in_thread(Client.resume_schedule)
+    trigger_schedule = _in_thread(Client.trigger_schedule)
+    backfill_schedule = _in_thread(Client.backfill_schedule)
+    schedule_fires = _in_thread(Client.schedule_fires)
 
     async def wait_for_task(self, task_id: str, *, timeout: Optional[float] = None, interval: float = 0.2) -> Task:
         """The task once it is complete, failed or cancelled."""

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 from .backoff import Backoff
 from .client import Client
 from .errors import ApiError, HandlerError, TransportError
+from .limits import fit_error_type, fit_message
 from .report_batch import ReportBatcher
 from .step_context import StepContext
 from .types import ClaimedStep
@@ -314,6 +315,9 @@ class Runtime:
         registered = self.worker._lookup(ctx.handler)
         if registered is None:
             return _fail(True, "handler_not_found", f"this worker has no handler {ctx.handler!r}")
+        missing = self._fetch_parent_results(attempt.step)
+        if missing is not None:
+            return missing
         try:
             if registered.is_async:
                 result = self._async_runner().run(registered.fn(ctx), ctx)
@@ -329,9 +333,26 @@ class Runtime:
             return _fail(
                 True,
                 "exception",
-                f"{type(error).__name__}: {error}"[:4000],
+                f"{type(error).__name__}: {error}",
                 {"exception": type(error).__name__, "traceback": traceback.format_exc()[-4000:]},
             )
+
+    def _fetch_parent_results(self, step: ClaimedStep) -> Optional[Outcome]:
+        """Fetches the parent results the claim left out (named in
+        ``parent_result_refs``) into ``parent_results``, so the handler sees
+        every parent; a fetch that fails fails the attempt as retryable
+        ``parent_result_unavailable``."""
+        refs = step.get("parent_result_refs") or {}
+        for name, step_id in refs.items():
+            try:
+                step["parent_results"][name] = self.client.step_result(step_id)
+            except (TransportError, ApiError) as error:
+                return _fail(
+                    True,
+                    "parent_result_unavailable",
+                    f"cannot fetch the result of parent step {name!r}: {error}",
+                )
+        return None
 
     def _async_runner(self) -> _AsyncRunner:
         with self._async_lock:
@@ -479,4 +500,11 @@ class Runtime:
 
 
 def _fail(retryable: bool, error_type: str, message: str, details: Any = None) -> Outcome:
-    return "fail", {"retryable": retryable, "error_type": error_type, "message": message, "details": details}
+    """A fail report's fields, the error type and message shortened to the
+    protocol's limits (a longer one would be refused and the failure lost)."""
+    return "fail", {
+        "retryable": retryable,
+        "error_type": fit_error_type(str(error_type)),
+        "message": fit_message(str(message)),
+        "details": details,
+    }

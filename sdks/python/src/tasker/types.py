@@ -19,6 +19,7 @@ __all__ = [
     "Lease",
     "ClaimedStep",
     "TaskPage",
+    "HistoryPage",
     "TERMINAL_TASK_STATES",
 ]
 
@@ -32,19 +33,25 @@ StepState = Literal[
 TERMINAL_TASK_STATES = frozenset({"complete", "failed", "cancelled"})
 
 
-class Task(TypedDict):
+class _TaskRequired(TypedDict):
     id: str
     namespace: str
     template_id: str
     template_name: str
     template_version: str
     state: TaskState
-    context: Dict[str, Any]
     idempotency_key: Optional[str]
     tags: List[str]
     created_at: str
     updated_at: str
     finished_at: Optional[str]
+    deadline_at: Optional[str]
+
+
+class Task(_TaskRequired, total=False):
+    #: Absent from a page of :meth:`Client.list_tasks` unless it was asked
+    #: for with ``include="context"``.
+    context: Dict[str, Any]
 
 
 class StepError(TypedDict):
@@ -91,13 +98,18 @@ class TaskPage(TypedDict):
     next_cursor: Optional[str]
 
 
+class HistoryPage(TypedDict):
+    transitions: List[Transition]
+    next_cursor: Optional[str]
+
+
 class Lease(TypedDict):
     step_id: str
     attempt: int
     token: str
 
 
-class ClaimedStep(TypedDict):
+class _ClaimedStepRequired(TypedDict):
     lease: Lease
     lease_expires_at: str
     task_id: str
@@ -111,3 +123,9 @@ class ClaimedStep(TypedDict):
     timeout_ms: int
     context: Dict[str, Any]
     parent_results: Dict[str, Any]
+
+
+class ClaimedStep(_ClaimedStepRequired, total=False):
+    #: Parent name -> step id of parent results left out of the claim for
+    #: their size; the worker runtime fetches them before the handler runs.
+    parent_result_refs: Dict[str, str]
