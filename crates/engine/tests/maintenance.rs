@@ -545,8 +545,12 @@ const STATISTICS_LAG: Duration = Duration::from_secs(60);
 #[tokio::test]
 async fn the_leader_vacuums_a_queue_table_full_of_dead_row_versions() {
     let h = harness().await;
-    h.register(&template("default", "one", "  - { name: only, handler: h.only }\n"))
-        .await;
+    h.register(&template(
+        "default",
+        "one",
+        "  - { name: only, handler: h.only }\n",
+    ))
+    .await;
     for _ in 0..20 {
         h.create("default", "one", json!({})).await;
     }
@@ -582,8 +586,10 @@ async fn the_leader_vacuums_a_queue_table_full_of_dead_row_versions() {
     })
     .await;
     assert!(record.totals["dead_row_versions"] >= 20, "{record:?}");
-    eventually_within("the vacuum in PostgreSQL's statistics", STATISTICS_LAG, || async {
-        (vacuums_of_the_queue().await > before).then_some(())
-    })
+    eventually_within(
+        "the vacuum in PostgreSQL's statistics",
+        STATISTICS_LAG,
+        || async { (vacuums_of_the_queue().await > before).then_some(()) },
+    )
     .await;
 }

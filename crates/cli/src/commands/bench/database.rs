@@ -40,6 +40,8 @@ pub async fn settings(pool: &PgPool) -> anyhow::Result<Settings> {
         sqlx::query("SELECT name, setting FROM pg_settings WHERE name = ANY($1) ORDER BY name")
             .bind(
                 [
+                    "autovacuum",
+                    "autovacuum_naptime",
                     "fsync",
                     "synchronous_commit",
                     "wal_sync_method",
