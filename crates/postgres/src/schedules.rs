@@ -90,33 +90,45 @@ fn not_found(id: Uuid) -> Error {
     Error::not_found(format!("schedule {id}"))
 }
 
+/// Binds $1 (the schedule's id) to $16 (its spec and times) in the order
+/// both [`create`] and [`update`] name the columns.
+fn bind_write<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    id: Uuid,
+    w: &'q ScheduleWrite,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let s = &w.spec;
+    query
+        .bind(id)
+        .bind(&s.name)
+        .bind(&s.namespace)
+        .bind(&s.template)
+        .bind(&s.version)
+        .bind(&s.context)
+        .bind(&s.cron)
+        .bind(&s.time_zone)
+        .bind(&s.interval)
+        .bind(&s.jitter)
+        .bind(s.overlap.as_str())
+        .bind(s.catch_up.as_str())
+        .bind(s.paused)
+        .bind(w.anchor_at)
+        .bind(w.next_fire_at)
+        .bind(w.next_run_at)
+}
+
 pub async fn create(store: &PgStore, id: Uuid, w: &ScheduleWrite) -> Result<Schedule> {
     let s = &w.spec;
-    let row = sqlx::query(&format!(
+    let sql = format!(
         "INSERT INTO tasker.schedules (id, name, namespace, template, version, context, cron, \
            time_zone, interval_text, jitter, overlap, catch_up, paused, anchor_at, next_fire_at, \
            next_run_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
          RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(&s.name)
-    .bind(&s.namespace)
-    .bind(&s.template)
-    .bind(&s.version)
-    .bind(&s.context)
-    .bind(&s.cron)
-    .bind(&s.time_zone)
-    .bind(&s.interval)
-    .bind(&s.jitter)
-    .bind(s.overlap.as_str())
-    .bind(s.catch_up.as_str())
-    .bind(s.paused)
-    .bind(w.anchor_at)
-    .bind(w.next_fire_at)
-    .bind(w.next_run_at)
-    .fetch_one(&store.pool)
-    .await;
+    );
+    let row = bind_write(sqlx::query(&sql), id, w)
+        .fetch_one(&store.pool)
+        .await;
     match row {
         Ok(row) => schedule(&row),
         Err(e) if is_unique_violation(&e) => Err(name_taken(&s.name)),
@@ -149,7 +161,7 @@ pub async fn list(store: &PgStore) -> Result<Vec<Schedule>> {
 pub async fn update(store: &PgStore, id: Uuid, w: &ScheduleWrite) -> Result<Schedule> {
     let s = &w.spec;
     // A fire waiting under buffer_one waits no more when the policy changes.
-    let row = sqlx::query(&format!(
+    let sql = format!(
         "WITH dropped AS ( \
            UPDATE tasker.schedule_fires SET outcome = 'skipped_overlap', \
              message = 'waited for the previous run; the overlap policy changed' \
@@ -161,25 +173,10 @@ pub async fn update(store: &PgStore, id: Uuid, w: &ScheduleWrite) -> Result<Sche
            next_run_at = $16, updated_at = clock_timestamp(), \
            buffered_fire_at = CASE WHEN $11 = 'buffer_one' THEN buffered_fire_at END \
          WHERE id = $1 RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(&s.name)
-    .bind(&s.namespace)
-    .bind(&s.template)
-    .bind(&s.version)
-    .bind(&s.context)
-    .bind(&s.cron)
-    .bind(&s.time_zone)
-    .bind(&s.interval)
-    .bind(&s.jitter)
-    .bind(s.overlap.as_str())
-    .bind(s.catch_up.as_str())
-    .bind(s.paused)
-    .bind(w.anchor_at)
-    .bind(w.next_fire_at)
-    .bind(w.next_run_at)
-    .fetch_optional(&store.pool)
-    .await;
+    );
+    let row = bind_write(sqlx::query(&sql), id, w)
+        .fetch_optional(&store.pool)
+        .await;
     match row {
         Ok(Some(row)) => schedule(&row),
         Ok(None) => Err(not_found(id)),
