@@ -144,6 +144,53 @@ async fn a_stale_lease_in_a_batch_is_refused_while_the_others_apply() {
 }
 
 #[tokio::test]
+async fn reports_that_touch_one_message_twice_in_a_batch_apply_in_order() {
+    let h = harness().await;
+    h.register(&template("default", "fan", FAN)).await;
+    for _ in 0..2 {
+        h.create("default", "fan", json!({})).await;
+    }
+    let roots = h.claim("default", 2).await;
+    let heartbeat = |lease, secs| StepReport::Heartbeat {
+        lease,
+        lease_for: std::time::Duration::from_secs(secs),
+    };
+    // One step heartbeated twice (the later lease wins, as it would one
+    // request at a time); the other heartbeated and then completed (its
+    // message is gone, not hidden again).
+    let outcomes = h
+        .store
+        .step_report(vec![
+            heartbeat(roots[0].lease, 30),
+            heartbeat(roots[0].lease, 200),
+            heartbeat(roots[1].lease, 600),
+            complete(roots[1].lease),
+        ])
+        .await
+        .unwrap();
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    let hidden_long = h
+        .count(&format!(
+            "SELECT count(*) FROM pgmq.q_tasker_default m JOIN tasker.steps s ON s.msg_id = m.msg_id \
+             WHERE s.id = '{}' AND m.vt > clock_timestamp() + interval '150 seconds'",
+            roots[0].lease.step_id
+        ))
+        .await;
+    assert_eq!(hidden_long, 1, "the second heartbeat's visibility holds");
+    let completed_message = h
+        .count(&format!(
+            "SELECT count(*) FROM pgmq.q_tasker_default \
+             WHERE message->>'step_id' = '{}'",
+            roots[1].lease.step_id
+        ))
+        .await;
+    assert_eq!(
+        completed_message, 0,
+        "the completed step's message is deleted"
+    );
+}
+
+#[tokio::test]
 async fn a_database_error_fails_the_whole_batch_and_writes_nothing() {
     let h = harness().await;
     h.register(&template("default", "fan", FAN)).await;

@@ -114,8 +114,7 @@ pub async fn write(
     let mut steps = StepColumns::default();
     let mut tasks = TaskColumns::default();
     let mut history = TransitionColumns::default();
-    let mut deletes: (Vec<&str>, Vec<i64>) = (Vec::new(), Vec::new());
-    let mut hides: (Vec<&str>, Vec<i64>, Vec<Timestamp>) = (Vec::new(), Vec::new(), Vec::new());
+    let mut queues = QueueChanges::default();
     for pending in runs.iter() {
         let run = &*pending.run;
         let plan = &run.plan;
@@ -167,18 +166,15 @@ pub async fn write(
             history.reason.push(t.reason.clone());
             history.at.push(t.at);
         }
-        for &m in &plan.delete_messages {
-            deletes.0.push(pending.queue);
-            deletes.1.push(m);
-        }
+        let changes = queues.of(pending.queue);
+        changes.deletes.extend(plan.delete_messages.iter().copied());
         for &(m, at) in &plan.set_visibility {
-            hides.0.push(pending.queue);
-            hides.1.push(m);
-            hides.2.push(at);
+            changes.hides.insert(m, at);
         }
     }
 
-    sqlx::query(WRITE_SQL)
+    let sql = write_sql(queues.0.keys().copied());
+    let mut query = sqlx::query(&sql)
         .bind(&steps.id)
         .bind(&steps.state)
         .bind(&steps.attempt)
@@ -204,24 +200,57 @@ pub async fn write(
         .bind(&history.worker_id)
         .bind(&history.reason)
         .bind(&history.at)
-        .bind(node_id)
-        .bind(&deletes.0)
-        .bind(&deletes.1)
-        .bind(&hides.0)
-        .bind(&hides.1)
-        .bind(&hides.2)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
+        .bind(node_id);
+    for changes in queues.0.into_values() {
+        // A message both deleted and hidden in one batch (a heartbeat and
+        // the complete of one step) is deleted: one statement must not
+        // change a row twice.
+        let hides: Vec<(i64, Timestamp)> = changes
+            .hides
+            .into_iter()
+            .filter(|(m, _)| !changes.deletes.contains(m))
+            .collect();
+        let (hide_ids, hide_at): (Vec<i64>, Vec<Timestamp>) = hides.into_iter().unzip();
+        query = query.bind(changes.deletes).bind(hide_ids).bind(hide_at);
+    }
+    query.execute(&mut *conn).await.map_err(db)?;
     Ok(Written {
         ready: notify,
         events,
     })
 }
 
-/// Data-modifying CTEs run exactly once; the functions in the final SELECT
-/// run once per array element.
-const WRITE_SQL: &str = r#"
+/// The write statement for the queues a batch touches (in name order, so
+/// that each set of queues has one text and one prepared statement per
+/// connection). Data-modifying CTEs run exactly once, read or not; each
+/// queue gets one delete and one visibility update, bound after `$26`.
+fn write_sql<'q>(queues: impl Iterator<Item = &'q str>) -> String {
+    let mut sql = String::from(WRITE_SQL_HEAD);
+    let mut counts = String::new();
+    for (k, queue) in queues.enumerate() {
+        let table = queue::queue_table(queue);
+        let first = 27 + 3 * k;
+        let (ids, hide_ids, hide_at) = (first, first + 1, first + 2);
+        sql.push_str(&format!(
+            ", deleted_{k} AS (\n    DELETE FROM {table} WHERE msg_id = ANY(${ids}::bigint[]) RETURNING 1\n\
+             ), hidden_{k} AS (\n    UPDATE {table} q SET vt = v.at\n    \
+             FROM unnest(${hide_ids}::bigint[], ${hide_at}::timestamptz[]) AS v(id, at)\n    \
+             WHERE q.msg_id = v.id RETURNING 1\n)"
+        ));
+        counts.push_str(&format!(
+            ",\n    (SELECT count(*) FROM deleted_{k}) + (SELECT count(*) FROM hidden_{k}) AS queue_{k}"
+        ));
+    }
+    sql.push_str(
+        "\nSELECT\n    (SELECT count(*) FROM step_updates) AS steps,\n    \
+         (SELECT count(*) FROM task_updates) AS tasks,\n    \
+         (SELECT count(*) FROM history) AS transitions",
+    );
+    sql.push_str(&counts);
+    sql
+}
+
+const WRITE_SQL_HEAD: &str = r#"
 WITH step_updates AS (
     UPDATE tasker.steps s SET
         state = u.state, attempt = u.attempt, lease_token = u.lease_token,
@@ -247,15 +276,25 @@ WITH step_updates AS (
                                $23::text[], $24::text[], $25::timestamptz[])
         AS h(task_id, step_id, from_state, to_state, attempt, worker_id, reason, at)
     RETURNING 1
-)
-SELECT
-    (SELECT count(*) FROM step_updates) AS steps,
-    (SELECT count(*) FROM task_updates) AS tasks,
-    (SELECT count(*) FROM history) AS transitions,
-    (SELECT count(*) FROM unnest($27::text[], $28::bigint[]) AS d(q, m) WHERE pgmq.delete(d.q, d.m)) AS deleted,
-    (SELECT count(*) FROM unnest($29::text[], $30::bigint[], $31::timestamptz[]) AS v(q, m, at),
-        LATERAL pgmq.set_vt(v.q, v.m, v.at)) AS hidden
-"#;
+)"#;
+
+/// Queue messages a write deletes and hides, by queue name.
+#[derive(Default)]
+struct QueueChanges<'q>(BTreeMap<&'q str, MessageChanges>);
+
+impl<'q> QueueChanges<'q> {
+    fn of(&mut self, queue: &'q str) -> &mut MessageChanges {
+        self.0.entry(queue).or_default()
+    }
+}
+
+#[derive(Default)]
+struct MessageChanges {
+    deletes: Vec<i64>,
+    /// New visibility times; the last one set for a message wins, as it
+    /// would have one call at a time.
+    hides: BTreeMap<i64, Timestamp>,
+}
 
 #[derive(Default)]
 struct StepColumns {

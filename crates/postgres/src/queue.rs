@@ -1,5 +1,12 @@
-//! PGMQ calls, always on the caller's transaction so that queue messages
-//! commit or roll back with the state they belong to.
+//! Queue statements, always on the caller's transaction so that queue
+//! messages commit or roll back with the state they belong to.
+//!
+//! The queues are PGMQ tables (created with `pgmq.create`, so PGMQ's own
+//! tools still read them), but messages are sent, read, hidden and deleted
+//! with plain statements on each queue's table rather than through PGMQ's
+//! functions: those build their SQL with `format` and run it with `EXECUTE`,
+//! so PostgreSQL parses and plans it again on every call and every message,
+//! where a statement named here is prepared once per connection and queue.
 
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, Row};
@@ -57,37 +64,41 @@ pub async fn send_visible_at(
         .iter()
         .map(|b| serde_json::to_value(b).expect("message serializes"))
         .collect();
-    let mut ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT * FROM pgmq.send_batch($1, $2::jsonb[], coalesce($3::timestamptz, clock_timestamp()))",
-    )
-    .bind(queue)
+    let table = queue_table(queue);
+    let mut ids: Vec<i64> = sqlx::query_scalar(&format!(
+        "INSERT INTO {table} (vt, message) \
+         SELECT coalesce($2::timestamptz, clock_timestamp()), m FROM unnest($1::jsonb[]) AS m \
+         RETURNING msg_id"
+    ))
     .bind(&json)
     .bind(visible_at)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?;
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
     // Ids come from one sequence in insertion order.
     ids.sort_unstable();
     Ok(ids)
 }
 
 pub async fn delete(conn: &mut PgConnection, queue: &str, msg_ids: &[i64]) -> Result<()> {
-    sqlx::query("SELECT count(*) FROM pgmq.delete($1, $2::bigint[])")
-        .bind(queue)
-        .bind(msg_ids)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
+    let table = queue_table(queue);
+    sqlx::query(&format!(
+        "DELETE FROM {table} WHERE msg_id = ANY($1::bigint[])"
+    ))
+    .bind(msg_ids)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
     Ok(())
 }
 
 /// Makes messages visible again at once (a claim that read them but could
 /// not use them now). Their read count stays as it is.
 pub async fn make_visible(conn: &mut PgConnection, queue: &str, msg_ids: &[i64]) -> Result<()> {
-    sqlx::query(
-        "SELECT count(*) FROM unnest($2::bigint[]) AS m(id), LATERAL pgmq.set_vt($1, m.id, 0)",
-    )
-    .bind(queue)
+    let table = queue_table(queue);
+    sqlx::query(&format!(
+        "UPDATE {table} SET vt = clock_timestamp() WHERE msg_id = ANY($1::bigint[])"
+    ))
     .bind(msg_ids)
     .execute(&mut *conn)
     .await
@@ -100,7 +111,8 @@ pub async fn make_visible(conn: &mut PgConnection, queue: &str, msg_ids: &[i64])
 /// without a handler, sent before messages carried one: the claim then
 /// routes them by their step's handler); the others stay visible for
 /// workers that run their handler. Like `pgmq.read`, one
-/// statement that locks what it reads with `FOR UPDATE SKIP LOCKED`.
+/// statement that locks what it reads with `FOR UPDATE SKIP LOCKED`; unlike
+/// it, one plan for both cases (a NULL `handlers` matches every message).
 pub async fn read(
     conn: &mut PgConnection,
     queue: &str,
@@ -108,34 +120,26 @@ pub async fn read(
     max: i32,
     handlers: &[String],
 ) -> Result<Vec<ReadMessage>> {
-    let rows = if handlers.is_empty() {
-        sqlx::query("SELECT msg_id, vt, enqueued_at, message FROM pgmq.read($1, $2, $3)")
-            .bind(queue)
-            .bind(lease_secs)
-            .bind(max)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db)?
-    } else {
-        let table = queue_table(queue);
-        sqlx::query(&format!(
-            "WITH cte AS ( \
-                SELECT msg_id FROM {table} \
-                WHERE vt <= clock_timestamp() \
-                  AND coalesce(message->>'handler' = ANY($3::text[]), true) \
-                ORDER BY msg_id ASC LIMIT $2 FOR UPDATE SKIP LOCKED) \
-             UPDATE {table} m SET last_read_at = clock_timestamp(), \
-                vt = clock_timestamp() + make_interval(secs => $1), read_ct = read_ct + 1 \
-             FROM cte WHERE m.msg_id = cte.msg_id \
-             RETURNING m.msg_id, m.vt, m.enqueued_at, m.message"
-        ))
-        .bind(f64::from(lease_secs))
-        .bind(max)
-        .bind(handlers)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?
-    };
+    // Without handlers every message matches: `$3` is then NULL.
+    let handlers = (!handlers.is_empty()).then_some(handlers);
+    let table = queue_table(queue);
+    let rows = sqlx::query(&format!(
+        "WITH cte AS ( \
+            SELECT msg_id FROM {table} \
+            WHERE vt <= clock_timestamp() \
+              AND ($3::text[] IS NULL OR coalesce(message->>'handler' = ANY($3::text[]), true)) \
+            ORDER BY msg_id ASC LIMIT $2 FOR UPDATE SKIP LOCKED) \
+         UPDATE {table} m SET last_read_at = clock_timestamp(), \
+            vt = clock_timestamp() + make_interval(secs => $1), read_ct = read_ct + 1 \
+         FROM cte WHERE m.msg_id = cte.msg_id \
+         RETURNING m.msg_id, m.vt, m.enqueued_at, m.message"
+    ))
+    .bind(f64::from(lease_secs))
+    .bind(max)
+    .bind(handlers)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
     let mut messages: Vec<ReadMessage> = rows
         .into_iter()
         .map(|row| {
