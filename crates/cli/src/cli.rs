@@ -144,6 +144,10 @@ pub struct BenchArgs {
     /// Soak: seconds of each of the three phases [default: 60, quick 2].
     #[arg(long, value_name = "SECONDS")]
     pub soak_seconds: Option<u64>,
+    /// Throughput and soak: report requests each worker process keeps in
+    /// flight (the SDK's `report_requests_in_flight`).
+    #[arg(long, default_value_t = 4, value_name = "R")]
+    pub report_requests: usize,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -166,6 +170,9 @@ pub struct BenchWorkerArgs {
     /// Most steps run at once.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// Report requests kept in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub report_requests: usize,
     #[command(flatten)]
     pub client: ClientArgs,
 }

@@ -24,6 +24,7 @@ pub struct WorkerBuilder {
     pub(crate) poll_wait: Duration,
     pub(crate) shutdown_grace: Duration,
     pub(crate) report_retry_for: Duration,
+    pub(crate) report_requests_in_flight: usize,
     pub(crate) backoff: Backoff,
     pub(crate) version: Option<String>,
 }
@@ -50,6 +51,7 @@ impl WorkerBuilder {
             poll_wait: Duration::from_secs(20),
             shutdown_grace: Duration::from_secs(30),
             report_retry_for: Duration::from_secs(60),
+            report_requests_in_flight: 4,
             backoff: Backoff::default(),
             version: None,
         }
@@ -117,6 +119,17 @@ impl WorkerBuilder {
         self
     }
 
+    /// Most report requests (completes, fails, releases) this worker keeps
+    /// in flight at once; reports that finish while that many are in flight
+    /// wait and go together in the next request (`POST /v1/steps/reports`).
+    /// One makes every finished slot wait for the request before it as well
+    /// as its own; a few let results go at once while the server writes
+    /// others. 1-64, default 4.
+    pub fn report_requests_in_flight(mut self, requests: usize) -> Self {
+        self.report_requests_in_flight = requests;
+        self
+    }
+
     /// Waits between attempts to reach an unavailable server (registering,
     /// polling, reporting, heartbeating). Default: 200 ms doubling to 10 s.
     pub fn reconnect_backoff(mut self, backoff: Backoff) -> Self {
@@ -156,6 +169,9 @@ impl WorkerBuilder {
         }
         if self.concurrency == 0 {
             return Err(config("concurrency", "must be at least 1"));
+        }
+        if !(1..=64).contains(&self.report_requests_in_flight) {
+            return Err(config("report_requests_in_flight", "must be 1-64"));
         }
         if self.poll_wait.is_zero() {
             return Err(config("poll_wait", "must be more than zero"));
@@ -236,6 +252,12 @@ mod tests {
             field_of(builder().poll_wait(Duration::ZERO).build()),
             "poll_wait"
         );
+        for requests in [0, 65] {
+            assert_eq!(
+                field_of(builder().report_requests_in_flight(requests).build()),
+                "report_requests_in_flight"
+            );
+        }
         let client = Client::new("http://127.0.0.1:1", None).unwrap();
         assert_eq!(field_of(Worker::builder(client).build()), "handlers");
     }

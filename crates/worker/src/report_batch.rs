@@ -1,6 +1,6 @@
 //! [`ReportBatch`]: the worker's group commit of reports. Results, failures
 //! and releases that finish while this worker has its most report
-//! requests in flight (4) wait in a queue and go together in the next request
+//! requests in flight (`report_requests_in_flight`, default 4) wait in a queue and go together in the next request
 //! (`POST /v1/steps/reports`); each report still gets its own answer.
 //! A batch is whatever is waiting: a lone report is sent at once, on its
 //! single endpoint, never held back to fill a batch.
@@ -8,7 +8,7 @@
 //! ```text
 //!  attempt ─┐                       ┌─▶ answer (recorded / next / its error)
 //!  attempt ─┼─▶ queue ─▶ sender: take all waiting ─▶ one request ─┼─▶ answer
-//!  attempt ─┘          (at most 4 requests in flight)                   └─▶ answer
+//!  attempt ─┘          (at most N requests in flight)                   └─▶ answer
 //! ```
 //!
 //! What each attempt does with its answer (retries, refused payloads,
@@ -45,11 +45,12 @@ pub(crate) struct ReportBatch {
 }
 
 impl ReportBatch {
-    /// Starts the sender; it stops once every handle is dropped. Must be
-    /// called inside a Tokio runtime.
-    pub(crate) fn new(client: Client) -> Self {
+    /// Starts the sender, which keeps at most `requests_in_flight` (at
+    /// least 1) requests in flight; it stops once every handle is dropped.
+    /// Must be called inside a Tokio runtime.
+    pub(crate) fn new(client: Client, requests_in_flight: usize) -> Self {
         let (queue, waiting) = mpsc::unbounded_channel();
-        tokio::spawn(deliver(client, waiting));
+        tokio::spawn(deliver(client, waiting, requests_in_flight.max(1)));
         Self { queue }
     }
 
@@ -72,18 +73,16 @@ fn sender_gone() -> ClientError {
     }
 }
 
-/// Report requests of one worker in flight at once. With one, every slot
-/// whose result finishes waits for the request before it as well as its
-/// own; a few let results go at once while the server is writing others,
-/// and reports still wait (and go together) once that many are in flight.
-const REQUESTS_IN_FLIGHT: usize = 4;
-
 /// Takes every waiting report once a request may start, sends them in one
 /// request, answers each; again, until every [`ReportBatch`] is gone.
-async fn deliver(client: Client, mut waiting: mpsc::UnboundedReceiver<Pending>) {
+async fn deliver(
+    client: Client,
+    mut waiting: mpsc::UnboundedReceiver<Pending>,
+    requests_in_flight: usize,
+) {
     // Set when the server has no batch endpoint (an older server).
     let singles_only = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(REQUESTS_IN_FLIGHT));
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(requests_in_flight));
     loop {
         let permit = in_flight
             .clone()

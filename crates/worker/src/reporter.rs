@@ -49,10 +49,11 @@ pub(crate) struct Successor<'a> {
 
 impl Reporter {
     /// Reports go through one [`ReportBatch`] per reporter: those that
-    /// finish while a request is in flight are sent together.
-    pub(crate) fn new(client: Client, backoff: Backoff) -> Self {
+    /// finish while `requests_in_flight` requests are in flight are sent
+    /// together.
+    pub(crate) fn new(client: Client, backoff: Backoff, requests_in_flight: usize) -> Self {
         Self {
-            batch: ReportBatch::new(client),
+            batch: ReportBatch::new(client, requests_in_flight),
             backoff,
         }
     }

@@ -68,6 +68,7 @@ pub struct Worker {
     poll_wait: Duration,
     shutdown_grace: Duration,
     report_retry_for: Duration,
+    report_requests_in_flight: usize,
     backoff: Backoff,
     version: String,
 }
@@ -99,6 +100,7 @@ impl Worker {
             poll_wait: builder.poll_wait,
             shutdown_grace: builder.shutdown_grace,
             report_retry_for: builder.report_retry_for,
+            report_requests_in_flight: builder.report_requests_in_flight,
             backoff: builder.backoff,
             version: builder
                 .version
@@ -166,7 +168,11 @@ impl Worker {
                 .with_request_timeout(heartbeat_interval.max(Duration::from_secs(1))),
             heartbeat_interval,
             backoff: self.backoff,
-            reporter: Reporter::new(self.client.clone(), self.backoff),
+            reporter: Reporter::new(
+                self.client.clone(),
+                self.backoff,
+                self.report_requests_in_flight,
+            ),
             report_budget: self.report_retry_for,
             next: NextRequest {
                 worker_id: self.worker_id.clone(),

@@ -22,6 +22,7 @@ pub async fn run(args: &BenchWorkerArgs) -> anyhow::Result<Status> {
         .worker_id(format!("bench-{}", std::process::id()))
         .namespaces(args.namespaces.clone())
         .concurrency(args.concurrency)
+        .report_requests_in_flight(args.report_requests)
         .handler(
             HANDLER,
             handler_fn(|_ctx| async { Ok(serde_json::Value::Null) }),

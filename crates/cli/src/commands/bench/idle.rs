@@ -38,7 +38,7 @@ pub async fn run(
     server_pid: Option<u32>,
 ) -> anyhow::Result<Idle> {
     client.namespace_create(NAMESPACE).await?;
-    let running = WorkerProcesses::start(server, token, NAMESPACE, workers, 1)?;
+    let running = WorkerProcesses::start(server, token, NAMESPACE, workers, (1, 4))?;
     let measured = measure(client, pool, workers, seconds).await;
     let rss = server_pid.and_then(memory_of).map(|(now, _)| now);
     running.stop().await;

@@ -74,7 +74,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Status> {
         |scenario: Scenario| args.scenarios.is_empty() || args.scenarios.contains(&scenario);
 
     if wanted(Scenario::Latency) {
-        let worker = WorkerProcesses::start(&url, token, shapes::NAMESPACE, 1, 4)?;
+        let worker = WorkerProcesses::start(&url, token, shapes::NAMESPACE, 1, (4, 4))?;
         for shape in [shapes::LINEAR, shapes::DIAMOND, shapes::MIXED, shapes::TREE] {
             report
                 .latency
@@ -93,6 +93,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Status> {
             token,
             count: parameters.workers,
             concurrency: parameters.concurrency,
+            report_requests: parameters.report_requests,
         };
         for shape in [shapes::ONE, shapes::LINEAR] {
             report.throughput.push(
@@ -128,6 +129,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Status> {
             token,
             count: parameters.workers,
             concurrency: parameters.concurrency,
+            report_requests: parameters.report_requests,
         };
         report.soak = Some(
             soak::run(

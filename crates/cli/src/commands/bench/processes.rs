@@ -68,13 +68,14 @@ pub struct WorkerProcesses {
 }
 
 impl WorkerProcesses {
-    /// Starts `count` workers of `concurrency` slots each on `namespace`.
+    /// Starts `count` workers of `concurrency` slots each on `namespace`,
+    /// each keeping up to `report_requests` report requests in flight.
     pub fn start(
         server: &str,
         token: Option<&str>,
         namespace: &str,
         count: usize,
-        concurrency: usize,
+        (concurrency, report_requests): (usize, usize),
     ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("cannot find the tasker binary")?;
         let mut children = Vec::with_capacity(count);
@@ -83,6 +84,7 @@ impl WorkerProcesses {
             command
                 .args(["bench-worker", "--server", server, "--namespace", namespace])
                 .args(["--concurrency", &concurrency.to_string()])
+                .args(["--report-requests", &report_requests.to_string()])
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

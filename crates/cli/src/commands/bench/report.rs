@@ -29,6 +29,8 @@ pub struct Parameters {
     pub tasks: usize,
     pub workers: usize,
     pub concurrency: usize,
+    /// Report requests each worker keeps in flight.
+    pub report_requests: usize,
     pub idle_workers: usize,
     pub idle_seconds: u64,
     /// Soak: seconds of each phase.
@@ -49,6 +51,7 @@ impl Parameters {
             tasks: pick(args.tasks, 5000, 100),
             workers: args.workers,
             concurrency: args.concurrency,
+            report_requests: args.report_requests,
             idle_workers: pick(args.idle_workers, 50, 5),
             idle_seconds: args.idle_seconds.unwrap_or(if quick { 2 } else { 10 }),
             soak_seconds: args.soak_seconds.unwrap_or(if quick { 2 } else { 60 }),

@@ -88,7 +88,7 @@ pub async fn run(
         workers.token,
         NAMESPACE,
         workers.count,
-        workers.concurrency,
+        (workers.concurrency, workers.report_requests),
     )?;
 
     let phases = match first_finish(pool, &feeder).await {

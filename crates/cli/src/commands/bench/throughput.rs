@@ -48,6 +48,7 @@ pub struct Workers<'a> {
     pub token: Option<&'a str>,
     pub count: usize,
     pub concurrency: usize,
+    pub report_requests: usize,
 }
 
 pub async fn run(
@@ -79,7 +80,7 @@ pub async fn run(
         workers.token,
         NAMESPACE,
         workers.count,
-        workers.concurrency,
+        (workers.concurrency, workers.report_requests),
     )?;
     let waited = wait_finished(pool, &tag, tasks, shape).await;
     running.stop().await;
