@@ -71,15 +71,24 @@ async fn a_task_waiting_on_a_namespace_no_worker_serves_is_explained_as_such() {
     let (code, stdout, stderr) = explain(&server, &["last"]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(
-        stdout.contains(&format!("task {} (orders): running; 2 of 2 steps not finished", task.id)),
+        stdout.contains(&format!(
+            "task {} (orders): running; 2 of 2 steps not finished",
+            task.id
+        )),
         "{stdout}"
     );
-    assert!(stdout.contains("step pack (ready, handler orders.pack, attempt 0 of 3)"), "{stdout}");
+    assert!(
+        stdout.contains("step pack (ready, handler orders.pack, attempt 0 of 3)"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("No live worker serves namespace \"orders\": start a worker for it."),
         "{stdout}"
     );
-    assert!(stdout.contains("Waits for its parents to finish: pack (ready)."), "{stdout}");
+    assert!(
+        stdout.contains("Waits for its parents to finish: pack (ready)."),
+        "{stdout}"
+    );
 
     // Named by a prefix, for a script.
     let prefix = &task.id.to_string()[..13];
@@ -95,5 +104,8 @@ async fn a_task_waiting_on_a_namespace_no_worker_serves_is_explained_as_such() {
     // An unknown task is an error that names it.
     let (code, _, stderr) = explain(&server, &["0190b5a0-0000-7000-8000-000000000000"]);
     assert_ne!(code, Some(0));
-    assert!(stderr.contains("0190b5a0-0000-7000-8000-000000000000"), "{stderr}");
+    assert!(
+        stderr.contains("0190b5a0-0000-7000-8000-000000000000"),
+        "{stderr}"
+    );
 }

@@ -75,7 +75,10 @@ async fn a_step_waiting_on_a_namespace_no_worker_serves_is_explained_as_such() {
         panic!("b waits for a: {:?}", b.reasons)
     };
     assert_eq!(parents.len(), 1);
-    assert_eq!((parents[0].name.as_str(), parents[0].state), ("a", StepState::Ready));
+    assert_eq!(
+        (parents[0].name.as_str(), parents[0].state),
+        ("a", StepState::Ready)
+    );
 }
 
 #[tokio::test]
@@ -126,9 +129,13 @@ async fn a_running_step_names_the_worker_holding_its_lease_and_until_when() {
     );
 
     // Once the lease has run out, the explanation says so.
-    stored_time::step_shift_back(h.store.pool(), claimed.lease.step_id, Duration::from_secs(3600))
-        .await
-        .unwrap();
+    stored_time::step_shift_back(
+        h.store.pool(),
+        claimed.lease.step_id,
+        Duration::from_secs(3600),
+    )
+    .await
+    .unwrap();
     let explanation = h.engine.task_explain(task.id).await.unwrap();
     let a = step(&explanation, "a");
     assert!(
@@ -203,10 +210,16 @@ async fn a_failed_parent_blocks_its_dependents_and_a_finished_task_gets_one_line
 
     let explanation = h.engine.task_explain(task.id).await.unwrap();
     assert_eq!(explanation.state, TaskState::Failed);
-    assert!(explanation.summary.starts_with("failed at "), "{}", explanation.summary);
+    assert!(
+        explanation.summary.starts_with("failed at "),
+        "{}",
+        explanation.summary
+    );
     let a = step(&explanation, "a");
     assert!(
-        a.reasons[0].sentence().contains("invalid_order: no such customer"),
+        a.reasons[0]
+            .sentence()
+            .contains("invalid_order: no such customer"),
         "{:?}",
         a.reasons
     );
@@ -214,14 +227,24 @@ async fn a_failed_parent_blocks_its_dependents_and_a_finished_task_gets_one_line
     let WaitReason::BlockedByParent { blocking } = &b.reasons[0] else {
         panic!("b is blocked: {:?}", b.reasons)
     };
-    assert_eq!((blocking[0].name.as_str(), blocking[0].state), ("a", StepState::Failed));
+    assert_eq!(
+        (blocking[0].name.as_str(), blocking[0].state),
+        ("a", StepState::Failed)
+    );
 
     // Resolving a and completing b finishes the task: one line, no steps.
-    h.engine.step_resolve(claimed.lease.step_id, None).await.unwrap();
+    h.engine
+        .step_resolve(claimed.lease.step_id, None)
+        .await
+        .unwrap();
     let b = h.claim_one("default").await;
     h.engine.step_complete(b.lease, json!({})).await.unwrap();
     let explanation = h.engine.task_explain(task.id).await.unwrap();
     assert_eq!(explanation.state, TaskState::Complete);
-    assert!(explanation.summary.starts_with("complete at "), "{}", explanation.summary);
+    assert!(
+        explanation.summary.starts_with("complete at "),
+        "{}",
+        explanation.summary
+    );
     assert!(explanation.steps.is_empty());
 }

@@ -272,7 +272,11 @@ fn step_reasons(
         StepState::Complete | StepState::Resolved => return reasons,
     }
     if facts.task.state == TaskState::Running {
-        reasons.push(coverage(&facts.task.namespace, &step.handler, &facts.workers));
+        reasons.push(coverage(
+            &facts.task.namespace,
+            &step.handler,
+            &facts.workers,
+        ));
     }
     reasons
 }
@@ -360,14 +364,17 @@ impl WaitReason {
             WaitReason::Queued { since, visible_at } => {
                 let mut text = format!("Ready and waiting in the queue since {}", stamp(*since));
                 if visible_at > since {
-                    text.push_str(&format!("; its message is visible from {}", stamp(*visible_at)));
+                    text.push_str(&format!(
+                        "; its message is visible from {}",
+                        stamp(*visible_at)
+                    ));
                 }
                 text.push('.');
                 text
             }
-            WaitReason::NoWorkerServesNamespace { namespace } => format!(
-                "No live worker serves namespace \"{namespace}\": start a worker for it."
-            ),
+            WaitReason::NoWorkerServesNamespace { namespace } => {
+                format!("No live worker serves namespace \"{namespace}\": start a worker for it.")
+            }
             WaitReason::NoWorkerRunsHandler {
                 namespace,
                 handler,

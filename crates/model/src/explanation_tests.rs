@@ -76,7 +76,10 @@ fn reasons<'a>(explanation: &'a TaskExplanation, name: &str) -> &'a [WaitReason]
 fn a_finished_task_gets_one_line_and_no_steps() {
     let explanation = explain(&facts(
         TaskState::Complete,
-        vec![step("a", StepState::Complete, &[]), step("b", StepState::Resolved, &["a"])],
+        vec![
+            step("a", StepState::Complete, &[]),
+            step("b", StepState::Resolved, &["a"]),
+        ],
         vec![],
     ));
     assert_eq!(explanation.summary, "complete at 2026-11-30 12:00:00 UTC");
@@ -125,12 +128,17 @@ fn a_failed_ancestor_blocks_its_descendants() {
     };
     assert_eq!(reasons(&explanation, "b"), [blocked.clone()]);
     assert_eq!(reasons(&explanation, "c"), [blocked]);
-    assert!(matches!(reasons(&explanation, "a")[0], WaitReason::Failed { .. }));
+    assert!(matches!(
+        reasons(&explanation, "a")[0],
+        WaitReason::Failed { .. }
+    ));
     assert!(blocked_sentence_names("a", &explanation));
 }
 
 fn blocked_sentence_names(name: &str, explanation: &TaskExplanation) -> bool {
-    reasons(explanation, "c")[0].sentence().contains(&format!("{name} (failed)"))
+    reasons(explanation, "c")[0]
+        .sentence()
+        .contains(&format!("{name} (failed)"))
 }
 
 #[test]
@@ -153,7 +161,11 @@ fn a_ready_step_without_workers_of_its_namespace_says_so() {
             namespace: "orders".into()
         }
     );
-    assert!(got[1].sentence().contains("No live worker serves namespace \"orders\""));
+    assert!(
+        got[1]
+            .sentence()
+            .contains("No live worker serves namespace \"orders\"")
+    );
 }
 
 #[test]
@@ -217,7 +229,11 @@ fn a_running_step_names_its_lease_holder_and_until_when() {
             worker_live: true,
         }]
     );
-    assert!(got[0].sentence().contains("worker w1 (through node node-7) holds its lease until 2026-11-30 12:00:30 UTC"));
+    assert!(
+        got[0].sentence().contains(
+            "worker w1 (through node node-7) holds its lease until 2026-11-30 12:00:30 UTC"
+        )
+    );
 }
 
 #[test]

@@ -16,7 +16,7 @@ pub mod task_state;
 pub mod template;
 
 pub use duration::HumanDuration;
-pub use explanation::{TaskExplanation, StepExplanation, WaitReason};
+pub use explanation::{StepExplanation, TaskExplanation, WaitReason};
 pub use records::*;
 pub use schedule::{Schedule, ScheduleFire, ScheduleSpec};
 pub use step_state::StepState;

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use sqlx::Row;
-use tasker_model::explanation::{ExplainFacts, LiveWorker, MessageFacts, StepFacts};
 use tasker_model::Timestamp;
+use tasker_model::explanation::{ExplainFacts, LiveWorker, MessageFacts, StepFacts};
 use tasker_store::{Error, Result};
 use uuid::Uuid;
 

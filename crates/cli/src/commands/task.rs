@@ -9,7 +9,8 @@ use super::worker_list::{live_workers, warn_uncovered};
 use super::{client, task_batch, task_ref, watch};
 use crate::cli::{Output, TaskAction};
 use crate::output::{
-    StepStatus, cut_short, emit, emit_json, explanation_text, history_table, step_table, task_detail, task_table,
+    StepStatus, cut_short, emit, emit_json, explanation_text, history_table, step_table,
+    task_detail, task_table,
 };
 use crate::status::{Failure, Status};
 
