@@ -126,7 +126,7 @@ fn a_failed_ancestor_blocks_its_descendants() {
             state: StepState::Failed,
         }],
     };
-    assert_eq!(reasons(&explanation, "b"), [blocked.clone()]);
+    assert_eq!(reasons(&explanation, "b"), std::slice::from_ref(&blocked));
     assert_eq!(reasons(&explanation, "c"), [blocked]);
     assert!(matches!(
         reasons(&explanation, "a")[0],
