@@ -423,6 +423,14 @@ pub enum TaskAction {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Say why a task is waiting: per unfinished step, its parents not done,
+    /// whether a live worker serves it, who holds its lease, when it retries.
+    Explain {
+        #[arg(value_name = "TASK", help = TASK_HELP)]
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// List tasks, newest first.
     List {
         #[arg(long)]

@@ -55,7 +55,8 @@ pub use worker_plane::{FailReport, HeartbeatReply, NextRequest, RegisterReply};
 pub use tasker_model::schedule::{CatchUp, FireKind, FireOutcome, OverlapPolicy};
 pub use tasker_model::{
     ClaimedStep, Lease, MAX_REPORTS_PER_REQUEST, Namespace, Recorded, Schedule, ScheduleFire,
-    ScheduleSpec, Step, StepError, StepState, Task, TaskState, TemplateRecord, Transition,
+    ScheduleSpec, Step, StepError, StepExplanation, StepState, Task, TaskExplanation, TaskState,
+    TemplateRecord, Transition, WaitReason,
 };
 pub use tasker_store::{
     DeadLetter, DeadLetterFilter, DeadLetterOutcome, DeadLetterPage, HistoryPage, SweepRecord,

@@ -1,9 +1,9 @@
 //! Tasks and their steps: create (one or many), get, list, cancel, steps,
-//! history, and the operator's step actions (manual retry, manual resolve).
+//! history, why it waits, and the operator's step actions (manual retry, manual resolve).
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
-use tasker_model::{Step, Task, Transition};
+use tasker_model::{Step, Task, TaskExplanation, Transition};
 use tasker_store::{HistoryPage, NewTask, TaskFilter, TaskPage};
 use uuid::Uuid;
 
@@ -112,6 +112,14 @@ impl Client {
             .query(&[("include", "result")]);
         let (_, reply): (_, Reply) = self.call(&url, builder).await?;
         Ok(reply.steps)
+    }
+
+    /// Why the task is waiting: per unfinished step, what it waits for.
+    pub async fn task_explain(&self, id: Uuid) -> Result<TaskExplanation> {
+        let url = self.url(&["v1", "tasks", &id.to_string(), "explain"]);
+        let builder = self.request(Method::GET, &url);
+        let (_, explanation) = self.call(&url, builder).await?;
+        Ok(explanation)
     }
 
     /// The task's whole audit history, oldest first, read a page at a time.

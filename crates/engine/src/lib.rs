@@ -25,6 +25,7 @@ mod schema_cache;
 mod seen_workers;
 mod step_reports;
 mod task_create;
+mod task_explain;
 mod task_history;
 mod worker_directory;
 

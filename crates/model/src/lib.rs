@@ -5,6 +5,7 @@
 
 pub mod backoff;
 pub mod duration;
+pub mod explanation;
 pub mod graph;
 pub mod limits;
 pub mod records;
@@ -15,6 +16,7 @@ pub mod task_state;
 pub mod template;
 
 pub use duration::HumanDuration;
+pub use explanation::{StepExplanation, TaskExplanation, WaitReason};
 pub use records::*;
 pub use schedule::{Schedule, ScheduleFire, ScheduleSpec};
 pub use step_state::StepState;

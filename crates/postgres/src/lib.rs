@@ -42,6 +42,7 @@ mod retention;
 mod rows;
 mod schedules;
 mod steps;
+mod task_explain;
 mod tasks;
 mod workers;
 
@@ -53,6 +54,7 @@ use async_trait::async_trait;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
+use tasker_model::explanation::ExplainFacts;
 use tasker_model::{
     ClaimedStep, HeartbeatOutcome, Lease, Namespace, Recorded, Schedule, ScheduleFire, Step, Task,
     Template, TemplateRecord, Timestamp, Transition,
@@ -338,6 +340,10 @@ impl Store for PgStore {
 
     async fn task_history(&self, id: Uuid, after: i64, limit: u32) -> Result<Vec<Transition>> {
         with_retry(self, || tasks::history(self, id, after, limit)).await
+    }
+
+    async fn task_explain_facts(&self, id: Uuid, worker_within: Duration) -> Result<ExplainFacts> {
+        with_retry(self, || task_explain::facts(self, id, worker_within)).await
     }
 
     async fn task_cancel(&self, id: Uuid, reason: &str) -> Result<Task> {

@@ -18,6 +18,7 @@ mod schedules;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tasker_model::explanation::ExplainFacts;
 use tasker_model::{
     ClaimedStep, HeartbeatOutcome, Lease, Namespace, Recorded, Schedule, ScheduleFire, Step, Task,
     TaskState, Template, TemplateRecord, Timestamp, Transition,
@@ -91,6 +92,11 @@ pub trait Store: Send + Sync + 'static {
     /// oldest first ([`Error::NotFound`] when the task does not exist).
     async fn task_history(&self, id: Uuid, after: i64, limit: u32) -> Result<Vec<Transition>>;
     async fn task_cancel(&self, id: Uuid, reason: &str) -> Result<Task>;
+    /// What "why is it waiting?" needs of a task, read in one snapshot: its
+    /// steps with their queue messages and lease holders' nodes, and the
+    /// workers heard from within `worker_within` ([`Error::NotFound`] when
+    /// the task does not exist).
+    async fn task_explain_facts(&self, id: Uuid, worker_within: Duration) -> Result<ExplainFacts>;
 
     /// One step, as in [`Store::task_steps`].
     async fn step_get(&self, id: Uuid) -> Result<Step>;

@@ -1,5 +1,5 @@
 //! Tasks: create (with an idempotency key), create many at once, list, get,
-//! cancel, and a task's steps and history.
+//! cancel, and a task's steps, history and why it waits.
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tasker_engine::NewTask;
-use tasker_model::{Step, Task, Transition};
+use tasker_model::{Step, Task, TaskExplanation, Transition};
 use tasker_store::TaskFilter;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -188,6 +188,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/tasks/{id}/cancel", post(cancel))
         .route("/v1/tasks/{id}/steps", get(steps))
         .route("/v1/tasks/{id}/history", get(history))
+        .route("/v1/tasks/{id}/explain", get(explain))
 }
 
 /// Create a task.
@@ -438,4 +439,41 @@ pub async fn history(
         transitions: page.transitions,
         next_cursor: page.next_cursor,
     }))
+}
+
+/// Why a task is waiting.
+///
+/// Per step that is not complete or resolved, what it waits for: parents
+/// not done, a failed or cancelled step it depends on, its place in the
+/// queue, whether a live worker serves its namespace and handler, who holds
+/// its lease and until when, when its next attempt runs. A finished task
+/// gets its one-line `summary` ("complete at …").
+#[utoipa::path(get, operation_id = "task_explain", path = "/v1/tasks/{id}/explain", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = TaskExplanation, example = json!({
+            "task_id": "019ad3c1-7a4e-7c21-9f0e-3b2d5c8a1e47",
+            "namespace": "orders",
+            "state": "running",
+            "summary": "running; 2 of 3 steps not finished",
+            "at": "2026-11-30T12:00:00Z",
+            "steps": [
+                {"step_id": "019ad3c1-7a4e-7c21-9f0e-3b2d5c8a1e48", "name": "charge", "handler": "charge_card",
+                 "state": "ready", "attempt": 0, "max_attempts": 3,
+                 "reasons": [
+                    {"kind": "queued", "since": "2026-11-30T11:55:00Z", "visible_at": "2026-11-30T11:55:00Z"},
+                    {"kind": "no_worker_serves_namespace", "namespace": "orders"}]},
+                {"step_id": "019ad3c1-7a4e-7c21-9f0e-3b2d5c8a1e49", "name": "ship", "handler": "ship_parcel",
+                 "state": "pending", "attempt": 0, "max_attempts": 3,
+                 "reasons": [
+                    {"kind": "parents_not_done", "parents": [{"name": "charge", "state": "ready"}]},
+                    {"kind": "no_worker_serves_namespace", "namespace": "orders"}]}
+            ]
+        })),
+        (status = 404, body = ErrorBody)))]
+pub async fn explain(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<TaskExplanation>, ApiError> {
+    Ok(Json(state.engine.task_explain(id).await?))
 }

@@ -1,4 +1,4 @@
-//! `tasker task create|get|steps|history|list|cancel|watch`.
+//! `tasker task create|get|steps|history|explain|list|cancel|watch`.
 
 use std::io::Read as _;
 use std::path::Path;
@@ -9,7 +9,8 @@ use super::worker_list::{live_workers, warn_uncovered};
 use super::{client, task_batch, task_ref, watch};
 use crate::cli::{Output, TaskAction};
 use crate::output::{
-    StepStatus, cut_short, emit, emit_json, history_table, step_table, task_detail, task_table,
+    StepStatus, cut_short, emit, emit_json, explanation_text, history_table, step_table,
+    task_detail, task_table,
 };
 use crate::status::{Failure, Status};
 
@@ -139,6 +140,15 @@ pub async fn run(action: TaskAction) -> anyhow::Result<Status> {
             match args.output {
                 Output::Json => emit_json(&serde_json::json!({ "transitions": transitions }))?,
                 Output::Text => emit(&history_table(&transitions).to_string())?,
+            }
+        }
+        TaskAction::Explain { id, client: args } => {
+            let client = client(&args)?;
+            let id = task_ref::resolve(&client, &id).await?;
+            let explanation = client.task_explain(id).await?;
+            match args.output {
+                Output::Json => emit_json(&explanation)?,
+                Output::Text => emit(&explanation_text(&explanation))?,
             }
         }
         TaskAction::List {

@@ -2,6 +2,7 @@
 //! API's JSON for scripts. Diagnostics never come through here; they go to
 //! stderr.
 
+mod explanation;
 mod records;
 mod step_status;
 mod table;
@@ -11,6 +12,7 @@ use std::io::Write as _;
 
 use serde::Serialize;
 
+pub use explanation::explanation_text;
 pub use records::{
     cut_short, handlers_summarized, history_table, namespace_table, step_table, task_detail,
     task_table, template_table, worker_table,
