@@ -13,7 +13,7 @@ use std::fmt::Write;
 use axum::Extension;
 use axum::extract::State;
 use axum::response::Html;
-use tasker_model::{Step, StepState, Task, Transition};
+use tasker_model::{Step, StepState, Task, TaskState, Transition};
 use uuid::Uuid;
 
 use super::UiError;
@@ -122,7 +122,9 @@ pub fn live_fragment(view: &TaskView, viewer: &Viewer) -> String {
         updated = html::time(task.updated_at),
         finished = html::time_or_dash(task.finished_at),
     );
-    if viewer.may_act() && !task.state.is_terminal() {
+    // A failed task may still be cancelled (it then never reopens).
+    let cancellable = matches!(task.state, TaskState::Running | TaskState::Failed);
+    if viewer.may_act() && cancellable {
         let _ = write!(
             out,
             "<form method=\"post\" action=\"/ui/tasks/{id}/cancel\" class=\"action\" \
@@ -156,9 +158,10 @@ pub fn live_fragment(view: &TaskView, viewer: &Viewer) -> String {
 
 /// Where "why is it waiting" goes: the explanation of every unfinished
 /// step (`GET /v1/tasks/{id}/explain`) is rendered into this section once
-/// the explain engine call is merged. Shown for unfinished tasks only.
+/// the explain engine call is merged. Shown while the task can still move
+/// (running, or failed and waiting for a retry or resolve).
 fn explain_section(task: &Task) -> String {
-    if task.state.is_terminal() {
+    if matches!(task.state, TaskState::Complete | TaskState::Cancelled) {
         return String::new();
     }
     "<section id=\"explain\" aria-labelledby=\"h-explain\"><h2 id=\"h-explain\">Why is it waiting?</h2>\
@@ -269,7 +272,7 @@ fn step_card(task: &Task, step: &Step, attempts: &[Attempt], viewer: &Viewer) ->
             )
         );
     }
-    if viewer.may_act() && task.state != tasker_model::TaskState::Cancelled {
+    if viewer.may_act() && task.state != TaskState::Cancelled {
         let csrf = viewer.csrf_field();
         if step.state == StepState::Failed {
             let _ = write!(
@@ -282,7 +285,7 @@ fn step_card(task: &Task, step: &Step, attempts: &[Attempt], viewer: &Viewer) ->
             );
         }
         let resolvable = step.state == StepState::Failed
-            || (step.state == StepState::Pending && task.state == tasker_model::TaskState::Failed);
+            || (step.state == StepState::Pending && task.state == TaskState::Failed);
         if resolvable {
             let _ = write!(
                 out,
