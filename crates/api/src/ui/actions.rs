@@ -14,7 +14,7 @@ use tasker_engine::maintenance::DeadLetterSelection;
 use uuid::Uuid;
 
 use super::form;
-use super::session::{Viewer, refusal};
+use super::session::{Refused, Viewer};
 use super::{UiError, parse_id};
 use crate::state::AppState;
 
@@ -25,10 +25,10 @@ const MAX_FORM_BYTES: usize = 128 * 1024;
 async fn checked_form(
     viewer: &Viewer,
     request: Request<Body>,
-) -> Result<Vec<(String, String)>, Response> {
+) -> Result<Vec<(String, String)>, Refused> {
     let body = axum::body::to_bytes(request.into_body(), MAX_FORM_BYTES)
         .await
-        .map_err(|_| refusal(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."))?;
+        .map_err(|_| Refused(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."))?;
     let pairs = form::parse(&body);
     viewer.check_action(&pairs)?;
     Ok(pairs)
@@ -50,7 +50,7 @@ pub async fn task_cancel(
 ) -> Response {
     let pairs = match checked_form(&viewer, request).await {
         Ok(pairs) => pairs,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     done(
         async {
@@ -84,7 +84,7 @@ pub async fn step_retry(
 ) -> Response {
     match checked_form(&viewer, request).await {
         Ok(_) => done(step_action(&state, &id, true).await),
-        Err(refused) => refused,
+        Err(refused) => refused.into_response(),
     }
 }
 
@@ -96,7 +96,7 @@ pub async fn step_resolve(
 ) -> Response {
     match checked_form(&viewer, request).await {
         Ok(_) => done(step_action(&state, &id, false).await),
-        Err(refused) => refused,
+        Err(refused) => refused.into_response(),
     }
 }
 
@@ -142,7 +142,7 @@ pub async fn dead_letters_retry(
 ) -> Response {
     match checked_form(&viewer, request).await {
         Ok(pairs) => done(dead_letters_action(&state, &pairs, true).await),
-        Err(refused) => refused,
+        Err(refused) => refused.into_response(),
     }
 }
 
@@ -153,7 +153,7 @@ pub async fn dead_letters_resolve(
 ) -> Response {
     match checked_form(&viewer, request).await {
         Ok(pairs) => done(dead_letters_action(&state, &pairs, false).await),
-        Err(refused) => refused,
+        Err(refused) => refused.into_response(),
     }
 }
 
@@ -196,7 +196,7 @@ async fn schedule_route(
 ) -> Response {
     match checked_form(&viewer, request).await {
         Ok(_) => done(schedule_action(&state, &id, action).await),
-        Err(refused) => refused,
+        Err(refused) => refused.into_response(),
     }
 }
 

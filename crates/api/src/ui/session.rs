@@ -70,21 +70,31 @@ impl Viewer {
 
     /// Whether a submitted form may act: an acting role and the session's
     /// CSRF token. The refusal is a page saying why (403).
-    pub fn check_action(&self, pairs: &[(String, String)]) -> Result<(), Response> {
+    pub fn check_action(&self, pairs: &[(String, String)]) -> Result<(), Refused> {
         if !self.may_act() {
-            return Err(refusal(
+            return Err(Refused(
                 StatusCode::FORBIDDEN,
                 "This token is read-only: actions need an operator or admin token.",
             ));
         }
         let sent = form::first(pairs, "csrf").unwrap_or_default();
         if !bool::from(sent.as_bytes().ct_eq(self.csrf.as_bytes())) {
-            return Err(refusal(
+            return Err(Refused(
                 StatusCode::FORBIDDEN,
                 "The form's security token did not match this session: reload the page and try again.",
             ));
         }
         Ok(())
+    }
+}
+
+/// Why a form was refused, answered as a [`refusal`] page.
+#[derive(Debug)]
+pub struct Refused(pub StatusCode, pub &'static str);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        refusal(self.0, self.1)
     }
 }
 

@@ -164,7 +164,8 @@ fn explain_section(task: &Task) -> String {
     if matches!(task.state, TaskState::Complete | TaskState::Cancelled) {
         return String::new();
     }
-    "<section id=\"explain\" aria-labelledby=\"h-explain\"><h2 id=\"h-explain\">Why is it waiting?</h2>\
+    // Hidden until it has content, so the page never shows an empty section.
+    "<section id=\"explain\" aria-labelledby=\"h-explain\" hidden><h2 id=\"h-explain\">Why is it waiting?</h2>\
      <!-- EXPLAIN: the per-step explanation is rendered here --></section>"
         .into()
 }
@@ -180,12 +181,7 @@ fn graph(steps: &[Step]) -> String {
                 .filter_map(|p| steps.iter().position(|o| &o.name == p))
                 .collect(),
             state: Some(s.state.as_str().into()),
-            detail: format!(
-                "{} · attempt {}/{}",
-                s.state.as_str(),
-                s.attempt,
-                s.max_attempts
-            ),
+            detail: format!("{} · {}/{}", s.state.as_str(), s.attempt, s.max_attempts),
         })
         .collect();
     dag_svg::render(&nodes, "Step graph, coloured by state")
