@@ -11,6 +11,7 @@
 //! enabled and no token matched.
 
 use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -31,6 +32,9 @@ pub enum Role {
     /// Only the worker plane: register, poll, heartbeat, complete, fail,
     /// release.
     Worker,
+    /// Read-only: the management API's GET endpoints and the dashboard
+    /// without its actions.
+    Viewer,
 }
 
 impl Role {
@@ -39,7 +43,19 @@ impl Role {
             Role::Admin => "admin",
             Role::Operator => "operator",
             Role::Worker => "worker",
+            Role::Viewer => "viewer",
         }
+    }
+
+    /// May change things through the management API and the dashboard
+    /// (cancel, retry, resolve, pause, trigger).
+    pub fn may_act(self) -> bool {
+        matches!(self, Role::Admin | Role::Operator)
+    }
+
+    /// May read the management API and the dashboard.
+    pub fn may_view(self) -> bool {
+        !matches!(self, Role::Worker)
     }
 }
 
@@ -51,16 +67,22 @@ pub enum Plane {
 }
 
 impl Plane {
-    fn allows(self, role: Role) -> bool {
-        matches!(
-            (self, role),
-            (_, Role::Admin) | (Plane::Management, Role::Operator) | (Plane::Workers, Role::Worker)
-        )
+    /// Whether `role` may send a `method` request to this plane: a viewer
+    /// only reads the management plane.
+    fn allows(self, role: Role, method: &Method) -> bool {
+        match (self, role) {
+            (_, Role::Admin) | (Plane::Management, Role::Operator) => true,
+            (Plane::Workers, Role::Worker) => true,
+            (Plane::Management, Role::Viewer) => method == Method::GET || method == Method::HEAD,
+            _ => false,
+        }
     }
 
     fn describe(self) -> &'static str {
         match self {
-            Plane::Management => "the management API (admin or operator token)",
+            Plane::Management => {
+                "the management API (admin or operator token; a viewer token only reads)"
+            }
             Plane::Workers => "the worker plane (admin or worker token)",
         }
     }
@@ -91,6 +113,7 @@ impl Authenticator {
             (&config.admin_tokens, Role::Admin),
             (&config.operator_tokens, Role::Operator),
             (&config.worker_tokens, Role::Worker),
+            (&config.viewer_tokens, Role::Viewer),
         ];
         let digests = roles
             .into_iter()
@@ -102,6 +125,11 @@ impl Authenticator {
         }
     }
 
+    /// Whether tokens are checked at all.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// The role of `token`, comparing it with every configured token. When a
     /// token is configured for several roles the strongest wins.
     pub fn role_of(&self, token: &str) -> Option<Role> {
@@ -109,12 +137,14 @@ impl Authenticator {
         let mut admin = Choice::from(0);
         let mut operator = Choice::from(0);
         let mut worker = Choice::from(0);
+        let mut viewer = Choice::from(0);
         for (known, role) in &self.digests {
             let hit = presented.ct_eq(known);
             match role {
                 Role::Admin => admin |= hit,
                 Role::Operator => operator |= hit,
                 Role::Worker => worker |= hit,
+                Role::Viewer => viewer |= hit,
             }
         }
         if bool::from(admin) {
@@ -123,6 +153,8 @@ impl Authenticator {
             Some(Role::Operator)
         } else if bool::from(worker) {
             Some(Role::Worker)
+        } else if bool::from(viewer) {
+            Some(Role::Viewer)
         } else {
             None
         }
@@ -162,7 +194,7 @@ pub async fn require(State(guard): State<Guard>, mut request: Request, next: Nex
     let Some(role) = guard.authenticator.role_of(token) else {
         return ApiError::unauthorized("unknown bearer token").into_response();
     };
-    if !guard.plane.allows(role) {
+    if !guard.plane.allows(role, request.method()) {
         return ApiError::forbidden(format!(
             "a {} token may not use {}",
             role.as_str(),
@@ -192,6 +224,7 @@ mod tests {
             admin_tokens: vec!["adm".into()],
             operator_tokens: vec!["op-1".into(), "op-2".into()],
             worker_tokens: vec!["wrk".into()],
+            viewer_tokens: vec!["viw".into()],
         })
     }
 
@@ -201,6 +234,7 @@ mod tests {
         assert_eq!(auth.role_of("adm"), Some(Role::Admin));
         assert_eq!(auth.role_of("op-2"), Some(Role::Operator));
         assert_eq!(auth.role_of("wrk"), Some(Role::Worker));
+        assert_eq!(auth.role_of("viw"), Some(Role::Viewer));
         assert_eq!(auth.role_of("op-3"), None);
         assert_eq!(auth.role_of(""), None);
         assert_eq!(auth.role_of("admx"), None);
@@ -208,12 +242,16 @@ mod tests {
 
     #[test]
     fn planes_admit_the_documented_roles() {
-        assert!(Plane::Management.allows(Role::Admin));
-        assert!(Plane::Management.allows(Role::Operator));
-        assert!(!Plane::Management.allows(Role::Worker));
-        assert!(Plane::Workers.allows(Role::Admin));
-        assert!(Plane::Workers.allows(Role::Worker));
-        assert!(!Plane::Workers.allows(Role::Operator));
+        let (get, post) = (&Method::GET, &Method::POST);
+        assert!(Plane::Management.allows(Role::Admin, post));
+        assert!(Plane::Management.allows(Role::Operator, post));
+        assert!(!Plane::Management.allows(Role::Worker, get));
+        assert!(Plane::Management.allows(Role::Viewer, get));
+        assert!(!Plane::Management.allows(Role::Viewer, post));
+        assert!(Plane::Workers.allows(Role::Admin, post));
+        assert!(Plane::Workers.allows(Role::Worker, post));
+        assert!(!Plane::Workers.allows(Role::Operator, post));
+        assert!(!Plane::Workers.allows(Role::Viewer, get));
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct AuthConfig {
     pub operator_tokens: Vec<String>,
     /// Tokens for the worker plane only. Default none.
     pub worker_tokens: Vec<String>,
+    /// Read-only tokens: the management API's GET endpoints and the
+    /// dashboard without its actions. Default none.
+    pub viewer_tokens: Vec<String>,
 }
 
 impl Default for AuthConfig {
@@ -58,6 +61,7 @@ impl Default for AuthConfig {
             admin_tokens: Vec::new(),
             operator_tokens: Vec::new(),
             worker_tokens: Vec::new(),
+            viewer_tokens: Vec::new(),
         }
     }
 }
@@ -80,6 +84,7 @@ impl std::fmt::Debug for AuthConfig {
             .field("admin_tokens", &self.admin_tokens.len())
             .field("operator_tokens", &self.operator_tokens.len())
             .field("worker_tokens", &self.worker_tokens.len())
+            .field("viewer_tokens", &self.viewer_tokens.len())
             .finish()
     }
 }
@@ -144,10 +149,11 @@ impl ApiConfig {
 
 impl AuthConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        let lists: [(&'static str, &Vec<String>); 3] = [
+        let lists: [(&'static str, &Vec<String>); 4] = [
             ("auth.admin_tokens", &self.admin_tokens),
             ("auth.operator_tokens", &self.operator_tokens),
             ("auth.worker_tokens", &self.worker_tokens),
+            ("auth.viewer_tokens", &self.viewer_tokens),
         ];
         for (key, tokens) in lists {
             if tokens.iter().any(|t| t.trim().is_empty()) {

@@ -1,6 +1,6 @@
 //! Tasker's HTTP API: the axum router every server node serves, its bearer
-//! token auth, Prometheus metrics, the OpenAPI description and a browsable
-//! API page. The contract it implements is `docs/api.md`.
+//! token auth, Prometheus metrics, the OpenAPI description, a browsable
+//! API page and the web dashboard under `/ui`. The contract it implements is `docs/api.md`.
 //!
 //! ```text
 //!  request ─▶ TraceLayer ─▶ CatchPanic ─▶ body limit (read whole) ─▶ router
@@ -35,6 +35,7 @@ mod nul_check;
 mod openapi;
 mod routes;
 mod state;
+mod ui;
 
 use std::future::Future;
 
@@ -78,7 +79,9 @@ pub fn app(state: AppState) -> Router {
     let open = Router::new()
         .merge(routes::probes::router())
         .merge(metrics::router())
-        .merge(docs_page::router());
+        .merge(docs_page::router())
+        // The dashboard checks its session cookie itself (see `ui::session`).
+        .merge(ui::router(&state));
 
     Router::new()
         .merge(open)

@@ -8,6 +8,7 @@
 //! The engine holds no state needed for correctness: two engines on two
 //! nodes over one database are interchangeable.
 
+mod activity;
 mod clock;
 mod cluster;
 mod config;

@@ -42,6 +42,7 @@ mod retention;
 mod rows;
 mod schedules;
 mod steps;
+mod task_activity;
 mod task_explain;
 mod tasks;
 mod workers;
@@ -63,7 +64,7 @@ use tasker_store::{
     ClaimBatch, ClaimedBatch, FireRequest, FireResult, LeaderElect, Leadership, NextClaim, Node,
     NodeRegistration, QueueDepth, Readiness, ReportOutcome, Result, RetentionDeleted,
     RetentionTasksDelete, ScheduleWrite, StepClaim, StepCompletion, StepFailure, StepReport, Store,
-    TaskCreate, TaskFilter, TaskPage, Worker, WorkerRegistration,
+    TaskActivity, TaskCreate, TaskFilter, TaskPage, Worker, WorkerRegistration,
 };
 use tasker_store::{DeadLetterFilter, DeadLetterPage, StuckKind, SweepCounts, SweepRecord};
 use uuid::Uuid;
@@ -505,6 +506,10 @@ impl Store for PgStore {
 
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>> {
         with_retry(self, || queue_depths::read(self)).await
+    }
+
+    async fn task_activity(&self, since: Timestamp) -> Result<Vec<TaskActivity>> {
+        with_retry(self, || task_activity::read(self, since)).await
     }
 
     // Schedules

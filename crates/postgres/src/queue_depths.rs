@@ -27,6 +27,7 @@ pub async fn read(store: &PgStore) -> Result<Vec<QueueDepth>> {
             format!(
                 "SELECT {i} AS i, \
                    (SELECT count(*) FROM pgmq.\"q_{queue}\" WHERE vt <= now) AS ready, \
+                   (SELECT min(enqueued_at) FROM pgmq.\"q_{queue}\" WHERE vt <= now) AS oldest_ready, \
                    (SELECT count(*) FROM pgmq.\"q_{queue}\" WHERE vt > now) AS hidden, \
                    (SELECT count(*) FROM pgmq.\"q_{queue}\" m \
                       JOIN tasker.steps s ON s.id = (m.message->>'step_id')::uuid \
@@ -46,6 +47,7 @@ pub async fn read(store: &PgStore) -> Result<Vec<QueueDepth>> {
             ready: 0,
             leased: 0,
             delayed: 0,
+            oldest_ready_at: None,
         })
         .collect();
     for row in rows {
@@ -55,6 +57,7 @@ pub async fn read(store: &PgStore) -> Result<Vec<QueueDepth>> {
         depth.ready = count("ready");
         depth.leased = count("leased");
         depth.delayed = count("hidden").saturating_sub(depth.leased);
+        depth.oldest_ready_at = row.get("oldest_ready");
     }
     Ok(depths)
 }

@@ -459,6 +459,9 @@ pub async fn list(store: &PgStore, filter: &TaskFilter) -> Result<TaskPage> {
            AND ($3::text IS NULL OR t.state = $3) \
            AND ($4::uuid IS NULL OR t.id < $4) \
            AND ($6::uuid IS NULL OR t.id BETWEEN $6 AND $7) \
+           AND ($8::text IS NULL OR $8 = ANY(t.tags)) \
+           AND ($9::timestamptz IS NULL OR t.created_at >= $9) \
+           AND ($10::timestamptz IS NULL OR t.created_at < $10) \
          ORDER BY t.id DESC LIMIT $5"
     ))
     .bind(&filter.namespace)
@@ -468,6 +471,9 @@ pub async fn list(store: &PgStore, filter: &TaskFilter) -> Result<TaskPage> {
     .bind(limit + 1)
     .bind(id_range.map(|(low, _)| low))
     .bind(id_range.map(|(_, high)| high))
+    .bind(&filter.tag)
+    .bind(filter.created_after)
+    .bind(filter.created_before)
     .fetch_all(&store.pool)
     .await
     .map_err(db)?;

@@ -172,6 +172,11 @@ pub trait Store: Send + Sync + 'static {
     /// queue rows, never scan every step.
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>>;
 
+    /// Per minute since `since`, tasks created, completed and failed (only
+    /// minutes with any), oldest first. Reads tasks created at most a day
+    /// before `since` (by id, which is time-ordered), never the whole table.
+    async fn task_activity(&self, since: Timestamp) -> Result<Vec<TaskActivity>>;
+
     // Schedules
 
     /// Stores a new schedule; [`Error::Conflict`] when its name is taken.

@@ -88,6 +88,15 @@ pub struct TaskFilter {
     /// Only tasks whose id starts with these hex digits (1 to 32; dashes
     /// ignored), as `git` finds a commit by a prefix of its hash.
     pub id_prefix: Option<String>,
+    /// Only tasks carrying this tag.
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// Only tasks created at or after this time.
+    #[serde(default)]
+    pub created_after: Option<tasker_model::Timestamp>,
+    /// Only tasks created before this time.
+    #[serde(default)]
+    pub created_before: Option<tasker_model::Timestamp>,
 }
 
 impl TaskFilter {
@@ -287,6 +296,20 @@ pub struct QueueDepth {
     pub leased: u64,
     /// Hidden messages that are not live leases: retries waiting out their backoff.
     pub delayed: u64,
+    /// When the oldest message visible now was first sent: how long the
+    /// longest-waiting ready step has waited. `None` when nothing is ready.
+    #[serde(default)]
+    pub oldest_ready_at: Option<tasker_model::Timestamp>,
+}
+
+/// Tasks started and finished in one minute (the dashboard's chart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskActivity {
+    /// The start of the minute.
+    pub minute: tasker_model::Timestamp,
+    pub started: u64,
+    pub completed: u64,
+    pub failed: u64,
 }
 
 #[cfg(test)]

@@ -113,6 +113,24 @@ pub struct TaskListQuery {
     pub id_prefix: Option<String>,
     /// `context` to include each task's context, left out by default.
     pub include: Option<String>,
+    /// Only tasks carrying this tag.
+    pub tag: Option<String>,
+    /// Only tasks created at or after this time (RFC 3339), e.g.
+    /// `2026-11-30T12:00:00Z`.
+    pub created_after: Option<String>,
+    /// Only tasks created before this time (RFC 3339).
+    pub created_before: Option<String>,
+}
+
+/// An RFC 3339 time of a query parameter.
+fn time_param(name: &str, text: &str) -> Result<tasker_model::Timestamp, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.to_utc())
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "{name} {text:?} is not an RFC 3339 time, e.g. 2026-11-30T12:00:00Z"
+            ))
+        })
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -360,6 +378,13 @@ pub async fn list(
             })
             .transpose()?,
         id_prefix: given(query.id_prefix),
+        tag: given(query.tag),
+        created_after: given(query.created_after)
+            .map(|t| time_param("created_after", &t))
+            .transpose()?,
+        created_before: given(query.created_before)
+            .map(|t| time_param("created_before", &t))
+            .transpose()?,
     };
     let page = state.engine.task_list(&filter).await?;
     Ok(Json(TaskList {

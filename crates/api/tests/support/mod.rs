@@ -19,6 +19,7 @@ use tower::ServiceExt;
 pub const ADMIN: &str = "admin-secret";
 pub const OPERATOR: &str = "operator-secret";
 pub const WORKER: &str = "worker-secret";
+pub const VIEWER: &str = "viewer-secret";
 
 pub struct TestApp {
     pub state: AppState,
@@ -32,6 +33,7 @@ pub fn auth() -> AuthConfig {
         admin_tokens: vec![ADMIN.into()],
         operator_tokens: vec![OPERATOR.into()],
         worker_tokens: vec![WORKER.into()],
+        viewer_tokens: vec![VIEWER.into()],
     }
 }
 

@@ -155,6 +155,7 @@ fn api_config(config: &Config, engine: &tasker_engine::EngineConfig) -> ApiConfi
             admin_tokens: auth.admin_tokens.clone(),
             operator_tokens: auth.operator_tokens.clone(),
             worker_tokens: auth.worker_tokens.clone(),
+            viewer_tokens: auth.viewer_tokens.clone(),
         },
         ..ApiConfig::for_engine(engine)
     }

@@ -139,6 +139,7 @@ pub const FIELDS: &[Field] = &[
     field("auth", "admin_tokens", Kind::List),
     field("auth", "operator_tokens", Kind::List),
     field("auth", "worker_tokens", Kind::List),
+    field("auth", "viewer_tokens", Kind::List),
     field("log", "level", Kind::Text),
     field("log", "format", Kind::Text),
 ];

@@ -180,6 +180,9 @@ pub struct AuthConfig {
     pub operator_tokens: Vec<String>,
     /// Tokens for the worker plane only. Default none.
     pub worker_tokens: Vec<String>,
+    /// Read-only tokens: the management API's GET endpoints and the
+    /// dashboard without its actions. Default none.
+    pub viewer_tokens: Vec<String>,
 }
 
 /// `[log]`: what the server logs and how.
@@ -267,6 +270,7 @@ impl Default for Config {
                 admin_tokens: Vec::new(),
                 operator_tokens: Vec::new(),
                 worker_tokens: Vec::new(),
+                viewer_tokens: Vec::new(),
             },
             log: LogConfig {
                 level: "info,sqlx=warn".into(),
@@ -384,6 +388,7 @@ impl Config {
             &mut copy.auth.admin_tokens,
             &mut copy.auth.operator_tokens,
             &mut copy.auth.worker_tokens,
+            &mut copy.auth.viewer_tokens,
         ] {
             tokens.iter_mut().for_each(|t| *t = HIDDEN.into());
         }

@@ -312,12 +312,13 @@ impl Config {
             ("auth.admin_tokens", &a.admin_tokens),
             ("auth.operator_tokens", &a.operator_tokens),
             ("auth.worker_tokens", &a.worker_tokens),
+            ("auth.viewer_tokens", &a.viewer_tokens),
         ];
         if a.enabled && roles.iter().all(|(_, tokens)| tokens.is_empty()) {
             issues.push(
                 "auth.*_tokens",
-                "auth is enabled but auth.admin_tokens, auth.operator_tokens and \
-                 auth.worker_tokens are all empty: add a token (e.g. \
+                "auth is enabled but auth.admin_tokens, auth.operator_tokens, \
+                 auth.worker_tokens and auth.viewer_tokens are all empty: add a token (e.g. \
                  TASKER_AUTH_ADMIN_TOKENS) or set auth.enabled = false for local development",
             );
         }

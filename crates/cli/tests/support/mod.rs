@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod cluster;
 
 use std::path::{Path, PathBuf};
