@@ -54,8 +54,9 @@ pub use worker_plane::{FailReport, HeartbeatReply, NextRequest, RegisterReply};
 // that define them.
 pub use tasker_model::schedule::{CatchUp, FireKind, FireOutcome, OverlapPolicy};
 pub use tasker_model::{
-    ClaimedStep, FanOutItems, Lease, MAX_REPORTS_PER_REQUEST, Namespace, Recorded, Schedule, ScheduleFire,
-    ScheduleSpec, Step, StepError, StepState, Task, TaskState, TemplateRecord, Transition,
+    ClaimedStep, FanOutItems, Lease, MAX_REPORTS_PER_REQUEST, Namespace, Recorded, Schedule,
+    ScheduleFire, ScheduleSpec, Step, StepError, StepState, Task, TaskState, TemplateRecord,
+    Transition,
 };
 pub use tasker_store::{
     DeadLetter, DeadLetterFilter, DeadLetterOutcome, DeadLetterPage, HistoryPage, SweepRecord,

@@ -111,10 +111,9 @@ async fn a_decision_runs_each_branch_chosen_and_skips_the_rest() {
             .collect();
         assert_eq!(reasons.len(), skipped.len(), "{reasons:?}");
         if branches == json!(["freight"]) {
-            assert!(reasons.contains(&(
-                "parcel".into(),
-                "not chosen by decision \"weigh\"".into()
-            )));
+            assert!(
+                reasons.contains(&("parcel".into(), "not chosen by decision \"weigh\"".into()))
+            );
             assert!(reasons.contains(&("label".into(), "parent \"parcel\" was skipped".into())));
         }
     }
@@ -175,7 +174,10 @@ async fn any_runs_on_the_first_parent_and_all_done_after_the_last() {
     assert_eq!(notify.step_name, "notify");
     assert_eq!(notify.parent_results["freight"], json!({"truck": 7}));
     assert_eq!(notify.parent_results["parcel"], Value::Null);
-    h.engine.step_complete(notify.lease, json!({})).await.unwrap();
+    h.engine
+        .step_complete(notify.lease, json!({}))
+        .await
+        .unwrap();
     assert!(h.claim("default", 10).await.is_empty());
     h.engine
         .step_complete(parcel.lease, json!({"box": 1}))
@@ -249,7 +251,10 @@ async fn a_fan_out_of_ten_thousand_items_completes() {
                 assert_eq!(row["instance"], json!(i));
                 assert_eq!(row["items"], json!([i]));
             }
-            h.engine.step_complete(merge.lease, json!({})).await.unwrap();
+            h.engine
+                .step_complete(merge.lease, json!({}))
+                .await
+                .unwrap();
             continue;
         }
         for step in &claimed {
@@ -259,7 +264,12 @@ async fn a_fan_out_of_ten_thousand_items_completes() {
             assert!(!seen[fan_out.number as usize], "claimed twice");
             seen[fan_out.number as usize] = true;
         }
-        for outcome in h.engine.step_complete_many(complete_all(&claimed)).await.unwrap() {
+        for outcome in h
+            .engine
+            .step_complete_many(complete_all(&claimed))
+            .await
+            .unwrap()
+        {
             outcome.unwrap();
         }
     }
@@ -297,10 +307,7 @@ async fn an_instance_retries_while_its_siblings_finish() {
         details: Value::Null,
         retryable: true,
     };
-    h.engine
-        .step_fail(instances[1].lease, error)
-        .await
-        .unwrap();
+    h.engine.step_fail(instances[1].lease, error).await.unwrap();
     for step in [&instances[0], &instances[2]] {
         h.engine
             .step_complete(step.lease, json!(step.step_name))
@@ -324,7 +331,10 @@ async fn an_instance_retries_while_its_siblings_finish() {
         merge.parent_results["rows"],
         json!(["rows[0]", "rows[1]", "rows[2]"])
     );
-    h.engine.step_complete(merge.lease, json!({})).await.unwrap();
+    h.engine
+        .step_complete(merge.lease, json!({}))
+        .await
+        .unwrap();
     assert_eq!(
         h.engine.task_get(task.id).await.unwrap().state,
         TaskState::Complete

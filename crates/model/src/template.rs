@@ -550,7 +550,10 @@ impl Template {
         if !(1..=MAX_CHUNK_SIZE).contains(&fan_out.chunk_size) {
             push(
                 format!("{at}.fan_out.chunk_size"),
-                format!("{} must be between 1 and {MAX_CHUNK_SIZE}", fan_out.chunk_size),
+                format!(
+                    "{} must be between 1 and {MAX_CHUNK_SIZE}",
+                    fan_out.chunk_size
+                ),
             );
         }
         if let Some(max) = fan_out.max_instances

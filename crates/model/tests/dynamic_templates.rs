@@ -110,9 +110,18 @@ fn nonsense_fan_outs_are_refused_with_paths() {
     ));
     let want = [
         ("steps[3].fan_out.over", "must depend on \"other\""),
-        ("steps[4].depends_on", "may depend only on its source \"list\""),
-        ("steps[4].fan_out.chunk_size", "0 must be between 1 and 100000"),
-        ("steps[4].fan_out.max_instances", "0 must be between 1 and 1000000"),
+        (
+            "steps[4].depends_on",
+            "may depend only on its source \"list\"",
+        ),
+        (
+            "steps[4].fan_out.chunk_size",
+            "0 must be between 1 and 100000",
+        ),
+        (
+            "steps[4].fan_out.max_instances",
+            "0 must be between 1 and 1000000",
+        ),
         ("steps[5].fan_out.over", "\"b\" is itself a fan-out step"),
         ("steps[5].decision", "a fan-out step cannot be a decision"),
         ("steps[5].convergence", "takes no convergence rule"),

@@ -29,6 +29,21 @@ pub struct LoadedTask {
 }
 
 impl LoadedTask {
+    /// The parents of row `index` without building a whole run (a task
+    /// with a large fan-out has many rows): a template step's parents, none
+    /// for a fan-out instance.
+    pub fn parents_of(&self, index: usize) -> Vec<usize> {
+        let steps = &self.template.definition.steps;
+        match steps.get(index) {
+            Some(step) => step
+                .depends_on
+                .iter()
+                .filter_map(|d| self.template.definition.step_index(d))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
     pub fn run(&self) -> TaskRun<'_> {
         let mut run = TaskRun::new(
             &self.template.definition,

@@ -147,8 +147,12 @@ pub async fn write(
             steps.worker_id.push(row.worker_id.clone());
             steps.started_at.push(row.started_at);
             steps.finished_at.push(row.finished_at);
-            steps.branches.push(row.branches.as_ref().map(|b| b.join("\n")));
-            steps.fan_out_count.push(row.fan_out_count.map(|n| n as i32));
+            steps
+                .branches
+                .push(row.branches.as_ref().map(|b| b.join("\n")));
+            steps
+                .fan_out_count
+                .push(row.fan_out_count.map(|n| n as i32));
             steps.set_result.push(result.is_some());
             steps.result.push(result);
             steps.set_error.push(error.is_some());

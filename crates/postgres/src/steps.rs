@@ -266,7 +266,7 @@ pub(crate) async fn claim_payloads(
     task_ids.dedup();
     let (mut parent_tasks, mut parent_positions) = (Vec::new(), Vec::new());
     for &(task_id, index, ..) in claimed {
-        for &p in loaded[&task_id].run().parents_of(index) {
+        for p in loaded[&task_id].parents_of(index) {
             parent_tasks.push(task_id);
             parent_positions.push(p as i32);
         }
@@ -334,10 +334,9 @@ pub(crate) async fn claim_payloads(
                 items: items.remove(&lease.step_id).unwrap_or_default(),
             });
             let parent_results = task
-                .run()
                 .parents_of(index)
-                .iter()
-                .map(|&p| {
+                .into_iter()
+                .map(|p| {
                     let name = template.definition.steps[p].name.clone();
                     (
                         name,

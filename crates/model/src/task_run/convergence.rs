@@ -39,7 +39,11 @@ impl TaskRun<'_> {
                     }
                     _ => true,
                 };
-                if chosen { Edge::Satisfied } else { Edge::Skipped }
+                if chosen {
+                    Edge::Satisfied
+                } else {
+                    Edge::Skipped
+                }
             }
             _ => Edge::Open,
         }
@@ -74,8 +78,9 @@ impl TaskRun<'_> {
                 None if all(&[Edge::Satisfied]) => Some((StepEvent::Release, None)),
                 None => None,
             },
-            Convergence::AllDone => all(&[Edge::Satisfied, Edge::Skipped])
-                .then_some((StepEvent::Release, None)),
+            Convergence::AllDone => {
+                all(&[Edge::Satisfied, Edge::Skipped]).then_some((StepEvent::Release, None))
+            }
             Convergence::Any => {
                 if edges.iter().any(|(_, e)| *e == Edge::Satisfied) {
                     Some((StepEvent::Release, None))

@@ -157,7 +157,9 @@ impl TaskRun<'_> {
         self.plan.dirty_steps.insert(group);
         if chunks.is_empty() {
             self.steps[group].finished_at = Some(now);
-            self.plan.results.push((group, serde_json::Value::Array(Vec::new())));
+            self.plan
+                .results
+                .push((group, serde_json::Value::Array(Vec::new())));
             self.step_event(group, StepEvent::Skip, Some("fan-out over 0 items"), now);
             return;
         }

@@ -136,7 +136,8 @@ impl TaskRun<'_> {
             error_type: super::TIMEOUT.into(),
             message: format!(
                 "attempt {} ran longer than the step's timeout of {}",
-                self.steps[index].attempt, self.def(index).timeout
+                self.steps[index].attempt,
+                self.def(index).timeout
             ),
             details: serde_json::Value::Null,
             retryable: true,

@@ -95,7 +95,10 @@ fn choosing_freight_skips_parcel_and_what_only_parcel_leads_to() {
             ("label", Some("parent \"parcel\" was skipped")),
         ]
     );
-    assert_eq!(step_transitions(&h, "parcel", &plan), vec![("pending", "skipped")]);
+    assert_eq!(
+        step_transitions(&h, "parcel", &plan),
+        vec![("pending", "skipped")]
+    );
     assert!(h.step("parcel").finished_at.is_some());
 
     let freight = h.claim("freight", at(3));
@@ -210,7 +213,10 @@ fn choosing_an_undeclared_branch_fails_the_step_for_good() {
         assert!(!error.retryable);
         assert!(error.message.contains(wants), "{}", error.message);
         assert_eq!(error.details, json!({ "result": result }));
-        assert!(plan.results.is_empty(), "an invalid decision stores no result");
+        assert!(
+            plan.results.is_empty(),
+            "an invalid decision stores no result"
+        );
         assert!(plan.enqueue.is_empty());
         assert_eq!(h.task.state, TaskState::Failed);
         assert!(h.steps[1..].iter().all(|s| s.state == StepState::Pending));

@@ -38,7 +38,10 @@ fn read_csv(ctx: &StepContext) -> Result<Value, HandlerError> {
             )));
         };
         let amount: i64 = amount.parse().map_err(|_| {
-            HandlerError::permanent(format!("line {}: amount \"{amount}\" is not a whole number", n + 1))
+            HandlerError::permanent(format!(
+                "line {}: amount \"{amount}\" is not a whole number",
+                n + 1
+            ))
         })?;
         items.push(json!({ "id": id, "amount": amount }));
     }

@@ -367,7 +367,11 @@ fn run_instance(
 
 #[test]
 fn order_routing_chooses_freight_from_thirty_kilograms() {
-    for (kg, branch) in [(42.0, "ship_freight"), (30.0, "ship_freight"), (2.5, "ship_parcel")] {
+    for (kg, branch) in [
+        (42.0, "ship_freight"),
+        (30.0, "ship_freight"),
+        (2.5, "ship_parcel"),
+    ] {
         let result = run_step(
             "order_routing.yaml",
             "weigh_order",
@@ -413,7 +417,12 @@ fn csv_import_reads_imports_chunks_and_sums_up() {
         }),
     );
     assert_eq!(chunk, json!({"chunk": 4, "imported": 3, "total": 357}));
-    let generated = run_step("csv_import.yaml", "read_csv", json!({"rows": 250}), Map::new());
+    let generated = run_step(
+        "csv_import.yaml",
+        "read_csv",
+        json!({"rows": 250}),
+        Map::new(),
+    );
     assert_eq!(generated["items"].as_array().unwrap().len(), 250);
     let parents: Map<String, Value> = [(
         "import_rows".to_owned(),
