@@ -53,7 +53,7 @@ pub fn status_for(code: &str) -> StatusCode {
         | "idempotency_conflict" => StatusCode::CONFLICT,
         "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "unsupported_media_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "template_invalid" | "context_invalid" | "schedule_invalid" => {
+        "template_invalid" | "context_invalid" | "schedule_invalid" | "invalid_result" => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
         "shutting_down" | "unavailable" => StatusCode::SERVICE_UNAVAILABLE,

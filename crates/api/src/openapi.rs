@@ -92,6 +92,7 @@ use crate::{dto, metrics};
         tasker_store::DeadLetterRefusal,
         tasker_model::Lease,
         tasker_model::ClaimedStep,
+        tasker_model::FanOutItems,
         tasker_model::ScheduleSpec,
         tasker_model::Schedule,
         tasker_model::ScheduleFire,

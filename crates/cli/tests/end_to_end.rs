@@ -41,6 +41,7 @@ impl Cluster {
             "mixed_dag",
             "tree",
             "order_fulfillment",
+            "csv_import",
         ] {
             let yaml = std::fs::read_to_string(dir.join(format!("{file}.yaml"))).unwrap();
             client.template_register_yaml(&yaml).await.unwrap();
@@ -380,4 +381,52 @@ async fn a_worker_stopped_gracefully_releases_its_step_to_another_at_once() {
             .iter()
             .any(|t| t.reason.as_deref() == Some("released by its worker"))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_fan_out_loses_and_duplicates_nothing() {
+    let mut cluster = Cluster::start(1).await;
+    cluster.start_worker(0, "doomed", 4);
+    // 1,000 rows in 10 instances of 100; instance 3 sleeps so that the
+    // worker is killed while it (and maybe others) runs.
+    let task = cluster
+        .create(
+            "csv_import",
+            json!({"rows": 1000, "sleep_ms": {"import_rows[3]": 4000}}),
+        )
+        .await;
+    let running = cluster
+        .wait_for_step(task.id, "import_rows[3]", StepState::Running)
+        .await;
+    assert_eq!(running.worker_id.as_deref(), Some("doomed"));
+    cluster.workers[0].signal("KILL");
+    cluster.workers[0].wait_exit(Duration::from_secs(10));
+    cluster.start_worker(0, "rescuer", 4);
+
+    let (task, steps) = cluster.finished(task.id, Duration::from_secs(90)).await;
+    assert_eq!(task.state, TaskState::Complete);
+    assert_eq!(steps.len(), 3 + 10, "10 instances, no more");
+    assert!(steps.iter().all(|s| s.state == StepState::Complete));
+    let summary = steps
+        .iter()
+        .find(|s| s.name == "summarize")
+        .and_then(|s| s.result.clone())
+        .unwrap();
+    // Every row imported once: 1 + 2 + … + 1000.
+    assert_eq!(
+        summary,
+        json!({"chunks": 10, "imported": 1000, "total": 500_500})
+    );
+    let killed = steps.iter().find(|s| s.name == "import_rows[3]").unwrap();
+    assert_eq!(killed.attempt, 2, "the lost attempt counted");
+    assert_eq!(killed.worker_id.as_deref(), Some("rescuer"));
+    // Each step's result was recorded exactly once.
+    let history = cluster.client(0).task_history(task.id).await.unwrap();
+    for step in &steps {
+        let completions = history
+            .iter()
+            .filter(|t| t.step_id == Some(step.id) && t.to_state == "complete")
+            .count();
+        assert_eq!(completions, 1, "{}", step.name);
+    }
 }

@@ -54,9 +54,9 @@ pub use worker_plane::{FailReport, HeartbeatReply, NextRequest, RegisterReply};
 // that define them.
 pub use tasker_model::schedule::{CatchUp, FireKind, FireOutcome, OverlapPolicy};
 pub use tasker_model::{
-    ClaimedStep, Lease, MAX_REPORTS_PER_REQUEST, Namespace, Recorded, Schedule, ScheduleFire,
-    ScheduleSpec, Step, StepError, StepExplanation, StepState, Task, TaskExplanation, TaskState,
-    TemplateRecord, Transition, WaitReason,
+    ClaimedStep, FanOutItems, Lease, MAX_REPORTS_PER_REQUEST, Namespace, Recorded, Schedule,
+    ScheduleFire, ScheduleSpec, Step, StepError, StepExplanation, StepState, Task, TaskExplanation,
+    TaskState, TemplateRecord, Transition, WaitReason,
 };
 pub use tasker_store::{
     DeadLetter, DeadLetterFilter, DeadLetterOutcome, DeadLetterPage, HistoryPage, SweepRecord,

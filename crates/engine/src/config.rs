@@ -16,6 +16,10 @@ pub struct EngineConfig {
     /// the largest results over it are sent as references the worker
     /// fetches. Default 1 MiB.
     pub max_parent_results_bytes: usize,
+    /// Most instances one fan-out step may get in one task; a source whose
+    /// items need more fails with `fan_out_limit_exceeded`. A template's
+    /// `fan_out.max_instances` may only lower it. Default 10,000.
+    pub max_fan_out_instances: u32,
     /// The safety net of a namespace's claim loop: how long it sleeps at
     /// most while polls wait and nothing woke it. It is woken by commits on
     /// this node, by other nodes' notifications and when the queue's next
@@ -38,6 +42,7 @@ impl Default for EngineConfig {
             max_payload_bytes: 1024 * 1024,
             max_claim_batch: 100,
             max_parent_results_bytes: 1024 * 1024,
+            max_fan_out_instances: tasker_model::task_run::DEFAULT_MAX_FAN_OUT,
             poll_recheck_interval: Duration::from_secs(5),
             max_poll_wait: Duration::from_secs(30),
             worker_liveness: Duration::from_secs(60),

@@ -125,6 +125,7 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, config: EngineConfig) -> Self {
+        store.fan_out_cap_set(config.max_fan_out_instances);
         let config = Arc::new(config);
         let dispatchers = Arc::new(dispatcher::Dispatchers::new(store.clone(), config.clone()));
         Self {

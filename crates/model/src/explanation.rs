@@ -141,7 +141,8 @@ pub struct TaskExplanation {
     pub state: TaskState,
     /// One line: "complete at …", or how many steps are unfinished.
     pub summary: String,
-    /// Every step that is not complete or resolved, in template order.
+    /// Every step that is not done (complete, resolved or skipped), in
+    /// template order.
     pub steps: Vec<StepExplanation>,
     /// When the facts were read (the database's clock).
     #[cfg_attr(feature = "openapi", schema(value_type = DateTime<Utc>))]
@@ -159,7 +160,7 @@ pub fn explain(facts: &ExplainFacts) -> TaskExplanation {
     let steps: Vec<StepExplanation> = facts
         .steps
         .iter()
-        .filter(|f| !f.step.state.satisfies_dependents())
+        .filter(|f| !f.step.state.is_done())
         .map(|f| StepExplanation {
             step_id: f.step.id,
             name: f.step.name.clone(),
@@ -215,7 +216,7 @@ fn step_reasons(
                 .depends_on
                 .iter()
                 .filter_map(|name| by_name.get(name.as_str()))
-                .filter(|p| !p.state.satisfies_dependents())
+                .filter(|p| !p.state.is_done())
                 .map(|p| step_ref(p))
                 .collect();
             if !parents.is_empty() {
@@ -269,7 +270,7 @@ fn step_reasons(
             reasons.push(WaitReason::Cancelled);
             return reasons;
         }
-        StepState::Complete | StepState::Resolved => return reasons,
+        StepState::Complete | StepState::Resolved | StepState::Skipped => return reasons,
     }
     if facts.task.state == TaskState::Running {
         reasons.push(coverage(
@@ -324,7 +325,7 @@ fn blocking_ancestors(step: &Step, by_name: &HashMap<&str, &Step>) -> Vec<StepRe
             StepState::Failed | StepState::Cancelled => {
                 blocking.insert(name, step_ref(parent));
             }
-            state if state.satisfies_dependents() => {}
+            state if state.is_done() => {}
             _ => stack.extend(parent.depends_on.iter().map(String::as_str)),
         }
     }

@@ -168,4 +168,20 @@ pub struct ClaimedStep {
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub parent_result_refs: std::collections::BTreeMap<String, Uuid>,
+    /// For an instance of a fan-out step: which one, and the item(s) of its
+    /// source's result it runs over. Absent for every other step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fan_out: Option<FanOutItems>,
+}
+
+/// What one fan-out instance runs over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FanOutItems {
+    /// The instance's number (`process_rows[3]` is 3), from 0.
+    pub number: u32,
+    /// Its chunk of the source's `items`: one item unless the fan-out
+    /// has a `chunk_size` above 1 (the last chunk may be shorter).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub items: Vec<serde_json::Value>,
 }

@@ -9,7 +9,10 @@
 //!      │                  │                  ├──Fail(retry)──▶ retrying ──RetryDue──▶ ready
 //!      │                  │                  └──Fail(final)──▶ failed
 //!      │                  └──────────ManualRetry───────────────────┘
-//!      └──Resolve──▶ resolved ◀──Resolve── failed
+//!      ├──Resolve──▶ resolved ◀──Resolve── failed
+//!      ├──Skip──▶ skipped   (a decision did not choose it, or its parents
+//!      │                     were skipped and its convergence rule says so)
+//!      └──Gather──▶ complete  (a fan-out step's row, once every instance is done)
 //!   any non-terminal ──Cancel──▶ cancelled
 //! ```
 //! Illegal transitions are errors; nothing is silently ignored.
@@ -31,10 +34,14 @@ pub enum StepState {
     Failed,
     Cancelled,
     Resolved,
+    /// Never ran and never will: a decision did not choose its branch, or
+    /// the parents it converges on were skipped. Counts as done for the task
+    /// and for `all_done` convergence.
+    Skipped,
 }
 
 impl StepState {
-    pub const ALL: [StepState; 8] = [
+    pub const ALL: [StepState; 9] = [
         StepState::Pending,
         StepState::Ready,
         StepState::Running,
@@ -43,6 +50,7 @@ impl StepState {
         StepState::Failed,
         StepState::Cancelled,
         StepState::Resolved,
+        StepState::Skipped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,12 +63,22 @@ impl StepState {
             StepState::Failed => "failed",
             StepState::Cancelled => "cancelled",
             StepState::Resolved => "resolved",
+            StepState::Skipped => "skipped",
         }
     }
 
     /// Counts as done for the steps that depend on it.
     pub fn satisfies_dependents(self) -> bool {
         matches!(self, StepState::Complete | StepState::Resolved)
+    }
+
+    /// Finished without failing: complete, resolved or skipped. A task whose
+    /// steps are all done is complete.
+    pub fn is_done(self) -> bool {
+        matches!(
+            self,
+            StepState::Complete | StepState::Resolved | StepState::Skipped
+        )
     }
 
     /// Has a queue message and may still run without anyone's intervention.
@@ -75,7 +93,11 @@ impl StepState {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            StepState::Complete | StepState::Failed | StepState::Cancelled | StepState::Resolved
+            StepState::Complete
+                | StepState::Failed
+                | StepState::Cancelled
+                | StepState::Resolved
+                | StepState::Skipped
         )
     }
 }
@@ -124,6 +146,11 @@ pub enum StepEvent {
     ManualRetry,
     /// An operator declared the step done without running it.
     Resolve,
+    /// The step will never run: its branch was not chosen, or the parents it
+    /// converges on were skipped.
+    Skip,
+    /// Every instance of a fan-out step is done: its own row completes.
+    Gather,
 }
 
 /// Work implied by a transition, carried out by the engine in the same
@@ -176,6 +203,10 @@ pub fn apply(
         (S::Ready | S::Running | S::Retrying, E::Cancel) => (S::Cancelled, &[DeleteMessage]),
         (S::Failed, E::ManualRetry) => (S::Ready, &[Enqueue]),
         (S::Failed | S::Pending, E::Resolve) => (S::Resolved, &[ReleaseChildren, EvaluateTask]),
+        // Both happen only while the children of another step are released;
+        // that step's own `EvaluateTask` follows once all of them are settled.
+        (S::Pending, E::Skip) => (S::Skipped, &[ReleaseChildren]),
+        (S::Pending, E::Gather) => (S::Complete, &[ReleaseChildren]),
         (from, event) => return Err(IllegalTransition { from, event }),
     };
     Ok(next)
@@ -185,7 +216,7 @@ pub fn apply(
 mod tests {
     use super::*;
 
-    const EVENTS: [StepEvent; 12] = [
+    const EVENTS: [StepEvent; 14] = [
         StepEvent::Release,
         StepEvent::Claim,
         StepEvent::Complete,
@@ -198,6 +229,8 @@ mod tests {
         StepEvent::Cancel,
         StepEvent::ManualRetry,
         StepEvent::Resolve,
+        StepEvent::Skip,
+        StepEvent::Gather,
     ];
 
     /// The complete table of legal transitions; everything else is illegal.
@@ -217,6 +250,8 @@ mod tests {
             (S::Pending | S::Ready | S::Running | S::Retrying, E::Cancel) => S::Cancelled,
             (S::Failed, E::ManualRetry) => S::Ready,
             (S::Failed | S::Pending, E::Resolve) => S::Resolved,
+            (S::Pending, E::Skip) => S::Skipped,
+            (S::Pending, E::Gather) => S::Complete,
             _ => return None,
         })
     }
@@ -236,7 +271,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(legal, 16);
+        assert_eq!(legal, 18);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::records::{Lease, Timestamp};
 use crate::step_state::{self, StepEffect, StepEvent, StepState};
 use crate::task_state::{self, TaskEffect, TaskEvent, TaskState};
-use crate::template::Template;
+use crate::template::{StepDef, Template};
 
 /// The mutable part of a step row.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +30,20 @@ pub struct StepRow {
     pub worker_id: Option<String>,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
+    /// For a finished decision step: the children it chose to run.
+    pub branches: Option<Vec<String>>,
+    /// For a fan-out step's own row, once its source completed: how many
+    /// instances it got (0: it was skipped, as an empty fan-out).
+    pub fan_out_count: Option<u32>,
+    /// For a fan-out instance: which step it is an instance of.
+    pub instance: Option<Instance>,
+}
+
+/// A fan-out instance's place: instance `number` of template step `of`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instance {
+    pub of: usize,
+    pub number: u32,
 }
 
 impl StepRow {
@@ -45,6 +59,9 @@ impl StepRow {
             worker_id: None,
             started_at: None,
             finished_at: None,
+            branches: None,
+            fan_out_count: None,
+            instance: None,
         }
     }
 }
@@ -59,12 +76,16 @@ pub struct TaskRow {
     pub deadline_at: Option<Timestamp>,
 }
 
+mod convergence;
 mod deadlines;
+mod fan_out;
 mod leases;
 mod operator;
 mod outcomes;
 pub mod repairs;
 
+pub use convergence::INVALID_DECISION;
+pub use fan_out::{DEFAULT_MAX_FAN_OUT, FAN_OUT_LIMIT_EXCEEDED, INVALID_FAN_OUT};
 pub use outcomes::*;
 
 /// `error_type` recorded on an attempt whose lease ran out.
@@ -84,24 +105,36 @@ pub struct TaskRun<'t> {
     parents: Vec<Vec<usize>>,
     children: Vec<Vec<usize>>,
     pub task: TaskRow,
-    /// In template order: `steps[i]` is `template.steps[i]`.
+    /// In position order: `steps[i]` is `template.steps[i]` for each
+    /// template step, followed by fan-out instances in creation order.
     pub steps: Vec<StepRow>,
+    /// The server-wide cap on instances per fan-out step
+    /// (`engine.max_fan_out_instances`).
+    pub max_fan_out: u32,
     pub plan: Plan,
 }
 
 impl<'t> TaskRun<'t> {
     pub fn new(template: &'t Template, task: TaskRow, steps: Vec<StepRow>) -> Self {
-        assert_eq!(
-            template.steps.len(),
-            steps.len(),
-            "one row per template step"
+        let defined = template.steps.len();
+        assert!(steps.len() >= defined, "one row per template step");
+        assert!(
+            steps[..defined].iter().all(|s| s.instance.is_none())
+                && steps[defined..].iter().all(|s| s.instance.is_some()),
+            "template steps first, then fan-out instances"
         );
-        let parents = template.parent_indices();
-        let mut children = vec![Vec::new(); parents.len()];
+        let mut parents = template.parent_indices();
+        let mut children = vec![Vec::new(); steps.len()];
         for (child, ps) in parents.iter().enumerate() {
             for &p in ps {
                 children[p].push(child);
             }
+        }
+        // An instance is released when it is created; its fan-out step's row
+        // waits for all of them.
+        for (i, row) in steps.iter().enumerate().skip(defined) {
+            parents.push(Vec::new());
+            children[i].push(row.instance.expect("checked above").of);
         }
         Self {
             template,
@@ -109,7 +142,25 @@ impl<'t> TaskRun<'t> {
             children,
             task,
             steps,
+            max_fan_out: DEFAULT_MAX_FAN_OUT,
             plan: Plan::default(),
+        }
+    }
+
+    /// The template step row `index` runs (an instance runs its fan-out step).
+    pub fn def(&self, index: usize) -> &'t StepDef {
+        let template: &'t Template = self.template;
+        match self.steps[index].instance {
+            Some(instance) => &template.steps[instance.of],
+            None => &template.steps[index],
+        }
+    }
+
+    /// The step's name: its template name, `name[3]` for an instance.
+    pub fn name(&self, index: usize) -> String {
+        match self.steps[index].instance {
+            Some(instance) => format!("{}[{}]", self.def(index).name, instance.number),
+            None => self.def(index).name.clone(),
         }
     }
 
@@ -145,7 +196,7 @@ impl<'t> TaskRun<'t> {
         &self.parents[index]
     }
     fn policy(&self, index: usize) -> &crate::template::RetryPolicy {
-        &self.template.steps[index].retry
+        &self.def(index).retry
     }
 
     /// Applies a step event and carries out its effects.
@@ -192,13 +243,7 @@ impl<'t> TaskRun<'t> {
                 }
                 StepEffect::ReleaseChildren => {
                     for child in self.children[index].clone() {
-                        let ready = self.steps[child].state == StepState::Pending
-                            && self.parents[child]
-                                .iter()
-                                .all(|&p| self.steps[p].state.satisfies_dependents());
-                        if ready {
-                            self.step_event(child, StepEvent::Release, None, now);
-                        }
+                        self.settle(child, now);
                     }
                 }
                 StepEffect::EvaluateTask => self.evaluate(now),
@@ -213,15 +258,12 @@ impl<'t> TaskRun<'t> {
         if self.task.state != TaskState::Running {
             return;
         }
-        if self.steps.iter().all(|s| s.state.satisfies_dependents()) {
+        if self.steps.iter().all(|s| s.state.is_done()) {
             let _ = self.task_event(TaskEvent::AllDone, None, now);
         } else if !self.steps.iter().any(|s| s.state.is_in_flight()) {
-            let failed: Vec<&str> = self
-                .steps
-                .iter()
-                .zip(&self.template.steps)
-                .filter(|(s, _)| s.state == StepState::Failed)
-                .map(|(_, d)| d.name.as_str())
+            let failed: Vec<String> = (0..self.steps.len())
+                .filter(|&i| self.steps[i].state == StepState::Failed)
+                .map(|i| self.name(i))
                 .collect();
             let reason = format!("step(s) failed: {}", failed.join(", "));
             let _ = self.task_event(TaskEvent::Stuck, Some(&reason), now);

@@ -68,6 +68,74 @@ pub struct StepDef {
     /// Free-form settings handed to the handler with every attempt.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub config: serde_json::Value,
+    /// A decision step: its result `{"branches": [...]}` names which of the
+    /// steps that depend on it run; the others are skipped. Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub decision: bool,
+    /// When the step runs given its parents' states. Default `all`.
+    #[serde(default, skip_serializing_if = "Convergence::is_default")]
+    pub convergence: Convergence,
+    /// Run one instance of this step per item (or chunk of items) of its
+    /// parent's result `{"items": [...]}`. Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fan_out: Option<FanOut>,
+}
+
+/// A fan-out step: one instance per chunk of its source's items.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FanOut {
+    /// The parent (its only one) whose result `{"items": [...]}` is split.
+    pub over: String,
+    /// Items per instance. Default 1.
+    #[serde(default = "default_chunk_size")]
+    pub chunk_size: u32,
+    /// Most instances a task may create for this step; the server's
+    /// `engine.max_fan_out_instances` caps it. Default: that cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_instances: Option<u32>,
+}
+
+/// Largest `fan_out.chunk_size`.
+pub const MAX_CHUNK_SIZE: u32 = 100_000;
+/// Largest `fan_out.max_instances` a template may ask for (the server's
+/// cap may be lower).
+pub const MAX_FAN_OUT_INSTANCES: u32 = 1_000_000;
+
+fn default_chunk_size() -> u32 {
+    1
+}
+
+/// When a step with parents runs, given how they ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Convergence {
+    /// Every parent complete or resolved; a skipped parent skips the step.
+    #[default]
+    All,
+    /// Every parent complete, resolved or skipped: runs even when some (or
+    /// all) of its parents were skipped.
+    AllDone,
+    /// As soon as one parent is complete or resolved; skipped only when
+    /// every parent was skipped. The other parents still run, and a failure
+    /// among them still fails the task.
+    Any,
+}
+
+impl Convergence {
+    pub const NAMES: [&'static str; 3] = ["all", "all_done", "any"];
+
+    fn is_default(&self) -> bool {
+        *self == Convergence::All
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Convergence::All => "all",
+            Convergence::AllDone => "all_done",
+            Convergence::Any => "any",
+        }
+    }
 }
 
 /// How often a step is tried and how long to wait between tries.
@@ -263,6 +331,16 @@ impl Template {
         self.steps.iter().position(|s| s.name == name)
     }
 
+    /// Names of the steps that depend on step `index`, in template order.
+    pub fn children_of(&self, index: usize) -> Vec<&str> {
+        let name = &self.steps[index].name;
+        self.steps
+            .iter()
+            .filter(|s| s.depends_on.contains(name))
+            .map(|s| s.name.as_str())
+            .collect()
+    }
+
     /// Indices of each step's parents, in template order.
     pub fn parent_indices(&self) -> Vec<Vec<usize>> {
         let index: HashMap<&str, usize> = self
@@ -361,6 +439,28 @@ impl Template {
                 seen_deps.push(dep);
             }
             validate_retry(&step.retry, &format!("{at}.retry"), &mut push);
+            if step.decision && !self.steps.iter().any(|s| s.depends_on.contains(&step.name)) {
+                push(
+                    format!("{at}.decision"),
+                    format!(
+                        "decision step \"{}\" has no branches: no step depends on it",
+                        step.name
+                    ),
+                );
+            }
+            if let Some(fan_out) = &step.fan_out {
+                self.validate_fan_out(step, fan_out, &at, &mut push);
+            }
+            if step.convergence != Convergence::All && step.depends_on.is_empty() {
+                push(
+                    format!("{at}.convergence"),
+                    format!(
+                        "\"{}\" needs parents to converge on; step \"{}\" has no depends_on",
+                        step.convergence.as_str(),
+                        step.name
+                    ),
+                );
+            }
             let timeout = step.timeout.as_duration();
             if timeout.is_zero() {
                 push(format!("{at}.timeout"), "must be greater than zero".into());
@@ -385,6 +485,98 @@ impl Template {
             );
         }
         issues
+    }
+}
+
+impl Template {
+    fn validate_fan_out(
+        &self,
+        step: &StepDef,
+        fan_out: &FanOut,
+        at: &str,
+        push: &mut impl FnMut(String, String),
+    ) {
+        let source = self.steps.iter().find(|s| s.name == fan_out.over);
+        if !step.depends_on.contains(&fan_out.over) {
+            push(
+                format!("{at}.fan_out.over"),
+                format!(
+                    "fan-out step \"{}\" must depend on \"{}\", the step whose items it runs over",
+                    step.name, fan_out.over
+                ),
+            );
+        } else if step.depends_on.len() > 1 {
+            push(
+                format!("{at}.depends_on"),
+                format!(
+                    "fan-out step \"{}\" may depend only on its source \"{}\"",
+                    step.name, fan_out.over
+                ),
+            );
+        }
+        if let Some(source) = source {
+            if source.fan_out.is_some() {
+                push(
+                    format!("{at}.fan_out.over"),
+                    format!(
+                        "\"{}\" is itself a fan-out step; fan-outs do not nest",
+                        source.name
+                    ),
+                );
+            }
+            if source.decision {
+                push(
+                    format!("{at}.fan_out.over"),
+                    format!(
+                        "\"{}\" is a decision step; a fan-out needs a step that returns items",
+                        source.name
+                    ),
+                );
+            }
+        }
+        if step.decision {
+            push(
+                format!("{at}.decision"),
+                "a fan-out step cannot be a decision".into(),
+            );
+        }
+        if step.convergence != Convergence::All {
+            push(
+                format!("{at}.convergence"),
+                "a fan-out step runs when its source completes; it takes no convergence rule"
+                    .into(),
+            );
+        }
+        if !(1..=MAX_CHUNK_SIZE).contains(&fan_out.chunk_size) {
+            push(
+                format!("{at}.fan_out.chunk_size"),
+                format!(
+                    "{} must be between 1 and {MAX_CHUNK_SIZE}",
+                    fan_out.chunk_size
+                ),
+            );
+        }
+        if let Some(max) = fan_out.max_instances
+            && !(1..=MAX_FAN_OUT_INSTANCES).contains(&max)
+        {
+            push(
+                format!("{at}.fan_out.max_instances"),
+                format!("{max} must be between 1 and {MAX_FAN_OUT_INSTANCES}"),
+            );
+        }
+    }
+
+    /// Template indices of the fan-out steps that run over step `index`'s items.
+    pub fn fan_outs_over(&self, index: usize) -> Vec<usize> {
+        let name = &self.steps[index].name;
+        (0..self.steps.len())
+            .filter(|&i| {
+                self.steps[i]
+                    .fan_out
+                    .as_ref()
+                    .is_some_and(|f| &f.over == name)
+            })
+            .collect()
     }
 }
 

@@ -28,6 +28,14 @@ const EXAMPLES: &[(&str, &str)] = &[
         "order_fulfillment.yaml",
         include_str!("../../../templates/order_fulfillment.yaml"),
     ),
+    (
+        "order_routing.yaml",
+        include_str!("../../../templates/order_routing.yaml"),
+    ),
+    (
+        "csv_import.yaml",
+        include_str!("../../../templates/csv_import.yaml"),
+    ),
 ];
 
 fn example(file: &str) -> Template {
@@ -98,6 +106,8 @@ fn every_example_parses_with_its_expected_step_count() {
         ("mixed_dag.yaml", "examples", "mixed_dag", 7),
         ("tree.yaml", "examples", "tree", 8),
         ("order_fulfillment.yaml", "orders", "order_fulfillment", 5),
+        ("order_routing.yaml", "orders", "order_routing", 4),
+        ("csv_import.yaml", "examples", "csv_import", 3),
     ];
     assert_eq!(expected.len(), EXAMPLES.len());
     for (file, namespace, name, steps) in expected {

@@ -38,7 +38,7 @@ pub async fn list(
     let rows = sqlx::query(
         "SELECT s.id, s.task_id, t.state AS task_state, t.namespace, tp.name AS template_name, \
                 tp.version AS template_version, s.name AS step_name, \
-                tp.definition->'steps'->s.position->>'handler' AS handler, \
+                tp.definition->'steps'->COALESCE(s.fan_out_of, s.position)->>'handler' AS handler, \
                 s.attempt, s.error, s.finished_at \
          FROM tasker.steps s \
          JOIN tasker.tasks t ON t.id = s.task_id \
@@ -46,7 +46,7 @@ pub async fn list(
          WHERE s.state = 'failed' AND t.state IN ('running', 'failed') \
            AND ($1::text IS NULL OR t.namespace = $1) \
            AND ($2::text IS NULL OR tp.name = $2) \
-           AND ($3::text IS NULL OR tp.definition->'steps'->s.position->>'handler' = $3) \
+           AND ($3::text IS NULL OR tp.definition->'steps'->COALESCE(s.fan_out_of, s.position)->>'handler' = $3) \
            AND ($4::text IS NULL OR s.error->>'error_type' = $4) \
            AND ($5::timestamptz IS NULL OR s.finished_at >= $5) \
            AND ($6::timestamptz IS NULL OR s.finished_at < $6) \

@@ -130,6 +130,8 @@ pub struct PgStore {
     local_wake: Arc<std::sync::OnceLock<notifier::OnReady>>,
     observer: Arc<std::sync::OnceLock<Arc<dyn tasker_store::Observer>>>,
     monitor: DatabaseMonitor,
+    /// `engine.max_fan_out_instances`, handed to every [`TaskRun`].
+    max_fan_out: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -215,7 +217,15 @@ impl PgStore {
             queues: Arc::default(),
             local_wake: Arc::default(),
             observer: Arc::default(),
+            max_fan_out: Arc::new(std::sync::atomic::AtomicU32::new(
+                tasker_model::task_run::DEFAULT_MAX_FAN_OUT,
+            )),
         }
+    }
+
+    /// The current cap on instances per fan-out step.
+    pub(crate) fn max_fan_out(&self) -> u32 {
+        self.max_fan_out.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -289,6 +299,11 @@ impl Store for PgStore {
 
     async fn readiness(&self) -> Result<Readiness> {
         Ok(self.monitor.readiness().await)
+    }
+
+    fn fan_out_cap_set(&self, cap: u32) {
+        self.max_fan_out
+            .store(cap, std::sync::atomic::Ordering::Relaxed);
     }
 
     async fn namespace_create(&self, name: &str) -> Result<(Namespace, bool)> {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sqlx::{PgConnection, Row};
-use tasker_model::task_run::{StepRow, TaskRow};
+use tasker_model::task_run::{Instance, StepRow, TaskRow};
 use tasker_model::{TaskRun, TemplateRecord, Timestamp};
 use tasker_store::{Error, Result};
 use uuid::Uuid;
@@ -24,15 +24,34 @@ pub struct LoadedTask {
     pub template: Arc<TemplateRecord>,
     pub task: TaskRow,
     pub steps: Vec<StepRow>,
+    /// `engine.max_fan_out_instances` when the task was loaded.
+    pub max_fan_out: u32,
 }
 
 impl LoadedTask {
+    /// The parents of row `index` without building a whole run (a task
+    /// with a large fan-out has many rows): a template step's parents, none
+    /// for a fan-out instance.
+    pub fn parents_of(&self, index: usize) -> Vec<usize> {
+        let steps = &self.template.definition.steps;
+        match steps.get(index) {
+            Some(step) => step
+                .depends_on
+                .iter()
+                .filter_map(|d| self.template.definition.step_index(d))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
     pub fn run(&self) -> TaskRun<'_> {
-        TaskRun::new(
+        let mut run = TaskRun::new(
             &self.template.definition,
             self.task.clone(),
             self.steps.clone(),
-        )
+        );
+        run.max_fan_out = self.max_fan_out;
+        run
     }
 }
 
@@ -77,7 +96,8 @@ pub async fn lock_tasks(
 
     let step_rows = sqlx::query(
         "SELECT task_id, id, state, attempt, lease_token, lease_expires_at, msg_id, retry_at, \
-                worker_id, started_at, finished_at, clock_timestamp() AS now \
+                worker_id, started_at, finished_at, branches, fan_out_count, fan_out_of, \
+                fan_out_number, clock_timestamp() AS now \
          FROM tasker.steps WHERE task_id = ANY($1) ORDER BY task_id, position",
     )
     .bind(&ids)
@@ -102,6 +122,18 @@ pub async fn lock_tasks(
             worker_id: row.get("worker_id"),
             started_at: row.get("started_at"),
             finished_at: row.get("finished_at"),
+            branches: row.get("branches"),
+            fan_out_count: row.get::<Option<i32>, _>("fan_out_count").map(|n| n as u32),
+            instance: match (
+                row.get::<Option<i32>, _>("fan_out_of"),
+                row.get::<Option<i32>, _>("fan_out_number"),
+            ) {
+                (Some(of), Some(number)) => Some(Instance {
+                    of: of as usize,
+                    number: number as u32,
+                }),
+                _ => None,
+            },
         });
     }
     let now = match now {
@@ -120,7 +152,13 @@ pub async fn lock_tasks(
         let template = catalog::template_by_id(store, row.get("template_id")).await?;
         let queue = catalog::queue_of(store, &namespace).await?;
         let steps = steps.remove(&id).unwrap_or_default();
-        if steps.len() != template.definition.steps.len() {
+        let defined = template.definition.steps.len();
+        if steps.len() < defined
+            || steps[..defined].iter().any(|s| s.instance.is_some())
+            || steps[defined..]
+                .iter()
+                .any(|s| s.instance.is_none_or(|i| i.of >= defined))
+        {
             return Err(corrupt(&format!("task {id} has {} step rows", steps.len())));
         }
         loaded.insert(
@@ -136,6 +174,7 @@ pub async fn lock_tasks(
                     deadline_at: row.get("deadline_at"),
                 },
                 steps,
+                max_fan_out: store.max_fan_out(),
             },
         );
     }

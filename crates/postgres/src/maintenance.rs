@@ -226,7 +226,7 @@ pub async fn stuck_repair(store: &PgStore, batch: u32) -> Result<Vec<(StuckKind,
                 };
                 tracing::warn!(
                     task_id = %run.task.id,
-                    step = %run.template.steps[i].name,
+                    step = %run.name(i),
                     kind = kind.as_str(),
                     "repaired stuck step"
                 );

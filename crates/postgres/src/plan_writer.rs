@@ -58,6 +58,10 @@ pub async fn write(
         .flat_map(|p| events::of(p.namespace, p.run))
         .collect();
 
+    // 0. Fan-out instances: their rows exist (pending) before anything
+    // refers to them.
+    insert_instances(conn, runs).await?;
+
     // 1. New messages, grouped by queue; their ids go into the step rows.
     // Steps leased as they were released get a message hidden for their lease.
     let mut sends: BTreeMap<SendGroup<'_>, Vec<(usize, usize)>> = BTreeMap::new();
@@ -79,7 +83,7 @@ pub async fn write(
             .map(|&(r, s)| StepMessage {
                 task_id: runs[r].run.task.id,
                 step_id: runs[r].run.steps[s].id,
-                handler: runs[r].run.template.steps[s].handler.clone(),
+                handler: runs[r].run.def(s).handler.clone(),
             })
             .collect();
         let ids = queue::send_visible_at(conn, queue_name, &bodies, *hidden_until).await?;
@@ -142,6 +146,12 @@ pub async fn write(
             steps.worker_id.push(row.worker_id.clone());
             steps.started_at.push(row.started_at);
             steps.finished_at.push(row.finished_at);
+            steps
+                .branches
+                .push(row.branches.as_ref().map(|b| b.join("\n")));
+            steps
+                .fan_out_count
+                .push(row.fan_out_count.map(|n| n as i32));
             steps.set_result.push(result.is_some());
             steps.result.push(result);
             steps.set_error.push(error.is_some());
@@ -189,6 +199,8 @@ pub async fn write(
         .bind(&steps.result)
         .bind(&steps.set_error)
         .bind(&steps.error)
+        .bind(&steps.branches)
+        .bind(&steps.fan_out_count)
         .bind(&tasks.id)
         .bind(&tasks.state)
         .bind(&tasks.finished_at)
@@ -214,22 +226,98 @@ pub async fn write(
         query = query.bind(changes.deletes).bind(hide_ids).bind(hide_at);
     }
     query.execute(&mut *conn).await.map_err(db)?;
+    gather(conn, runs).await?;
     Ok(Written {
         ready: notify,
         events,
     })
 }
 
+/// Inserts the fan-out instances the runs created, pending and without a
+/// message (the rest of the plan sends it and updates the row).
+async fn insert_instances(conn: &mut PgConnection, runs: &[Pending<'_, '_>]) -> Result<()> {
+    let mut rows = InstanceColumns::default();
+    for pending in runs {
+        let run = &*pending.run;
+        for new in &run.plan.new_steps {
+            let row = &run.steps[new.index];
+            let instance = row.instance.expect("a new step is a fan-out instance");
+            rows.id.push(row.id);
+            rows.task_id.push(run.task.id);
+            rows.position.push(new.index as i32);
+            rows.name.push(run.name(new.index));
+            rows.of.push(instance.of as i32);
+            rows.number.push(instance.number as i32);
+            rows.items.push(serde_json::Value::Array(new.items.clone()));
+        }
+    }
+    if rows.id.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO tasker.steps (id, task_id, position, name, state, fan_out_of, fan_out_number, items) \
+         SELECT id, task_id, position, name, 'pending', fan_out_of, fan_out_number, items \
+         FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::int[], $6::int[], $7::jsonb[]) \
+              AS n(id, task_id, position, name, fan_out_of, fan_out_number, items)",
+    )
+    .bind(&rows.id)
+    .bind(&rows.task_id)
+    .bind(&rows.position)
+    .bind(&rows.name)
+    .bind(&rows.of)
+    .bind(&rows.number)
+    .bind(&rows.items)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Stores, as the result of each fan-out step whose instances all finished,
+/// the list of their results in instance order. Runs after the step rows
+/// were written, so the last instance's result is included.
+async fn gather(conn: &mut PgConnection, runs: &[Pending<'_, '_>]) -> Result<()> {
+    let ids: Vec<Uuid> = runs
+        .iter()
+        .flat_map(|p| p.run.plan.gather.iter().map(|&i| p.run.steps[i].id))
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE tasker.steps g SET result = ( \
+             SELECT COALESCE(jsonb_agg(i.result ORDER BY i.position), '[]'::jsonb) \
+             FROM tasker.steps i WHERE i.task_id = g.task_id AND i.fan_out_of = g.position) \
+         WHERE g.id = ANY($1)",
+    )
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+#[derive(Default)]
+struct InstanceColumns {
+    id: Vec<Uuid>,
+    task_id: Vec<Uuid>,
+    position: Vec<i32>,
+    name: Vec<String>,
+    of: Vec<i32>,
+    number: Vec<i32>,
+    items: Vec<serde_json::Value>,
+}
+
 /// The write statement for the queues a batch touches (in name order, so
 /// that each set of queues has one text and one prepared statement per
 /// connection). Data-modifying CTEs run exactly once, read or not; each
-/// queue gets one delete and one visibility update, bound after `$26`.
+/// queue gets one delete and one visibility update, bound after `$28`.
 fn write_sql<'q>(queues: impl Iterator<Item = &'q str>) -> String {
     let mut sql = String::from(WRITE_SQL_HEAD);
     let mut counts = String::new();
     for (k, queue) in queues.enumerate() {
         let table = queue::queue_table(queue);
-        let first = 27 + 3 * k;
+        let first = 29 + 3 * k;
         let (ids, hide_ids, hide_at) = (first, first + 1, first + 2);
         sql.push_str(&format!(
             ", deleted_{k} AS (\n    DELETE FROM {table} WHERE msg_id = ANY(${ids}::bigint[]) RETURNING 1\n\
@@ -257,23 +345,25 @@ WITH step_updates AS (
         lease_expires_at = u.lease_expires_at, msg_id = u.msg_id, retry_at = u.retry_at,
         worker_id = u.worker_id, started_at = u.started_at, finished_at = u.finished_at,
         result = CASE WHEN u.set_result THEN u.result ELSE s.result END,
-        error = CASE WHEN u.set_error THEN u.error ELSE s.error END
+        error = CASE WHEN u.set_error THEN u.error ELSE s.error END,
+        branches = string_to_array(u.branches, E'\n'), fan_out_count = u.fan_out_count
     FROM unnest($1::uuid[], $2::text[], $3::int[], $4::uuid[], $5::timestamptz[], $6::bigint[],
                 $7::timestamptz[], $8::text[], $9::timestamptz[], $10::timestamptz[],
-                $11::bool[], $12::jsonb[], $13::bool[], $14::jsonb[])
+                $11::bool[], $12::jsonb[], $13::bool[], $14::jsonb[], $15::text[], $16::int[])
         AS u(id, state, attempt, lease_token, lease_expires_at, msg_id, retry_at, worker_id,
-             started_at, finished_at, set_result, result, set_error, error)
+             started_at, finished_at, set_result, result, set_error, error, branches,
+             fan_out_count)
     WHERE s.id = u.id
     RETURNING 1
 ), task_updates AS (
     UPDATE tasker.tasks t SET state = u.state, finished_at = u.finished_at, updated_at = clock_timestamp()
-    FROM unnest($15::uuid[], $16::text[], $17::timestamptz[]) AS u(id, state, finished_at)
+    FROM unnest($17::uuid[], $18::text[], $19::timestamptz[]) AS u(id, state, finished_at)
     WHERE t.id = u.id
     RETURNING 1
 ), history AS (
     INSERT INTO tasker.transitions (task_id, step_id, from_state, to_state, attempt, worker_id, reason, at, node_id)
-    SELECT h.*, $26 FROM unnest($18::uuid[], $19::uuid[], $20::text[], $21::text[], $22::int[],
-                               $23::text[], $24::text[], $25::timestamptz[])
+    SELECT h.*, $28 FROM unnest($20::uuid[], $21::uuid[], $22::text[], $23::text[], $24::int[],
+                               $25::text[], $26::text[], $27::timestamptz[])
         AS h(task_id, step_id, from_state, to_state, attempt, worker_id, reason, at)
     RETURNING 1
 )"#;
@@ -308,6 +398,10 @@ struct StepColumns {
     worker_id: Vec<Option<String>>,
     started_at: Vec<Option<Timestamp>>,
     finished_at: Vec<Option<Timestamp>>,
+    /// Branch names joined by newlines (step names hold none): a nullable
+    /// array per row does not fit one `unnest` column.
+    branches: Vec<Option<String>>,
+    fan_out_count: Vec<Option<i32>>,
     set_result: Vec<bool>,
     result: Vec<Option<serde_json::Value>>,
     set_error: Vec<bool>,

@@ -137,7 +137,10 @@ pub async fn write(
                                 if taken >= next.max {
                                     break;
                                 }
-                                if !runs_handler(&next.handlers, &run.template.steps[index].handler)
+                                // Fan-out instances go through the queue, to
+                                // spread over every worker.
+                                if run.steps[index].instance.is_some()
+                                    || !runs_handler(&next.handlers, &run.def(index).handler)
                                 {
                                     // Left in the queue for a worker that runs it.
                                     continue;

@@ -31,12 +31,15 @@ pub fn task(row: &PgRow) -> Result<Task> {
     })
 }
 
-pub const STEP_COLUMNS: &str = "id, task_id, position, state, attempt, worker_id, \
+pub const STEP_COLUMNS: &str = "id, task_id, position, fan_out_of, name, state, attempt, worker_id, \
      lease_expires_at, retry_at, result, error, started_at, finished_at";
 
 pub fn step(row: &PgRow, template: &TemplateRecord) -> Result<Step> {
     let state: String = row.get("state");
-    let position: i16 = row.get("position");
+    // A fan-out instance runs the template step it is an instance of.
+    let position: i32 = row
+        .get::<Option<i32>, _>("fan_out_of")
+        .unwrap_or_else(|| row.get("position"));
     let def = template
         .definition
         .steps
@@ -47,7 +50,7 @@ pub fn step(row: &PgRow, template: &TemplateRecord) -> Result<Step> {
     Ok(Step {
         id: row.get("id"),
         task_id: row.get("task_id"),
-        name: def.name.clone(),
+        name: row.get("name"),
         handler: def.handler.clone(),
         state: state.parse().map_err(invalid)?,
         attempt: attempt as u32,

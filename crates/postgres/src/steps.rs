@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use sqlx::{PgConnection, Row};
-use tasker_model::{ClaimOutcome, ClaimedStep, Lease, Step, StepState, TaskRun};
+use tasker_model::{ClaimOutcome, ClaimedStep, FanOutItems, Lease, Step, StepState, TaskRun};
 use tasker_store::{ClaimBatch, ClaimSlot, ClaimedBatch, Error, Event, Result, StepClaim};
 use uuid::Uuid;
 
@@ -157,7 +157,7 @@ pub(crate) async fn claim_in(
             }
             continue;
         };
-        let handler = &run.template.steps[index].handler;
+        let handler = &run.def(index).handler;
         let Some(slot) = (0..claim.slots.len())
             .find(|&i| room[i] > 0 && runs_handler(&claim.slots[i].handlers, handler))
         else {
@@ -266,16 +266,16 @@ pub(crate) async fn claim_payloads(
     task_ids.dedup();
     let (mut parent_tasks, mut parent_positions) = (Vec::new(), Vec::new());
     for &(task_id, index, ..) in claimed {
-        for &p in loaded[&task_id].run().parents_of(index) {
+        for p in loaded[&task_id].parents_of(index) {
             parent_tasks.push(task_id);
-            parent_positions.push(p as i16);
+            parent_positions.push(p as i32);
         }
     }
     let rows = sqlx::query(
-        "SELECT id AS task_id, NULL::int2 AS position, context AS value FROM tasker.tasks WHERE id = ANY($1) \
+        "SELECT id AS task_id, NULL::int4 AS position, context AS value FROM tasker.tasks WHERE id = ANY($1) \
          UNION ALL \
          SELECT s.task_id, s.position, s.result FROM tasker.steps s \
-         JOIN unnest($2::uuid[], $3::int2[]) AS p(task_id, position) \
+         JOIN unnest($2::uuid[], $3::int4[]) AS p(task_id, position) \
            ON s.task_id = p.task_id AND s.position = p.position",
     )
     .bind(&task_ids)
@@ -285,10 +285,10 @@ pub(crate) async fn claim_payloads(
     .await
     .map_err(db)?;
     let mut contexts: HashMap<Uuid, serde_json::Value> = HashMap::new();
-    let mut results: HashMap<(Uuid, i16), serde_json::Value> = HashMap::new();
+    let mut results: HashMap<(Uuid, i32), serde_json::Value> = HashMap::new();
     for row in rows {
         let task_id: Uuid = row.get("task_id");
-        let position: Option<i16> = row.get("position");
+        let position: Option<i32> = row.get("position");
         let value: Option<serde_json::Value> = row.get("value");
         match position {
             None => {
@@ -299,22 +299,49 @@ pub(crate) async fn claim_payloads(
             }
         }
     }
+    // Fan-out instances carry their items (read only when there are any).
+    let instance_ids: Vec<Uuid> = claimed
+        .iter()
+        .filter(|&&(task_id, index, ..)| loaded[&task_id].steps[index].instance.is_some())
+        .map(|c| c.2.step_id)
+        .collect();
+    let mut items: HashMap<Uuid, Vec<serde_json::Value>> = HashMap::new();
+    if !instance_ids.is_empty() {
+        let rows = sqlx::query("SELECT id, items FROM tasker.steps WHERE id = ANY($1)")
+            .bind(&instance_ids)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?;
+        for row in rows {
+            let value: Option<serde_json::Value> = row.get("items");
+            let list = match value {
+                Some(serde_json::Value::Array(list)) => list,
+                _ => Vec::new(),
+            };
+            items.insert(row.get("id"), list);
+        }
+    }
     Ok(claimed
         .iter()
         .map(|&(task_id, index, lease, visible_at)| {
             let task = &loaded[&task_id];
             let template = &task.template;
-            let def = &template.definition.steps[index];
+            let row = &task.steps[index];
+            let def_index = row.instance.map_or(index, |i| i.of);
+            let def = &template.definition.steps[def_index];
+            let fan_out = row.instance.map(|instance| FanOutItems {
+                number: instance.number,
+                items: items.remove(&lease.step_id).unwrap_or_default(),
+            });
             let parent_results = task
-                .run()
                 .parents_of(index)
-                .iter()
-                .map(|&p| {
+                .into_iter()
+                .map(|p| {
                     let name = template.definition.steps[p].name.clone();
                     (
                         name,
                         results
-                            .get(&(task_id, p as i16))
+                            .get(&(task_id, p as i32))
                             .cloned()
                             .unwrap_or_default(),
                     )
@@ -327,7 +354,10 @@ pub(crate) async fn claim_payloads(
                 namespace: task.namespace.clone(),
                 template_name: template.name.clone(),
                 template_version: template.version.clone(),
-                step_name: def.name.clone(),
+                step_name: match row.instance {
+                    Some(instance) => format!("{}[{}]", def.name, instance.number),
+                    None => def.name.clone(),
+                },
                 handler: def.handler.clone(),
                 config: def.config.clone(),
                 max_attempts: def.retry.max_attempts,
@@ -335,6 +365,7 @@ pub(crate) async fn claim_payloads(
                 context: contexts.get(&task_id).cloned().unwrap_or_default(),
                 parent_results,
                 parent_result_refs: Default::default(),
+                fan_out,
             }
         })
         .collect())

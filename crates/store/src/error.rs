@@ -144,6 +144,7 @@ impl Error {
             Error::Operation(OperationError::Lease(e)) => e.code(),
             Error::Operation(OperationError::WrongState { .. }) => "wrong_state",
             Error::Operation(OperationError::TaskFinished(_)) => "task_finished",
+            Error::Operation(OperationError::InvalidResult(_)) => "invalid_result",
             Error::Database(_) => "internal",
             Error::Unavailable { .. } => "unavailable",
         }

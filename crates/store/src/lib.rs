@@ -52,6 +52,10 @@ pub trait Store: Send + Sync + 'static {
     /// outage.
     async fn readiness(&self) -> Result<Readiness>;
 
+    /// Sets the most instances one fan-out step may get in one task
+    /// (`engine.max_fan_out_instances`); the engine calls it at start.
+    fn fan_out_cap_set(&self, cap: u32);
+
     /// Creates a namespace and its queue; `created` is false when it existed.
     async fn namespace_create(&self, name: &str) -> Result<(Namespace, bool)>;
     async fn namespace_list(&self) -> Result<Vec<Namespace>>;

@@ -12,6 +12,8 @@
 //! | `diamond` | `start = start+1`, `branch_b = 2·start`, `branch_c = 3·start`, `end = branch_b + branch_c` |
 //! | `tree` | `root = start+1`, `left/right = root·10 + (1 or 2)` (from `config.side`), leaf `x_n = parent·10 + n` |
 //! | `mixed_dag` | `init = start+1`, `fetch_s = init·10 + (1, 2, 3 for a, b, c)` (from `config.source`), `merge_ab = fetch_a + fetch_b`, `enrich_c = 2·fetch_c`, `finalize = merge_ab + enrich_c` |
+//! | `order_routing` | `weigh_order` chooses `ship_freight` from 30 kg (`context.weight_kg`), else `ship_parcel`; `notify_customer` (convergence `any`) names the carrier |
+//! | `csv_import` | `read_csv` returns the rows of `context.csv` (or `context.rows` generated ones) as items; each `import_rows[n]` instance counts and totals its chunk of 100; `summarize` adds the chunks up |
 //! | `order_fulfillment` | `validate_order` totals the items (`total_cents`), `charge_payment` charges that total, `ship_order` quotes the reservation and charge ids, `send_confirmation` the tracking number |
 //!
 //! Numeric results are `{"value": n, ...}`; an overflow fails permanently.
@@ -42,11 +44,13 @@
 //! can count how often each step's handler ran, across worker processes
 //! sharing the file, and compare that with the accepted results.
 
+mod csv_import;
 mod diamond;
 mod execution_log;
 mod linear;
 mod mixed_dag;
 mod orders;
+mod routing;
 mod tree;
 
 use std::sync::Arc;
@@ -78,6 +82,8 @@ fn bodies() -> Vec<(&'static str, Body)> {
     all.extend(tree::HANDLERS);
     all.extend(mixed_dag::HANDLERS);
     all.extend(orders::HANDLERS);
+    all.extend(routing::HANDLERS);
+    all.extend(csv_import::HANDLERS);
     all
 }
 

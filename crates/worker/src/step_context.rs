@@ -73,6 +73,11 @@ impl StepContext {
     }
 
     /// This attempt's number, starting at 1.
+    /// For an instance of a fan-out step: its number and its item(s).
+    pub fn fan_out(&self) -> Option<&tasker_client::FanOutItems> {
+        self.claimed.fan_out.as_ref()
+    }
+
     pub fn attempt(&self) -> u32 {
         self.claimed.lease.attempt
     }

@@ -287,6 +287,7 @@ fn step(handler: &str, timeout_ms: u64, context: Value) -> ClaimedStep {
         context,
         parent_results: parents,
         parent_result_refs: Default::default(),
+        fan_out: None,
     }
 }
 

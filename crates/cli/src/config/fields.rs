@@ -114,6 +114,7 @@ pub const FIELDS: &[Field] = &[
     field("engine", "max_payload_bytes", Kind::Integer),
     field("engine", "max_claim_batch", Kind::Integer),
     field("engine", "max_parent_results_bytes", Kind::Integer),
+    field("engine", "max_fan_out_instances", Kind::Integer),
     field("engine", "poll_recheck_interval", Kind::Duration),
     field("engine", "max_poll_wait", Kind::Duration),
     field("engine", "worker_liveness", Kind::Duration),

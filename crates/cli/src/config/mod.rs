@@ -94,6 +94,8 @@ pub struct EngineSection {
     /// Most bytes of parent results shipped with one claimed step; larger
     /// ones are sent as references. Default 1 MiB.
     pub max_parent_results_bytes: usize,
+    /// Most instances one fan-out step may get in one task. Default 10000.
+    pub max_fan_out_instances: u32,
     /// The longest a namespace's claim loop sleeps while polls wait and
     /// nothing woke it (a safety net for lost notifications). Default `5s`.
     pub poll_recheck_interval: HumanDuration,
@@ -237,6 +239,7 @@ impl Default for Config {
                 max_payload_bytes: engine.max_payload_bytes,
                 max_claim_batch: engine.max_claim_batch,
                 max_parent_results_bytes: engine.max_parent_results_bytes,
+                max_fan_out_instances: engine.max_fan_out_instances,
                 poll_recheck_interval: HumanDuration(engine.poll_recheck_interval),
                 max_poll_wait: HumanDuration(engine.max_poll_wait),
                 worker_liveness: HumanDuration(engine.worker_liveness),
@@ -303,6 +306,7 @@ impl Config {
             max_payload_bytes: e.max_payload_bytes,
             max_claim_batch: e.max_claim_batch,
             max_parent_results_bytes: e.max_parent_results_bytes,
+            max_fan_out_instances: e.max_fan_out_instances,
             poll_recheck_interval: e.poll_recheck_interval.as_duration(),
             max_poll_wait: e.max_poll_wait.as_duration(),
             worker_liveness: e.worker_liveness.as_duration(),

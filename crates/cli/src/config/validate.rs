@@ -181,6 +181,12 @@ impl Config {
             1024,
             1024 * 1024 * 1024,
         );
+        issues.in_range(
+            "engine.max_fan_out_instances",
+            e.max_fan_out_instances,
+            1,
+            tasker_model::template::MAX_FAN_OUT_INSTANCES,
+        );
         issues.at_least(
             "engine.poll_recheck_interval",
             e.poll_recheck_interval,

@@ -119,13 +119,13 @@ impl TaskRun<'_> {
     /// The end of a lease asked to run until `until` for an attempt that
     /// starts at `now`: never past the step's timeout.
     fn lease_cap(&self, index: usize, until: Timestamp, now: Timestamp) -> Timestamp {
-        until.min(now + delta(self.template.steps[index].timeout.as_duration()))
+        until.min(now + delta(self.def(index).timeout.as_duration()))
     }
 
     /// Whether the step's current (or last) attempt has run past its
     /// timeout by `now`.
     pub fn timed_out(&self, index: usize, now: Timestamp) -> bool {
-        let timeout = self.template.steps[index].timeout.as_duration();
+        let timeout = self.def(index).timeout.as_duration();
         self.steps[index]
             .started_at
             .is_some_and(|s| s + delta(timeout) <= now)
@@ -136,7 +136,8 @@ impl TaskRun<'_> {
             error_type: super::TIMEOUT.into(),
             message: format!(
                 "attempt {} ran longer than the step's timeout of {}",
-                self.steps[index].attempt, self.template.steps[index].timeout
+                self.steps[index].attempt,
+                self.def(index).timeout
             ),
             details: serde_json::Value::Null,
             retryable: true,
@@ -267,6 +268,27 @@ impl TaskRun<'_> {
         if self.steps[index].state == StepState::Complete {
             return Ok(Recorded::Duplicate);
         }
+        if self.def(index).decision {
+            match self.decision_branches(index, &result) {
+                Ok(branches) => self.steps[index].branches = Some(branches),
+                Err(message) => {
+                    // Deterministic: running the handler again would choose
+                    // the same, so the step fails for good.
+                    let error = StepError {
+                        error_type: super::INVALID_DECISION.into(),
+                        message,
+                        details: serde_json::json!({ "result": result }),
+                        retryable: false,
+                    };
+                    self.fail_running(index, error, now);
+                    return Ok(Recorded::Applied);
+                }
+            }
+        }
+        if let Err(error) = self.check_fan_out_source(index, &result) {
+            self.fail_running(index, error, now);
+            return Ok(Recorded::Applied);
+        }
         self.steps[index].finished_at = Some(now);
         self.steps[index].lease_expires_at = None;
         self.plan.results.push((index, result));
@@ -321,12 +343,11 @@ impl TaskRun<'_> {
         let retry = error.retryable && self.policy(index).has_attempts_left(step.attempt);
         let reason = format!("{}: {}", error.error_type, error.message);
         self.plan.errors.push((index, Some(error)));
+        let def = self.def(index);
         let step = &mut self.steps[index];
         step.lease_expires_at = None;
         if retry {
-            let delay = self.template.steps[index]
-                .retry
-                .delay_after(step.attempt, step.id);
+            let delay = def.retry.delay_after(step.attempt, step.id);
             step.retry_at = Some(now + delta(delay));
         } else {
             step.finished_at = Some(now);

@@ -38,6 +38,21 @@ impl TaskRun<'_> {
             "resolving",
             "failed or pending",
         )?;
+        // A resolved decision runs the branches its result names, or every
+        // branch when it is given no result.
+        if self.def(index).decision {
+            self.steps[index].branches = match &result {
+                Some(result) => Some(
+                    self.decision_branches(index, result)
+                        .map_err(OperationError::InvalidResult)?,
+                ),
+                None => None,
+            };
+        }
+        if let Some(result) = &result {
+            self.check_fan_out_source(index, result)
+                .map_err(|e| OperationError::InvalidResult(e.message))?;
+        }
         self.reopen(now)?;
         self.steps[index].finished_at = Some(now);
         if let Some(result) = result {
@@ -74,7 +89,7 @@ impl TaskRun<'_> {
             Ok(())
         } else {
             Err(OperationError::WrongState {
-                step: self.template.steps[index].name.clone(),
+                step: self.name(index),
                 state,
                 action,
                 needs,

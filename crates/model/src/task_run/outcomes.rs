@@ -42,6 +42,21 @@ pub struct Plan {
     /// Messages whose visibility moves to the given time.
     pub set_visibility: Vec<(i64, Timestamp)>,
     pub delete_messages: Vec<i64>,
+    /// Fan-out instances created: the backend inserts their rows (pending,
+    /// at position `index`) before writing the rest of the plan.
+    pub new_steps: Vec<NewStep>,
+    /// Fan-out steps whose instances are all done: their result becomes the
+    /// list of the instances' results, in instance order.
+    pub gather: Vec<usize>,
+}
+
+/// A fan-out instance to insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewStep {
+    /// Its row index, which is also its position.
+    pub index: usize,
+    /// The item or chunk of items it runs over.
+    pub items: Vec<serde_json::Value>,
 }
 
 impl Plan {
@@ -125,4 +140,8 @@ pub enum OperationError {
     },
     #[error("task is {0}; it can no longer change")]
     TaskFinished(TaskState),
+    /// A result the step's definition does not allow (e.g. a decision
+    /// naming a step that is not one of its branches).
+    #[error("{0}")]
+    InvalidResult(String),
 }

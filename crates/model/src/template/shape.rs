@@ -13,7 +13,7 @@
 
 use serde_json::{Map, Value};
 
-use super::Issue;
+use super::{Convergence, Issue};
 use crate::duration::HumanDuration;
 
 /// What a field must hold.
@@ -26,6 +26,9 @@ enum Kind {
     Any,
     /// A whole number that fits a `u32`.
     Count,
+    Bool,
+    /// One of these words.
+    OneOf(&'static [&'static str]),
     Number,
     Duration,
     TextList,
@@ -66,6 +69,15 @@ const STEP: &[Field] = &[
     field("retry", Kind::Object(RETRY), false),
     field("timeout", Kind::Duration, false),
     field("config", Kind::Any, false),
+    field("decision", Kind::Bool, false),
+    field("convergence", Kind::OneOf(&Convergence::NAMES), false),
+    field("fan_out", Kind::Object(FAN_OUT), false),
+];
+
+const FAN_OUT: &[Field] = &[
+    field("over", Kind::Text, true),
+    field("chunk_size", Kind::Count, false),
+    field("max_instances", Kind::Count, false),
 ];
 
 const RETRY: &[Field] = &[
@@ -162,6 +174,20 @@ impl Checker {
                 let ok = value.as_u64().is_some_and(|n| u32::try_from(n).is_ok());
                 if !ok {
                     self.issue(at, format!("{value} must be a whole number"));
+                }
+                ok
+            }
+            Kind::Bool => {
+                let ok = value.is_boolean();
+                if !ok {
+                    self.issue(at, format!("{value} must be true or false"));
+                }
+                ok
+            }
+            Kind::OneOf(words) => {
+                let ok = value.as_str().is_some_and(|v| words.contains(&v));
+                if !ok {
+                    self.issue(at, format!("{value} must be one of: {}", words.join(", ")));
                 }
                 ok
             }

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use chrono::{TimeDelta, TimeZone, Utc};
 use tasker_model::task_run::{StepRow, TaskRow};
+use tasker_model::template::Convergence;
 use tasker_model::{
     ClaimOutcome, HeartbeatOutcome, Lease, LeaseError, OperationError, Plan, Recorded, StepError,
     StepState, TaskRun, TaskState, Template, Timestamp,
@@ -66,6 +67,8 @@ pub struct Harness {
     pub task: TaskRow,
     pub steps: Vec<StepRow>,
     pub queue: BTreeMap<i64, Message>,
+    /// The server's cap on fan-out instances the runs are given.
+    pub max_fan_out: u32,
     next_msg_id: i64,
     next_token: u128,
 }
@@ -85,6 +88,7 @@ impl Harness {
             task,
             steps,
             queue: BTreeMap::new(),
+            max_fan_out: tasker_model::task_run::DEFAULT_MAX_FAN_OUT,
             next_msg_id: 100,
             next_token: 1,
         };
@@ -96,8 +100,15 @@ impl Harness {
     /// Loads a fresh `TaskRun`, runs `op`, writes its plan and checks invariants.
     pub fn run<R>(&mut self, now: Timestamp, op: impl FnOnce(&mut TaskRun<'_>) -> R) -> (R, Plan) {
         let mut run = TaskRun::new(&self.template, self.task.clone(), self.steps.clone());
+        run.max_fan_out = self.max_fan_out;
         let out = op(&mut run);
         let (task, steps, plan) = (run.task, run.steps, run.plan);
+        for i in self.steps.len()..steps.len() {
+            assert!(
+                plan.new_steps.iter().any(|n| n.index == i) && plan.dirty_steps.contains(&i),
+                "row {i} was added but the plan does not create it"
+            );
+        }
         for (i, (old, new)) in self.steps.iter().zip(&steps).enumerate() {
             if old != new {
                 assert!(
@@ -166,7 +177,20 @@ impl Harness {
         }
     }
 
+    /// The row of step `name`, or of instance `name[3]`.
     pub fn idx(&self, name: &str) -> usize {
+        if let Some((base, number)) = name.strip_suffix(']').and_then(|n| n.split_once('[')) {
+            let of = self.template.step_index(base);
+            let number: u32 = number.parse().expect("instance number");
+            return self
+                .steps
+                .iter()
+                .position(|s| {
+                    s.instance
+                        .is_some_and(|inst| Some(inst.of) == of && inst.number == number)
+                })
+                .unwrap_or_else(|| panic!("no instance {name}"));
+        }
         self.template
             .step_index(name)
             .unwrap_or_else(|| panic!("no step {name}"))
@@ -290,8 +314,14 @@ impl Harness {
 
     fn check_invariants(&self) {
         let parents = self.template.parent_indices();
-        for (i, (step, def)) in self.steps.iter().zip(&self.template.steps).enumerate() {
-            let name = &def.name;
+        for (i, step) in self.steps.iter().enumerate() {
+            let def = &self.template.steps[step.instance.map_or(i, |inst| inst.of)];
+            let name = &match step.instance {
+                Some(inst) => format!("{}[{}]", def.name, inst.number),
+                None => def.name.clone(),
+            };
+            let no_parents = Vec::new();
+            let parents_i = parents.get(i).unwrap_or(&no_parents);
             let messages: Vec<(&i64, &Message)> =
                 self.queue.iter().filter(|(_, m)| m.step == i).collect();
             if step.state.is_in_flight() {
@@ -345,14 +375,26 @@ impl Harness {
                 step.finished_at
             );
             if step.state.is_in_flight() || step.state == StepState::Complete {
-                for &p in &parents[i] {
-                    assert!(
-                        self.steps[p].state.satisfies_dependents(),
-                        "{name} is {} before its parent {} is done",
-                        step.state,
-                        self.template.steps[p].name
-                    );
-                }
+                // An empty fan-out is skipped but lets what follows it run.
+                let ran = |p: &usize| {
+                    let parent = &self.steps[*p];
+                    parent.state.satisfies_dependents()
+                        || (parent.state == StepState::Skipped && parent.fan_out_count == Some(0))
+                };
+                let done = |p: &usize| self.steps[*p].state.is_done();
+                let held = match def.convergence {
+                    Convergence::All => parents_i.iter().all(ran),
+                    Convergence::AllDone => parents_i.iter().all(done),
+                    Convergence::Any => parents_i.iter().any(ran),
+                };
+                assert!(
+                    held,
+                    "{name} is {} before its parents allow it ({:?})",
+                    step.state, def.convergence
+                );
+            }
+            if step.state == StepState::Skipped {
+                assert!(step.attempt == 0, "{name} was skipped after running");
             }
         }
         let task = &self.task;
@@ -367,7 +409,7 @@ impl Harness {
                 assert!(in_flight, "a running task with nothing in flight is stuck")
             }
             TaskState::Complete => {
-                assert!(self.steps.iter().all(|s| s.state.satisfies_dependents()))
+                assert!(self.steps.iter().all(|s| s.state.is_done()))
             }
             TaskState::Failed => {
                 assert!(!in_flight);

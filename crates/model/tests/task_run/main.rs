@@ -4,8 +4,11 @@
 mod cancel;
 mod claim;
 mod complete;
+mod convergence;
 mod create;
+mod decisions;
 mod fail;
+mod fan_out;
 mod graphs;
 mod harness;
 mod lease;

@@ -20,8 +20,10 @@ fn template(file: &str) -> Template {
     Template::from_yaml(&text).unwrap()
 }
 
-const TEMPLATE_FILES: [&str; 5] = [
+const TEMPLATE_FILES: [&str; 7] = [
     "linear.yaml",
+    "order_routing.yaml",
+    "csv_import.yaml",
     "diamond.yaml",
     "tree.yaml",
     "mixed_dag.yaml",
@@ -55,6 +57,7 @@ fn claimed(
         context: context.clone(),
         parent_results: parents,
         parent_result_refs: Default::default(),
+        fan_out: None,
     }
 }
 
@@ -336,4 +339,97 @@ async fn a_recording_handler_appends_one_line_per_execution_even_when_it_fails()
             .iter()
             .all(|e| e.step == "start" && e.pid == std::process::id())
     );
+}
+
+fn run_step(file: &str, step: &str, context: Value, parents: Map<String, Value>) -> Value {
+    run_instance(file, step, context, parents, None)
+}
+
+fn run_instance(
+    file: &str,
+    step: &str,
+    context: Value,
+    parents: Map<String, Value>,
+    fan_out: Option<tasker_client::FanOutItems>,
+) -> Value {
+    let template = template(file);
+    let def = template.steps.iter().find(|s| s.name == step).unwrap();
+    let body = bodies()
+        .into_iter()
+        .find(|(name, _)| *name == def.handler)
+        .unwrap()
+        .1;
+    let (_handle, cancellation) = Cancellation::new();
+    let mut claimed = claimed(&template, step, 1, &context, parents);
+    claimed.fan_out = fan_out;
+    body(&StepContext::new(claimed, cancellation)).unwrap()
+}
+
+#[test]
+fn order_routing_chooses_freight_from_thirty_kilograms() {
+    for (kg, branch) in [
+        (42.0, "ship_freight"),
+        (30.0, "ship_freight"),
+        (2.5, "ship_parcel"),
+    ] {
+        let result = run_step(
+            "order_routing.yaml",
+            "weigh_order",
+            json!({ "weight_kg": kg }),
+            Map::new(),
+        );
+        assert_eq!(result["branches"], json!([branch]), "{kg} kg");
+    }
+    let parents: Map<String, Value> = [
+        ("ship_freight".to_owned(), json!({"carrier": "freight"})),
+        ("ship_parcel".to_owned(), Value::Null),
+    ]
+    .into_iter()
+    .collect();
+    let notified = run_step(
+        "order_routing.yaml",
+        "notify_customer",
+        json!({ "weight_kg": 42 }),
+        parents,
+    );
+    assert_eq!(notified["carrier"], "freight");
+}
+
+#[test]
+fn csv_import_reads_imports_chunks_and_sums_up() {
+    let read = run_step(
+        "csv_import.yaml",
+        "read_csv",
+        json!({"csv": "id,amount\n1,250\n2,100\n\n3,7\n"}),
+        Map::new(),
+    );
+    let items = read["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[1], json!({"id": "2", "amount": 100}));
+    let chunk = run_instance(
+        "csv_import.yaml",
+        "import_rows",
+        json!({}),
+        Map::new(),
+        Some(tasker_client::FanOutItems {
+            number: 4,
+            items: items.clone(),
+        }),
+    );
+    assert_eq!(chunk, json!({"chunk": 4, "imported": 3, "total": 357}));
+    let generated = run_step(
+        "csv_import.yaml",
+        "read_csv",
+        json!({"rows": 250}),
+        Map::new(),
+    );
+    assert_eq!(generated["items"].as_array().unwrap().len(), 250);
+    let parents: Map<String, Value> = [(
+        "import_rows".to_owned(),
+        json!([chunk, {"chunk": 5, "imported": 2, "total": 3}]),
+    )]
+    .into_iter()
+    .collect();
+    let summary = run_step("csv_import.yaml", "summarize", json!({}), parents);
+    assert_eq!(summary, json!({"chunks": 2, "imported": 5, "total": 360}));
 }

@@ -25,7 +25,15 @@ __all__ = [
 
 TaskState = Literal["running", "complete", "failed", "cancelled"]
 StepState = Literal[
-    "pending", "ready", "running", "retrying", "complete", "failed", "cancelled", "resolved"
+    "pending",
+    "ready",
+    "running",
+    "retrying",
+    "complete",
+    "failed",
+    "cancelled",
+    "resolved",
+    "skipped",
 ]
 
 #: Task states in which nothing runs any more (``failed`` may be reopened by
