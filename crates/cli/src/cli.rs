@@ -15,8 +15,10 @@ use crate::config::{Flag, Layers, LogFormat};
     version,
     about = "Tasker: workflow orchestration on PostgreSQL.",
     long_about = "Tasker: workflow orchestration on PostgreSQL.\n\n\
-        Run a server node with `tasker server`; manage namespaces, templates and tasks \
-        through any node with the other commands.",
+        Try it on this machine with `tasker dev` (one process, an embedded SQLite \
+        database, the example worker); run a server node on PostgreSQL with \
+        `tasker server`; manage namespaces, templates and tasks through any node with \
+        the other commands.",
     after_help = "Exit codes: 0 ok, 1 operation or task failed, 2 usage or invalid input, \
         3 server (or database) unreachable, 4 not found, 5 conflict."
 )]
@@ -29,6 +31,10 @@ pub struct Cli {
 pub enum Command {
     /// Run a server node: migrate, then serve the HTTP API until SIGTERM or ctrl-c.
     Server(ServerArgs),
+    /// Run Tasker on this machine in one process, without setup: a server on
+    /// an embedded SQLite database, the example templates and the example
+    /// worker.
+    Dev(DevArgs),
     /// Apply the database migrations and exit.
     Migrate(MigrateArgs),
     /// Inspect the configuration.
@@ -230,6 +236,55 @@ impl ServerArgs {
             LogFormat::Json => "json".to_owned(),
         });
         text("log.format", "--log-format", &format);
+        Layers::from_process(self.file.config.clone(), flags)
+    }
+}
+
+/// `tasker dev`: where the SQLite database lives and what to run.
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    #[command(flatten)]
+    pub file: ConfigFile,
+    /// Directory of the SQLite database (created when missing); tasks
+    /// survive a restart on the same directory.
+    #[arg(long, default_value = ".tasker", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Keep the database in memory: a throwaway run, gone at exit.
+    #[arg(long, conflicts_with = "dir")]
+    pub memory: bool,
+    /// Address to listen on, host:port; port 0 takes a free port (the
+    /// address is printed). A non-loopback address needs auth on
+    /// [config: server.listen, default 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Submit a few tasks of the example templates, show their progress
+    /// until all finished, print a summary and exit (0 when all completed).
+    #[arg(long)]
+    pub demo: bool,
+    /// With --demo: how long the demo tasks may take in all before the run
+    /// counts as failed.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration, requires = "demo")]
+    pub demo_timeout: tasker_model::HumanDuration,
+    /// Log filter, e.g. warn or info,tasker_engine=debug [config: log.level].
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+impl DevArgs {
+    pub fn layers(&self) -> Layers {
+        let mut flags = Vec::new();
+        for (key, flag, value) in [
+            ("server.listen", "--listen", &self.listen),
+            ("log.level", "--log-level", &self.log_level),
+        ] {
+            if let Some(value) = value {
+                flags.push(Flag {
+                    key,
+                    flag,
+                    value: value.clone().into(),
+                });
+            }
+        }
         Layers::from_process(self.file.config.clone(), flags)
     }
 }
@@ -683,6 +738,25 @@ mod tests {
         let config = layers.load().unwrap();
         assert_eq!(config.server.listen, "0.0.0.0:9999");
         assert_eq!(config.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn dev_takes_a_directory_or_memory_but_not_both() {
+        let cli = Cli::try_parse_from(["tasker", "dev"]).unwrap();
+        let Command::Dev(args) = cli.command else {
+            panic!("dev")
+        };
+        assert_eq!(args.dir, PathBuf::from(".tasker"));
+        assert!(!args.memory && !args.demo);
+        let cli = Cli::try_parse_from(["tasker", "dev", "--memory", "--demo"]).unwrap();
+        let Command::Dev(args) = cli.command else {
+            panic!("dev")
+        };
+        assert!(args.memory && args.demo);
+        let err = Cli::try_parse_from(["tasker", "dev", "--memory", "--dir", "x"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let err = Cli::try_parse_from(["tasker", "dev", "--demo-timeout", "1m"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
     }
 
     #[test]

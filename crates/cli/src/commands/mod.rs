@@ -1,13 +1,15 @@
 //! One module per command group; each turns parsed arguments into calls on
-//! the engine (server, migrate) or the HTTP client (everything else) and
+//! the engine (server, dev, migrate) or the HTTP client (everything else) and
 //! prints the outcome.
 
 mod bench;
 mod cluster;
 mod config_show;
 mod dead_letter;
+mod dev;
 mod migrate;
 mod namespace;
+mod node;
 pub mod schedule;
 mod server;
 mod step;
@@ -28,6 +30,7 @@ use crate::status::Status;
 pub async fn run(command: Command) -> anyhow::Result<Status> {
     match command {
         Command::Server(args) => server::run(&args).await,
+        Command::Dev(args) => dev::run(&args).await,
         Command::Migrate(args) => migrate::run(&args).await,
         Command::Config {
             action: ConfigAction::Show { server, output },

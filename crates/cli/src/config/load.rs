@@ -118,7 +118,13 @@ impl Layers {
     /// Merges the layers and checks every value's type; does not run
     /// [`Config::validate`] (see [`Layers::load_valid`]).
     pub fn load(&self) -> Result<Config, Error> {
-        let mut merged = Merged::defaults();
+        self.load_over(Config::default())
+    }
+
+    /// [`Layers::load`] over other defaults than the built-in ones (`tasker
+    /// dev` turns auth off unless a layer turns it on).
+    pub fn load_over(&self, defaults: Config) -> Result<Config, Error> {
+        let mut merged = Merged::over(defaults);
         if let Some(path) = &self.file {
             merged.apply_file(path)?;
         }
@@ -136,7 +142,12 @@ impl Layers {
 
     /// [`Layers::load`], then [`Config::validate`].
     pub fn load_valid(&self) -> Result<Config, Error> {
-        let config = self.load()?;
+        self.load_valid_over(Config::default())
+    }
+
+    /// [`Layers::load_over`], then [`Config::validate`].
+    pub fn load_valid_over(&self, defaults: Config) -> Result<Config, Error> {
+        let config = self.load_over(defaults)?;
         let issues = config.validate();
         if issues.is_empty() {
             Ok(config)
@@ -153,8 +164,8 @@ struct Merged {
 }
 
 impl Merged {
-    fn defaults() -> Self {
-        let table = toml::Table::try_from(Config::default()).expect("defaults serialize");
+    fn over(defaults: Config) -> Self {
+        let table = toml::Table::try_from(defaults).expect("defaults serialize");
         Self {
             table,
             origins: HashMap::new(),
@@ -362,6 +373,22 @@ mod tests {
             ..Layers::default()
         };
         assert!(!layers.load_valid().unwrap().auth.enabled);
+    }
+
+    #[test]
+    fn other_defaults_are_overridden_by_every_layer() {
+        let mut defaults = Config::default();
+        defaults.auth.enabled = false;
+        let config = Layers::default().load_valid_over(defaults.clone()).unwrap();
+        assert!(!config.auth.enabled);
+        let layers = Layers {
+            env: env(&[
+                ("TASKER_AUTH_ENABLED", "true"),
+                ("TASKER_AUTH_ADMIN_TOKENS", "0123456789abcdef0123"),
+            ]),
+            ..Layers::default()
+        };
+        assert!(layers.load_valid_over(defaults).unwrap().auth.enabled);
     }
 
     #[test]
