@@ -25,6 +25,7 @@ mod load;
 mod plan_writer;
 mod queue;
 mod schedule_fire;
+mod store;
 mod sweep_candidates;
 mod task_create;
 
