@@ -19,6 +19,7 @@
 //! Must never: be opened by two server processes at once (the lock file
 //! refuses the second), or read time from anywhere but [`clock`].
 
+mod backend;
 mod catalog;
 pub mod clock;
 mod load;
@@ -37,7 +38,8 @@ use std::sync::{Arc, OnceLock, RwLock};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use tasker_model::TemplateRecord;
-use tasker_store::{Error, Event, Observer, Result};
+use tasker_store::backend::Written;
+use tasker_store::{Error, Observer, Result};
 use uuid::Uuid;
 
 /// Migrations embedded in the binary.
@@ -187,16 +189,16 @@ impl SqliteStore {
 
     /// After a commit: wakes local polls of the namespaces that got ready
     /// steps and tells the observer what happened.
-    pub(crate) fn after_commit(&self, ready: &[(String, usize)], events: &[Event]) {
+    pub(crate) fn wake_and_observe(&self, written: &Written) {
         if let Some(wake) = self.local_wake.get() {
-            for (namespace, _) in ready {
+            for (namespace, _) in &written.ready {
                 wake(Some(namespace));
             }
         }
-        if !events.is_empty()
+        if !written.events.is_empty()
             && let Some(observer) = self.observer.get()
         {
-            observer.observe(events);
+            observer.observe(&written.events);
         }
     }
 

@@ -11,6 +11,7 @@ use sqlx::sqlite::SqliteRow;
 use tasker_model::schedule::{FireKind, FireOutcome};
 use tasker_model::{ScheduleFire, Task};
 use tasker_store::{Error, FireAction, FireRequest, FireResult, NextFire, Result, TaskCreate};
+use tasker_store::backend::Written;
 use uuid::fmt::Hyphenated;
 
 use crate::{SqliteStore, clock, db, task_create};
@@ -150,7 +151,10 @@ pub async fn fire_once(store: &SqliteStore, request: &FireRequest) -> Result<Fir
     .map_err(db)?;
     let recorded = fire(&row)?;
     tx.commit().await.map_err(db)?;
-    store.after_commit(&ready, &[]);
+    store.wake_and_observe(&Written {
+        ready,
+        events: Vec::new(),
+    });
     Ok(FireResult::Recorded {
         fire: recorded,
         task: task.map(Box::new),
