@@ -47,10 +47,7 @@ fn the_demo_runs_every_task_to_completion_and_exits_0() {
     let status = dev.wait_exit(Duration::from_secs(240));
     let output = dev.output();
     assert!(status.success(), "{status}:\n{output}");
-    assert!(
-        output.contains("demo: all 8 tasks completed"),
-        "{output}"
-    );
+    assert!(output.contains("demo: all 8 tasks completed"), "{output}");
     let summary = &output[output.find("demo summary:").expect("a summary")..];
     assert_eq!(summary.matches("  complete ").count(), 8, "{summary}");
     // The retrying task showed its retry as it happened.

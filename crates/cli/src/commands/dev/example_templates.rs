@@ -8,12 +8,30 @@ use tasker_worker::examples;
 
 /// Every file of `templates/`, by name.
 pub const TEMPLATES: [(&str, &str); 7] = [
-    ("linear.yaml", include_str!("../../../../../templates/linear.yaml")),
-    ("diamond.yaml", include_str!("../../../../../templates/diamond.yaml")),
-    ("tree.yaml", include_str!("../../../../../templates/tree.yaml")),
-    ("mixed_dag.yaml", include_str!("../../../../../templates/mixed_dag.yaml")),
-    ("csv_import.yaml", include_str!("../../../../../templates/csv_import.yaml")),
-    ("order_routing.yaml", include_str!("../../../../../templates/order_routing.yaml")),
+    (
+        "linear.yaml",
+        include_str!("../../../../../templates/linear.yaml"),
+    ),
+    (
+        "diamond.yaml",
+        include_str!("../../../../../templates/diamond.yaml"),
+    ),
+    (
+        "tree.yaml",
+        include_str!("../../../../../templates/tree.yaml"),
+    ),
+    (
+        "mixed_dag.yaml",
+        include_str!("../../../../../templates/mixed_dag.yaml"),
+    ),
+    (
+        "csv_import.yaml",
+        include_str!("../../../../../templates/csv_import.yaml"),
+    ),
+    (
+        "order_routing.yaml",
+        include_str!("../../../../../templates/order_routing.yaml"),
+    ),
     (
         "order_fulfillment.yaml",
         include_str!("../../../../../templates/order_fulfillment.yaml"),

@@ -127,7 +127,11 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<Status> {
     let _ = stop_node.send(());
     let stopped = serving.await??;
     let status = outcome?;
-    Ok(if stopped == Status::Ok { status } else { stopped })
+    Ok(if stopped == Status::Ok {
+        status
+    } else {
+        stopped
+    })
 }
 
 /// The configuration as `tasker server` layers it, except that auth is off
@@ -156,8 +160,7 @@ fn open_error(error: tasker_store::Error) -> anyhow::Error {
 /// `dir` made absolute, so that the printed database path means the same
 /// from any directory.
 fn absolute(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
-    std::path::absolute(dir)
-        .map_err(|e| Failure::usage(format!("--dir {}: {e}", dir.display())))
+    std::path::absolute(dir).map_err(|e| Failure::usage(format!("--dir {}: {e}", dir.display())))
 }
 
 /// Where this machine reaches a listener bound to `bound`: an unspecified
@@ -189,9 +192,8 @@ fn example_worker(url: &str, config: &Config) -> anyhow::Result<Worker> {
                 })?,
         ),
     };
-    let builder = examples::register_examples(Worker::builder(tasker_client::Client::new(
-        url, token,
-    )?));
+    let builder =
+        examples::register_examples(Worker::builder(tasker_client::Client::new(url, token)?));
     builder
         .namespaces(examples::NAMESPACES)
         .concurrency(WORKER_CONCURRENCY)
