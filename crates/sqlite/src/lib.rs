@@ -21,11 +21,27 @@
 
 pub mod clock;
 
+mod columns;
+mod dead_letters;
+mod leadership;
+mod maintenance;
+mod nodes;
+mod queue_depths;
+mod retention;
+mod schedules;
+mod task_activity;
+mod task_explain;
+mod task_rows;
+mod tasks_read;
+#[cfg(test)]
+mod testing;
+mod workers;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tasker_store::{Error, Result};
 
 /// Where the database lives.
@@ -86,7 +102,10 @@ impl SqliteStore {
                 // Shared cache, so that the writer and the readers see one
                 // database; it lives while any connection is open (the
                 // writer's never closes).
-                let name = format!("file:tasker-{}?mode=memory&cache=shared", uuid::Uuid::new_v4());
+                let name = format!(
+                    "file:tasker-{}?mode=memory&cache=shared",
+                    uuid::Uuid::new_v4()
+                );
                 let options = SqliteConnectOptions::new()
                     .filename(&name)
                     .shared_cache(true);
