@@ -25,11 +25,7 @@ pub(crate) async fn maintenance_sweep_record(
     node_id: &str,
     counts: &SweepCounts,
 ) -> Result<()> {
-    let mut tx = store
-        .writer
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(db)?;
+    let mut tx = store.begin_write().await?;
     let totals: Option<String> =
         sqlx::query_scalar("SELECT totals FROM maintenance_sweeps WHERE name = ?1")
             .bind(name)

@@ -41,11 +41,7 @@ pub(crate) async fn retention_tasks_delete(
             })
         })
         .collect();
-    let mut tx = store
-        .writer
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(db)?;
+    let mut tx = store.begin_write().await?;
     let doomed: Vec<String> = sqlx::query_scalar(
         "WITH horizon AS ( \
            SELECT json_extract(value, '$.namespace') AS namespace, \
@@ -73,11 +69,20 @@ pub(crate) async fn retention_tasks_delete(
     let transitions = delete_of_tasks(&mut tx, "transitions", "task_id", &doomed).await?;
     let tasks = delete_of_tasks(&mut tx, "tasks", "id", &doomed).await?;
     tx.commit().await.map_err(db)?;
-    Ok(RetentionDeleted {
+    let deleted = RetentionDeleted {
         tasks,
         steps,
         transitions,
-    })
+    };
+    store.after_commit(
+        &[],
+        &[
+            deleted_event("tasks", deleted.tasks),
+            deleted_event("steps", deleted.steps),
+            deleted_event("transitions", deleted.transitions),
+        ],
+    );
+    Ok(deleted)
 }
 
 /// Deletes the rows of `table` whose `column` names one of `task_ids` (a
@@ -98,15 +103,6 @@ async fn delete_of_tasks(
     Ok(done.rows_affected())
 }
 
-/// What [`retention_tasks_delete`] tells the observer, per table.
-pub(crate) fn tasks_deleted_events(deleted: &RetentionDeleted) -> [Event; 3] {
-    [
-        deleted_event("tasks", deleted.tasks),
-        deleted_event("steps", deleted.steps),
-        deleted_event("transitions", deleted.transitions),
-    ]
-}
-
 /// Releases the keys of one batch of finished tasks created longer than
 /// `older_than` ago, so that a key may name a new task; returns how many.
 pub(crate) async fn retention_idempotency_keys_release(
@@ -125,6 +121,10 @@ pub(crate) async fn retention_idempotency_keys_release(
     .execute(&store.writer)
     .await
     .map_err(db)?;
+    store.after_commit(
+        &[],
+        &[deleted_event("idempotency_keys", done.rows_affected())],
+    );
     Ok(done.rows_affected())
 }
 
@@ -144,11 +144,12 @@ pub(crate) async fn retention_workers_delete(
     .execute(&store.writer)
     .await
     .map_err(db)?;
+    store.after_commit(&[], &[deleted_event("workers", done.rows_affected())]);
     Ok(done.rows_affected())
 }
 
 /// What the observer is told of one table's retention.
-pub(crate) fn deleted_event(table: &'static str, rows: u64) -> Event {
+fn deleted_event(table: &'static str, rows: u64) -> Event {
     Event::RetentionDeleted { table, rows }
 }
 

@@ -98,6 +98,43 @@ async fn finished_tasks_past_their_horizon_go_with_their_steps_and_history() {
     );
 }
 
+/// Keeps what the store tells its observer.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<Event>>);
+
+impl tasker_store::Observer for Recorder {
+    fn observe(&self, events: &[Event]) {
+        self.0.lock().unwrap().extend_from_slice(events);
+    }
+}
+
+#[tokio::test]
+async fn the_observer_is_told_what_each_table_lost() {
+    let store = test_store().await;
+    let recorder = std::sync::Arc::new(Recorder::default());
+    store.set_observer(recorder.clone());
+    finished(&store, "default", "complete", 48).await;
+    let batch = RetentionTasksDelete {
+        horizons: vec![horizon(None, TaskState::Complete, 1)],
+        limit: 10,
+    };
+    retention_tasks_delete(&store, &batch).await.unwrap();
+    retention_workers_delete(&store, Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    let told = recorder.0.lock().unwrap().clone();
+    let rows = |table: &str| {
+        told.iter().find_map(|e| match e {
+            Event::RetentionDeleted { table: t, rows } if *t == table => Some(*rows),
+            _ => None,
+        })
+    };
+    assert_eq!(rows("tasks"), Some(1));
+    assert_eq!(rows("steps"), Some(2));
+    assert_eq!(rows("transitions"), Some(1));
+    assert_eq!(rows("workers"), Some(0));
+}
+
 #[tokio::test]
 async fn a_batch_stops_at_its_limit_and_spares_tasks_with_a_step_in_flight() {
     let store = test_store().await;

@@ -159,11 +159,7 @@ pub(crate) async fn schedule_update(
     id: Uuid,
     w: &ScheduleWrite,
 ) -> Result<Schedule> {
-    let mut tx = store
-        .writer
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(db)?;
+    let mut tx = store.begin_write().await?;
     sqlx::query(
         "UPDATE schedule_fires SET outcome = 'skipped_overlap', \
            message = 'waited for the previous run; the overlap policy changed' \

@@ -12,8 +12,8 @@ use tasker_store::{Error, Result};
 use uuid::Uuid;
 
 use crate::columns::{self, before, get, to_json_text};
-use crate::task_rows::{self, STEP_COLUMNS, TASK_COLUMNS, TASK_FROM, template_definition};
-use crate::{SqliteStore, clock, db};
+use crate::task_rows::{self, STEP_COLUMNS, TASK_COLUMNS, TASK_FROM};
+use crate::{SqliteStore, catalog, clock, db};
 
 /// What "why is it waiting?" needs of task `id`, with the workers heard
 /// from within `worker_within`.
@@ -33,7 +33,6 @@ pub(crate) async fn task_explain_facts(
     .map_err(db)?
     .ok_or_else(|| Error::not_found(format!("task {id}")))?;
     let task = task_rows::task(&row)?;
-    let template = template_definition(&mut *tx, task.template_id).await?;
 
     // The holder's node is read whatever its liveness: a silent worker's
     // last node is what an operator needs to find it.
@@ -91,13 +90,15 @@ pub(crate) async fn task_explain_facts(
     })
     .collect::<Result<Vec<_>>>()?;
     tx.commit().await.map_err(db)?;
+    // Templates never change once written: read from the catalog's cache.
+    let template = catalog::template_by_id(store, task.template_id).await?;
 
     let steps = step_rows
         .iter()
         .map(|r| {
             let msg_id: Option<i64> = get(r, "msg_id")?;
             Ok(StepFacts {
-                step: task_rows::step(r, &template)?,
+                step: task_rows::step(r, &template.definition)?,
                 message: msg_id.and_then(|m| messages.get(&m).copied()),
                 holder_node: get(r, "holder_node")?,
             })

@@ -1,15 +1,17 @@
-//! Task, step and transition rows as domain records, and the template
-//! definition a step needs to be read (its handler, attempts and parents
-//! live in the template, not in the row). Reading only: the columns here
+//! Task, step and transition rows as domain records, and the template a
+//! step needs to be read (its handler, attempts and parents live in the
+//! template, not in the row). Reading only: the columns here
 //! are the ones every task read shares.
 
+use std::sync::Arc;
+
 use sqlx::sqlite::SqliteRow;
-use tasker_model::{Step, StepError, Task, Template, Transition};
+use tasker_model::{Step, StepError, Task, Template, TemplateRecord, Transition};
 use tasker_store::{Error, Result};
 use uuid::Uuid;
 
 use crate::columns::{self, get, unexpected};
-use crate::{SqliteStore, db};
+use crate::{SqliteStore, catalog, db};
 
 pub(crate) const TASK_COLUMNS: &str = "t.id, t.namespace, t.template_id, \
      tp.name AS template_name, tp.version AS template_version, t.state, t.context, \
@@ -93,23 +95,12 @@ pub(crate) fn transition(row: &SqliteRow) -> Result<Transition> {
     })
 }
 
-/// The definition of the template `template_id`, read with `executor`
-/// (the reader pool, or an open read transaction for one snapshot).
-pub(crate) async fn template_definition<'e, E>(executor: E, template_id: Uuid) -> Result<Template>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
-{
-    let text: String = sqlx::query_scalar("SELECT definition FROM templates WHERE id = ?1")
-        .bind(template_id.hyphenated())
-        .fetch_optional(executor)
-        .await
-        .map_err(db)?
-        .ok_or_else(|| Error::not_found(format!("template {template_id}")))?;
-    serde_json::from_str(&text).map_err(unexpected)
-}
-
-/// The template of task `task_id`, or not found naming the task.
-pub(crate) async fn template_of_task(store: &SqliteStore, task_id: Uuid) -> Result<Template> {
+/// The template of task `task_id` (from the catalog's cache), or not
+/// found naming the task.
+pub(crate) async fn template_of_task(
+    store: &SqliteStore,
+    task_id: Uuid,
+) -> Result<Arc<TemplateRecord>> {
     let template_id: String = sqlx::query_scalar("SELECT template_id FROM tasks WHERE id = ?1")
         .bind(task_id.hyphenated())
         .fetch_optional(&store.reader)
@@ -117,5 +108,5 @@ pub(crate) async fn template_of_task(store: &SqliteStore, task_id: Uuid) -> Resu
         .map_err(db)?
         .ok_or_else(|| Error::not_found(format!("task {task_id}")))?;
     let template_id = Uuid::parse_str(&template_id).map_err(unexpected)?;
-    template_definition(&store.reader, template_id).await
+    catalog::template_by_id(store, template_id).await
 }

@@ -94,7 +94,9 @@ pub(crate) async fn task_steps(store: &SqliteStore, id: Uuid) -> Result<Vec<Step
     .fetch_all(&store.reader)
     .await
     .map_err(db)?;
-    rows.iter().map(|r| task_rows::step(r, &template)).collect()
+    rows.iter()
+        .map(|r| task_rows::step(r, &template.definition))
+        .collect()
 }
 
 /// Up to `limit` transitions of a task with an id above `after`, oldest

@@ -1,4 +1,5 @@
-//! Fixtures of the unit tests: a migrated in-memory store, and rows written
+//! Fixtures of the unit tests: a migrated in-memory store (with its
+//! default namespace), and rows written
 //! the way the engine leaves them (a task with its steps ready and their
 //! queue messages, a step leased to a worker, a task finished), so that the
 //! reads can be tested without the orchestration. Test-only.
@@ -18,8 +19,7 @@ pub(crate) async fn test_store() -> SqliteStore {
     let store = SqliteStore::open(SqliteLocation::Memory, NODE)
         .await
         .expect("in-memory store opens");
-    sqlx::migrate!("./migrations")
-        .run(&store.writer)
+    crate::catalog::migrate(&store)
         .await
         .expect("migrations apply");
     store
