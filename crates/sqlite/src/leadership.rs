@@ -9,8 +9,6 @@
 //! store's clock, read once per statement, so the condition and the new
 //! term agree.
 
-use std::time::Duration;
-
 use sqlx::sqlite::SqliteRow;
 use tasker_model::Timestamp;
 use tasker_store::{LeaderElect, Leadership, Result};
@@ -103,6 +101,8 @@ pub(crate) async fn leader_get(store: &SqliteStore, name: &str) -> Result<Option
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::testing::{execute, test_store};
 
