@@ -169,7 +169,7 @@ impl Backend for SqliteStore {
     }
 
     fn after_commit(&self, written: &Written) {
-        self.wake_and_observe(written);
+        SqliteStore::after_commit(self, &written.ready, &written.events);
     }
 
     fn max_fan_out(&self) -> u32 {

@@ -210,10 +210,7 @@ pub async fn visible_at(
 /// How long until the first hidden message of a queue becomes visible (a
 /// retry waiting out its backoff, a lease running out); `None` when no
 /// message is hidden. Served by the index on (queue, vt).
-pub async fn next_visible_in(
-    conn: &mut SqliteConnection,
-    queue: &str,
-) -> Result<Option<Duration>> {
+pub async fn next_visible_in(conn: &mut SqliteConnection, queue: &str) -> Result<Option<Duration>> {
     let now = clock::micros(clock::now());
     let first: Option<i64> =
         sqlx::query_scalar("SELECT min(vt) FROM queue_messages WHERE queue = ? AND vt > ?")
@@ -240,7 +237,9 @@ mod tests {
 
     #[tokio::test]
     async fn read_takes_visible_messages_of_its_queue_and_handlers_oldest_first() {
-        let store = SqliteStore::open(SqliteLocation::Memory, "n").await.unwrap();
+        let store = SqliteStore::open(SqliteLocation::Memory, "n")
+            .await
+            .unwrap();
         catalog::migrate(&store).await.unwrap();
         let mut tx = store.begin_write().await.unwrap();
         let ids = send(&mut tx, "a", &[body("x"), body("y"), body("x")], None)

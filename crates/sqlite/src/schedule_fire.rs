@@ -11,7 +11,6 @@ use sqlx::sqlite::SqliteRow;
 use tasker_model::schedule::{FireKind, FireOutcome};
 use tasker_model::{ScheduleFire, Task};
 use tasker_store::{Error, FireAction, FireRequest, FireResult, NextFire, Result, TaskCreate};
-use tasker_store::backend::Written;
 use uuid::fmt::Hyphenated;
 
 use crate::{SqliteStore, clock, db, task_create};
@@ -151,10 +150,7 @@ pub async fn fire_once(store: &SqliteStore, request: &FireRequest) -> Result<Fir
     .map_err(db)?;
     let recorded = fire(&row)?;
     tx.commit().await.map_err(db)?;
-    store.wake_and_observe(&Written {
-        ready,
-        events: Vec::new(),
-    });
+    store.after_commit(&ready, &[]);
     Ok(FireResult::Recorded {
         fire: recorded,
         task: task.map(Box::new),
