@@ -132,7 +132,9 @@ pub async fn payloads(
         .await
         .map_err(db)?;
         for (id, context) in rows {
-            payloads.contexts.insert(id.into_uuid(), json(Some(context))?);
+            payloads
+                .contexts
+                .insert(id.into_uuid(), json(Some(context))?);
         }
     }
     if !parents.is_empty() {
