@@ -428,7 +428,12 @@ mod tests {
             .map(|t| t.version)
             .collect();
         assert_eq!(versions, ["1.2.0", "1.9.0", "1.10.0"]);
-        assert!(template_list(&store, Some("other")).await.unwrap().is_empty());
+        assert!(
+            template_list(&store, Some("other"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(
             template_by_id(&store, first.id).await.unwrap().as_ref(),
             &first
@@ -445,6 +450,10 @@ mod tests {
         let mut t = template("1", "h");
         t.namespace = "billing".into();
         let error = template_register(&store, &t).await.unwrap_err();
-        assert!(error.to_string().contains("tasker namespace create billing"));
+        assert!(
+            error
+                .to_string()
+                .contains("tasker namespace create billing")
+        );
     }
 }

@@ -22,24 +22,38 @@
 mod backend;
 mod catalog;
 pub mod clock;
+mod columns;
+mod dead_letters;
+mod leadership;
 mod load;
+mod maintenance;
+mod nodes;
 mod plan_writer;
 mod queue;
+mod queue_depths;
+mod retention;
 mod schedule_fire;
+mod schedules;
 mod store;
 mod sweep_candidates;
+mod task_activity;
 mod task_create;
+mod task_explain;
+mod task_rows;
+mod tasks_read;
+#[cfg(test)]
+mod testing;
+mod workers;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tasker_model::TemplateRecord;
-use tasker_store::backend::Written;
-use tasker_store::{Error, Observer, Result};
+use tasker_store::{Error, Event, Observer, Result};
 use uuid::Uuid;
 
 /// Migrations embedded in the binary.
@@ -117,7 +131,10 @@ impl SqliteStore {
                 // Shared cache, so that the writer and the readers see one
                 // database; it lives while any connection is open (the
                 // writer's never closes).
-                let name = format!("file:tasker-{}?mode=memory&cache=shared", uuid::Uuid::new_v4());
+                let name = format!(
+                    "file:tasker-{}?mode=memory&cache=shared",
+                    uuid::Uuid::new_v4()
+                );
                 let options = SqliteConnectOptions::new()
                     .filename(&name)
                     .shared_cache(true);
@@ -189,16 +206,16 @@ impl SqliteStore {
 
     /// After a commit: wakes local polls of the namespaces that got ready
     /// steps and tells the observer what happened.
-    pub(crate) fn wake_and_observe(&self, written: &Written) {
+    pub(crate) fn after_commit(&self, ready: &[(String, usize)], events: &[Event]) {
         if let Some(wake) = self.local_wake.get() {
-            for (namespace, _) in &written.ready {
+            for (namespace, _) in ready {
                 wake(Some(namespace));
             }
         }
-        if !written.events.is_empty()
+        if !events.is_empty()
             && let Some(observer) = self.observer.get()
         {
-            observer.observe(&written.events);
+            observer.observe(events);
         }
     }
 

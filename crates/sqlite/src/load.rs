@@ -132,7 +132,9 @@ pub async fn payloads(
         .await
         .map_err(db)?;
         for (id, context) in rows {
-            payloads.contexts.insert(id.into_uuid(), json(Some(context))?);
+            payloads
+                .contexts
+                .insert(id.into_uuid(), json(Some(context))?);
         }
     }
     if !parents.is_empty() {
@@ -183,7 +185,8 @@ fn step_row(row: &sqlx::sqlite::SqliteRow) -> Result<StepRow> {
     Ok(StepRow {
         id: row.get::<Hyphenated, _>("id").into_uuid(),
         state: state.parse().map_err(|m: String| corrupt(&m))?,
-        attempt: u32::try_from(row.get::<i64, _>("attempt")).map_err(|e| corrupt(&e.to_string()))?,
+        attempt: u32::try_from(row.get::<i64, _>("attempt"))
+            .map_err(|e| corrupt(&e.to_string()))?,
         lease_token: row
             .get::<Option<Hyphenated>, _>("lease_token")
             .map(Hyphenated::into_uuid),
@@ -197,9 +200,7 @@ fn step_row(row: &sqlx::sqlite::SqliteRow) -> Result<StepRow> {
             .map(|b| serde_json::from_str(&b))
             .transpose()
             .map_err(|e| corrupt(&e.to_string()))?,
-        fan_out_count: row
-            .get::<Option<i64>, _>("fan_out_count")
-            .map(|n| n as u32),
+        fan_out_count: row.get::<Option<i64>, _>("fan_out_count").map(|n| n as u32),
         instance: match (
             row.get::<Option<i64>, _>("fan_out_of"),
             row.get::<Option<i64>, _>("fan_out_number"),

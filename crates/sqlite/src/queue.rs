@@ -142,19 +142,15 @@ pub async fn delete(conn: &mut SqliteConnection, queue: &str, msg_ids: &[i64]) -
     )
     .bind(queue)
     .bind(id_list(msg_ids.iter().copied()))
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
     Ok(())
 }
 
 /// Makes messages visible again at once (a claim that read them but could
 /// not use them now). Their read count stays as it is.
-pub async fn make_visible(
-    conn: &mut SqliteConnection,
-    queue: &str,
-    msg_ids: &[i64],
-) -> Result<()> {
+pub async fn make_visible(conn: &mut SqliteConnection, queue: &str, msg_ids: &[i64]) -> Result<()> {
     if msg_ids.is_empty() {
         return Ok(());
     }
@@ -210,10 +206,7 @@ pub async fn visible_at(
 /// How long until the first hidden message of a queue becomes visible (a
 /// retry waiting out its backoff, a lease running out); `None` when no
 /// message is hidden. Served by the index on (queue, vt).
-pub async fn next_visible_in(
-    conn: &mut SqliteConnection,
-    queue: &str,
-) -> Result<Option<Duration>> {
+pub async fn next_visible_in(conn: &mut SqliteConnection, queue: &str) -> Result<Option<Duration>> {
     let now = clock::micros(clock::now());
     let first: Option<i64> =
         sqlx::query_scalar("SELECT min(vt) FROM queue_messages WHERE queue = ? AND vt > ?")
@@ -240,7 +233,9 @@ mod tests {
 
     #[tokio::test]
     async fn read_takes_visible_messages_of_its_queue_and_handlers_oldest_first() {
-        let store = SqliteStore::open(SqliteLocation::Memory, "n").await.unwrap();
+        let store = SqliteStore::open(SqliteLocation::Memory, "n")
+            .await
+            .unwrap();
         catalog::migrate(&store).await.unwrap();
         let mut tx = store.begin_write().await.unwrap();
         let ids = send(&mut tx, "a", &[body("x"), body("y"), body("x")], None)

@@ -13,6 +13,7 @@ use tasker_model::{
     ClaimedStep, HeartbeatOutcome, Lease, Namespace, Recorded, Schedule, ScheduleFire, Step, Task,
     Template, TemplateRecord, Timestamp, Transition,
 };
+use tasker_store::orchestration::{claims, reports, sweeps, task_operations};
 use tasker_store::{
     ClaimBatch, ClaimedBatch, DeadLetterFilter, DeadLetterPage, FireRequest, FireResult,
     LeaderElect, Leadership, NextClaim, Node, NodeRegistration, QueueDepth, Readiness,
@@ -20,10 +21,12 @@ use tasker_store::{
     StepCompletion, StepFailure, StepReport, Store, StuckKind, SweepCounts, SweepRecord,
     TaskActivity, TaskCreate, TaskFilter, TaskPage, Worker, WorkerRegistration,
 };
-use tasker_store::orchestration::{claims, reports, sweeps, task_operations};
 use uuid::Uuid;
 
-use crate::{SqliteStore, catalog, schedule_fire, task_create};
+use crate::{
+    SqliteStore, catalog, dead_letters, leadership, maintenance, nodes, queue_depths, retention,
+    schedule_fire, schedules, task_activity, task_create, task_explain, tasks_read, workers,
+};
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -72,20 +75,20 @@ impl Store for SqliteStore {
         task_create::create_many(self, &items).await
     }
 
-    async fn task_get(&self, _id: Uuid) -> Result<Task> {
-        todo!("sqlite-ops: task_get")
+    async fn task_get(&self, id: Uuid) -> Result<Task> {
+        tasks_read::task_get(self, id).await
     }
 
-    async fn task_list(&self, _filter: &TaskFilter) -> Result<TaskPage> {
-        todo!("sqlite-ops: task_list")
+    async fn task_list(&self, filter: &TaskFilter) -> Result<TaskPage> {
+        tasks_read::task_list(self, filter).await
     }
 
-    async fn task_steps(&self, _id: Uuid) -> Result<Vec<Step>> {
-        todo!("sqlite-ops: task_steps")
+    async fn task_steps(&self, id: Uuid) -> Result<Vec<Step>> {
+        tasks_read::task_steps(self, id).await
     }
 
-    async fn task_history(&self, _id: Uuid, _after: i64, _limit: u32) -> Result<Vec<Transition>> {
-        todo!("sqlite-ops: task_history")
+    async fn task_history(&self, id: Uuid, after: i64, limit: u32) -> Result<Vec<Transition>> {
+        tasks_read::task_history(self, id, after, limit).await
     }
 
     async fn task_cancel(&self, id: Uuid, reason: &str) -> Result<Task> {
@@ -93,16 +96,12 @@ impl Store for SqliteStore {
         self.task_get(id).await
     }
 
-    async fn task_explain_facts(
-        &self,
-        _id: Uuid,
-        _worker_within: Duration,
-    ) -> Result<ExplainFacts> {
-        todo!("sqlite-ops: task_explain_facts")
+    async fn task_explain_facts(&self, id: Uuid, worker_within: Duration) -> Result<ExplainFacts> {
+        task_explain::task_explain_facts(self, id, worker_within).await
     }
 
-    async fn step_get(&self, _id: Uuid) -> Result<Step> {
-        todo!("sqlite-ops: step_get")
+    async fn step_get(&self, id: Uuid) -> Result<Step> {
+        tasks_read::step_get(self, id).await
     }
 
     async fn step_claim(&self, params: StepClaim) -> Result<Vec<ClaimedStep>> {
@@ -151,96 +150,96 @@ impl Store for SqliteStore {
         self.step_get(step_id).await
     }
 
-    async fn worker_register(&self, _registration: &WorkerRegistration) -> Result<Worker> {
-        todo!("sqlite-ops: worker_register")
+    async fn worker_register(&self, registration: &WorkerRegistration) -> Result<Worker> {
+        workers::worker_register(self, registration).await
     }
 
-    async fn workers_seen(&self, _worker_ids: &[String]) -> Result<()> {
-        todo!("sqlite-ops: workers_seen")
+    async fn workers_seen(&self, worker_ids: &[String]) -> Result<()> {
+        workers::workers_seen(self, worker_ids).await
     }
 
-    async fn worker_get(&self, _worker_id: &str, _within: Duration) -> Result<Option<Worker>> {
-        todo!("sqlite-ops: worker_get")
+    async fn worker_get(&self, worker_id: &str, within: Duration) -> Result<Option<Worker>> {
+        workers::worker_get(self, worker_id, within).await
     }
 
-    async fn worker_list(&self, _within: Duration) -> Result<Vec<Worker>> {
-        todo!("sqlite-ops: worker_list")
+    async fn worker_list(&self, within: Duration) -> Result<Vec<Worker>> {
+        workers::worker_list(self, within).await
     }
 
     async fn worker_in_flight(&self) -> Result<HashMap<String, u64>> {
-        todo!("sqlite-ops: worker_in_flight")
+        workers::worker_in_flight(self).await
     }
 
-    async fn node_heartbeat(&self, _node: &NodeRegistration) -> Result<Node> {
-        todo!("sqlite-ops: node_heartbeat")
+    async fn node_heartbeat(&self, node: &NodeRegistration) -> Result<Node> {
+        nodes::node_heartbeat(self, node).await
     }
 
-    async fn node_list(&self, _within: Duration) -> Result<Vec<Node>> {
-        todo!("sqlite-ops: node_list")
+    async fn node_list(&self, within: Duration) -> Result<Vec<Node>> {
+        nodes::node_list(self, within).await
     }
 
-    async fn node_delete(&self, _node_id: &str) -> Result<()> {
-        todo!("sqlite-ops: node_delete")
+    async fn node_delete(&self, node_id: &str) -> Result<()> {
+        nodes::node_delete(self, node_id).await
     }
 
-    async fn node_delete_stale(&self, _older_than: Duration) -> Result<u64> {
-        todo!("sqlite-ops: node_delete_stale")
+    async fn node_delete_stale(&self, older_than: Duration) -> Result<u64> {
+        nodes::node_delete_stale(self, older_than).await
     }
 
-    async fn leader_attempt_elect(&self, _elect: &LeaderElect) -> Result<Option<Leadership>> {
-        todo!("sqlite-ops: leader_attempt_elect")
+    async fn leader_attempt_elect(&self, elect: &LeaderElect) -> Result<Option<Leadership>> {
+        leadership::leader_attempt_elect(self, elect).await
     }
 
-    async fn leader_resign(&self, _name: &str, _node_id: &str) -> Result<bool> {
-        todo!("sqlite-ops: leader_resign")
+    async fn leader_resign(&self, name: &str, node_id: &str) -> Result<bool> {
+        leadership::leader_resign(self, name, node_id).await
     }
 
-    async fn leader_get(&self, _name: &str) -> Result<Option<Leadership>> {
-        todo!("sqlite-ops: leader_get")
+    async fn leader_get(&self, name: &str) -> Result<Option<Leadership>> {
+        leadership::leader_get(self, name).await
     }
 
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>> {
-        todo!("sqlite-ops: queue_depths")
+        queue_depths::queue_depths(self).await
     }
 
-    async fn task_activity(&self, _since: Timestamp) -> Result<Vec<TaskActivity>> {
-        todo!("sqlite-ops: task_activity")
+    async fn task_activity(&self, since: Timestamp) -> Result<Vec<TaskActivity>> {
+        task_activity::task_activity(self, since).await
     }
 
-    async fn schedule_create(&self, _id: Uuid, _write: &ScheduleWrite) -> Result<Schedule> {
-        todo!("sqlite-ops: schedule_create")
+    async fn schedule_create(&self, id: Uuid, write: &ScheduleWrite) -> Result<Schedule> {
+        schedules::schedule_create(self, id, write).await
     }
 
-    async fn schedule_get(&self, _id: Uuid) -> Result<Schedule> {
-        todo!("sqlite-ops: schedule_get")
+    async fn schedule_get(&self, id: Uuid) -> Result<Schedule> {
+        schedules::schedule_get(self, id).await
     }
 
     async fn schedule_list(&self) -> Result<Vec<Schedule>> {
-        todo!("sqlite-ops: schedule_list")
+        schedules::schedule_list(self).await
     }
 
-    async fn schedule_update(&self, _id: Uuid, _write: &ScheduleWrite) -> Result<Schedule> {
-        todo!("sqlite-ops: schedule_update")
+    async fn schedule_update(&self, id: Uuid, write: &ScheduleWrite) -> Result<Schedule> {
+        schedules::schedule_update(self, id, write).await
     }
 
-    async fn schedule_delete(&self, _id: Uuid) -> Result<()> {
-        todo!("sqlite-ops: schedule_delete")
+    async fn schedule_delete(&self, id: Uuid) -> Result<()> {
+        schedules::schedule_delete(self, id).await
     }
 
-    async fn schedule_due(&self, _now: Timestamp, _limit: u32) -> Result<Vec<Schedule>> {
-        todo!("sqlite-ops: schedule_due")
+    async fn schedule_due(&self, now: Timestamp, limit: u32) -> Result<Vec<Schedule>> {
+        schedules::schedule_due(self, now, limit).await
     }
 
     async fn schedule_next_run(&self) -> Result<Option<Timestamp>> {
-        todo!("sqlite-ops: schedule_next_run")
+        schedules::schedule_next_run(self).await
     }
 
     async fn schedule_fire(&self, request: &FireRequest) -> Result<FireResult> {
         schedule_fire::fire_once(self, request).await
     }
 
-    async fn schedule_fires(&self, _id: Uuid, _limit: u32) -> Result<Vec<ScheduleFire>> {
-        todo!("sqlite-ops: schedule_fires")
+    async fn schedule_fires(&self, id: Uuid, limit: u32) -> Result<Vec<ScheduleFire>> {
+        schedules::schedule_fires(self, id, limit).await
     }
 
     async fn maintenance_steps_time_out(&self, batch: u32) -> Result<(u64, u64)> {
@@ -257,46 +256,46 @@ impl Store for SqliteStore {
 
     async fn maintenance_sweep_record(
         &self,
-        _name: &str,
-        _node_id: &str,
-        _counts: &SweepCounts,
+        name: &str,
+        node_id: &str,
+        counts: &SweepCounts,
     ) -> Result<()> {
-        todo!("sqlite-ops: maintenance_sweep_record")
+        maintenance::maintenance_sweep_record(self, name, node_id, counts).await
     }
 
     async fn maintenance_sweep_list(&self) -> Result<Vec<SweepRecord>> {
-        todo!("sqlite-ops: maintenance_sweep_list")
+        maintenance::maintenance_sweep_list(self).await
     }
 
-    async fn maintenance_queues_vacuum(&self, _min_dead: u64) -> Result<Vec<(String, u64)>> {
-        todo!("sqlite-ops: maintenance_queues_vacuum")
+    async fn maintenance_queues_vacuum(&self, min_dead: u64) -> Result<Vec<(String, u64)>> {
+        maintenance::maintenance_queues_vacuum(self, min_dead).await
     }
 
     async fn dead_letter_list(
         &self,
-        _filter: &DeadLetterFilter,
-        _cursor: Option<&str>,
-        _limit: u32,
+        filter: &DeadLetterFilter,
+        cursor: Option<&str>,
+        limit: u32,
     ) -> Result<DeadLetterPage> {
-        todo!("sqlite-ops: dead_letter_list")
+        dead_letters::dead_letter_list(self, filter, cursor, limit).await
     }
 
     async fn retention_tasks_delete(
         &self,
-        _batch: &RetentionTasksDelete,
+        batch: &RetentionTasksDelete,
     ) -> Result<RetentionDeleted> {
-        todo!("sqlite-ops: retention_tasks_delete")
+        retention::retention_tasks_delete(self, batch).await
     }
 
     async fn retention_idempotency_keys_release(
         &self,
-        _older_than: Duration,
-        _limit: u32,
+        older_than: Duration,
+        limit: u32,
     ) -> Result<u64> {
-        todo!("sqlite-ops: retention_idempotency_keys_release")
+        retention::retention_idempotency_keys_release(self, older_than, limit).await
     }
 
-    async fn retention_workers_delete(&self, _older_than: Duration, _limit: u32) -> Result<u64> {
-        todo!("sqlite-ops: retention_workers_delete")
+    async fn retention_workers_delete(&self, older_than: Duration, limit: u32) -> Result<u64> {
+        retention::retention_workers_delete(self, older_than, limit).await
     }
 }

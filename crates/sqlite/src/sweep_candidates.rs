@@ -77,7 +77,9 @@ mod tests {
 
     #[tokio::test]
     async fn past_deadlines_and_missing_messages_are_nominated() {
-        let store = SqliteStore::open(SqliteLocation::Memory, "n").await.unwrap();
+        let store = SqliteStore::open(SqliteLocation::Memory, "n")
+            .await
+            .unwrap();
         catalog::migrate(&store).await.unwrap();
         let template = Template::from_json(serde_json::json!({
             "namespace": "default", "name": "one", "version": "1",

@@ -16,7 +16,6 @@ use sqlx::{Row, SqliteConnection};
 use tasker_model::{Task, TaskRun, TemplateRecord, Timestamp};
 use tasker_store::{Error, Result, TaskCreate};
 use uuid::Uuid;
-use tasker_store::backend::Written;
 use uuid::fmt::Hyphenated;
 
 use crate::queue::{self, StepMessage};
@@ -42,10 +41,7 @@ pub async fn create_many(
     let mut tx = store.begin_write().await?;
     let (answers, ready) = write(store, &mut tx, items, prepared).await?;
     tx.commit().await.map_err(db)?;
-    store.wake_and_observe(&Written {
-        ready,
-        events: Vec::new(),
-    });
+    store.after_commit(&ready, &[]);
     Ok(answers)
 }
 
