@@ -33,6 +33,8 @@ mod queue_depths;
 mod retention;
 mod schedule_fire;
 mod schedules;
+mod store;
+mod sweep_candidates;
 mod task_activity;
 mod task_create;
 mod task_explain;

@@ -108,6 +108,87 @@ pub async fn existing(conn: &mut SqliteConnection, ids: &[Uuid]) -> Result<Vec<U
     Ok(rows.into_iter().map(Hyphenated::into_uuid).collect())
 }
 
+/// What a claim hands its worker besides the step: the tasks' contexts,
+/// their parents' results and the items of fan-out instances.
+#[derive(Debug, Default)]
+pub struct Payloads {
+    pub contexts: HashMap<Uuid, serde_json::Value>,
+    /// By (task, position); `null` for a parent without a result.
+    pub results: HashMap<(Uuid, usize), serde_json::Value>,
+    /// By step id (a fan-out instance).
+    pub items: HashMap<Uuid, Vec<serde_json::Value>>,
+}
+
+/// Reads the contexts of `tasks`, the results of the steps at `parents`
+/// (task, position) and the items of the `instances` (step ids).
+pub async fn payloads(
+    conn: &mut SqliteConnection,
+    tasks: &[Uuid],
+    parents: &[(Uuid, usize)],
+    instances: &[Uuid],
+) -> Result<Payloads> {
+    let mut payloads = Payloads::default();
+    let json = |text: Option<String>| -> Result<serde_json::Value> {
+        text.map_or(Ok(serde_json::Value::Null), |t| {
+            serde_json::from_str(&t).map_err(|e| corrupt(&e.to_string()))
+        })
+    };
+    if !tasks.is_empty() {
+        let rows: Vec<(Hyphenated, String)> = sqlx::query_as(
+            "SELECT id, context FROM tasks WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(uuid_list(tasks))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+        for (id, context) in rows {
+            payloads
+                .contexts
+                .insert(id.into_uuid(), json(Some(context))?);
+        }
+    }
+    if !parents.is_empty() {
+        let pairs = serde_json::to_string(
+            &parents
+                .iter()
+                .map(|(task, position)| serde_json::json!([task, position]))
+                .collect::<Vec<_>>(),
+        )
+        .expect("pairs serialize");
+        let rows: Vec<(Hyphenated, i64, Option<String>)> = sqlx::query_as(
+            "SELECT s.task_id, s.position, s.result FROM steps s \
+             JOIN json_each(?) p ON s.task_id = json_extract(p.value, '$[0]') \
+                                AND s.position = json_extract(p.value, '$[1]')",
+        )
+        .bind(pairs)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+        for (task, position, result) in rows {
+            payloads
+                .results
+                .insert((task.into_uuid(), position as usize), json(result)?);
+        }
+    }
+    if !instances.is_empty() {
+        let rows: Vec<(Hyphenated, Option<String>)> = sqlx::query_as(
+            "SELECT id, items FROM steps WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(uuid_list(instances))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+        for (id, items) in rows {
+            let list = match json(items)? {
+                serde_json::Value::Array(list) => list,
+                _ => Vec::new(),
+            };
+            payloads.items.insert(id.into_uuid(), list);
+        }
+    }
+    Ok(payloads)
+}
+
 fn step_row(row: &sqlx::sqlite::SqliteRow) -> Result<StepRow> {
     let state: String = row.get("state");
     let branches: Option<String> = row.get("branches");
