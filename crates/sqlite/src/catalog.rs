@@ -290,19 +290,37 @@ pub async fn template_list(
 
 /// A template by id, from the cache when possible.
 pub async fn template_by_id(store: &SqliteStore, id: Uuid) -> Result<Arc<TemplateRecord>> {
-    if let Some(record) = store
+    let mut conn = match cached_template(store, id) {
+        Some(record) => return Ok(record),
+        None => store.reader.acquire().await.map_err(db)?,
+    };
+    template_by_id_on(store, &mut conn, id).await
+}
+
+fn cached_template(store: &SqliteStore, id: Uuid) -> Option<Arc<TemplateRecord>> {
+    store
         .templates
         .read()
         .expect("template cache lock")
         .get(&id)
-    {
-        return Ok(record.clone());
+        .cloned()
+}
+
+/// [`template_by_id`] reading on `conn`: inside a writing transaction,
+/// which must not wait for a reader connection.
+pub async fn template_by_id_on(
+    store: &SqliteStore,
+    conn: &mut sqlx::SqliteConnection,
+    id: Uuid,
+) -> Result<Arc<TemplateRecord>> {
+    if let Some(record) = cached_template(store, id) {
+        return Ok(record);
     }
     let row = sqlx::query(&format!(
         "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE id = ?"
     ))
     .bind(id.hyphenated())
-    .fetch_optional(&store.reader)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(db)?
     .ok_or_else(|| Error::not_found(format!("template {id}")))?;

@@ -19,6 +19,7 @@
 //! Must never: be opened by two server processes at once (the lock file
 //! refuses the second), or read time from anywhere but [`clock`].
 
+mod backend;
 mod catalog;
 pub mod clock;
 mod columns;

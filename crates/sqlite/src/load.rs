@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use sqlx::{Row, SqliteConnection};
 use tasker_model::Timestamp;
 use tasker_model::task_run::{Instance, StepRow, TaskRow};
+use tasker_store::backend::Payloads;
 use tasker_store::{Error, Result};
 use uuid::Uuid;
 use uuid::fmt::Hyphenated;
@@ -106,17 +107,6 @@ pub async fn existing(conn: &mut SqliteConnection, ids: &[Uuid]) -> Result<Vec<U
             .await
             .map_err(db)?;
     Ok(rows.into_iter().map(Hyphenated::into_uuid).collect())
-}
-
-/// What a claim hands its worker besides the step: the tasks' contexts,
-/// their parents' results and the items of fan-out instances.
-#[derive(Debug, Default)]
-pub struct Payloads {
-    pub contexts: HashMap<Uuid, serde_json::Value>,
-    /// By (task, position); `null` for a parent without a result.
-    pub results: HashMap<(Uuid, usize), serde_json::Value>,
-    /// By step id (a fan-out instance).
-    pub items: HashMap<Uuid, Vec<serde_json::Value>>,
 }
 
 /// Reads the contexts of `tasks`, the results of the steps at `parents`

@@ -18,51 +18,31 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::SqliteConnection;
 use tasker_model::task_run::NewTransition;
-use tasker_model::{StepState, TaskRun, Timestamp};
+use tasker_model::{TaskRun, Timestamp};
 use tasker_store::Result;
+use tasker_store::backend::Pending;
 
 use crate::queue::{self, StepMessage};
 use crate::{clock, db};
 
-/// A run to write and the queue and namespace of its task.
-pub struct Pending<'r, 't> {
-    pub queue: &'r str,
-    pub namespace: &'r str,
-    pub run: &'r mut TaskRun<'t>,
-}
-
-/// Writes the runs' plans; returns, per namespace, how many steps became
-/// visible and ready (a retry whose backoff will end counts 0: claim loops
-/// must learn when it becomes visible), to announce after the commit.
+/// Writes the runs' plans (what to announce and observe afterwards is the
+/// orchestration's to derive).
 pub async fn write(
     conn: &mut SqliteConnection,
     node_id: &str,
     runs: &mut [Pending<'_, '_>],
-) -> Result<Vec<(String, usize)>> {
+) -> Result<()> {
     if runs.iter().all(|p| p.run.plan.is_empty()) {
-        return Ok(Vec::new());
+        return Ok(());
     }
     insert_instances(conn, runs).await?;
-    let mut ready = send_messages(conn, runs).await?;
-
-    // A retry's message becomes visible when its backoff ends; the claim
-    // loops of its namespace sleep until then only if they hear of it.
-    for pending in runs.iter() {
-        let run = &*pending.run;
-        let retrying = run
-            .plan
-            .dirty_steps
-            .iter()
-            .any(|&i| run.steps[i].state == StepState::Retrying);
-        if retrying && !ready.iter().any(|(n, _)| n == pending.namespace) {
-            ready.push((pending.namespace.to_owned(), 0));
-        }
-    }
+    send_messages(conn, runs).await?;
 
     let now = clock::micros(clock::now());
-    let mut deletes: BTreeSet<i64> = BTreeSet::new();
-    // The last visibility set for a message wins, as one call at a time would.
-    let mut hides: BTreeMap<i64, Timestamp> = BTreeMap::new();
+    // Per queue: messages deleted, and new visibility times (the last one
+    // set for a message wins, as one call at a time would).
+    let mut deletes: BTreeMap<&str, BTreeSet<i64>> = BTreeMap::new();
+    let mut hides: BTreeMap<&str, BTreeMap<i64, Timestamp>> = BTreeMap::new();
     for pending in runs.iter() {
         let run = &*pending.run;
         let plan = &run.plan;
@@ -80,30 +60,34 @@ pub async fn write(
                 .map_err(db)?;
         }
         insert_transitions(conn, node_id, &plan.transitions).await?;
-        deletes.extend(plan.delete_messages.iter().copied());
+        deletes
+            .entry(pending.queue)
+            .or_default()
+            .extend(plan.delete_messages.iter().copied());
+        let queue_hides = hides.entry(pending.queue).or_default();
         for &(m, at) in &plan.set_visibility {
-            hides.insert(m, at);
+            queue_hides.insert(m, at);
         }
     }
-    queue::delete(conn, &deletes.iter().copied().collect::<Vec<_>>()).await?;
+    for (queue_name, ids) in &deletes {
+        queue::delete(conn, queue_name, &ids.iter().copied().collect::<Vec<_>>()).await?;
+    }
     // A message both deleted and hidden in one batch (a heartbeat and the
     // complete of one step) is deleted.
-    for (msg_id, at) in hides {
-        if !deletes.contains(&msg_id) {
-            queue::hide_until(conn, msg_id, at).await?;
+    for (queue_name, queue_hides) in hides {
+        for (msg_id, at) in queue_hides {
+            if !deletes.get(queue_name).is_some_and(|d| d.contains(&msg_id)) {
+                queue::hide_until(conn, msg_id, at).await?;
+            }
         }
     }
     gather(conn, runs).await?;
-    Ok(ready)
+    Ok(())
 }
 
 /// Sends the plans' new messages (visible now, or hidden until a lease
 /// taken at release ends) and records their ids in the step rows.
-async fn send_messages(
-    conn: &mut SqliteConnection,
-    runs: &mut [Pending<'_, '_>],
-) -> Result<Vec<(String, usize)>> {
-    let mut ready: Vec<(String, usize)> = Vec::new();
+async fn send_messages(conn: &mut SqliteConnection, runs: &mut [Pending<'_, '_>]) -> Result<()> {
     for pending in runs.iter_mut() {
         let run = &mut *pending.run;
         let sends: Vec<(usize, Option<Timestamp>)> = run
@@ -122,16 +106,9 @@ async fn send_messages(
             let ids = queue::send(conn, pending.queue, &[body], hidden_until).await?;
             run.steps[s].msg_id = ids.first().copied();
             run.plan.dirty_steps.insert(s);
-            if hidden_until.is_some() {
-                continue;
-            }
-            match ready.iter_mut().find(|(n, _)| n == pending.namespace) {
-                Some((_, count)) => *count += 1,
-                None => ready.push((pending.namespace.to_owned(), 1)),
-            }
         }
     }
-    Ok(ready)
+    Ok(())
 }
 
 /// Writes row `i` of a run as the run holds it, with the result and error
@@ -303,15 +280,13 @@ mod tests {
         template: &TemplateRecord,
         task_id: Uuid,
         op: impl FnOnce(&mut TaskRun<'_>, Timestamp) -> T,
-    ) -> (T, Vec<(String, usize)>) {
+    ) -> T {
         let mut tx = store.begin_write().await.unwrap();
-        let (mut loaded, now) = load::tasks(&mut tx, Which::Tasks(&[task_id]))
-            .await
-            .unwrap();
+        let (mut loaded, now) = load::tasks(&mut tx, Which::Tasks(&[task_id])).await.unwrap();
         let loaded = loaded.remove(&task_id).unwrap();
         let mut run = TaskRun::new(&template.definition, loaded.task, loaded.steps);
         let value = op(&mut run, now);
-        let ready = write(
+        write(
             &mut tx,
             "node-1",
             &mut [Pending {
@@ -323,7 +298,7 @@ mod tests {
         .await
         .unwrap();
         tx.commit().await.unwrap();
-        (value, ready)
+        value
     }
 
     async fn step_states(store: &SqliteStore, task_id: Uuid) -> Vec<(String, Option<i64>)> {
@@ -338,26 +313,13 @@ mod tests {
     async fn a_claim_then_a_result_release_the_next_step_and_its_message() {
         let (store, template, task_id) = store_with_task().await;
         let mut tx = store.begin_write().await.unwrap();
-        let read = queue::read(
-            &mut tx,
-            "default",
-            std::time::Duration::from_secs(30),
-            1,
-            &[],
-        )
-        .await
-        .unwrap();
+        let read = queue::read(&mut tx, "default", std::time::Duration::from_secs(30), 1, &[])
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         let message = read[0];
-        let (outcome, _) = apply(&store, &template, task_id, |run, now| {
-            run.claim(
-                0,
-                message.msg_id,
-                message.visible_at,
-                Uuid::now_v7(),
-                "w1",
-                now,
-            )
+        let outcome = apply(&store, &template, task_id, |run, now| {
+            run.claim(0, message.msg_id, message.visible_at, Uuid::now_v7(), "w1", now)
         })
         .await;
         let ClaimOutcome::Claimed(lease) = outcome else {
@@ -365,12 +327,11 @@ mod tests {
         };
         assert_eq!(step_states(&store, task_id).await[0].0, "running");
 
-        let (recorded, ready) = apply(&store, &template, task_id, |run, now| {
+        let recorded = apply(&store, &template, task_id, |run, now| {
             run.complete(&lease, serde_json::json!({"n": 2}), now)
         })
         .await;
         recorded.unwrap();
-        assert_eq!(ready, [("default".to_owned(), 1)]);
         let states = step_states(&store, task_id).await;
         assert_eq!(states[0], ("complete".to_owned(), None));
         assert_eq!(states[1].0, "ready");
@@ -413,11 +374,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(queued, 0);
-        let reasons: Vec<Option<String>> =
-            sqlx::query_scalar("SELECT reason FROM transitions WHERE step_id IS NULL ORDER BY id")
-                .fetch_all(&store.reader)
-                .await
-                .unwrap();
+        let reasons: Vec<Option<String>> = sqlx::query_scalar(
+            "SELECT reason FROM transitions WHERE step_id IS NULL ORDER BY id",
+        )
+        .fetch_all(&store.reader)
+        .await
+        .unwrap();
         assert_eq!(reasons.last().unwrap().as_deref(), Some("enough"));
     }
 }

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Row, SqliteConnection};
 use tasker_model::Timestamp;
 use tasker_store::Result;
+use tasker_store::backend::{MessageTarget, ReadMessage};
 use uuid::Uuid;
 
 use crate::{clock, db};
@@ -37,20 +38,10 @@ pub struct StepMessage {
 }
 
 /// The ids a claim needs from a message body.
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct MessageTarget {
-    pub task_id: Uuid,
-    pub step_id: Uuid,
-}
-
-/// A message just read, invisible to others until `visible_at`.
-#[derive(Debug, Clone, Copy)]
-pub struct ReadMessage {
-    pub msg_id: i64,
-    pub visible_at: Timestamp,
-    /// When the message was first sent.
-    pub enqueued_at: Timestamp,
-    pub body: Option<MessageTarget>,
+#[derive(Deserialize)]
+struct Target {
+    task_id: Uuid,
+    step_id: Uuid,
 }
 
 /// A list of ids as the JSON array `json_each` reads.
@@ -127,7 +118,12 @@ pub async fn read(
                 msg_id: row.get("msg_id"),
                 visible_at: clock::from_micros(row.get("vt")),
                 enqueued_at: clock::from_micros(row.get("enqueued_at")),
-                body: serde_json::from_str(&body).ok(),
+                body: serde_json::from_str::<Target>(&body)
+                    .ok()
+                    .map(|t| MessageTarget {
+                        task_id: t.task_id,
+                        step_id: t.step_id,
+                    }),
             }
         })
         .collect();
@@ -135,12 +131,17 @@ pub async fn read(
     Ok(messages)
 }
 
-pub async fn delete(conn: &mut SqliteConnection, msg_ids: &[i64]) -> Result<()> {
+/// Deletes messages of `queue`; unknown ids are ignored.
+pub async fn delete(conn: &mut SqliteConnection, queue: &str, msg_ids: &[i64]) -> Result<()> {
     if msg_ids.is_empty() {
         return Ok(());
     }
-    sqlx::query("DELETE FROM queue_messages WHERE msg_id IN (SELECT value FROM json_each(?))")
-        .bind(id_list(msg_ids.iter().copied()))
+    sqlx::query(
+        "DELETE FROM queue_messages \
+         WHERE queue = ? AND msg_id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(queue)
+    .bind(id_list(msg_ids.iter().copied()))
         .execute(&mut *conn)
         .await
         .map_err(db)?;
@@ -149,14 +150,20 @@ pub async fn delete(conn: &mut SqliteConnection, msg_ids: &[i64]) -> Result<()> 
 
 /// Makes messages visible again at once (a claim that read them but could
 /// not use them now). Their read count stays as it is.
-pub async fn make_visible(conn: &mut SqliteConnection, msg_ids: &[i64]) -> Result<()> {
+pub async fn make_visible(
+    conn: &mut SqliteConnection,
+    queue: &str,
+    msg_ids: &[i64],
+) -> Result<()> {
     if msg_ids.is_empty() {
         return Ok(());
     }
     sqlx::query(
-        "UPDATE queue_messages SET vt = ? WHERE msg_id IN (SELECT value FROM json_each(?))",
+        "UPDATE queue_messages SET vt = ? \
+         WHERE queue = ? AND msg_id IN (SELECT value FROM json_each(?))",
     )
     .bind(clock::micros(clock::now()))
+    .bind(queue)
     .bind(id_list(msg_ids.iter().copied()))
     .execute(&mut *conn)
     .await
@@ -175,18 +182,21 @@ pub async fn hide_until(conn: &mut SqliteConnection, msg_id: i64, at: Timestamp)
     Ok(())
 }
 
-/// When each of these messages becomes (or became) visible; messages that
-/// do not exist are left out.
+/// When each of these messages of `queue` becomes (or became) visible;
+/// messages that do not exist are left out.
 pub async fn visible_at(
     conn: &mut SqliteConnection,
+    queue: &str,
     msg_ids: &[i64],
 ) -> Result<HashMap<i64, Timestamp>> {
     if msg_ids.is_empty() {
         return Ok(HashMap::new());
     }
     let rows = sqlx::query(
-        "SELECT msg_id, vt FROM queue_messages WHERE msg_id IN (SELECT value FROM json_each(?))",
+        "SELECT msg_id, vt FROM queue_messages \
+         WHERE queue = ? AND msg_id IN (SELECT value FROM json_each(?))",
     )
+    .bind(queue)
     .bind(id_list(msg_ids.iter().copied()))
     .fetch_all(&mut *conn)
     .await
@@ -253,11 +263,13 @@ mod tests {
 
         let wait = next_visible_in(&mut tx, "a").await.unwrap().unwrap();
         assert!(wait <= lease, "{wait:?}");
-        make_visible(&mut tx, &[ids[0]]).await.unwrap();
+        make_visible(&mut tx, "a", &[ids[0]]).await.unwrap();
         let again = read(&mut tx, "a", lease, 10, &[]).await.unwrap();
         assert_eq!(again.iter().map(|m| m.msg_id).collect::<Vec<_>>(), [ids[0]]);
-        delete(&mut tx, &[ids[0], hidden[0]]).await.unwrap();
-        let seen = visible_at(&mut tx, &[ids[0], ids[1]]).await.unwrap();
+        // Another queue's ids are not this queue's.
+        delete(&mut tx, "b", &[ids[1]]).await.unwrap();
+        delete(&mut tx, "a", &[ids[0], hidden[0]]).await.unwrap();
+        let seen = visible_at(&mut tx, "a", &[ids[0], ids[1]]).await.unwrap();
         assert_eq!(seen.len(), 1);
         assert!(seen.contains_key(&ids[1]));
         let read_ct: i64 =

@@ -20,6 +20,7 @@ use tasker_store::{
     StepCompletion, StepFailure, StepReport, Store, StuckKind, SweepCounts, SweepRecord,
     TaskActivity, TaskCreate, TaskFilter, TaskPage, Worker, WorkerRegistration,
 };
+use tasker_store::orchestration::{claims, reports, sweeps, task_operations};
 use uuid::Uuid;
 
 use crate::{
@@ -90,8 +91,9 @@ impl Store for SqliteStore {
         tasks_read::task_history(self, id, after, limit).await
     }
 
-    async fn task_cancel(&self, _id: Uuid, _reason: &str) -> Result<Task> {
-        todo!("orchestration: task_cancel")
+    async fn task_cancel(&self, id: Uuid, reason: &str) -> Result<Task> {
+        task_operations::cancel(self, id, reason).await?;
+        self.task_get(id).await
     }
 
     async fn task_explain_facts(&self, id: Uuid, worker_within: Duration) -> Result<ExplainFacts> {
@@ -102,56 +104,50 @@ impl Store for SqliteStore {
         tasks_read::step_get(self, id).await
     }
 
-    async fn step_claim(&self, _params: StepClaim) -> Result<Vec<ClaimedStep>> {
-        todo!("orchestration: step_claim")
+    async fn step_claim(&self, params: StepClaim) -> Result<Vec<ClaimedStep>> {
+        claims::claim(self, params).await
     }
 
-    async fn step_claim_batch(&self, _batch: ClaimBatch) -> Result<ClaimedBatch> {
-        todo!("orchestration: step_claim_batch")
+    async fn step_claim_batch(&self, batch: ClaimBatch) -> Result<ClaimedBatch> {
+        claims::claim_batch(self, batch).await
     }
 
-    async fn step_heartbeat(
-        &self,
-        _lease: &Lease,
-        _lease_for: Duration,
-    ) -> Result<HeartbeatOutcome> {
-        todo!("orchestration: step_heartbeat")
+    async fn step_heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<HeartbeatOutcome> {
+        task_operations::heartbeat(self, lease, lease_for).await
     }
 
-    async fn step_complete(&self, _items: Vec<StepCompletion>) -> Result<Vec<Result<Recorded>>> {
-        todo!("orchestration: step_complete")
+    async fn step_complete(&self, items: Vec<StepCompletion>) -> Result<Vec<Result<Recorded>>> {
+        task_operations::complete(self, items).await
     }
 
     async fn step_complete_and_claim(
         &self,
-        _item: StepCompletion,
-        _next: &NextClaim,
+        item: StepCompletion,
+        next: &NextClaim,
     ) -> Result<(Recorded, Vec<ClaimedStep>)> {
-        todo!("orchestration: step_complete_and_claim")
+        task_operations::complete_and_claim(self, item, next).await
     }
 
-    async fn step_fail(&self, _params: StepFailure) -> Result<Recorded> {
-        todo!("orchestration: step_fail")
+    async fn step_fail(&self, params: StepFailure) -> Result<Recorded> {
+        task_operations::fail(self, params).await
     }
 
-    async fn step_report(&self, _reports: Vec<StepReport>) -> Result<Vec<Result<ReportOutcome>>> {
-        todo!("orchestration: step_report")
+    async fn step_report(&self, reports: Vec<StepReport>) -> Result<Vec<Result<ReportOutcome>>> {
+        reports::write(self, reports).await
     }
 
-    async fn step_release(&self, _lease: &Lease) -> Result<()> {
-        todo!("orchestration: step_release")
+    async fn step_release(&self, lease: &Lease) -> Result<()> {
+        task_operations::release(self, lease).await
     }
 
-    async fn step_retry(&self, _step_id: Uuid) -> Result<Step> {
-        todo!("orchestration: step_retry")
+    async fn step_retry(&self, step_id: Uuid) -> Result<Step> {
+        task_operations::retry(self, step_id).await?;
+        self.step_get(step_id).await
     }
 
-    async fn step_resolve(
-        &self,
-        _step_id: Uuid,
-        _result: Option<serde_json::Value>,
-    ) -> Result<Step> {
-        todo!("orchestration: step_resolve")
+    async fn step_resolve(&self, step_id: Uuid, result: Option<serde_json::Value>) -> Result<Step> {
+        task_operations::resolve(self, step_id, result).await?;
+        self.step_get(step_id).await
     }
 
     async fn worker_register(&self, registration: &WorkerRegistration) -> Result<Worker> {
@@ -246,16 +242,16 @@ impl Store for SqliteStore {
         schedules::schedule_fires(self, id, limit).await
     }
 
-    async fn maintenance_steps_time_out(&self, _batch: u32) -> Result<(u64, u64)> {
-        todo!("orchestration: maintenance_steps_time_out")
+    async fn maintenance_steps_time_out(&self, batch: u32) -> Result<(u64, u64)> {
+        sweeps::steps_time_out(self, batch).await
     }
 
-    async fn maintenance_tasks_exceed_deadline(&self, _batch: u32) -> Result<u64> {
-        todo!("orchestration: maintenance_tasks_exceed_deadline")
+    async fn maintenance_tasks_exceed_deadline(&self, batch: u32) -> Result<u64> {
+        sweeps::tasks_exceed_deadline(self, batch).await
     }
 
-    async fn maintenance_stuck_repair(&self, _batch: u32) -> Result<Vec<(StuckKind, u64)>> {
-        todo!("orchestration: maintenance_stuck_repair")
+    async fn maintenance_stuck_repair(&self, batch: u32) -> Result<Vec<(StuckKind, u64)>> {
+        sweeps::stuck_repair(self, batch).await
     }
 
     async fn maintenance_sweep_record(
