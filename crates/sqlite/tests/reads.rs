@@ -5,9 +5,11 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tasker_model::{StepState, TaskState, Template};
+use tasker_model::{StepError, StepState, TaskState, Template};
 use tasker_sqlite::{SqliteLocation, SqliteStore};
-use tasker_store::{Store, TaskCreate, TaskFilter, WorkerRegistration};
+use tasker_store::{
+    DeadLetterFilter, StepClaim, StepFailure, Store, TaskCreate, TaskFilter, WorkerRegistration,
+};
 
 async fn store() -> anyhow::Result<SqliteStore> {
     let store = SqliteStore::open(SqliteLocation::Memory, "node-1").await?;
@@ -116,5 +118,98 @@ async fn created_tasks_read_back_through_the_store() -> anyhow::Result<()> {
     assert!(facts.steps[0].message.is_some());
     assert!(facts.steps[1].message.is_none());
     assert_eq!(facts.workers.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn claims_and_failures_show_in_the_operational_reads() -> anyhow::Result<()> {
+    let store = store().await?;
+    let template = Template::from_json(json!({
+        "namespace": "default",
+        "name": "once",
+        "version": "1",
+        "steps": [{"name": "only", "handler": "h.only", "retry": {"max_attempts": 1}}],
+    }))?;
+    let (record, _) = store.template_register(&template).await?;
+    let (task, _) = store
+        .task_create(TaskCreate {
+            template_id: record.id,
+            context: json!({}),
+            idempotency_key: None,
+            tags: Vec::new(),
+            deadline: None,
+        })
+        .await?;
+    let claimed = store
+        .step_claim(StepClaim {
+            namespace: "default".into(),
+            worker_id: "w1".into(),
+            max: 1,
+            lease_for: Duration::from_secs(30),
+            handlers: Vec::new(),
+        })
+        .await?;
+    assert_eq!(claimed.len(), 1);
+
+    // Leased: in flight for its worker, counted as leased in the queue.
+    assert_eq!(store.worker_in_flight().await?.get("w1"), Some(&1));
+    let depths = store.queue_depths().await?;
+    let default = depths.iter().find(|d| d.namespace == "default").unwrap();
+    assert_eq!((default.ready, default.leased, default.delayed), (0, 1, 0));
+    let facts = store
+        .task_explain_facts(task.id, Duration::from_secs(60))
+        .await?;
+    assert_eq!(
+        facts.steps[0].message.map(|m| m.visible_at),
+        Some(claimed[0].lease_expires_at)
+    );
+
+    store
+        .step_fail(StepFailure {
+            lease: claimed[0].lease,
+            error: StepError {
+                error_type: "boom".into(),
+                message: "the handler gave up".into(),
+                details: json!({}),
+                retryable: false,
+            },
+        })
+        .await?;
+    assert!(store.worker_in_flight().await?.is_empty());
+    let failed = store.task_get(task.id).await?;
+    assert_eq!(failed.state, TaskState::Failed);
+    let step = store.step_get(claimed[0].lease.step_id).await?;
+    assert_eq!(step.state, StepState::Failed);
+    assert_eq!(
+        step.error.as_ref().map(|e| e.error_type.as_str()),
+        Some("boom")
+    );
+
+    // A failed step of a failed task is a dead letter, named by its handler.
+    let page = store
+        .dead_letter_list(
+            &DeadLetterFilter {
+                handler: Some("h.only".into()),
+                ..DeadLetterFilter::default()
+            },
+            None,
+            50,
+        )
+        .await?;
+    assert_eq!(page.dead_letters.len(), 1);
+    let dead = &page.dead_letters[0];
+    assert_eq!(dead.step_id, step.id);
+    assert_eq!(dead.task_state, TaskState::Failed);
+    assert_eq!(dead.attempt, 1);
+    assert_eq!(dead.failed_at, step.finished_at);
+
+    // The history names the worker of the attempt.
+    let history = store.task_history(task.id, 0, 100).await?;
+    assert!(
+        history
+            .iter()
+            .any(|t| t.to_state == "failed" && t.worker_id.as_deref() == Some("w1")),
+        "{history:?}"
+    );
     Ok(())
 }
