@@ -5,7 +5,8 @@
 //! one, or the time limit passing first, makes it fail.
 //!
 //! One demo task asks its second step to fail once, so the demo also shows a
-//! retry with backoff and the recovery after it.
+//! retry with backoff and the recovery after it; a few steps are asked to
+//! take a few hundred milliseconds, so that the run can be followed.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -36,17 +37,32 @@ fn demo_tasks() -> Vec<DemoTask> {
         context,
     };
     vec![
-        task("linear", "examples", "linear", json!({"even_number": 2})),
+        task(
+            "linear",
+            "examples",
+            "linear",
+            json!({"even_number": 2, "sleep_ms": {"step_1": 300, "step_2": 300, "step_3": 300, "step_4": 300}}),
+        ),
         task(
             "linear (retries)",
             "examples",
             "linear",
             json!({"even_number": 4, "fail_times": {"step_2": 1}}),
         ),
-        task("diamond", "examples", "diamond", json!({"start": 1})),
+        task(
+            "diamond",
+            "examples",
+            "diamond",
+            json!({"start": 1, "sleep_ms": {"branch_b": 600, "branch_c": 300}}),
+        ),
         task("tree", "examples", "tree", json!({"start": 1})),
         task("mixed_dag", "examples", "mixed_dag", json!({"start": 1})),
-        task("csv_import", "examples", "csv_import", json!({"rows": 250})),
+        task(
+            "csv_import",
+            "examples",
+            "csv_import",
+            json!({"rows": 250, "sleep_ms": {"read_csv": 500}}),
+        ),
         task(
             "order_routing",
             "orders",
@@ -79,6 +95,7 @@ struct Running {
 /// passed, prints the summary.
 pub async fn run(client: &Client, limit: Duration) -> anyhow::Result<Status> {
     let started = Instant::now();
+    let since = chrono::Utc::now();
     let mut running = Vec::new();
     for demo in demo_tasks() {
         let new = NewTask {
@@ -110,22 +127,27 @@ pub async fn run(client: &Client, limit: Duration) -> anyhow::Result<Status> {
     }
     let width = running.iter().map(|r| r.label.len()).max().unwrap_or(0);
     loop {
+        // Each look's changes of all tasks in the order they happened.
+        let mut changes = Vec::new();
         for task in running.iter_mut().filter(|r| r.finished.is_none()) {
             let history = client.task_history(task.id).await?;
             let seen = task.seen;
-            for transition in history.iter().filter(|t| t.id > seen) {
-                emit(&format!(
-                    "{:>6.1}s  {:<width$}  {}\n",
-                    started.elapsed().as_secs_f64(),
-                    task.label,
-                    describe(transition)
-                ))?;
-                task.seen = transition.id;
+            for transition in history.into_iter().filter(|t| t.id > seen) {
+                task.seen = task.seen.max(transition.id);
+                changes.push((task.label, transition));
             }
             let current = client.task_get(task.id).await?;
             if current.state.is_terminal() {
                 task.finished = Some(current);
             }
+        }
+        changes.sort_by_key(|(_, t)| (t.at, t.id));
+        for (label, transition) in changes {
+            let at = (transition.at - since).num_milliseconds().max(0) as f64 / 1000.0;
+            emit(&format!(
+                "{at:>6.1}s  {label:<width$}  {}\n",
+                describe(&transition)
+            ))?;
         }
         if running.iter().all(|r| r.finished.is_some()) {
             break;
@@ -152,7 +174,7 @@ pub async fn run(client: &Client, limit: Duration) -> anyhow::Result<Status> {
 fn describe(t: &Transition) -> String {
     let what = t.step_name.as_deref().unwrap_or("task");
     let from = t.from_state.as_deref().unwrap_or("new");
-    let mut line = format!("{what:<16} {from} → {}", t.to_state);
+    let mut line = format!("{what:<18} {from} → {}", t.to_state);
     let mut notes = Vec::new();
     if let Some(attempt) = t.attempt.filter(|_| t.step_name.is_some()) {
         notes.push(format!("attempt {attempt}"));
@@ -177,12 +199,11 @@ fn summarize(running: &[Running], took: Duration) -> anyhow::Result<Status> {
             .finished_at
             .map(|end| (end - finished.created_at).num_milliseconds() as f64 / 1000.0)
             .unwrap_or_default();
+        let template = format!("{}/{}", finished.namespace, finished.template_name);
         emit(&format!(
-            "  {:<9} {:<18} {}/{}  {}  {ran_for:.1}s\n",
+            "  {:<9} {:<18} {template:<25} {}  {ran_for:>5.1}s\n",
             finished.state.as_str(),
             task.label,
-            finished.namespace,
-            finished.template_name,
             finished.id,
         ))?;
     }
