@@ -65,6 +65,27 @@ fn the_demo_runs_every_task_to_completion_and_exits_0() {
     }
 }
 
+#[test]
+fn a_demo_past_its_time_limit_exits_1() {
+    // The demo's retried step waits out a backoff of a second: never done
+    // within 100 ms.
+    let mut dev = Process::start(
+        "dev",
+        tasker()
+            .args(["dev", "--demo", "--demo-timeout", "100ms", "--memory"])
+            .args(["--listen", "127.0.0.1:0"])
+            .env("TASKER_LOG_LEVEL", "warn"),
+    );
+    let status = dev.wait_exit(Duration::from_secs(120));
+    let output = dev.output();
+    assert_eq!(status.code(), Some(1), "{output}");
+    assert!(
+        output.contains("demo: not finished within --demo-timeout 100ms"),
+        "{output}"
+    );
+    assert!(!output.contains("demo: all"), "{output}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_keeps_finished_and_in_flight_tasks() {
     let dir = tempfile::tempdir().unwrap();
