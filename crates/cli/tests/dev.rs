@@ -113,6 +113,17 @@ async fn a_restart_keeps_finished_and_in_flight_tasks() {
 
     let (_second, url) = start_dev("dev-2", dir.path(), &env);
     let client = Client::new(&url, None).unwrap();
+    // The same node name as before: the restart leads at once, without
+    // waiting for the dead process's leadership lease (15 s) to expire.
+    wait_until(
+        "the restarted node leads",
+        Duration::from_secs(5),
+        || async {
+            let cluster = client.cluster().await.ok()?;
+            (cluster.leader?.node_id == cluster.node_id).then_some(())
+        },
+    )
+    .await;
     let task = client.task_get(finished.id).await.unwrap();
     assert_eq!(task.state, TaskState::Complete);
     let steps = client.task_steps(finished.id).await.unwrap();

@@ -134,11 +134,15 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<Status> {
     })
 }
 
-/// The configuration as `tasker server` layers it, except that auth is off
-/// unless a layer turns it on; then the guard rail on the listen address.
+/// The configuration as `tasker server` layers it, except for two defaults:
+/// auth is off unless a layer turns it on, and the node is `dev` (one node
+/// per database, so the name is unique, and a restart takes back its own
+/// leadership lease at once instead of waiting for it to expire). Then the
+/// guard rail on the listen address.
 fn load_config(args: &DevArgs) -> anyhow::Result<Config> {
     let mut defaults = Config::default();
     defaults.auth.enabled = false;
+    defaults.server.node_id = "dev".to_owned();
     let config = args.layers().load_valid_over(defaults)?;
     listen_guard::check(&config).map_err(Failure::usage)?;
     Ok(config)
