@@ -101,11 +101,14 @@ fn rows_json(rows: Vec<Value>) -> String {
     Value::Array(rows).to_string()
 }
 
+/// Messages sent together: one queue, one visibility time (`None`: now).
+type SendGroup<'q> = (&'q str, Option<Timestamp>);
+
 /// Sends the plans' new messages (visible now, or hidden until a lease
 /// taken at release ends), one statement per queue and time, and records
 /// their ids in the runs' step rows.
 async fn send_messages(conn: &mut SqliteConnection, runs: &mut [Pending<'_, '_>]) -> Result<()> {
-    let mut groups: BTreeMap<(&str, Option<Timestamp>), Vec<(usize, usize)>> = BTreeMap::new();
+    let mut groups: BTreeMap<SendGroup<'_>, Vec<(usize, usize)>> = BTreeMap::new();
     for (r, pending) in runs.iter().enumerate() {
         let plan = &pending.run.plan;
         for &s in &plan.enqueue {
