@@ -207,21 +207,32 @@ pub async fn write(
         if !bodies.is_empty() {
             *ready.entry(template.namespace.clone()).or_default() += bodies.len();
         }
-        for (s, step) in definition.steps.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO steps (id, task_id, position, name, state, msg_id) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(step_ids[s].hyphenated())
-            .bind(row.task_id.hyphenated())
-            .bind(s as i64)
-            .bind(&step.name)
-            .bind(run.steps[s].state.as_str())
-            .bind(msg_of[s])
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        }
+        // Every step in one statement, its rows as one JSON array.
+        let steps: Vec<serde_json::Value> = definition
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(s, step)| {
+                serde_json::json!([
+                    step_ids[s],
+                    s,
+                    step.name,
+                    run.steps[s].state.as_str(),
+                    msg_of[s]
+                ])
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO steps (id, task_id, position, name, state, msg_id) \
+             SELECT value ->> '$[0]', ?, value ->> '$[1]', value ->> '$[2]', value ->> '$[3]', \
+                    value ->> '$[4]' \
+             FROM json_each(?)",
+        )
+        .bind(row.task_id.hyphenated())
+        .bind(serde_json::Value::Array(steps).to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
         plan_writer::insert_transitions(tx, store.node_id(), &run.plan.transitions).await?;
         answers[row.item] = Some(Ok((
             Task {
