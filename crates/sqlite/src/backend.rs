@@ -34,11 +34,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use tasker_model::Timestamp;
-use tasker_store::backend::{
-    Attempt, Backend, Durability, LoadedTask, Lock, Payloads, PayloadRequest, Pending,
-    ReadMessage, Repeat, Transaction, Written,
-};
 use tasker_store::Result;
+use tasker_store::backend::{
+    Attempt, Backend, Durability, LoadedTask, Lock, PayloadRequest, Payloads, Pending, ReadMessage,
+    Repeat, Transaction, Written,
+};
 use uuid::Uuid;
 
 use crate::load::{self, Which};
@@ -62,8 +62,8 @@ impl Transaction for SqliteTx<'_> {
         let (rows, now) = load::tasks(&mut self.tx, which).await?;
         let mut loaded = HashMap::with_capacity(rows.len());
         for (id, row) in rows {
-            let template = catalog::template_by_id_on(self.store, &mut self.tx, row.template_id)
-                .await?;
+            let template =
+                catalog::template_by_id_on(self.store, &mut self.tx, row.template_id).await?;
             let defined = template.definition.steps.len();
             let steps = row.steps;
             if steps.len() < defined

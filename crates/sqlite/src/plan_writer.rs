@@ -282,7 +282,9 @@ mod tests {
         op: impl FnOnce(&mut TaskRun<'_>, Timestamp) -> T,
     ) -> T {
         let mut tx = store.begin_write().await.unwrap();
-        let (mut loaded, now) = load::tasks(&mut tx, Which::Tasks(&[task_id])).await.unwrap();
+        let (mut loaded, now) = load::tasks(&mut tx, Which::Tasks(&[task_id]))
+            .await
+            .unwrap();
         let loaded = loaded.remove(&task_id).unwrap();
         let mut run = TaskRun::new(&template.definition, loaded.task, loaded.steps);
         let value = op(&mut run, now);
@@ -313,13 +315,26 @@ mod tests {
     async fn a_claim_then_a_result_release_the_next_step_and_its_message() {
         let (store, template, task_id) = store_with_task().await;
         let mut tx = store.begin_write().await.unwrap();
-        let read = queue::read(&mut tx, "default", std::time::Duration::from_secs(30), 1, &[])
-            .await
-            .unwrap();
+        let read = queue::read(
+            &mut tx,
+            "default",
+            std::time::Duration::from_secs(30),
+            1,
+            &[],
+        )
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
         let message = read[0];
         let outcome = apply(&store, &template, task_id, |run, now| {
-            run.claim(0, message.msg_id, message.visible_at, Uuid::now_v7(), "w1", now)
+            run.claim(
+                0,
+                message.msg_id,
+                message.visible_at,
+                Uuid::now_v7(),
+                "w1",
+                now,
+            )
         })
         .await;
         let ClaimOutcome::Claimed(lease) = outcome else {
@@ -374,12 +389,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(queued, 0);
-        let reasons: Vec<Option<String>> = sqlx::query_scalar(
-            "SELECT reason FROM transitions WHERE step_id IS NULL ORDER BY id",
-        )
-        .fetch_all(&store.reader)
-        .await
-        .unwrap();
+        let reasons: Vec<Option<String>> =
+            sqlx::query_scalar("SELECT reason FROM transitions WHERE step_id IS NULL ORDER BY id")
+                .fetch_all(&store.reader)
+                .await
+                .unwrap();
         assert_eq!(reasons.last().unwrap().as_deref(), Some("enough"));
     }
 }

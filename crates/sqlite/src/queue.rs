@@ -142,19 +142,15 @@ pub async fn delete(conn: &mut SqliteConnection, queue: &str, msg_ids: &[i64]) -
     )
     .bind(queue)
     .bind(id_list(msg_ids.iter().copied()))
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
     Ok(())
 }
 
 /// Makes messages visible again at once (a claim that read them but could
 /// not use them now). Their read count stays as it is.
-pub async fn make_visible(
-    conn: &mut SqliteConnection,
-    queue: &str,
-    msg_ids: &[i64],
-) -> Result<()> {
+pub async fn make_visible(conn: &mut SqliteConnection, queue: &str, msg_ids: &[i64]) -> Result<()> {
     if msg_ids.is_empty() {
         return Ok(());
     }

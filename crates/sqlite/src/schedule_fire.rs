@@ -227,3 +227,161 @@ fn fire(row: &SqliteRow) -> Result<ScheduleFire> {
         recorded_at: clock::from_micros(row.get("recorded_at")),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::test_store;
+    use crate::{catalog, schedules};
+    use tasker_model::schedule::{CatchUp, OverlapPolicy};
+    use tasker_model::{ScheduleSpec, Template, TemplateRecord};
+    use tasker_store::ScheduleWrite;
+    use uuid::Uuid;
+
+    async fn store_with_schedule() -> (SqliteStore, TemplateRecord, Uuid) {
+        let store = test_store().await;
+        let template = Template::from_json(serde_json::json!({
+            "namespace": "default", "name": "nightly", "version": "1",
+            "steps": [{"name": "a", "handler": "h"}],
+        }))
+        .unwrap();
+        let (record, _) = catalog::template_register(&store, &template).await.unwrap();
+        let now = clock::now();
+        let id = Uuid::now_v7();
+        schedules::schedule_create(
+            &store,
+            id,
+            &ScheduleWrite {
+                spec: ScheduleSpec {
+                    name: "nightly".into(),
+                    namespace: "default".into(),
+                    template: "nightly".into(),
+                    version: None,
+                    context: serde_json::json!({}),
+                    cron: None,
+                    time_zone: None,
+                    interval: Some("1h".into()),
+                    jitter: None,
+                    overlap: OverlapPolicy::Allow,
+                    catch_up: CatchUp::RunOnce,
+                    paused: false,
+                },
+                anchor_at: now,
+                next_fire_at: Some(now),
+                next_run_at: Some(now),
+            },
+        )
+        .await
+        .unwrap();
+        (store, record, id)
+    }
+
+    fn start(record: &TemplateRecord, id: Uuid, at: tasker_model::Timestamp) -> FireRequest {
+        FireRequest {
+            schedule_id: id,
+            fire_time: at,
+            kind: FireKind::Scheduled,
+            action: FireAction::Start(TaskCreate {
+                template_id: record.id,
+                context: serde_json::json!({}),
+                idempotency_key: None,
+                tags: Vec::new(),
+                deadline: None,
+            }),
+            advance: Some(NextFire {
+                next_fire_at: Some(clock::after(at, std::time::Duration::from_secs(3600))),
+                next_run_at: Some(clock::after(at, std::time::Duration::from_secs(3600))),
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fire_starts_its_task_once_and_moves_the_schedule_on() {
+        let (store, record, id) = store_with_schedule().await;
+        let at = schedules::schedule_get(&store, id)
+            .await
+            .unwrap()
+            .next_fire_at
+            .unwrap();
+        let FireResult::Recorded { fire, task } =
+            fire_once(&store, &start(&record, id, at)).await.unwrap()
+        else {
+            panic!("recorded");
+        };
+        let task = task.expect("a task started");
+        assert_eq!(fire.outcome, FireOutcome::Started);
+        assert_eq!(fire.task_id, Some(task.id));
+        assert_eq!(fire.fire_time, at);
+        let schedule = schedules::schedule_get(&store, id).await.unwrap();
+        assert_eq!(schedule.last_task_id, Some(task.id));
+        assert!(schedule.next_fire_at.unwrap() > at);
+
+        // The same time again writes nothing.
+        let again = fire_once(&store, &start(&record, id, at)).await.unwrap();
+        assert!(matches!(again, FireResult::AlreadyFired));
+        let tasks: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks")
+            .fetch_one(&store.reader)
+            .await
+            .unwrap();
+        assert_eq!(tasks, 1);
+    }
+
+    #[tokio::test]
+    async fn a_fire_whose_task_cannot_start_is_recorded_failed() {
+        let (store, record, id) = store_with_schedule().await;
+        let mut request = start(&record, id, clock::now());
+        request.action = FireAction::Start(TaskCreate {
+            template_id: Uuid::now_v7(),
+            context: serde_json::json!({}),
+            idempotency_key: None,
+            tags: Vec::new(),
+            deadline: None,
+        });
+        let FireResult::Recorded { fire, task } = fire_once(&store, &request).await.unwrap() else {
+            panic!("recorded");
+        };
+        assert!(task.is_none());
+        assert_eq!(fire.outcome, FireOutcome::Failed);
+        assert!(fire.message.unwrap().contains("not found"));
+    }
+
+    #[tokio::test]
+    async fn a_fire_of_a_deleted_schedule_is_not_found() {
+        let (store, record, id) = store_with_schedule().await;
+        schedules::schedule_delete(&store, id).await.unwrap();
+        let error = fire_once(&store, &start(&record, id, clock::now()))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn a_buffered_fire_is_started_later_once() {
+        let (store, record, id) = store_with_schedule().await;
+        let at = clock::now();
+        let mut buffer = start(&record, id, at);
+        buffer.action = FireAction::Buffer;
+        buffer.advance = None;
+        fire_once(&store, &buffer).await.unwrap();
+        let schedule = schedules::schedule_get(&store, id).await.unwrap();
+        assert_eq!(schedule.buffered_fire_at, Some(at));
+
+        let mut later = start(&record, id, at);
+        let FireAction::Start(create) = later.action.clone() else {
+            unreachable!()
+        };
+        later.action = FireAction::StartBuffered(create);
+        later.advance = None;
+        let FireResult::Recorded { fire, task } = fire_once(&store, &later).await.unwrap() else {
+            panic!("recorded");
+        };
+        assert!(task.is_some());
+        assert_eq!(fire.outcome, FireOutcome::Started);
+        let schedule = schedules::schedule_get(&store, id).await.unwrap();
+        assert_eq!(schedule.buffered_fire_at, None);
+        assert!(matches!(
+            fire_once(&store, &later).await.unwrap(),
+            FireResult::AlreadyFired
+        ));
+    }
+}

@@ -13,6 +13,7 @@ use tasker_model::{
     ClaimedStep, HeartbeatOutcome, Lease, Namespace, Recorded, Schedule, ScheduleFire, Step, Task,
     Template, TemplateRecord, Timestamp, Transition,
 };
+use tasker_store::orchestration::{claims, reports, sweeps, task_operations};
 use tasker_store::{
     ClaimBatch, ClaimedBatch, DeadLetterFilter, DeadLetterPage, FireRequest, FireResult,
     LeaderElect, Leadership, NextClaim, Node, NodeRegistration, QueueDepth, Readiness,
@@ -20,7 +21,6 @@ use tasker_store::{
     StepCompletion, StepFailure, StepReport, Store, StuckKind, SweepCounts, SweepRecord,
     TaskActivity, TaskCreate, TaskFilter, TaskPage, Worker, WorkerRegistration,
 };
-use tasker_store::orchestration::{claims, reports, sweeps, task_operations};
 use uuid::Uuid;
 
 use crate::{
