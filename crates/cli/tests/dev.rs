@@ -160,6 +160,21 @@ fn a_second_server_on_the_same_database_is_refused() {
 }
 
 #[test]
+fn a_directory_that_cannot_be_created_is_named() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let mut dev = Process::start(
+        "dev",
+        tasker()
+            .args(["dev", "--listen", "127.0.0.1:0", "--dir"])
+            .arg(file.path()),
+    );
+    let status = dev.wait_exit(START);
+    let output = dev.output();
+    assert_eq!(status.code(), Some(2), "a usage error:\n{output}");
+    assert!(output.contains("--dir: cannot create"), "{output}");
+}
+
+#[test]
 fn a_reachable_address_needs_auth() {
     let mut open = Process::start(
         "dev-open",

@@ -149,7 +149,8 @@ fn load_config(args: &DevArgs) -> anyhow::Result<Config> {
 }
 
 /// A database another server holds is a conflict (exit status 5) whose
-/// message says that several nodes need PostgreSQL.
+/// message says that several nodes need PostgreSQL; a directory that cannot
+/// be created or locked is a usage error naming `--dir`.
 fn open_error(error: tasker_store::Error) -> anyhow::Error {
     match error {
         tasker_store::Error::Conflict { message, .. } => Failure {
@@ -157,6 +158,7 @@ fn open_error(error: tasker_store::Error) -> anyhow::Error {
             message,
         }
         .into(),
+        tasker_store::Error::Invalid { message, .. } => Failure::usage(format!("--dir: {message}")),
         other => anyhow::anyhow!("cannot open the SQLite database: {other}"),
     }
 }
