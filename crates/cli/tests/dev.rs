@@ -141,6 +141,48 @@ async fn a_restart_keeps_finished_and_in_flight_tasks() {
     assert_eq!(last.result.as_ref().unwrap()["value"], 65536);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_releases_the_running_step_so_a_restart_runs_it_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // The running step gets one second to finish, then is released.
+    let env = [("TASKER_SERVER_SHUTDOWN_GRACE", "1s")];
+    let (mut first, url) = start_dev("dev-1", dir.path(), &env);
+    let client = Client::new(&url, None).unwrap();
+    let (task, _) = client
+        .task_create(
+            &NewTask::new("examples", "linear")
+                .context(json!({"even_number": 2, "sleep_ms": {"step_1": 3000}})),
+        )
+        .await
+        .unwrap();
+    wait_for_step(&client, task.id, "step_1", StepState::Running).await;
+    first.signal("INT");
+    let status = first.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{status}:\n{}", first.output());
+
+    let (_second, url) = start_dev("dev-2", dir.path(), &[]);
+    let client = Client::new(&url, None).unwrap();
+    // Well within the 30 s lease: the step was given back, not abandoned.
+    wait_until(
+        "the released step's task completes",
+        Duration::from_secs(20),
+        || async {
+            let task = client.task_get(task.id).await.ok()?;
+            (task.state == TaskState::Complete).then_some(())
+        },
+    )
+    .await;
+    let history = client.task_history(task.id).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|t| t.step_name.as_deref() == Some("step_1")
+                && t.from_state.as_deref() == Some("running")
+                && t.to_state == "ready"),
+        "step_1 was released: {history:#?}"
+    );
+}
+
 #[test]
 fn a_second_server_on_the_same_database_is_refused() {
     let dir = tempfile::tempdir().unwrap();
