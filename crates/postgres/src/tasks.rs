@@ -1,4 +1,5 @@
-//! Task operations: create (one or many), read, list, cancel.
+//! Task operations: create (one or many), read, list. Cancelling is the
+//! store crate's orchestration.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +12,6 @@ use uuid::Uuid;
 use crate::PgStore;
 use crate::catalog;
 use crate::error::{commit_error, db};
-use crate::load;
 use crate::queue::{self, StepMessage};
 use crate::rows::{self, TASK_COLUMNS, TASK_FROM};
 
@@ -530,17 +530,4 @@ pub async fn history(store: &PgStore, id: Uuid, after: i64, limit: u32) -> Resul
     .await
     .map_err(db)?;
     Ok(rows.iter().map(rows::transition).collect())
-}
-
-pub async fn cancel(store: &PgStore, id: Uuid, reason: &str) -> Result<Task> {
-    let what = format!("task {id}");
-    load::with_task(
-        store,
-        load::Lock::Tasks(&[id]),
-        &what,
-        load::Durability::Flushed,
-        |run, now| Ok(run.cancel(reason, now)?),
-    )
-    .await?;
-    get(store, id).await
 }
