@@ -24,8 +24,8 @@ pub mod clock;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tasker_store::{Error, Result};
 
 /// Where the database lives.
@@ -86,7 +86,10 @@ impl SqliteStore {
                 // Shared cache, so that the writer and the readers see one
                 // database; it lives while any connection is open (the
                 // writer's never closes).
-                let name = format!("file:tasker-{}?mode=memory&cache=shared", uuid::Uuid::new_v4());
+                let name = format!(
+                    "file:tasker-{}?mode=memory&cache=shared",
+                    uuid::Uuid::new_v4()
+                );
                 let options = SqliteConnectOptions::new()
                     .filename(&name)
                     .shared_cache(true);
