@@ -3,9 +3,10 @@
 //! `plan_writer`, `maintenance`) on one `sqlx` transaction.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tasker_model::Timestamp;
+use tasker_model::{TemplateRecord, Timestamp};
 use tasker_store::Result;
 use tasker_store::backend::{
     Attempt, Backend, Durability, LoadedTask, Lock, PayloadRequest, Payloads, Pending, ReadMessage,
@@ -98,6 +99,10 @@ impl Backend for PgStore {
 
     async fn queue_of(&self, namespace: &str) -> Result<String> {
         catalog::queue_of(self, namespace).await
+    }
+
+    async fn template_by_id(&self, id: Uuid) -> Result<Arc<TemplateRecord>> {
+        catalog::template_by_id(self, id).await
     }
 
     fn retrying<'op, T, F>(&'op self, repeat: Repeat, op: F) -> Attempt<'op, T>

@@ -11,6 +11,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use tasker_model::schedule::{FireKind, FireOutcome};
 use tasker_model::{Schedule, ScheduleFire, ScheduleSpec, Task, Timestamp};
+use tasker_store::orchestration::task_creation;
 use tasker_store::{
     Error, FireAction, FireRequest, FireResult, NextFire, Result, ScheduleWrite, TaskCreate,
 };
@@ -248,7 +249,7 @@ pub async fn fire_once(store: &PgStore, request: &FireRequest) -> Result<FireRes
     };
     let items: Vec<TaskCreate> = create.into_iter().cloned().collect();
     let prepared = match create {
-        Some(_) => Some(tasks::prepare(store, &items).await?),
+        Some(_) => Some(task_creation::prepare(store, &items).await?),
         None => None,
     };
 

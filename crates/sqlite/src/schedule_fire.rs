@@ -10,6 +10,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use tasker_model::schedule::{FireKind, FireOutcome};
 use tasker_model::{ScheduleFire, Task};
+use tasker_store::orchestration::task_creation;
 use tasker_store::{Error, FireAction, FireRequest, FireResult, NextFire, Result, TaskCreate};
 use uuid::fmt::Hyphenated;
 
@@ -26,7 +27,7 @@ pub async fn fire_once(store: &SqliteStore, request: &FireRequest) -> Result<Fir
     };
     let items: Vec<TaskCreate> = create.into_iter().cloned().collect();
     let prepared = match create {
-        Some(_) => Some(task_create::prepare(store, &items).await?),
+        Some(_) => Some(task_creation::prepare(store, &items).await?),
         None => None,
     };
     let schedule_id = request.schedule_id.hyphenated();

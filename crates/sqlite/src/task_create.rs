@@ -3,24 +3,23 @@
 //! answered with the task the key names), the messages of the root steps,
 //! every step row and the first transitions.
 //!
-//! The answers are those of the PostgreSQL backend: each item is answered on
-//! its own (a template gone refuses only its item), a database error fails
-//! them all and writes nothing, and items of one batch sharing a key are
-//! written once, by the first. Must never: write a task without its steps
+//! The answers are the store crate's (`orchestration::task_creation`): each
+//! item is answered on its own (a template gone refuses only its item), a
+//! database error fails them all and writes nothing, and items of one batch
+//! sharing a key are written once, by the first. Must never: write a task without its steps
 //! and root messages in the same transaction.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use sqlx::{Row, SqliteConnection};
-use tasker_model::{Task, TaskRun, TemplateRecord, Timestamp};
-use tasker_store::orchestration::task_creation::{self, Creations};
+use tasker_model::{Task, TaskRun, Timestamp};
+use tasker_store::orchestration::task_creation::{self, Answer, Prepared};
 use tasker_store::{Error, Result, TaskCreate};
 use uuid::Uuid;
 use uuid::fmt::Hyphenated;
 
 use crate::queue::{self, StepMessage};
-use crate::{SqliteStore, catalog, clock, db, plan_writer};
+use crate::{SqliteStore, clock, db, plan_writer};
 
 /// Creates one task: a batch of one.
 pub async fn create(store: &SqliteStore, params: &TaskCreate) -> Result<(Task, bool)> {
@@ -31,88 +30,19 @@ pub async fn create(store: &SqliteStore, params: &TaskCreate) -> Result<(Task, b
 }
 
 /// Creates tasks in one transaction; see the module doc for the answers.
-pub async fn create_many(
-    store: &SqliteStore,
-    items: &[TaskCreate],
-) -> Result<Vec<Result<(Task, bool)>>> {
-    let prepared = prepare(store, items).await?;
+pub async fn create_many(store: &SqliteStore, items: &[TaskCreate]) -> Result<Vec<Answer>> {
+    let prepared = task_creation::prepare(store, items).await?;
     if prepared.rows.is_empty() {
-        return Ok(finish(prepared.answers, &prepared.same_key_as));
+        return Ok(task_creation::finish(
+            prepared.answers,
+            &prepared.same_key_as,
+        ));
     }
     let mut tx = store.begin_write().await?;
     let (answers, ready) = write(store, &mut tx, items, prepared).await?;
     tx.commit().await.map_err(db)?;
     store.after_commit(&ready, &[]);
     Ok(answers)
-}
-
-/// A template and its namespace's queue, or why the item cannot use it.
-type Resolved = std::result::Result<(Arc<TemplateRecord>, String), Error>;
-
-/// A row to insert: the item it answers and the id chosen for it.
-struct NewRow {
-    item: usize,
-    task_id: Uuid,
-}
-
-/// What [`write`] needs: every item's template and queue (read before the
-/// transaction), answers of the items refused already, and the rows to
-/// insert.
-pub struct Prepared {
-    resolved: HashMap<Uuid, Resolved>,
-    answers: Vec<Option<Result<(Task, bool)>>>,
-    same_key_as: Vec<(usize, usize)>,
-    rows: Vec<NewRow>,
-}
-
-/// Resolves the items' templates and queues and picks the new tasks' ids,
-/// before any transaction.
-pub async fn prepare(store: &SqliteStore, items: &[TaskCreate]) -> Result<Prepared> {
-    let mut resolved: HashMap<Uuid, Resolved> = HashMap::new();
-    for item in items {
-        if resolved.contains_key(&item.template_id) {
-            continue;
-        }
-        let found = match catalog::template_by_id(store, item.template_id).await {
-            Ok(template) => match catalog::queue_of(store, &template.namespace).await {
-                Ok(queue) => Ok((template, queue)),
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        let found = match found {
-            Err(e @ (Error::Database(_) | Error::Unavailable { .. })) => return Err(e),
-            other => other,
-        };
-        resolved.insert(item.template_id, found);
-    }
-
-    let mut answers: Vec<Option<Result<(Task, bool)>>> = (0..items.len()).map(|_| None).collect();
-    let mut namespaces: Vec<Option<&str>> = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        match &resolved[&item.template_id] {
-            Ok((template, _)) => namespaces.push(Some(template.namespace.as_str())),
-            Err(e) => {
-                answers[i] = Some(Err(e.duplicate()));
-                namespaces.push(None);
-            }
-        }
-    }
-    // Items whose key an earlier item of the batch holds: answered with its task.
-    let Creations { write, same_key_as } = task_creation::creations(items, &namespaces);
-    let rows: Vec<NewRow> = write
-        .into_iter()
-        .map(|item| NewRow {
-            item,
-            task_id: Uuid::now_v7(),
-        })
-        .collect();
-    Ok(Prepared {
-        resolved,
-        answers,
-        same_key_as,
-        rows,
-    })
 }
 
 /// Writes the prepared tasks in the caller's writing transaction. Returns
@@ -123,29 +53,20 @@ pub async fn write(
     tx: &mut SqliteConnection,
     items: &[TaskCreate],
     prepared: Prepared,
-) -> Result<(Vec<Result<(Task, bool)>>, Vec<(String, usize)>)> {
+) -> Result<(Vec<Answer>, Vec<(String, usize)>)> {
     let Prepared {
         resolved,
         mut answers,
         same_key_as,
         rows,
     } = prepared;
-    let template_of = |row: &NewRow| -> &(Arc<TemplateRecord>, String) {
-        resolved[&items[row.item].template_id]
-            .as_ref()
-            .expect("rows have resolved templates")
-    };
 
     let mut ready: HashMap<String, usize> = HashMap::new();
     for row in &rows {
         let item = &items[row.item];
-        let (template, queue_name) = template_of(row);
+        let (template, queue_name) = task_creation::resolved_of(&resolved, items, row);
         let now = clock::now();
-        // The task's own deadline, else its template's.
-        let deadline_at = item
-            .deadline
-            .or(template.definition.deadline.map(|d| d.as_duration()))
-            .map(|d| clock::after(now, d));
+        let deadline_at = task_creation::deadline_of(item, template).map(|d| clock::after(now, d));
         let inserted = sqlx::query(
             "INSERT INTO tasks (id, namespace, template_id, state, context, idempotency_key, \
                                 tags, created_at, updated_at, deadline_at) \
@@ -167,14 +88,13 @@ pub async fn write(
         .map_err(db)?;
         if inserted.is_none() {
             // The key names a task already: hand it back, write nothing.
-            let key = item.idempotency_key.as_deref().unwrap_or_default();
-            let existing = task_by_key(tx, &template.namespace, key).await?;
-            answers[row.item] = Some(existing.map(|task| (task, false)).ok_or_else(|| {
-                Error::not_found(format!(
-                    "task with idempotency key {key:?} in namespace \"{}\"",
-                    template.namespace
-                ))
-            }));
+            let key = item.idempotency_key.as_deref();
+            let existing = task_by_key(tx, &template.namespace, key.unwrap_or_default()).await?;
+            answers[row.item] = Some(
+                existing
+                    .map(|task| (task, false))
+                    .ok_or_else(|| task_creation::existing_key_missing(&template.namespace, key)),
+            );
             continue;
         }
 
@@ -227,43 +147,21 @@ pub async fn write(
         .map_err(db)?;
         plan_writer::insert_transitions(tx, store.node_id(), &run.plan.transitions).await?;
         answers[row.item] = Some(Ok((
-            Task {
-                id: row.task_id,
-                namespace: template.namespace.clone(),
-                template_id: template.id,
-                template_name: template.name.clone(),
-                template_version: template.version.clone(),
-                state: run.task.state,
-                context: item.context.clone(),
-                idempotency_key: item.idempotency_key.clone(),
-                tags: item.tags.clone(),
-                created_at: now,
-                updated_at: now,
-                finished_at: None,
+            task_creation::created_task(
+                item,
+                template,
+                row.task_id,
+                run.task.state,
+                now,
                 deadline_at,
-            },
+            ),
             true,
         )));
     }
-    Ok((finish(answers, &same_key_as), ready.into_iter().collect()))
-}
-
-/// Answers items that share an earlier item's key with that item's task.
-fn finish(
-    mut answers: Vec<Option<Result<(Task, bool)>>>,
-    same_key_as: &[(usize, usize)],
-) -> Vec<Result<(Task, bool)>> {
-    for &(i, first) in same_key_as {
-        answers[i] = Some(match &answers[first] {
-            Some(Ok((task, _))) => Ok((task.clone(), false)),
-            Some(Err(e)) => Err(e.duplicate()),
-            None => unreachable!("the first item with a key is answered"),
-        });
-    }
-    answers
-        .into_iter()
-        .map(|a| a.expect("every item is answered"))
-        .collect()
+    Ok((
+        task_creation::finish(answers, &same_key_as),
+        ready.into_iter().collect(),
+    ))
 }
 
 /// The task an idempotency key names in a namespace.
@@ -314,8 +212,8 @@ pub(crate) fn task_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Task> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SqliteLocation;
-    use tasker_model::{TaskState, Template};
+    use crate::{SqliteLocation, catalog};
+    use tasker_model::{TaskState, Template, TemplateRecord};
 
     async fn store_with_template() -> (SqliteStore, TemplateRecord) {
         let store = SqliteStore::open(SqliteLocation::Memory, "node-1")

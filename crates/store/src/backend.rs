@@ -314,6 +314,10 @@ pub trait Backend: Send + Sync {
     /// never changes).
     fn queue_of(&self, namespace: &str) -> impl Future<Output = Result<String>> + Send;
 
+    /// A template by id; [`crate::Error::NotFound`] naming it when there is
+    /// none. May be cached (a template never changes).
+    fn template_by_id(&self, id: Uuid) -> impl Future<Output = Result<Arc<TemplateRecord>>> + Send;
+
     /// Runs `op` (one transaction, begun and committed inside it), again
     /// when the backend knows that is safe: after the database aborted it
     /// (deadlock, serialization failure), after its connection was lost
