@@ -5,9 +5,8 @@
 use std::sync::Arc;
 
 use sqlx::Row;
-use tasker_model::template::{VersionRank, compare_versions, validate_namespace};
 use tasker_model::{Namespace, Template, TemplateRecord, Timestamp};
-use tasker_store::{Error, Readiness, Result};
+use tasker_store::{Error, Readiness, Result, catalog};
 use uuid::Uuid;
 
 use crate::error::{commit_error, db, is_connection_error};
@@ -109,10 +108,7 @@ pub async fn readiness_on(conn: &mut sqlx::PgConnection) -> Result<Readiness, sq
 }
 
 pub async fn namespace_create(store: &PgStore, name: &str) -> Result<(Namespace, bool)> {
-    validate_namespace(name).map_err(|message| Error::Invalid {
-        field: "namespace".into(),
-        message,
-    })?;
+    catalog::namespace_validate(name)?;
     let queue = queue_name(name);
     let mut tx = store.pool.begin().await.map_err(db)?;
     let inserted = sqlx::query(
@@ -151,10 +147,8 @@ pub async fn namespace_create(store: &PgStore, name: &str) -> Result<(Namespace,
         created_at: row.get("created_at"),
     };
     store
-        .queues
-        .write()
-        .expect("queue cache lock")
-        .insert(namespace.name.clone(), namespace.queue.clone());
+        .catalog
+        .queue_remember(&namespace.name, &namespace.queue);
     Ok((namespace, created))
 }
 
@@ -175,27 +169,14 @@ pub async fn namespace_list(store: &PgStore) -> Result<Vec<Namespace>> {
 
 /// The queue of a namespace, or `NotFound` naming the namespace.
 pub async fn queue_of(store: &PgStore, namespace: &str) -> Result<String> {
-    if let Some(queue) = store
-        .queues
-        .read()
-        .expect("queue cache lock")
-        .get(namespace)
-    {
-        return Ok(queue.clone());
-    }
-    let queue: Option<String> =
+    let read = async {
         sqlx::query_scalar("SELECT queue FROM tasker.namespaces WHERE name = $1")
             .bind(namespace)
             .fetch_optional(&store.pool)
             .await
-            .map_err(db)?;
-    let queue = queue.ok_or_else(|| Error::not_found(format!("namespace \"{namespace}\"")))?;
-    store
-        .queues
-        .write()
-        .expect("queue cache lock")
-        .insert(namespace.to_owned(), queue.clone());
-    Ok(queue)
+            .map_err(db)
+    };
+    catalog::queue_of(&store.catalog, namespace, read).await
 }
 
 pub async fn template_register(
@@ -205,16 +186,7 @@ pub async fn template_register(
     let namespace = &template.namespace;
     queue_of(store, namespace)
         .await
-        .map_err(|error| match error {
-            Error::NotFound { .. } => Error::not_found_hint(
-                format!("namespace \"{namespace}\""),
-                format!(
-                    "create it first with `tasker namespace create {namespace}` \
-                 (POST /v1/namespaces), then register the template again"
-                ),
-            ),
-            other => other,
-        })?;
+        .map_err(|error| catalog::template_namespace_error(error, namespace))?;
     let hash = template.content_hash();
     let definition = serde_json::to_value(template).expect("template serializes");
     let inserted = sqlx::query(
@@ -238,26 +210,15 @@ pub async fn template_register(
         Some(&template.version),
     )
     .await?;
-    if inserted.is_none() && record.content_hash != hash {
-        return Err(Error::Conflict {
-            code: "template_conflict",
-            message: format!(
-                "template {} is already registered with different content; register it under a new version",
-                template.reference()
-            ),
-        });
-    }
-    Ok((record, inserted.is_some()))
+    catalog::template_registered(template, &hash, record, inserted.is_some())
 }
 
 const TEMPLATE_COLUMNS: &str = "id, namespace, name, version, content_hash, definition, created_at";
 
 fn template_from_row(row: &sqlx::postgres::PgRow) -> Result<TemplateRecord> {
     let definition: serde_json::Value = row.get("definition");
-    let definition: Template = serde_json::from_value(definition).map_err(|e| Error::Invalid {
-        field: "template definition".into(),
-        message: e.to_string(),
-    })?;
+    let definition: Template =
+        serde_json::from_value(definition).map_err(catalog::template_definition_invalid)?;
     Ok(TemplateRecord {
         id: row.get("id"),
         namespace: row.get("namespace"),
@@ -278,13 +239,7 @@ pub async fn template_get(
     name: &str,
     version: Option<&str>,
 ) -> Result<TemplateRecord> {
-    let not_found = || {
-        let what = match version {
-            Some(v) => format!("template {namespace}/{name}@{v}"),
-            None => format!("template {namespace}/{name}"),
-        };
-        Error::not_found(what)
-    };
+    let not_found = || catalog::template_not_found(namespace, name, version);
     let Some(version) = version else {
         // Only the versions are read to choose; the chosen definition usually
         // comes from the cache.
@@ -297,17 +252,12 @@ pub async fn template_get(
         .fetch_all(&store.pool)
         .await
         .map_err(db)?;
-        let newest = rows
-            .iter()
-            .map(|row| {
-                let version: String = row.get("version");
-                let registered: Timestamp = row.get("created_at");
-                let id: Uuid = row.get("id");
-                (VersionRank::of(&version), registered, id)
-            })
-            .max()
-            .ok_or_else(not_found)?;
-        return Ok(template_by_id(store, newest.2).await?.as_ref().clone());
+        let newest = catalog::template_newest(rows.iter().map(|row| {
+            let registered: Timestamp = row.get("created_at");
+            (row.get("version"), registered, row.get("id"))
+        }))
+        .ok_or_else(not_found)?;
+        return Ok(template_by_id(store, newest).await?.as_ref().clone());
     };
     let row = sqlx::query(&format!(
         "SELECT {TEMPLATE_COLUMNS} FROM tasker.templates \
@@ -341,38 +291,21 @@ pub async fn template_list(
         .iter()
         .map(template_from_row)
         .collect::<Result<Vec<_>>>()?;
-    // Stable: equal ranks keep their registration order.
-    records.sort_by(|a, b| {
-        (&a.namespace, &a.name)
-            .cmp(&(&b.namespace, &b.name))
-            .then_with(|| compare_versions(&a.version, &b.version))
-    });
+    catalog::templates_sort(&mut records);
     Ok(records)
 }
 
 /// A template by id, from the cache when possible.
 pub async fn template_by_id(store: &PgStore, id: Uuid) -> Result<Arc<TemplateRecord>> {
-    if let Some(record) = store
-        .templates
-        .read()
-        .expect("template cache lock")
-        .get(&id)
-    {
-        return Ok(record.clone());
-    }
-    let row = sqlx::query(&format!(
-        "SELECT {TEMPLATE_COLUMNS} FROM tasker.templates WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(&store.pool)
-    .await
-    .map_err(db)?
-    .ok_or_else(|| Error::not_found(format!("template {id}")))?;
-    let record = Arc::new(template_from_row(&row)?);
-    store
-        .templates
-        .write()
-        .expect("template cache lock")
-        .insert(id, record.clone());
-    Ok(record)
+    let read = async {
+        let row = sqlx::query(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM tasker.templates WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&store.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(template_from_row).transpose()
+    };
+    catalog::template_by_id(&store.catalog, id, read).await
 }

@@ -54,7 +54,7 @@ mod tasks;
 mod workers;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -132,8 +132,8 @@ impl Default for PoolConfig {
 pub struct PgStore {
     pool: PgPool,
     node_id: Arc<str>,
-    templates: Arc<RwLock<HashMap<Uuid, Arc<TemplateRecord>>>>,
-    queues: Arc<RwLock<HashMap<String, String>>>,
+    /// Namespaces' queues and templates: immutable once written.
+    catalog: Arc<tasker_store::catalog::CatalogCache>,
     announcer: announcer::Announcer,
     local_wake: Arc<std::sync::OnceLock<notifier::OnReady>>,
     observer: Arc<std::sync::OnceLock<Arc<dyn tasker_store::Observer>>>,
@@ -221,8 +221,7 @@ impl PgStore {
             announcer: announcer::Announcer::start(pool.clone()),
             pool,
             node_id: node_id.into(),
-            templates: Arc::default(),
-            queues: Arc::default(),
+            catalog: Arc::default(),
             local_wake: Arc::default(),
             observer: Arc::default(),
             max_fan_out: Arc::new(std::sync::atomic::AtomicU32::new(

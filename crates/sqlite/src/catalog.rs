@@ -11,14 +11,12 @@ use std::sync::Arc;
 
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
-use tasker_model::template::{VersionRank, compare_versions, validate_namespace};
 use tasker_model::{Namespace, Template, TemplateRecord};
-use tasker_store::{Error, Readiness, Result};
+use tasker_store::{Readiness, Result, catalog};
 use uuid::Uuid;
 use uuid::fmt::Hyphenated;
 
-use crate::clock;
-use crate::{MIGRATOR, SqliteStore, db};
+use crate::{MIGRATOR, SqliteStore, clock, db};
 
 pub const DEFAULT_NAMESPACE: &str = "default";
 
@@ -67,10 +65,7 @@ pub async fn readiness(store: &SqliteStore) -> Result<Readiness> {
 }
 
 pub async fn namespace_create(store: &SqliteStore, name: &str) -> Result<(Namespace, bool)> {
-    validate_namespace(name).map_err(|message| Error::Invalid {
-        field: "namespace".into(),
-        message,
-    })?;
+    catalog::namespace_validate(name)?;
     let mut tx = store.begin_write().await?;
     let inserted = sqlx::query(
         "INSERT INTO namespaces (name, queue, created_at) VALUES (?, ?, ?) \
@@ -90,10 +85,8 @@ pub async fn namespace_create(store: &SqliteStore, name: &str) -> Result<(Namesp
     tx.commit().await.map_err(db)?;
     let namespace = namespace_from_row(&row);
     store
-        .queues
-        .write()
-        .expect("queue cache lock")
-        .insert(namespace.name.clone(), namespace.queue.clone());
+        .catalog
+        .queue_remember(&namespace.name, &namespace.queue);
     Ok((namespace, inserted.is_some()))
 }
 
@@ -115,26 +108,14 @@ fn namespace_from_row(row: &SqliteRow) -> Namespace {
 
 /// The queue of a namespace, or `NotFound` naming the namespace.
 pub async fn queue_of(store: &SqliteStore, namespace: &str) -> Result<String> {
-    if let Some(queue) = store
-        .queues
-        .read()
-        .expect("queue cache lock")
-        .get(namespace)
-    {
-        return Ok(queue.clone());
-    }
-    let queue: Option<String> = sqlx::query_scalar("SELECT queue FROM namespaces WHERE name = ?")
-        .bind(namespace)
-        .fetch_optional(&store.reader)
-        .await
-        .map_err(db)?;
-    let queue = queue.ok_or_else(|| Error::not_found(format!("namespace \"{namespace}\"")))?;
-    store
-        .queues
-        .write()
-        .expect("queue cache lock")
-        .insert(namespace.to_owned(), queue.clone());
-    Ok(queue)
+    let read = async {
+        sqlx::query_scalar("SELECT queue FROM namespaces WHERE name = ?")
+            .bind(namespace)
+            .fetch_optional(&store.reader)
+            .await
+            .map_err(db)
+    };
+    catalog::queue_of(&store.catalog, namespace, read).await
 }
 
 pub async fn template_register(
@@ -144,16 +125,7 @@ pub async fn template_register(
     let namespace = &template.namespace;
     queue_of(store, namespace)
         .await
-        .map_err(|error| match error {
-            Error::NotFound { .. } => Error::not_found_hint(
-                format!("namespace \"{namespace}\""),
-                format!(
-                    "create it first with `tasker namespace create {namespace}` \
-                     (POST /v1/namespaces), then register the template again"
-                ),
-            ),
-            other => other,
-        })?;
+        .map_err(|error| catalog::template_namespace_error(error, namespace))?;
     let hash = template.content_hash();
     let definition = serde_json::to_string(template).expect("template serializes");
     let inserted = sqlx::query(
@@ -178,26 +150,15 @@ pub async fn template_register(
         Some(&template.version),
     )
     .await?;
-    if inserted.is_none() && record.content_hash != hash {
-        return Err(Error::Conflict {
-            code: "template_conflict",
-            message: format!(
-                "template {} is already registered with different content; register it under a new version",
-                template.reference()
-            ),
-        });
-    }
-    Ok((record, inserted.is_some()))
+    catalog::template_registered(template, &hash, record, inserted.is_some())
 }
 
 const TEMPLATE_COLUMNS: &str = "id, namespace, name, version, content_hash, definition, created_at";
 
 fn template_from_row(row: &SqliteRow) -> Result<TemplateRecord> {
     let definition: String = row.get("definition");
-    let definition: Template = serde_json::from_str(&definition).map_err(|e| Error::Invalid {
-        field: "template definition".into(),
-        message: e.to_string(),
-    })?;
+    let definition: Template =
+        serde_json::from_str(&definition).map_err(catalog::template_definition_invalid)?;
     Ok(TemplateRecord {
         id: row.get::<Hyphenated, _>("id").into_uuid(),
         namespace: row.get("namespace"),
@@ -218,13 +179,7 @@ pub async fn template_get(
     name: &str,
     version: Option<&str>,
 ) -> Result<TemplateRecord> {
-    let not_found = || {
-        let what = match version {
-            Some(v) => format!("template {namespace}/{name}@{v}"),
-            None => format!("template {namespace}/{name}"),
-        };
-        Error::not_found(what)
-    };
+    let not_found = || catalog::template_not_found(namespace, name, version);
     let Some(version) = version else {
         // Only the versions are read to choose; the chosen definition usually
         // comes from the cache.
@@ -236,17 +191,13 @@ pub async fn template_get(
         .fetch_all(&store.reader)
         .await
         .map_err(db)?;
-        let newest = rows
-            .iter()
-            .map(|row| {
-                let version: String = row.get("version");
-                let registered: i64 = row.get("created_at");
-                let id = row.get::<Hyphenated, _>("id").into_uuid();
-                (VersionRank::of(&version), registered, id)
-            })
-            .max()
-            .ok_or_else(not_found)?;
-        return Ok(template_by_id(store, newest.2).await?.as_ref().clone());
+        let newest = catalog::template_newest(rows.iter().map(|row| {
+            let registered: i64 = row.get("created_at");
+            let id = row.get::<Hyphenated, _>("id").into_uuid();
+            (row.get("version"), registered, id)
+        }))
+        .ok_or_else(not_found)?;
+        return Ok(template_by_id(store, newest).await?.as_ref().clone());
     };
     let row = sqlx::query(&format!(
         "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE namespace = ? AND name = ? AND version = ?"
@@ -279,31 +230,17 @@ pub async fn template_list(
         .iter()
         .map(template_from_row)
         .collect::<Result<Vec<_>>>()?;
-    // Stable: equal ranks keep their registration order.
-    records.sort_by(|a, b| {
-        (&a.namespace, &a.name)
-            .cmp(&(&b.namespace, &b.name))
-            .then_with(|| compare_versions(&a.version, &b.version))
-    });
+    catalog::templates_sort(&mut records);
     Ok(records)
 }
 
 /// A template by id, from the cache when possible.
 pub async fn template_by_id(store: &SqliteStore, id: Uuid) -> Result<Arc<TemplateRecord>> {
-    let mut conn = match cached_template(store, id) {
+    let mut conn = match store.catalog.template(id) {
         Some(record) => return Ok(record),
         None => store.reader.acquire().await.map_err(db)?,
     };
     template_by_id_on(store, &mut conn, id).await
-}
-
-fn cached_template(store: &SqliteStore, id: Uuid) -> Option<Arc<TemplateRecord>> {
-    store
-        .templates
-        .read()
-        .expect("template cache lock")
-        .get(&id)
-        .cloned()
 }
 
 /// [`template_by_id`] reading on `conn`: inside a writing transaction,
@@ -313,30 +250,24 @@ pub async fn template_by_id_on(
     conn: &mut sqlx::SqliteConnection,
     id: Uuid,
 ) -> Result<Arc<TemplateRecord>> {
-    if let Some(record) = cached_template(store, id) {
-        return Ok(record);
-    }
-    let row = sqlx::query(&format!(
-        "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE id = ?"
-    ))
-    .bind(id.hyphenated())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db)?
-    .ok_or_else(|| Error::not_found(format!("template {id}")))?;
-    let record = Arc::new(template_from_row(&row)?);
-    store
-        .templates
-        .write()
-        .expect("template cache lock")
-        .insert(id, record.clone());
-    Ok(record)
+    let read = async {
+        let row = sqlx::query(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE id = ?"
+        ))
+        .bind(id.hyphenated())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(template_from_row).transpose()
+    };
+    tasker_store::catalog::template_by_id(&store.catalog, id, read).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::SqliteLocation;
+    use tasker_store::Error;
 
     async fn store() -> SqliteStore {
         let store = SqliteStore::open(SqliteLocation::Memory, "node-1")

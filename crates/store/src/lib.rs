@@ -21,6 +21,7 @@
 //! ```
 
 pub mod backend;
+pub mod catalog;
 mod cluster;
 mod error;
 mod maintenance;
