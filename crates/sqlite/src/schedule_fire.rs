@@ -11,6 +11,7 @@ use sqlx::sqlite::SqliteRow;
 use tasker_model::schedule::{FireKind, FireOutcome};
 use tasker_model::{ScheduleFire, Task};
 use tasker_store::orchestration::task_creation;
+use tasker_store::schedules::{Started, not_found};
 use tasker_store::{Error, FireAction, FireRequest, FireResult, NextFire, Result, TaskCreate};
 use uuid::fmt::Hyphenated;
 
@@ -21,10 +22,7 @@ const FIRE_COLUMNS: &str =
 
 /// Records one fire and does what it asks; see the module doc.
 pub async fn fire_once(store: &SqliteStore, request: &FireRequest) -> Result<FireResult> {
-    let create = match &request.action {
-        FireAction::Start(create) | FireAction::StartBuffered(create) => Some(create),
-        _ => None,
-    };
+    let create = request.action.task_create();
     let items: Vec<TaskCreate> = create.into_iter().cloned().collect();
     let prepared = match create {
         Some(_) => Some(task_creation::prepare(store, &items).await?),
@@ -34,8 +32,8 @@ pub async fn fire_once(store: &SqliteStore, request: &FireRequest) -> Result<Fir
     let fire_time = clock::micros(request.fire_time);
 
     let mut tx = store.begin_write().await?;
-    let claimed = match &request.action {
-        FireAction::StartBuffered(_) | FireAction::FailBuffered { .. } => sqlx::query(
+    let claimed = match request.action.row_to_insert() {
+        None => sqlx::query(
             "SELECT 1 FROM schedule_fires \
              WHERE schedule_id = ? AND fire_time = ? AND outcome = 'buffered'",
         )
@@ -45,16 +43,7 @@ pub async fn fire_once(store: &SqliteStore, request: &FireRequest) -> Result<Fir
         .await
         .map_err(db)?
         .is_some(),
-        _ => {
-            let placeholder = match &request.action {
-                FireAction::Buffer => FireOutcome::Buffered,
-                FireAction::Record { outcome, .. } => *outcome,
-                _ => FireOutcome::Failed,
-            };
-            let message = match &request.action {
-                FireAction::Record { message, .. } => message.clone(),
-                _ => None,
-            };
+        Some((placeholder, message)) => {
             let inserted = sqlx::query(
                 "INSERT INTO schedule_fires (schedule_id, fire_time, kind, outcome, message, \
                                              node_id, recorded_at) \
@@ -75,7 +64,7 @@ pub async fn fire_once(store: &SqliteStore, request: &FireRequest) -> Result<Fir
                 Err(sqlx::Error::Database(e))
                     if e.kind() == sqlx::error::ErrorKind::ForeignKeyViolation =>
                 {
-                    return Err(not_found(request));
+                    return Err(not_found(request.schedule_id));
                 }
                 Err(e) => return Err(db(e)),
             }
@@ -94,15 +83,10 @@ pub async fn fire_once(store: &SqliteStore, request: &FireRequest) -> Result<Fir
     if let Some(prepared) = prepared {
         let (mut answers, announced) = task_create::write(store, &mut tx, &items, prepared).await?;
         ready = announced;
-        let (outcome, task_id, message) = match answers.pop().expect("one answer") {
-            Ok((created, _)) => {
-                let id = created.id;
-                task = Some(created);
-                (FireOutcome::Started, Some(id), None)
-            }
-            Err(e @ (Error::Database(_) | Error::Unavailable { .. })) => return Err(e),
-            Err(refused) => (FireOutcome::Failed, None, Some(refused.to_string())),
-        };
+        let started = Started::of(answers.pop().expect("one answer"))?;
+        let task_id = started.task.as_ref().map(|t| t.id);
+        let (outcome, message) = (started.outcome, started.message);
+        task = started.task;
         record_outcome(&mut tx, store, request, outcome, task_id, message).await?;
     }
     if let FireAction::FailBuffered { message } = &request.action {
@@ -110,15 +94,8 @@ pub async fn fire_once(store: &SqliteStore, request: &FireRequest) -> Result<Fir
         record_outcome(&mut tx, store, request, FireOutcome::Failed, None, message).await?;
     }
 
-    let (set_next, next_fire_at, next_run_at) = match request.advance {
-        Some(next) => (true, next.next_fire_at, next.next_run_at),
-        None => (false, None, None),
-    };
-    let buffered = match &request.action {
-        FireAction::Buffer => Some(true),
-        FireAction::StartBuffered(_) | FireAction::FailBuffered { .. } => Some(false),
-        _ => None,
-    };
+    let (set_next, next_fire_at, next_run_at) = request.next_times();
+    let buffered = request.action.buffered_set();
     sqlx::query(
         "UPDATE schedules SET \
            next_fire_at = CASE WHEN ?2 AND (next_fire_at IS NULL OR next_fire_at <= ?7) \
@@ -205,10 +182,6 @@ async fn advance(
     .await
     .map_err(db)?;
     Ok(())
-}
-
-fn not_found(request: &FireRequest) -> Error {
-    Error::not_found(format!("schedule {}", request.schedule_id))
 }
 
 fn fire(row: &SqliteRow) -> Result<ScheduleFire> {

@@ -29,7 +29,7 @@ mod observer;
 pub mod orchestration;
 mod params;
 mod retention;
-mod schedules;
+pub mod schedules;
 
 use std::time::Duration;
 
