@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use sqlx::Row;
 use tasker_model::{Step, Task, TaskRun, TemplateRecord, Timestamp, Transition};
 use tasker_store::orchestration::task_creation::{self, Answer, NewRow, Prepared};
+use tasker_store::paging::TaskListRead;
 use tasker_store::{Error, Result, TaskCreate, TaskFilter, TaskPage};
 use uuid::Uuid;
 
@@ -327,21 +328,7 @@ pub async fn get(store: &PgStore, id: Uuid) -> Result<Task> {
 }
 
 pub async fn list(store: &PgStore, filter: &TaskFilter) -> Result<TaskPage> {
-    let limit = filter.limit.unwrap_or(50).clamp(1, 500) as i64;
-    let cursor = filter
-        .cursor
-        .as_deref()
-        .map(|c| {
-            Uuid::parse_str(c).map_err(|_| Error::Invalid {
-                field: "cursor".into(),
-                message: format!("\"{c}\" is not a cursor returned by a previous page"),
-            })
-        })
-        .transpose()?;
-    let id_range = filter.id_range().map_err(|message| Error::Invalid {
-        field: "id_prefix".into(),
-        message,
-    })?;
+    let read = TaskListRead::of(filter)?;
     let rows = sqlx::query(&format!(
         "SELECT {TASK_COLUMNS} FROM {TASK_FROM} \
          WHERE ($1::text IS NULL OR t.namespace = $1) \
@@ -357,24 +344,18 @@ pub async fn list(store: &PgStore, filter: &TaskFilter) -> Result<TaskPage> {
     .bind(&filter.namespace)
     .bind(&filter.template)
     .bind(filter.state.map(|s| s.as_str()))
-    .bind(cursor)
-    .bind(limit + 1)
-    .bind(id_range.map(|(low, _)| low))
-    .bind(id_range.map(|(_, high)| high))
+    .bind(read.below)
+    .bind(i64::from(read.limit) + 1)
+    .bind(read.id_range.map(|(low, _)| low))
+    .bind(read.id_range.map(|(_, high)| high))
     .bind(&filter.tag)
     .bind(filter.created_after)
     .bind(filter.created_before)
     .fetch_all(&store.pool)
     .await
     .map_err(db)?;
-    let mut tasks = rows.iter().map(rows::task).collect::<Result<Vec<_>>>()?;
-    let next_cursor = if tasks.len() as i64 > limit {
-        tasks.truncate(limit as usize);
-        tasks.last().map(|t| t.id.to_string())
-    } else {
-        None
-    };
-    Ok(TaskPage { tasks, next_cursor })
+    let tasks = rows.iter().map(rows::task).collect::<Result<Vec<_>>>()?;
+    Ok(read.page(tasks))
 }
 
 pub async fn steps(store: &PgStore, id: Uuid) -> Result<Vec<Step>> {

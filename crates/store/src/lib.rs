@@ -27,9 +27,11 @@ mod error;
 mod maintenance;
 mod observer;
 pub mod orchestration;
+pub mod paging;
 mod params;
 mod retention;
 pub mod schedules;
+pub mod task_activity;
 
 use std::time::Duration;
 
