@@ -7,15 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tasker_model::{TemplateRecord, Timestamp};
-use tasker_store::Result;
 use tasker_store::backend::{
     Attempt, Backend, Durability, LoadedTask, Lock, PayloadRequest, Payloads, Pending, ReadMessage,
     Repeat, Transaction, Written,
 };
+use tasker_store::orchestration::task_creation::{Answer, Prepared};
+use tasker_store::{Result, TaskCreate};
 use uuid::Uuid;
 
 use crate::error::{db, retrying};
-use crate::{PgStore, catalog, load, maintenance, payloads, plan_writer, queue};
+use crate::{PgStore, catalog, load, maintenance, payloads, plan_writer, queue, tasks};
 
 /// One open PostgreSQL transaction of a [`PgStore`]; rolled back when
 /// dropped uncommitted.
@@ -82,6 +83,14 @@ impl Transaction for PgTransaction<'_> {
 
     async fn plan_write(&mut self, runs: &mut [Pending<'_, '_>]) -> Result<()> {
         plan_writer::write(&mut self.tx, self.store.node_id(), runs).await
+    }
+
+    async fn tasks_insert(
+        &mut self,
+        items: &[TaskCreate],
+        prepared: Prepared,
+    ) -> Result<(Vec<Answer>, Vec<(String, usize)>)> {
+        tasks::write(self.store, &mut self.tx, items, prepared).await
     }
 
     async fn commit(self, durability: Durability) -> Result<()> {

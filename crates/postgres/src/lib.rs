@@ -66,7 +66,7 @@ use tasker_model::{
     ClaimedStep, HeartbeatOutcome, Lease, Namespace, Recorded, Schedule, ScheduleFire, Step, Task,
     Template, TemplateRecord, Timestamp, Transition,
 };
-use tasker_store::orchestration::{claims, reports, sweeps, task_operations};
+use tasker_store::orchestration::{claims, reports, sweeps, task_creation, task_operations};
 use tasker_store::{
     ClaimBatch, ClaimedBatch, FireRequest, FireResult, LeaderElect, Leadership, NextClaim, Node,
     NodeRegistration, QueueDepth, Readiness, ReportOutcome, Result, RetentionDeleted,
@@ -332,11 +332,11 @@ impl Store for PgStore {
     }
 
     async fn task_create(&self, params: TaskCreate) -> Result<(Task, bool)> {
-        with_retry(self, || tasks::create(self, &params)).await
+        with_retry(self, || task_creation::create(self, &params)).await
     }
 
     async fn task_create_many(&self, items: Vec<TaskCreate>) -> Result<Vec<Result<(Task, bool)>>> {
-        with_retry(self, || tasks::create_many(self, &items)).await
+        with_retry(self, || task_creation::create_many(self, &items)).await
     }
 
     async fn task_get(&self, id: Uuid) -> Result<Task> {

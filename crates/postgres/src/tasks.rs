@@ -1,5 +1,5 @@
-//! Task operations: create (one or many), read, list. Cancelling is the
-//! store crate's orchestration.
+//! Task operations: the rows of task creation, read, list. Creating's
+//! policy and cancelling are the store crate's orchestration.
 
 use std::collections::HashMap;
 
@@ -12,44 +12,14 @@ use uuid::Uuid;
 
 use crate::PgStore;
 use crate::catalog;
-use crate::error::{commit_error, db};
+use crate::error::db;
 use crate::queue::{self, StepMessage};
 use crate::rows::{self, TASK_COLUMNS, TASK_FROM};
 
-/// Creates one task: a batch of one.
-pub async fn create(store: &PgStore, params: &TaskCreate) -> Result<(Task, bool)> {
-    create_many(store, std::slice::from_ref(params))
-        .await?
-        .pop()
-        .expect("one answer per item")
-}
-
-/// Creates tasks in one transaction: one insert of every task row (a row
-/// whose idempotency key exists is skipped and answered with the task the
-/// key names), one `send_batch` per queue for the root steps, one insert of
-/// every step and one of every transition. Each item is answered on its
-/// own; a database error fails them all and writes nothing.
-///
-/// An idempotency key that several items share is written once, by the
-/// first; the others are answered with its task (`created` false), and the
-/// engine judges whether they asked for the same task.
-pub async fn create_many(store: &PgStore, items: &[TaskCreate]) -> Result<Vec<Answer>> {
-    let prepared = task_creation::prepare(store, items).await?;
-    if prepared.rows.is_empty() {
-        return Ok(task_creation::finish(
-            prepared.answers,
-            &prepared.same_key_as,
-        ));
-    }
-    let mut tx = store.pool.begin().await.map_err(db)?;
-    let (answers, ready) = write(store, &mut tx, items, prepared).await?;
-    tx.commit().await.map_err(commit_error)?;
-    store.announce(&ready);
-    Ok(answers)
-}
-
-/// Writes the prepared tasks in the caller's transaction: the task rows,
-/// their root steps' queue messages, every step and transition. Returns
+/// Writes the prepared tasks in the caller's transaction: one insert of
+/// every task row (a row whose idempotency key exists is skipped and
+/// answered with the task the key names), one send per queue for the root
+/// steps, one insert of every step and one of every transition. Returns
 /// each item's answer and, per namespace, how many steps became ready (to
 /// announce after the commit).
 pub async fn write(

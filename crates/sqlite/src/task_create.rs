@@ -6,8 +6,8 @@
 //! The answers are the store crate's (`orchestration::task_creation`): each
 //! item is answered on its own (a template gone refuses only its item), a
 //! database error fails them all and writes nothing, and items of one batch
-//! sharing a key are written once, by the first. Must never: write a task without its steps
-//! and root messages in the same transaction.
+//! sharing a key are written once, by the first. Must never: write a task
+//! without its steps and root messages in the same transaction.
 
 use std::collections::HashMap;
 
@@ -20,30 +20,6 @@ use uuid::fmt::Hyphenated;
 
 use crate::queue::{self, StepMessage};
 use crate::{SqliteStore, clock, db, plan_writer};
-
-/// Creates one task: a batch of one.
-pub async fn create(store: &SqliteStore, params: &TaskCreate) -> Result<(Task, bool)> {
-    create_many(store, std::slice::from_ref(params))
-        .await?
-        .pop()
-        .expect("one answer per item")
-}
-
-/// Creates tasks in one transaction; see the module doc for the answers.
-pub async fn create_many(store: &SqliteStore, items: &[TaskCreate]) -> Result<Vec<Answer>> {
-    let prepared = task_creation::prepare(store, items).await?;
-    if prepared.rows.is_empty() {
-        return Ok(task_creation::finish(
-            prepared.answers,
-            &prepared.same_key_as,
-        ));
-    }
-    let mut tx = store.begin_write().await?;
-    let (answers, ready) = write(store, &mut tx, items, prepared).await?;
-    tx.commit().await.map_err(db)?;
-    store.after_commit(&ready, &[]);
-    Ok(answers)
-}
 
 /// Writes the prepared tasks in the caller's writing transaction. Returns
 /// each item's answer and, per namespace, how many steps became ready (for
@@ -249,7 +225,9 @@ mod tests {
     #[tokio::test]
     async fn a_task_is_written_with_its_steps_and_its_roots_queued() {
         let (store, template) = store_with_template().await;
-        let (task, created) = create(&store, &item(&template, None)).await.unwrap();
+        let (task, created) = task_creation::create(&store, &item(&template, None))
+            .await
+            .unwrap();
         assert!(created);
         assert_eq!(task.state, TaskState::Running);
         assert_eq!(task.template_name, "diamond");
@@ -285,7 +263,7 @@ mod tests {
     #[tokio::test]
     async fn an_idempotency_key_names_one_task_within_and_across_batches() {
         let (store, template) = store_with_template().await;
-        let answers = create_many(
+        let answers = task_creation::create_many(
             &store,
             &[
                 item(&template, Some("k")),
@@ -302,7 +280,9 @@ mod tests {
         assert_eq!(same.id, first.id);
         assert!(answers[2].as_ref().unwrap().1);
 
-        let (again, created) = create(&store, &item(&template, Some("k"))).await.unwrap();
+        let (again, created) = task_creation::create(&store, &item(&template, Some("k")))
+            .await
+            .unwrap();
         assert!(!created);
         assert_eq!(again.id, first.id);
         assert_eq!(again.tags, ["t1"]);
@@ -318,7 +298,7 @@ mod tests {
         let (store, template) = store_with_template().await;
         let mut gone = item(&template, None);
         gone.template_id = Uuid::now_v7();
-        let answers = create_many(&store, &[gone, item(&template, None)])
+        let answers = task_creation::create_many(&store, &[gone, item(&template, None)])
             .await
             .unwrap();
         assert!(matches!(answers[0], Err(Error::NotFound { .. })));

@@ -6,10 +6,14 @@
 //! backend method (a bulk insert, not a `TaskRun` over locked rows).
 //!
 //! ```text
-//!  prepare(backend, items)   templates and queues, before any transaction;
+//!  create_many(backend, items)
+//!    prepare                 templates and queues, before any transaction;
 //!                            refused items answered, new task ids chosen
-//!  <backend writes rows>     created_task / existing_key_missing per row
-//!  finish(answers, ..)       items sharing an earlier item's key
+//!    begin
+//!    tasks_insert            the backend's rows: created_task /
+//!                            existing_key_missing per row, then finish
+//!                            (items sharing an earlier item's key)
+//!    commit, after_commit    wake the polls of the namespaces with ready steps
 //! ```
 //!
 //! Must never: run SQL or open a transaction.
@@ -21,7 +25,7 @@ use std::time::Duration;
 use tasker_model::{Task, TaskState, TemplateRecord, Timestamp};
 use uuid::Uuid;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Durability, Transaction, Written};
 use crate::{Error, Result, TaskCreate};
 
 /// What a batch writes: the items to insert, in order, and the items whose
@@ -58,6 +62,35 @@ pub fn creations(items: &[TaskCreate], namespaces: &[Option<&str>]) -> Creations
         creations.write.push(i);
     }
     creations
+}
+
+/// Creates one task: a batch of one.
+pub async fn create<B: Backend>(backend: &B, item: &TaskCreate) -> Result<(Task, bool)> {
+    create_many(backend, std::slice::from_ref(item))
+        .await?
+        .pop()
+        .expect("one answer per item")
+}
+
+/// Creates tasks in one transaction. Each item is answered on its own (a
+/// template gone refuses only its item); a database error fails them all
+/// and writes nothing. An idempotency key that several items share is
+/// written once, by the first; the others are answered with its task
+/// (`created` false), and the engine judges whether they asked for the same
+/// task.
+pub async fn create_many<B: Backend>(backend: &B, items: &[TaskCreate]) -> Result<Vec<Answer>> {
+    let prepared = prepare(backend, items).await?;
+    if prepared.rows.is_empty() {
+        return Ok(finish(prepared.answers, &prepared.same_key_as));
+    }
+    let mut tx = backend.begin().await?;
+    let (answers, ready) = tx.tasks_insert(items, prepared).await?;
+    tx.commit(Durability::Flushed).await?;
+    backend.after_commit(&Written {
+        ready,
+        events: Vec::new(),
+    });
+    Ok(answers)
 }
 
 /// A template and its namespace's queue, or why the item cannot use it.
