@@ -288,9 +288,9 @@ pub async fn fire_once(store: &PgStore, request: &FireRequest) -> Result<FireRes
     let mut task: Option<Task> = None;
     let mut ready = Vec::new();
     if let Some(prepared) = prepared {
-        let (mut answers, announced) = tasks::write(store, &mut tx, &items, prepared).await?;
-        ready = announced;
-        let started = Started::of(answers.pop().expect("one answer"))?;
+        let mut inserted = tasks::write(store, &mut tx, &items, prepared).await?;
+        ready = inserted.ready;
+        let started = Started::of(inserted.answers.pop().expect("one answer"))?;
         let (outcome, message) = (started.outcome, started.message);
         task = started.task;
         let task_id = task.as_ref().map(|t| t.id);

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 use tasker_model::{Step, Task, TaskRun, TemplateRecord, Timestamp, Transition};
-use tasker_store::orchestration::task_creation::{self, Answer, NewRow, Prepared};
+use tasker_store::orchestration::task_creation::{self, Inserted, NewRow, Prepared};
 use tasker_store::paging::TaskListRead;
 use tasker_store::{Error, Result, TaskCreate, TaskFilter, TaskPage};
 use uuid::Uuid;
@@ -19,15 +19,13 @@ use crate::rows::{self, TASK_COLUMNS, TASK_FROM};
 /// Writes the prepared tasks in the caller's transaction: one insert of
 /// every task row (a row whose idempotency key exists is skipped and
 /// answered with the task the key names), one send per queue for the root
-/// steps, one insert of every step and one of every transition. Returns
-/// each item's answer and, per namespace, how many steps became ready (to
-/// announce after the commit).
+/// steps, one insert of every step and one of every transition.
 pub async fn write(
     store: &PgStore,
     tx: &mut sqlx::PgConnection,
     items: &[TaskCreate],
     prepared: Prepared,
-) -> Result<(Vec<Answer>, Vec<(String, usize)>)> {
+) -> Result<Inserted> {
     let Prepared {
         resolved,
         mut answers,
@@ -282,7 +280,10 @@ pub async fn write(
             true,
         )));
     }
-    Ok((task_creation::finish(answers, &same_key_as), ready))
+    Ok(Inserted {
+        answers: task_creation::finish(answers, &same_key_as),
+        ready,
+    })
 }
 
 pub async fn get(store: &PgStore, id: Uuid) -> Result<Task> {

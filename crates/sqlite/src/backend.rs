@@ -39,7 +39,7 @@ use tasker_store::backend::{
     Attempt, Backend, Durability, LoadedTask, Lock, PayloadRequest, Payloads, Pending, ReadMessage,
     Repeat, Transaction, Written,
 };
-use tasker_store::orchestration::task_creation::{Answer, Prepared};
+use tasker_store::orchestration::task_creation::{Inserted, Prepared};
 use tasker_store::{Result, TaskCreate};
 use uuid::Uuid;
 
@@ -139,11 +139,7 @@ impl Transaction for SqliteTx<'_> {
         plan_writer::write(&mut self.tx, self.store.node_id(), runs).await
     }
 
-    async fn tasks_insert(
-        &mut self,
-        items: &[TaskCreate],
-        prepared: Prepared,
-    ) -> Result<(Vec<Answer>, Vec<(String, usize)>)> {
+    async fn tasks_insert(&mut self, items: &[TaskCreate], prepared: Prepared) -> Result<Inserted> {
         task_create::write(self.store, &mut self.tx, items, prepared).await
     }
 

@@ -81,9 +81,9 @@ pub async fn fire_once(store: &SqliteStore, request: &FireRequest) -> Result<Fir
     let mut task: Option<Task> = None;
     let mut ready = Vec::new();
     if let Some(prepared) = prepared {
-        let (mut answers, announced) = task_create::write(store, &mut tx, &items, prepared).await?;
-        ready = announced;
-        let started = Started::of(answers.pop().expect("one answer"))?;
+        let mut inserted = task_create::write(store, &mut tx, &items, prepared).await?;
+        ready = inserted.ready;
+        let started = Started::of(inserted.answers.pop().expect("one answer"))?;
         let task_id = started.task.as_ref().map(|t| t.id);
         let (outcome, message) = (started.outcome, started.message);
         task = started.task;

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use sqlx::{Row, SqliteConnection};
 use tasker_model::{Task, TaskRun, Timestamp};
-use tasker_store::orchestration::task_creation::{self, Answer, Prepared};
+use tasker_store::orchestration::task_creation::{self, Inserted, Prepared};
 use tasker_store::{Error, Result, TaskCreate};
 use uuid::Uuid;
 use uuid::fmt::Hyphenated;
@@ -29,7 +29,7 @@ pub async fn write(
     tx: &mut SqliteConnection,
     items: &[TaskCreate],
     prepared: Prepared,
-) -> Result<(Vec<Answer>, Vec<(String, usize)>)> {
+) -> Result<Inserted> {
     let Prepared {
         resolved,
         mut answers,
@@ -134,10 +134,10 @@ pub async fn write(
             true,
         )));
     }
-    Ok((
-        task_creation::finish(answers, &same_key_as),
-        ready.into_iter().collect(),
-    ))
+    Ok(Inserted {
+        answers: task_creation::finish(answers, &same_key_as),
+        ready: ready.into_iter().collect(),
+    })
 }
 
 /// The task an idempotency key names in a namespace.

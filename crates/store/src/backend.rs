@@ -40,7 +40,7 @@ use tasker_model::task_run::{StepRow, TaskRow};
 use tasker_model::{TaskRun, TemplateRecord, Timestamp};
 use uuid::Uuid;
 
-use crate::orchestration::task_creation::{Answer, Prepared};
+use crate::orchestration::task_creation::{Inserted, Prepared};
 use crate::{Event, Result, TaskCreate};
 
 /// A locked task with what a [`TaskRun`] needs.
@@ -307,14 +307,12 @@ pub trait Transaction: Send {
     /// Writes new tasks: the rows `prepared` chose for `items` (a row whose
     /// idempotency key a stored task holds is not written and is answered
     /// with that task), their steps, their root steps' messages and their
-    /// first transitions. Returns every item's answer (see
-    /// [`crate::orchestration::task_creation::finish`]) and, per namespace,
-    /// how many steps became ready.
+    /// first transitions.
     fn tasks_insert(
         &mut self,
         items: &[TaskCreate],
         prepared: Prepared,
-    ) -> impl Future<Output = Result<(Vec<Answer>, Vec<(String, usize)>)>> + Send;
+    ) -> impl Future<Output = Result<Inserted>> + Send;
 
     /// Commits everything done through this transaction, atomically. A
     /// connection lost while the commit was in flight is

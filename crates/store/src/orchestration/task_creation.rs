@@ -84,7 +84,7 @@ pub async fn create_many<B: Backend>(backend: &B, items: &[TaskCreate]) -> Resul
         return Ok(finish(prepared.answers, &prepared.same_key_as));
     }
     let mut tx = backend.begin().await?;
-    let (answers, ready) = tx.tasks_insert(items, prepared).await?;
+    let Inserted { answers, ready } = tx.tasks_insert(items, prepared).await?;
     tx.commit(Durability::Flushed).await?;
     backend.after_commit(&Written {
         ready,
@@ -98,6 +98,16 @@ pub type Resolved = std::result::Result<(Arc<TemplateRecord>, String), Error>;
 
 /// One item's answer: its task and whether this call created it.
 pub type Answer = Result<(Task, bool)>;
+
+/// What a backend's insert of new tasks returns.
+#[derive(Debug)]
+pub struct Inserted {
+    /// Every item's answer, in order ([`finish`]ed).
+    pub answers: Vec<Answer>,
+    /// Per namespace, how many steps became ready (to announce after the
+    /// commit).
+    pub ready: Vec<(String, usize)>,
+}
 
 /// A row to insert: the item it answers and the id chosen for it.
 #[derive(Debug)]
