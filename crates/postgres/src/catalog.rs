@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use sqlx::Row;
 use tasker_model::{Namespace, Template, TemplateRecord, Timestamp};
-use tasker_store::{Error, Readiness, Result, catalog};
+use tasker_store::catalog::{self, CatalogCache, CatalogRows};
+use tasker_store::{Error, Readiness, Result};
 use uuid::Uuid;
 
 use crate::error::{commit_error, db, is_connection_error};
@@ -169,48 +170,25 @@ pub async fn namespace_list(store: &PgStore) -> Result<Vec<Namespace>> {
 
 /// The queue of a namespace, or `NotFound` naming the namespace.
 pub async fn queue_of(store: &PgStore, namespace: &str) -> Result<String> {
-    let read = async {
-        sqlx::query_scalar("SELECT queue FROM tasker.namespaces WHERE name = $1")
-            .bind(namespace)
-            .fetch_optional(&store.pool)
-            .await
-            .map_err(db)
-    };
-    catalog::queue_of(&store.catalog, namespace, read).await
+    catalog::queue_of(&store.catalog, namespace, store.queue_read(namespace)).await
 }
 
 pub async fn template_register(
     store: &PgStore,
     template: &Template,
 ) -> Result<(TemplateRecord, bool)> {
-    let namespace = &template.namespace;
-    queue_of(store, namespace)
-        .await
-        .map_err(|error| catalog::template_namespace_error(error, namespace))?;
-    let hash = template.content_hash();
-    let definition = serde_json::to_value(template).expect("template serializes");
-    let inserted = sqlx::query(
-        "INSERT INTO tasker.templates (id, namespace, name, version, content_hash, definition) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (namespace, name, version) DO NOTHING RETURNING id",
-    )
-    .bind(Uuid::now_v7())
-    .bind(&template.namespace)
-    .bind(&template.name)
-    .bind(&template.version)
-    .bind(&hash)
-    .bind(&definition)
-    .fetch_optional(&store.pool)
-    .await
-    .map_err(db)?;
-    let record = template_get(
-        store,
-        &template.namespace,
-        &template.name,
-        Some(&template.version),
-    )
-    .await?;
-    catalog::template_registered(template, &hash, record, inserted.is_some())
+    catalog::template_register(store, template).await
+}
+
+/// One version of a template, or with `version` `None` the newest
+/// (`tasker_store::catalog::template_get`).
+pub async fn template_get(
+    store: &PgStore,
+    namespace: &str,
+    name: &str,
+    version: Option<&str>,
+) -> Result<TemplateRecord> {
+    catalog::template_get(store, namespace, name, version).await
 }
 
 const TEMPLATE_COLUMNS: &str = "id, namespace, name, version, content_hash, definition, created_at";
@@ -230,47 +208,83 @@ fn template_from_row(row: &sqlx::postgres::PgRow) -> Result<TemplateRecord> {
     })
 }
 
-/// One version of a template, or with `version` `None` the newest in
-/// version order (`tasker_model::template::VersionRank`; ties go to the
-/// later registration).
-pub async fn template_get(
-    store: &PgStore,
-    namespace: &str,
-    name: &str,
-    version: Option<&str>,
-) -> Result<TemplateRecord> {
-    let not_found = || catalog::template_not_found(namespace, name, version);
-    let Some(version) = version else {
-        // Only the versions are read to choose; the chosen definition usually
-        // comes from the cache.
-        let rows = sqlx::query(
-            "SELECT id, version, created_at FROM tasker.templates \
+impl CatalogRows for PgStore {
+    fn catalog(&self) -> &CatalogCache {
+        &self.catalog
+    }
+
+    async fn queue_read(&self, namespace: &str) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT queue FROM tasker.namespaces WHERE name = $1")
+            .bind(namespace)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn template_insert(&self, template: &Template, hash: &str) -> Result<bool> {
+        let definition = serde_json::to_value(template).expect("template serializes");
+        let inserted = sqlx::query(
+            "INSERT INTO tasker.templates (id, namespace, name, version, content_hash, definition) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (namespace, name, version) DO NOTHING RETURNING id",
+        )
+        .bind(Uuid::now_v7())
+        .bind(&template.namespace)
+        .bind(&template.name)
+        .bind(&template.version)
+        .bind(hash)
+        .bind(&definition)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(inserted.is_some())
+    }
+
+    async fn template_read(&self, id: Uuid) -> Result<Option<TemplateRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM tasker.templates WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(template_from_row).transpose()
+    }
+
+    async fn template_version_read(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<TemplateRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM tasker.templates \
+             WHERE namespace = $1 AND name = $2 AND version = $3"
+        ))
+        .bind(namespace)
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(template_from_row).transpose()
+    }
+
+    async fn template_versions_read(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Vec<(String, Timestamp, Uuid)>> {
+        sqlx::query_as(
+            "SELECT version, created_at, id FROM tasker.templates \
              WHERE namespace = $1 AND name = $2",
         )
         .bind(namespace)
         .bind(name)
-        .fetch_all(&store.pool)
+        .fetch_all(&self.pool)
         .await
-        .map_err(db)?;
-        let newest = catalog::template_newest(rows.iter().map(|row| {
-            let registered: Timestamp = row.get("created_at");
-            (row.get("version"), registered, row.get("id"))
-        }))
-        .ok_or_else(not_found)?;
-        return Ok(template_by_id(store, newest).await?.as_ref().clone());
-    };
-    let row = sqlx::query(&format!(
-        "SELECT {TEMPLATE_COLUMNS} FROM tasker.templates \
-         WHERE namespace = $1 AND name = $2 AND version = $3"
-    ))
-    .bind(namespace)
-    .bind(name)
-    .bind(version)
-    .fetch_optional(&store.pool)
-    .await
-    .map_err(db)?
-    .ok_or_else(not_found)?;
-    template_from_row(&row)
+        .map_err(db)
+    }
 }
 
 /// Templates by namespace and name, each name's versions oldest first in
@@ -297,15 +311,5 @@ pub async fn template_list(
 
 /// A template by id, from the cache when possible.
 pub async fn template_by_id(store: &PgStore, id: Uuid) -> Result<Arc<TemplateRecord>> {
-    let read = async {
-        let row = sqlx::query(&format!(
-            "SELECT {TEMPLATE_COLUMNS} FROM tasker.templates WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&store.pool)
-        .await
-        .map_err(db)?;
-        row.as_ref().map(template_from_row).transpose()
-    };
-    catalog::template_by_id(&store.catalog, id, read).await
+    catalog::template_by_id(&store.catalog, id, store.template_read(id)).await
 }

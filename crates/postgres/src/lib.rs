@@ -2,8 +2,10 @@
 //! handling only. Operations that load tasks into a `TaskRun` (claims,
 //! reports, cancel, retry, resolve, the sweeps) are the store crate's
 //! orchestration, run on this crate's primitives (`backend`); the rest
-//! (creation, reads, catalog, schedules, cluster records) are statements
-//! here.
+//! (creation's rows, reads, catalog, schedules, cluster records) are
+//! statements here, around the policy the store crate holds for every
+//! backend (`orchestration::task_creation`, `catalog`, `schedules`,
+//! `paging`).
 //!
 //! ```text
 //!  tasker_store::orchestration ──▶ Backend::retrying(op)           ◀─ error: deadlock, lost connection

@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
-use tasker_model::{Namespace, Template, TemplateRecord};
-use tasker_store::{Readiness, Result, catalog};
+use tasker_model::{Namespace, Template, TemplateRecord, Timestamp};
+use tasker_store::catalog::{self, CatalogCache, CatalogRows};
+use tasker_store::{Readiness, Result};
 use uuid::Uuid;
 use uuid::fmt::Hyphenated;
 
@@ -108,49 +109,25 @@ fn namespace_from_row(row: &SqliteRow) -> Namespace {
 
 /// The queue of a namespace, or `NotFound` naming the namespace.
 pub async fn queue_of(store: &SqliteStore, namespace: &str) -> Result<String> {
-    let read = async {
-        sqlx::query_scalar("SELECT queue FROM namespaces WHERE name = ?")
-            .bind(namespace)
-            .fetch_optional(&store.reader)
-            .await
-            .map_err(db)
-    };
-    catalog::queue_of(&store.catalog, namespace, read).await
+    catalog::queue_of(&store.catalog, namespace, store.queue_read(namespace)).await
 }
 
 pub async fn template_register(
     store: &SqliteStore,
     template: &Template,
 ) -> Result<(TemplateRecord, bool)> {
-    let namespace = &template.namespace;
-    queue_of(store, namespace)
-        .await
-        .map_err(|error| catalog::template_namespace_error(error, namespace))?;
-    let hash = template.content_hash();
-    let definition = serde_json::to_string(template).expect("template serializes");
-    let inserted = sqlx::query(
-        "INSERT INTO templates (id, namespace, name, version, content_hash, definition, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (namespace, name, version) DO NOTHING RETURNING id",
-    )
-    .bind(Uuid::now_v7().hyphenated())
-    .bind(&template.namespace)
-    .bind(&template.name)
-    .bind(&template.version)
-    .bind(&hash)
-    .bind(&definition)
-    .bind(clock::micros(clock::now()))
-    .fetch_optional(&store.writer)
-    .await
-    .map_err(db)?;
-    let record = template_get(
-        store,
-        &template.namespace,
-        &template.name,
-        Some(&template.version),
-    )
-    .await?;
-    catalog::template_registered(template, &hash, record, inserted.is_some())
+    catalog::template_register(store, template).await
+}
+
+/// One version of a template, or with `version` `None` the newest
+/// (`tasker_store::catalog::template_get`).
+pub async fn template_get(
+    store: &SqliteStore,
+    namespace: &str,
+    name: &str,
+    version: Option<&str>,
+) -> Result<TemplateRecord> {
+    catalog::template_get(store, namespace, name, version).await
 }
 
 const TEMPLATE_COLUMNS: &str = "id, namespace, name, version, content_hash, definition, created_at";
@@ -170,46 +147,102 @@ fn template_from_row(row: &SqliteRow) -> Result<TemplateRecord> {
     })
 }
 
-/// One version of a template, or with `version` `None` the newest in
-/// version order (`tasker_model::template::VersionRank`; ties go to the
-/// later registration).
-pub async fn template_get(
-    store: &SqliteStore,
-    namespace: &str,
-    name: &str,
-    version: Option<&str>,
-) -> Result<TemplateRecord> {
-    let not_found = || catalog::template_not_found(namespace, name, version);
-    let Some(version) = version else {
-        // Only the versions are read to choose; the chosen definition usually
-        // comes from the cache.
+impl CatalogRows for SqliteStore {
+    fn catalog(&self) -> &CatalogCache {
+        &self.catalog
+    }
+
+    async fn queue_read(&self, namespace: &str) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT queue FROM namespaces WHERE name = ?")
+            .bind(namespace)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db)
+    }
+
+    async fn template_insert(&self, template: &Template, hash: &str) -> Result<bool> {
+        let definition = serde_json::to_string(template).expect("template serializes");
+        let inserted = sqlx::query(
+            "INSERT INTO templates (id, namespace, name, version, content_hash, definition, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (namespace, name, version) DO NOTHING RETURNING id",
+        )
+        .bind(Uuid::now_v7().hyphenated())
+        .bind(&template.namespace)
+        .bind(&template.name)
+        .bind(&template.version)
+        .bind(hash)
+        .bind(&definition)
+        .bind(clock::micros(clock::now()))
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(db)?;
+        Ok(inserted.is_some())
+    }
+
+    async fn template_read(&self, id: Uuid) -> Result<Option<TemplateRecord>> {
+        let mut conn = self.reader.acquire().await.map_err(db)?;
+        template_read_on(&mut conn, id).await
+    }
+
+    async fn template_version_read(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<TemplateRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE namespace = ? AND name = ? AND version = ?"
+        ))
+        .bind(namespace)
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(template_from_row).transpose()
+    }
+
+    async fn template_versions_read(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Vec<(String, Timestamp, Uuid)>> {
         let rows = sqlx::query(
             "SELECT id, version, created_at FROM templates WHERE namespace = ? AND name = ?",
         )
         .bind(namespace)
         .bind(name)
-        .fetch_all(&store.reader)
+        .fetch_all(&self.reader)
         .await
         .map_err(db)?;
-        let newest = catalog::template_newest(rows.iter().map(|row| {
-            let registered: i64 = row.get("created_at");
-            let id = row.get::<Hyphenated, _>("id").into_uuid();
-            (row.get("version"), registered, id)
-        }))
-        .ok_or_else(not_found)?;
-        return Ok(template_by_id(store, newest).await?.as_ref().clone());
-    };
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let id = row.get::<Hyphenated, _>("id").into_uuid();
+                (
+                    row.get("version"),
+                    clock::from_micros(row.get("created_at")),
+                    id,
+                )
+            })
+            .collect())
+    }
+}
+
+/// The stored template `id`, read on `conn`.
+async fn template_read_on(
+    conn: &mut sqlx::SqliteConnection,
+    id: Uuid,
+) -> Result<Option<TemplateRecord>> {
     let row = sqlx::query(&format!(
-        "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE namespace = ? AND name = ? AND version = ?"
+        "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE id = ?"
     ))
-    .bind(namespace)
-    .bind(name)
-    .bind(version)
-    .fetch_optional(&store.reader)
+    .bind(id.hyphenated())
+    .fetch_optional(&mut *conn)
     .await
-    .map_err(db)?
-    .ok_or_else(not_found)?;
-    template_from_row(&row)
+    .map_err(db)?;
+    row.as_ref().map(template_from_row).transpose()
 }
 
 /// Templates by namespace and name, each name's versions oldest first in
@@ -236,11 +269,7 @@ pub async fn template_list(
 
 /// A template by id, from the cache when possible.
 pub async fn template_by_id(store: &SqliteStore, id: Uuid) -> Result<Arc<TemplateRecord>> {
-    let mut conn = match store.catalog.template(id) {
-        Some(record) => return Ok(record),
-        None => store.reader.acquire().await.map_err(db)?,
-    };
-    template_by_id_on(store, &mut conn, id).await
+    catalog::template_by_id(&store.catalog, id, store.template_read(id)).await
 }
 
 /// [`template_by_id`] reading on `conn`: inside a writing transaction,
@@ -250,17 +279,7 @@ pub async fn template_by_id_on(
     conn: &mut sqlx::SqliteConnection,
     id: Uuid,
 ) -> Result<Arc<TemplateRecord>> {
-    let read = async {
-        let row = sqlx::query(&format!(
-            "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE id = ?"
-        ))
-        .bind(id.hyphenated())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db)?;
-        row.as_ref().map(template_from_row).transpose()
-    };
-    tasker_store::catalog::template_by_id(&store.catalog, id, read).await
+    catalog::template_by_id(&store.catalog, id, template_read_on(conn, id)).await
 }
 
 #[cfg(test)]

@@ -4,7 +4,15 @@
 //! template registration and lookup (which name is invalid, what a missing
 //! namespace or template is called and what to do about it, when a
 //! registration conflicts, which version is the newest). A backend keeps
-//! only its SQL: it reads and inserts rows and hands them here.
+//! only its SQL: it offers the reads and the insert of [`CatalogRows`] and
+//! hands rows here.
+//!
+//! ```text
+//!  template_register ─▶ queue_of (cache | queue_read), template_insert,
+//!                       template_get, template_registered
+//!  template_get      ─▶ template_version_read | template_versions_read,
+//!                       template_newest, template_by_id (cache | template_read)
+//! ```
 //!
 //! Must never: run SQL, or hand out a record other than the one read (the
 //! cache holds rows as read).
@@ -13,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use tasker_model::template::{VersionRank, compare_versions, validate_namespace};
-use tasker_model::{Template, TemplateRecord};
+use tasker_model::{Template, TemplateRecord, Timestamp};
 use uuid::Uuid;
 
 use crate::{Error, Result};
@@ -62,6 +70,88 @@ impl CatalogCache {
             .insert(record.id, record.clone());
         record
     }
+}
+
+/// The catalog's rows as a backend stores them: the reads and the insert
+/// that [`template_register`] and [`template_get`] run, in the backend's SQL.
+pub trait CatalogRows: Send + Sync {
+    /// The backend's cache of what it read.
+    fn catalog(&self) -> &CatalogCache;
+
+    /// The stored queue of `namespace`; `None` when there is no such
+    /// namespace.
+    fn queue_read(&self, namespace: &str) -> impl Future<Output = Result<Option<String>>> + Send;
+
+    /// Inserts `template` (content hash `hash`) with a new id unless a
+    /// template of its namespace, name and version is stored; whether it
+    /// did.
+    fn template_insert(
+        &self,
+        template: &Template,
+        hash: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The stored template `id`.
+    fn template_read(
+        &self,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Option<TemplateRecord>>> + Send;
+
+    /// The stored template of this namespace, name and version.
+    fn template_version_read(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: &str,
+    ) -> impl Future<Output = Result<Option<TemplateRecord>>> + Send;
+
+    /// Every stored version of a template name, as (version, registration
+    /// time, id).
+    fn template_versions_read(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Vec<(String, Timestamp, Uuid)>>> + Send;
+}
+
+/// Registers `template`: its namespace must exist (else `NotFound` with
+/// how to create it); the same content again is answered with the stored
+/// record (`false`), different content under the same version is a
+/// conflict.
+pub async fn template_register<C: CatalogRows>(
+    rows: &C,
+    template: &Template,
+) -> Result<(TemplateRecord, bool)> {
+    let namespace = &template.namespace;
+    queue_of(rows.catalog(), namespace, rows.queue_read(namespace))
+        .await
+        .map_err(|error| template_namespace_error(error, namespace))?;
+    let hash = template.content_hash();
+    let inserted = rows.template_insert(template, &hash).await?;
+    let record = template_get(rows, namespace, &template.name, Some(&template.version)).await?;
+    template_registered(template, &hash, record, inserted)
+}
+
+/// One version of a template, or with `version` `None` the newest in
+/// version order ([`VersionRank`]; ties go to the later registration).
+pub async fn template_get<C: CatalogRows>(
+    rows: &C,
+    namespace: &str,
+    name: &str,
+    version: Option<&str>,
+) -> Result<TemplateRecord> {
+    let not_found = || template_not_found(namespace, name, version);
+    let Some(version) = version else {
+        // Only the versions are read to choose; the chosen definition usually
+        // comes from the cache.
+        let versions = rows.template_versions_read(namespace, name).await?;
+        let newest = template_newest(versions).ok_or_else(not_found)?;
+        let record = template_by_id(rows.catalog(), newest, rows.template_read(newest)).await?;
+        return Ok(record.as_ref().clone());
+    };
+    rows.template_version_read(namespace, name, version)
+        .await?
+        .ok_or_else(not_found)
 }
 
 /// The queue of `namespace` from the cache, else from `read` (the stored
