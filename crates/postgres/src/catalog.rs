@@ -173,24 +173,6 @@ pub async fn queue_of(store: &PgStore, namespace: &str) -> Result<String> {
     catalog::queue_of(&store.catalog, namespace, store.queue_read(namespace)).await
 }
 
-pub async fn template_register(
-    store: &PgStore,
-    template: &Template,
-) -> Result<(TemplateRecord, bool)> {
-    catalog::template_register(store, template).await
-}
-
-/// One version of a template, or with `version` `None` the newest
-/// (`tasker_store::catalog::template_get`).
-pub async fn template_get(
-    store: &PgStore,
-    namespace: &str,
-    name: &str,
-    version: Option<&str>,
-) -> Result<TemplateRecord> {
-    catalog::template_get(store, namespace, name, version).await
-}
-
 const TEMPLATE_COLUMNS: &str = "id, namespace, name, version, content_hash, definition, created_at";
 
 fn template_from_row(row: &sqlx::postgres::PgRow) -> Result<TemplateRecord> {

@@ -314,7 +314,10 @@ impl Store for PgStore {
     }
 
     async fn template_register(&self, template: &Template) -> Result<(TemplateRecord, bool)> {
-        with_retry(self, || catalog::template_register(self, template)).await
+        with_retry(self, || {
+            tasker_store::catalog::template_register(self, template)
+        })
+        .await
     }
 
     async fn template_get(
@@ -324,7 +327,7 @@ impl Store for PgStore {
         version: Option<&str>,
     ) -> Result<TemplateRecord> {
         with_retry(self, || {
-            catalog::template_get(self, namespace, name, version)
+            tasker_store::catalog::template_get(self, namespace, name, version)
         })
         .await
     }

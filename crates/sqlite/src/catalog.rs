@@ -112,24 +112,6 @@ pub async fn queue_of(store: &SqliteStore, namespace: &str) -> Result<String> {
     catalog::queue_of(&store.catalog, namespace, store.queue_read(namespace)).await
 }
 
-pub async fn template_register(
-    store: &SqliteStore,
-    template: &Template,
-) -> Result<(TemplateRecord, bool)> {
-    catalog::template_register(store, template).await
-}
-
-/// One version of a template, or with `version` `None` the newest
-/// (`tasker_store::catalog::template_get`).
-pub async fn template_get(
-    store: &SqliteStore,
-    namespace: &str,
-    name: &str,
-    version: Option<&str>,
-) -> Result<TemplateRecord> {
-    catalog::template_get(store, namespace, name, version).await
-}
-
 const TEMPLATE_COLUMNS: &str = "id, namespace, name, version, content_hash, definition, created_at";
 
 fn template_from_row(row: &SqliteRow) -> Result<TemplateRecord> {
@@ -347,27 +329,27 @@ mod tests {
     #[tokio::test]
     async fn templates_register_once_conflict_on_new_content_and_pick_the_newest() {
         let store = store().await;
-        let (first, created) = template_register(&store, &template("1.2.0", "h"))
+        let (first, created) = catalog::template_register(&store, &template("1.2.0", "h"))
             .await
             .unwrap();
         assert!(created);
-        let (same, created) = template_register(&store, &template("1.2.0", "h"))
+        let (same, created) = catalog::template_register(&store, &template("1.2.0", "h"))
             .await
             .unwrap();
         assert!(!created);
         assert_eq!(same, first);
-        let conflict = template_register(&store, &template("1.2.0", "other"))
+        let conflict = catalog::template_register(&store, &template("1.2.0", "other"))
             .await
             .unwrap_err();
         assert_eq!(conflict.code(), "template_conflict");
 
-        template_register(&store, &template("1.10.0", "h"))
+        catalog::template_register(&store, &template("1.10.0", "h"))
             .await
             .unwrap();
-        template_register(&store, &template("1.9.0", "h"))
+        catalog::template_register(&store, &template("1.9.0", "h"))
             .await
             .unwrap();
-        let newest = template_get(&store, "default", "orders", None)
+        let newest = catalog::template_get(&store, "default", "orders", None)
             .await
             .unwrap();
         assert_eq!(newest.version, "1.10.0");
@@ -389,7 +371,7 @@ mod tests {
             &first
         );
         assert!(matches!(
-            template_get(&store, "default", "orders", Some("9")).await,
+            catalog::template_get(&store, "default", "orders", Some("9")).await,
             Err(Error::NotFound { .. })
         ));
     }
@@ -399,7 +381,7 @@ mod tests {
         let store = store().await;
         let mut t = template("1", "h");
         t.namespace = "billing".into();
-        let error = template_register(&store, &t).await.unwrap_err();
+        let error = catalog::template_register(&store, &t).await.unwrap_err();
         assert!(
             error
                 .to_string()

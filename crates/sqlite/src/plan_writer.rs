@@ -331,7 +331,9 @@ mod tests {
             ],
         }))
         .unwrap();
-        let (record, _) = catalog::template_register(&store, &template).await.unwrap();
+        let (record, _) = tasker_store::catalog::template_register(&store, &template)
+            .await
+            .unwrap();
         let (task, _) = tasker_store::orchestration::task_creation::create(
             &store,
             &TaskCreate {

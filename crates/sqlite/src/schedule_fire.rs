@@ -205,8 +205,8 @@ fn fire(row: &SqliteRow) -> Result<ScheduleFire> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schedules;
     use crate::testing::test_store;
-    use crate::{catalog, schedules};
     use tasker_model::schedule::{CatchUp, OverlapPolicy};
     use tasker_model::{ScheduleSpec, Template, TemplateRecord};
     use tasker_store::ScheduleWrite;
@@ -219,7 +219,9 @@ mod tests {
             "steps": [{"name": "a", "handler": "h"}],
         }))
         .unwrap();
-        let (record, _) = catalog::template_register(&store, &template).await.unwrap();
+        let (record, _) = tasker_store::catalog::template_register(&store, &template)
+            .await
+            .unwrap();
         let now = clock::now();
         let id = Uuid::now_v7();
         schedules::schedule_create(

@@ -51,7 +51,7 @@ impl Store for SqliteStore {
     }
 
     async fn template_register(&self, template: &Template) -> Result<(TemplateRecord, bool)> {
-        catalog::template_register(self, template).await
+        tasker_store::catalog::template_register(self, template).await
     }
 
     async fn template_get(
@@ -60,7 +60,7 @@ impl Store for SqliteStore {
         name: &str,
         version: Option<&str>,
     ) -> Result<TemplateRecord> {
-        catalog::template_get(self, namespace, name, version).await
+        tasker_store::catalog::template_get(self, namespace, name, version).await
     }
 
     async fn template_list(&self, namespace: Option<&str>) -> Result<Vec<TemplateRecord>> {
