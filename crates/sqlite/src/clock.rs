@@ -24,6 +24,16 @@ pub fn from_micros(micros: i64) -> Timestamp {
     chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default()
 }
 
+/// `at` plus `span`, at most the end of year 9999 (a time any column
+/// holds as microseconds).
+pub fn after(at: Timestamp, span: std::time::Duration) -> Timestamp {
+    let end = chrono::DateTime::from_timestamp(253_402_300_799, 0).expect("year 9999");
+    chrono::TimeDelta::from_std(span)
+        .ok()
+        .and_then(|span| at.checked_add_signed(span))
+        .map_or(end, |t| t.min(end))
+}
+
 /// An optional time as stored.
 pub fn micros_opt(at: Option<Timestamp>) -> Option<i64> {
     at.map(micros)

@@ -19,14 +19,50 @@
 //! Must never: be opened by two server processes at once (the lock file
 //! refuses the second), or read time from anywhere but [`clock`].
 
+mod backend;
+mod catalog;
 pub mod clock;
+mod columns;
+mod dead_letters;
+mod leadership;
+mod load;
+mod maintenance;
+mod nodes;
+mod plan_writer;
+mod queue;
+mod queue_depths;
+mod retention;
+mod schedule_fire;
+mod schedules;
+mod store;
+mod sweep_candidates;
+mod task_activity;
+mod task_create;
+mod task_explain;
+mod task_rows;
+mod tasks_read;
+#[cfg(test)]
+mod testing;
+mod workers;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
-use tasker_store::{Error, Result};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use tasker_model::TemplateRecord;
+use tasker_store::{Error, Event, Observer, Result};
+use uuid::Uuid;
+
+/// Migrations embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Called after a commit that made steps ready, with their namespace, so
+/// that this process's waiting polls look again (SQLite has no NOTIFY: the
+/// only pollers are this process's).
+pub type OnReady = Arc<dyn Fn(Option<&str>) + Send + Sync>;
 
 /// Where the database lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +94,15 @@ pub struct SqliteStore {
     location: SqliteLocation,
     /// Held while this store is open: the guard against a second server.
     _lock: Option<Arc<std::fs::File>>,
+    /// Templates by id: immutable once written, so cached without
+    /// invalidation.
+    pub(crate) templates: Arc<RwLock<HashMap<Uuid, Arc<TemplateRecord>>>>,
+    /// Queue names by namespace (namespaces are never deleted).
+    pub(crate) queues: Arc<RwLock<HashMap<String, String>>>,
+    local_wake: Arc<OnceLock<OnReady>>,
+    observer: Arc<OnceLock<Arc<dyn Observer>>>,
+    /// `engine.max_fan_out_instances`, handed to every task run.
+    max_fan_out: Arc<AtomicU32>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -86,7 +131,10 @@ impl SqliteStore {
                 // Shared cache, so that the writer and the readers see one
                 // database; it lives while any connection is open (the
                 // writer's never closes).
-                let name = format!("file:tasker-{}?mode=memory&cache=shared", uuid::Uuid::new_v4());
+                let name = format!(
+                    "file:tasker-{}?mode=memory&cache=shared",
+                    uuid::Uuid::new_v4()
+                );
                 let options = SqliteConnectOptions::new()
                     .filename(&name)
                     .shared_cache(true);
@@ -119,6 +167,11 @@ impl SqliteStore {
             node_id: node_id.into(),
             location,
             _lock: lock,
+            templates: Arc::default(),
+            queues: Arc::default(),
+            local_wake: Arc::default(),
+            observer: Arc::default(),
+            max_fan_out: Arc::new(AtomicU32::new(tasker_model::task_run::DEFAULT_MAX_FAN_OUT)),
         })
     }
 
@@ -128,6 +181,49 @@ impl SqliteStore {
 
     pub fn node_id(&self) -> &str {
         &self.node_id
+    }
+
+    /// Also wake this process's waiting polls when steps become ready.
+    /// Shared by every clone of this store; the first call wins.
+    pub fn set_local_wake(&self, wake: OnReady) {
+        let _ = self.local_wake.set(wake);
+    }
+
+    /// Reports facts of a committed transaction (for metrics). Shared by
+    /// every clone of this store; the first call wins.
+    pub fn set_observer(&self, observer: Arc<dyn Observer>) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// The current cap on instances per fan-out step.
+    pub(crate) fn max_fan_out(&self) -> u32 {
+        self.max_fan_out.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn fan_out_cap_store(&self, cap: u32) {
+        self.max_fan_out.store(cap, Ordering::Relaxed);
+    }
+
+    /// After a commit: wakes local polls of the namespaces that got ready
+    /// steps and tells the observer what happened.
+    pub(crate) fn after_commit(&self, ready: &[(String, usize)], events: &[Event]) {
+        if let Some(wake) = self.local_wake.get() {
+            for (namespace, _) in ready {
+                wake(Some(namespace));
+            }
+        }
+        if !events.is_empty()
+            && let Some(observer) = self.observer.get()
+        {
+            observer.observe(events);
+        }
+    }
+
+    /// Starts a writing transaction: `BEGIN IMMEDIATE` takes the database's
+    /// write lock at once, so the transaction never fails later upgrading a
+    /// read lock while another writer holds it.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
     }
 
     /// Closes every connection (the lock is released when the last clone
@@ -172,7 +268,27 @@ fn lock_directory(dir: &Path) -> Result<std::fs::File> {
     }
 }
 
-/// A database error; its text is only logged.
-pub(crate) fn db(error: sqlx::Error) -> Error {
+/// A database error; its text is only logged. A database still locked by
+/// another writer after the busy timeout (`SQLITE_BUSY`), or no free
+/// connection in time, is [`Error::Unavailable`] (503, retry later), as an
+/// overloaded PostgreSQL would answer; anything else is
+/// [`Error::Database`] (500).
+pub(crate) fn db(error: impl Into<sqlx::Error>) -> Error {
+    let error = error.into();
+    let busy = match &error {
+        sqlx::Error::PoolTimedOut => true,
+        // SQLITE_BUSY and its extended codes (5, 261, 517, …).
+        sqlx::Error::Database(e) => e
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| code & 0xff == 5),
+        _ => false,
+    };
+    if busy {
+        return Error::Unavailable {
+            why: tasker_store::Unavailability::AcquireTimeout,
+            cause: Box::new(error),
+        };
+    }
     Error::Database(Box::new(error))
 }

@@ -5,12 +5,27 @@
 //! Every state-changing method is one transaction in the backend: the state
 //! change, the history it appends and the queue messages it implies commit
 //! together or not at all. The graph logic itself lives in
-//! [`tasker_model::TaskRun`]; a backend loads, applies and writes.
+//! [`tasker_model::TaskRun`]; the orchestration around it (load, apply,
+//! write) lives once, in [`orchestration`], over the narrow primitives each
+//! backend offers ([`backend::Backend`]).
+//!
+//! ```text
+//!  engine ──dyn Store──▶ PgStore / SqliteStore (Store impls)
+//!                          │ claims, reports, cancel, retry, resolve, sweeps
+//!                          ▼
+//!                        orchestration::*  (generic over B: Backend)
+//!                          │ TaskRun (tasker-model): pure decisions
+//!                          ▼
+//!                        backend::Transaction: lock tasks, read/hide/delete
+//!                          messages, load payloads, write a plan, commit
+//! ```
 
+pub mod backend;
 mod cluster;
 mod error;
 mod maintenance;
 mod observer;
+pub mod orchestration;
 mod params;
 mod retention;
 mod schedules;

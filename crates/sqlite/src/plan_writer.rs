@@ -1,0 +1,399 @@
+//! Writes the [`Plan`](tasker_model::task_run::Plan)s of one or more
+//! [`TaskRun`]s in the caller's writing transaction, one statement per row:
+//! SQLite runs in this process, so a statement costs a function call, not a
+//! round trip, and per-row statements keep each one simple.
+//!
+//! ```text
+//!  0. fan-out instances: their rows (pending, no message)
+//!  1. new messages (visible now, or hidden until a lease ends): ids into the step rows
+//!  2. dirty steps, changed tasks, transitions
+//!  3. messages deleted, messages hidden (or shown) until a time
+//!  4. fan-out steps whose instances all finished: the list of their results
+//! ```
+//!
+//! Must never: change a row the plan does not name, or commit (the caller
+//! owns the transaction).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sqlx::SqliteConnection;
+use tasker_model::task_run::NewTransition;
+use tasker_model::{TaskRun, Timestamp};
+use tasker_store::Result;
+use tasker_store::backend::Pending;
+
+use crate::queue::{self, StepMessage};
+use crate::{clock, db};
+
+/// Writes the runs' plans (what to announce and observe afterwards is the
+/// orchestration's to derive).
+pub async fn write(
+    conn: &mut SqliteConnection,
+    node_id: &str,
+    runs: &mut [Pending<'_, '_>],
+) -> Result<()> {
+    if runs.iter().all(|p| p.run.plan.is_empty()) {
+        return Ok(());
+    }
+    insert_instances(conn, runs).await?;
+    send_messages(conn, runs).await?;
+
+    let now = clock::micros(clock::now());
+    // Per queue: messages deleted, and new visibility times (the last one
+    // set for a message wins, as one call at a time would).
+    let mut deletes: BTreeMap<&str, BTreeSet<i64>> = BTreeMap::new();
+    let mut hides: BTreeMap<&str, BTreeMap<i64, Timestamp>> = BTreeMap::new();
+    for pending in runs.iter() {
+        let run = &*pending.run;
+        let plan = &run.plan;
+        for &i in &plan.dirty_steps {
+            update_step(conn, run, i).await?;
+        }
+        if plan.task_changed {
+            sqlx::query("UPDATE tasks SET state = ?, finished_at = ?, updated_at = ? WHERE id = ?")
+                .bind(run.task.state.as_str())
+                .bind(clock::micros_opt(run.task.finished_at))
+                .bind(now)
+                .bind(run.task.id.hyphenated())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+        }
+        insert_transitions(conn, node_id, &plan.transitions).await?;
+        deletes
+            .entry(pending.queue)
+            .or_default()
+            .extend(plan.delete_messages.iter().copied());
+        let queue_hides = hides.entry(pending.queue).or_default();
+        for &(m, at) in &plan.set_visibility {
+            queue_hides.insert(m, at);
+        }
+    }
+    for (queue_name, ids) in &deletes {
+        queue::delete(conn, queue_name, &ids.iter().copied().collect::<Vec<_>>()).await?;
+    }
+    // A message both deleted and hidden in one batch (a heartbeat and the
+    // complete of one step) is deleted.
+    for (queue_name, queue_hides) in hides {
+        for (msg_id, at) in queue_hides {
+            if !deletes.get(queue_name).is_some_and(|d| d.contains(&msg_id)) {
+                queue::hide_until(conn, msg_id, at).await?;
+            }
+        }
+    }
+    gather(conn, runs).await?;
+    Ok(())
+}
+
+/// Sends the plans' new messages (visible now, or hidden until a lease
+/// taken at release ends) and records their ids in the step rows.
+async fn send_messages(conn: &mut SqliteConnection, runs: &mut [Pending<'_, '_>]) -> Result<()> {
+    for pending in runs.iter_mut() {
+        let run = &mut *pending.run;
+        let sends: Vec<(usize, Option<Timestamp>)> = run
+            .plan
+            .enqueue
+            .iter()
+            .map(|&s| (s, None))
+            .chain(run.plan.enqueue_leased.iter().map(|&(s, at)| (s, Some(at))))
+            .collect();
+        for (s, hidden_until) in sends {
+            let body = StepMessage {
+                task_id: run.task.id,
+                step_id: run.steps[s].id,
+                handler: run.def(s).handler.clone(),
+            };
+            let ids = queue::send(conn, pending.queue, &[body], hidden_until).await?;
+            run.steps[s].msg_id = ids.first().copied();
+            run.plan.dirty_steps.insert(s);
+        }
+    }
+    Ok(())
+}
+
+/// Writes row `i` of a run as the run holds it, with the result and error
+/// the plan sets (the last one set wins).
+async fn update_step(conn: &mut SqliteConnection, run: &TaskRun<'_>, i: usize) -> Result<()> {
+    let plan = &run.plan;
+    let row = &run.steps[i];
+    let result = plan.results.iter().rev().find(|(s, _)| *s == i);
+    let error = plan.errors.iter().rev().find(|(s, _)| *s == i);
+    sqlx::query(
+        "UPDATE steps SET state = ?, attempt = ?, lease_token = ?, lease_expires_at = ?, \
+            msg_id = ?, retry_at = ?, worker_id = ?, started_at = ?, finished_at = ?, \
+            result = CASE WHEN ? THEN ? ELSE result END, \
+            error = CASE WHEN ? THEN ? ELSE error END, \
+            branches = ?, fan_out_count = ? \
+         WHERE id = ?",
+    )
+    .bind(row.state.as_str())
+    .bind(i64::from(row.attempt))
+    .bind(row.lease_token.map(|t| t.hyphenated()))
+    .bind(clock::micros_opt(row.lease_expires_at))
+    .bind(row.msg_id)
+    .bind(clock::micros_opt(row.retry_at))
+    .bind(&row.worker_id)
+    .bind(clock::micros_opt(row.started_at))
+    .bind(clock::micros_opt(row.finished_at))
+    .bind(result.is_some())
+    .bind(result.map(|(_, v)| v.to_string()))
+    .bind(error.is_some())
+    .bind(
+        error
+            .and_then(|(_, e)| e.as_ref())
+            .map(|e| serde_json::to_string(e).expect("error serializes")),
+    )
+    .bind(
+        row.branches
+            .as_ref()
+            .map(|b| serde_json::to_string(b).expect("names serialize")),
+    )
+    .bind(row.fan_out_count.map(i64::from))
+    .bind(row.id.hyphenated())
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Appends transitions (this node recorded them).
+pub async fn insert_transitions(
+    conn: &mut SqliteConnection,
+    node_id: &str,
+    transitions: &[NewTransition],
+) -> Result<()> {
+    for t in transitions {
+        sqlx::query(
+            "INSERT INTO transitions (task_id, step_id, from_state, to_state, attempt, worker_id, \
+                                      reason, at, node_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(t.task_id.hyphenated())
+        .bind(t.step_id.map(|s| s.hyphenated()))
+        .bind(t.from_state)
+        .bind(t.to_state)
+        .bind(t.attempt.map(i64::from))
+        .bind(&t.worker_id)
+        .bind(&t.reason)
+        .bind(clock::micros(t.at))
+        .bind(node_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
+/// Inserts the fan-out instances the runs created, pending and without a
+/// message (the rest of the plan sends it and updates the row).
+async fn insert_instances(conn: &mut SqliteConnection, runs: &[Pending<'_, '_>]) -> Result<()> {
+    for pending in runs {
+        let run = &*pending.run;
+        for new in &run.plan.new_steps {
+            let row = &run.steps[new.index];
+            let instance = row.instance.expect("a new step is a fan-out instance");
+            sqlx::query(
+                "INSERT INTO steps (id, task_id, position, name, state, fan_out_of, \
+                                    fan_out_number, items) \
+                 VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+            )
+            .bind(row.id.hyphenated())
+            .bind(run.task.id.hyphenated())
+            .bind(new.index as i64)
+            .bind(run.name(new.index))
+            .bind(instance.of as i64)
+            .bind(i64::from(instance.number))
+            .bind(serde_json::Value::Array(new.items.clone()).to_string())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        }
+    }
+    Ok(())
+}
+
+/// Stores, as the result of each fan-out step whose instances all finished,
+/// the list of their results in instance order. Runs after the step rows
+/// were written, so the last instance's result is included.
+async fn gather(conn: &mut SqliteConnection, runs: &[Pending<'_, '_>]) -> Result<()> {
+    for pending in runs {
+        for &i in &pending.run.plan.gather {
+            sqlx::query(
+                "UPDATE steps AS g SET result = ( \
+                     SELECT coalesce(json_group_array(json(i.result) ORDER BY i.position), '[]') \
+                     FROM steps i WHERE i.task_id = g.task_id AND i.fan_out_of = g.position) \
+                 WHERE g.id = ?",
+            )
+            .bind(pending.run.steps[i].id.hyphenated())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::{self, Which};
+    use crate::{SqliteLocation, SqliteStore, catalog, task_create};
+    use tasker_model::task_run::ClaimOutcome;
+    use tasker_model::{Template, TemplateRecord};
+    use tasker_store::TaskCreate;
+    use uuid::Uuid;
+
+    async fn store_with_task() -> (SqliteStore, TemplateRecord, Uuid) {
+        let store = SqliteStore::open(SqliteLocation::Memory, "node-1")
+            .await
+            .unwrap();
+        catalog::migrate(&store).await.unwrap();
+        let template = Template::from_json(serde_json::json!({
+            "namespace": "default",
+            "name": "chain",
+            "version": "1",
+            "steps": [
+                {"name": "a", "handler": "h.a"},
+                {"name": "b", "handler": "h.b", "depends_on": ["a"]},
+            ],
+        }))
+        .unwrap();
+        let (record, _) = catalog::template_register(&store, &template).await.unwrap();
+        let (task, _) = task_create::create(
+            &store,
+            &TaskCreate {
+                template_id: record.id,
+                context: serde_json::json!({}),
+                idempotency_key: None,
+                tags: Vec::new(),
+                deadline: None,
+            },
+        )
+        .await
+        .unwrap();
+        (store, record, task.id)
+    }
+
+    /// Loads the task, applies `op` to its run and writes the plan.
+    async fn apply<T>(
+        store: &SqliteStore,
+        template: &TemplateRecord,
+        task_id: Uuid,
+        op: impl FnOnce(&mut TaskRun<'_>, Timestamp) -> T,
+    ) -> T {
+        let mut tx = store.begin_write().await.unwrap();
+        let (mut loaded, now) = load::tasks(&mut tx, Which::Tasks(&[task_id]))
+            .await
+            .unwrap();
+        let loaded = loaded.remove(&task_id).unwrap();
+        let mut run = TaskRun::new(&template.definition, loaded.task, loaded.steps);
+        let value = op(&mut run, now);
+        write(
+            &mut tx,
+            "node-1",
+            &mut [Pending {
+                queue: "default",
+                namespace: "default",
+                run: &mut run,
+            }],
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        value
+    }
+
+    async fn step_states(store: &SqliteStore, task_id: Uuid) -> Vec<(String, Option<i64>)> {
+        sqlx::query_as("SELECT state, msg_id FROM steps WHERE task_id = ? ORDER BY position")
+            .bind(task_id.hyphenated())
+            .fetch_all(&store.reader)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_claim_then_a_result_release_the_next_step_and_its_message() {
+        let (store, template, task_id) = store_with_task().await;
+        let mut tx = store.begin_write().await.unwrap();
+        let read = queue::read(
+            &mut tx,
+            "default",
+            std::time::Duration::from_secs(30),
+            1,
+            &[],
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let message = read[0];
+        let outcome = apply(&store, &template, task_id, |run, now| {
+            run.claim(
+                0,
+                message.msg_id,
+                message.visible_at,
+                Uuid::now_v7(),
+                "w1",
+                now,
+            )
+        })
+        .await;
+        let ClaimOutcome::Claimed(lease) = outcome else {
+            panic!("claimed: {outcome:?}");
+        };
+        assert_eq!(step_states(&store, task_id).await[0].0, "running");
+
+        let recorded = apply(&store, &template, task_id, |run, now| {
+            run.complete(&lease, serde_json::json!({"n": 2}), now)
+        })
+        .await;
+        recorded.unwrap();
+        let states = step_states(&store, task_id).await;
+        assert_eq!(states[0], ("complete".to_owned(), None));
+        assert_eq!(states[1].0, "ready");
+        let result: String = sqlx::query_scalar("SELECT result FROM steps WHERE position = 0")
+            .fetch_one(&store.reader)
+            .await
+            .unwrap();
+        assert_eq!(result, r#"{"n":2}"#);
+        // The first message went with its step; the second step's is queued.
+        let messages: Vec<i64> = sqlx::query_scalar("SELECT msg_id FROM queue_messages")
+            .fetch_all(&store.reader)
+            .await
+            .unwrap();
+        assert_eq!(messages, [states[1].1.unwrap()]);
+    }
+
+    #[tokio::test]
+    async fn a_cancel_finishes_the_task_and_empties_its_queue() {
+        let (store, template, task_id) = store_with_task().await;
+        apply(&store, &template, task_id, |run, now| {
+            run.cancel("enough", now).unwrap()
+        })
+        .await;
+        let (state, finished): (String, Option<i64>) =
+            sqlx::query_as("SELECT state, finished_at FROM tasks WHERE id = ?")
+                .bind(task_id.hyphenated())
+                .fetch_one(&store.reader)
+                .await
+                .unwrap();
+        assert_eq!(state, "cancelled");
+        assert!(finished.is_some());
+        assert!(
+            step_states(&store, task_id)
+                .await
+                .iter()
+                .all(|(s, m)| s == "cancelled" && m.is_none())
+        );
+        let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM queue_messages")
+            .fetch_one(&store.reader)
+            .await
+            .unwrap();
+        assert_eq!(queued, 0);
+        let reasons: Vec<Option<String>> =
+            sqlx::query_scalar("SELECT reason FROM transitions WHERE step_id IS NULL ORDER BY id")
+                .fetch_all(&store.reader)
+                .await
+                .unwrap();
+        assert_eq!(reasons.last().unwrap().as_deref(), Some("enough"));
+    }
+}
