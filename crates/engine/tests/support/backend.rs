@@ -71,7 +71,7 @@ impl TestStore {
     pub fn shared(&self) -> Arc<dyn Store> {
         match self {
             TestStore::Postgres(store) => Arc::new(store.clone()),
-            TestStore::Sqlite(_) => sqlite_store_pending(),
+            TestStore::Sqlite(store) => Arc::new(store.clone()),
         }
     }
 
@@ -80,7 +80,7 @@ impl TestStore {
     pub fn set_observer(&self, observer: Arc<dyn Observer>) {
         match self {
             TestStore::Postgres(store) => store.set_observer(observer),
-            TestStore::Sqlite(_) => sqlite_store_pending(),
+            TestStore::Sqlite(store) => store.set_observer(observer),
         }
     }
 
@@ -88,7 +88,7 @@ impl TestStore {
     pub fn set_local_wake(&self, wake: Arc<dyn Fn(Option<&str>) + Send + Sync>) {
         match self {
             TestStore::Postgres(store) => store.set_local_wake(wake),
-            TestStore::Sqlite(_) => sqlite_store_pending(),
+            TestStore::Sqlite(store) => store.set_local_wake(wake),
         }
     }
 
@@ -109,12 +109,7 @@ impl Deref for TestStore {
     fn deref(&self) -> &Self::Target {
         match self {
             TestStore::Postgres(store) => store,
-            TestStore::Sqlite(_) => sqlite_store_pending(),
+            TestStore::Sqlite(store) => store,
         }
     }
-}
-
-// PENDING-SQLITE: until the SQLite backend implements the store.
-fn sqlite_store_pending() -> ! {
-    panic!("the SQLite backend does not implement tasker_store::Store on this branch yet")
 }

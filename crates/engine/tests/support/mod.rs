@@ -91,14 +91,20 @@ async fn sqlite() -> (TestStore, Database, Place) {
     let file = SqliteLocation::Directory(dir.path().to_owned())
         .database_file()
         .expect("a file database");
-    // The test's own connections (the store holds the lock file, not the
-    // database): they wait for the store's writer rather than fail.
+    // The test's own connection (the store holds the lock file, not the
+    // database); it waits for the store's writer rather than fail. sqlx
+    // leaves a cached statement that stopped at its first row unreset, and
+    // an unreset statement keeps its read transaction, and with it a stale
+    // snapshot (schema included), open: without a cache each query's
+    // statement is finalized when the next one is prepared, and with one
+    // connection that is before every read the test makes.
     let pool = SqlitePoolOptions::new()
-        .max_connections(2)
+        .max_connections(1)
         .connect_with(
             SqliteConnectOptions::new()
                 .filename(file)
-                .busy_timeout(Duration::from_secs(30)),
+                .busy_timeout(Duration::from_secs(30))
+                .statement_cache_capacity(0),
         )
         .await
         .expect("the test's SQLite connections");
