@@ -1,4 +1,4 @@
-//! Dynamic workflows against PostgreSQL: decision steps, convergence rules
+//! Dynamic workflows against the store: decision steps, convergence rules
 //! and fan-out (including 10,000 instances driven through the batched
 //! claim and complete), each checked in the stored rows and history.
 

@@ -1,4 +1,4 @@
-//! "Why is it waiting?" against PostgreSQL: each reason the explanation
+//! "Why is it waiting?" against the store: each reason the explanation
 //! gives comes from what the database holds (steps, queue messages, the
 //! workers table), not from what the test set up in memory.
 

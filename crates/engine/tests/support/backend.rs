@@ -58,6 +58,10 @@ pub fn skip_on_sqlite(reason: &str) -> bool {
     true
 }
 
+/// What a store calls after a commit that made steps of a namespace ready
+/// (`None`: of any namespace).
+pub type LocalWake = Arc<dyn Fn(Option<&str>) + Send + Sync>;
+
 /// The store of one node, whichever the backend: the [`Store`] methods
 /// through `Deref`, and the backend's own set-up calls.
 #[derive(Clone)]
@@ -85,7 +89,7 @@ impl TestStore {
     }
 
     /// Wakes this node's waiting polls after each commit, as a server does.
-    pub fn set_local_wake(&self, wake: Arc<dyn Fn(Option<&str>) + Send + Sync>) {
+    pub fn set_local_wake(&self, wake: LocalWake) {
         match self {
             TestStore::Postgres(store) => store.set_local_wake(wake),
             TestStore::Sqlite(store) => store.set_local_wake(wake),

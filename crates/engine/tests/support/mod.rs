@@ -92,19 +92,16 @@ async fn sqlite() -> (TestStore, Database, Place) {
         .database_file()
         .expect("a file database");
     // The test's own connection (the store holds the lock file, not the
-    // database); it waits for the store's writer rather than fail. sqlx
-    // leaves a cached statement that stopped at its first row unreset, and
-    // an unreset statement keeps its read transaction, and with it a stale
-    // snapshot (schema included), open: without a cache each query's
-    // statement is finalized when the next one is prepared, and with one
-    // connection that is before every read the test makes.
+    // database); it waits for the store's writer rather than fail. One
+    // connection: a connection parses DDL against the schema it last read,
+    // so a trigger dropped on one connection would still "already exist"
+    // when the next fault is injected on another.
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
         .connect_with(
             SqliteConnectOptions::new()
                 .filename(file)
-                .busy_timeout(Duration::from_secs(30))
-                .statement_cache_capacity(0),
+                .busy_timeout(Duration::from_secs(30)),
         )
         .await
         .expect("the test's SQLite connections");
