@@ -3,7 +3,7 @@
 
 use reqwest::Method;
 use serde::Serialize;
-use tasker_store::{DeadLetterFilter, DeadLetterOutcome, DeadLetterPage};
+use tasker_model::wire::{DeadLetterFilter, DeadLetterOutcome, DeadLetterPage};
 use uuid::Uuid;
 
 use crate::{Client, Result};

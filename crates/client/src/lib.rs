@@ -46,21 +46,21 @@ pub use error::{Error, LEASE_LOST_CODES};
 pub use probes::{ClusterInfo, Health, Readiness, ReadinessChecks};
 pub use schedules::{Backfilled, ScheduleView, Triggered};
 pub use step_reports::{LeaseReport, LeaseReportAnswer};
-pub use tasker_store::NewTask;
+pub use tasker_model::wire::NewTask;
 pub use tasks::TaskRefusal;
 pub use worker_plane::{FailReport, HeartbeatReply, NextRequest, RegisterReply};
 
 // The records the client returns, so callers need not depend on the crates
 // that define them.
 pub use tasker_model::schedule::{CatchUp, FireKind, FireOutcome, OverlapPolicy};
+pub use tasker_model::wire::{
+    DeadLetter, DeadLetterFilter, DeadLetterOutcome, DeadLetterPage, HistoryPage, SweepRecord,
+    TaskFilter, TaskPage, Worker, WorkerRegistration,
+};
 pub use tasker_model::{
     ClaimedStep, FanOutItems, Lease, MAX_REPORTS_PER_REQUEST, Namespace, Recorded, Schedule,
     ScheduleFire, ScheduleSpec, Step, StepError, StepExplanation, StepState, Task, TaskExplanation,
     TaskState, TemplateRecord, Transition, WaitReason,
-};
-pub use tasker_store::{
-    DeadLetter, DeadLetterFilter, DeadLetterOutcome, DeadLetterPage, HistoryPage, SweepRecord,
-    TaskFilter, TaskPage, Worker, WorkerRegistration,
 };
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

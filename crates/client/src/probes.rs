@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use tasker_model::Timestamp;
-use tasker_store::{ClusterLeader, ClusterNode, ClusterWorker};
+use tasker_model::wire::{ClusterLeader, ClusterNode, ClusterWorker};
 
 use crate::{Client, Error, Result, decode};
 
@@ -55,7 +55,7 @@ pub struct ClusterInfo {
     /// What each of the leader's sweeps last did (empty from servers
     /// without them).
     #[serde(default)]
-    pub maintenance: Vec<tasker_store::SweepRecord>,
+    pub maintenance: Vec<tasker_model::wire::SweepRecord>,
 }
 
 impl ClusterInfo {

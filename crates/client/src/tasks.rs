@@ -3,8 +3,8 @@
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
+use tasker_model::wire::{HistoryPage, NewTask, TaskFilter, TaskPage};
 use tasker_model::{Step, Task, TaskExplanation, Transition};
-use tasker_store::{HistoryPage, NewTask, TaskFilter, TaskPage};
 use uuid::Uuid;
 
 use crate::{Client, Result};

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
+use tasker_model::wire::{Worker, WorkerRegistration};
 use tasker_model::{ClaimedStep, Lease, Recorded, Timestamp};
-use tasker_store::{Worker, WorkerRegistration};
 
 use crate::{Client, POLL_TIMEOUT_MARGIN, Result};
 

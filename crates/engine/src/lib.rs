@@ -616,12 +616,13 @@ impl Engine {
     }
 }
 
-/// A worker id: 1-128 characters, no NUL.
+/// A worker id: 1 to [`MAX_WORKER_ID_LEN`] bytes, no NUL.
 fn check_worker_id(worker_id: &str) -> Result<()> {
-    if worker_id.is_empty() || worker_id.len() > 128 {
+    use tasker_model::limits::MAX_WORKER_ID_LEN;
+    if worker_id.is_empty() || worker_id.len() > MAX_WORKER_ID_LEN {
         return Err(Error::Invalid {
             field: "worker_id".into(),
-            message: "must be 1-128 characters".into(),
+            message: format!("must be 1-{MAX_WORKER_ID_LEN} characters"),
         });
     }
     nul_check::check_text("worker_id", worker_id)

@@ -14,6 +14,7 @@ pub mod step_state;
 pub mod task_run;
 pub mod task_state;
 pub mod template;
+pub mod wire;
 
 pub use duration::HumanDuration;
 pub use explanation::{StepExplanation, TaskExplanation, WaitReason};

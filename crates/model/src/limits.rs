@@ -5,6 +5,10 @@
 //! Declared once here: the server refuses longer text with 422 naming the
 //! field, and the SDK shortens what it sends to fit.
 
+/// Longest worker id, in bytes of UTF-8 (at least 1): at registration,
+/// in a poll and in a completion's `next`.
+pub const MAX_WORKER_ID_LEN: usize = 128;
+
 /// Longest `error_type` of a failure, in bytes of UTF-8 (at least 1).
 pub const MAX_ERROR_TYPE_LEN: usize = 128;
 

@@ -1,7 +1,7 @@
 //! Dead letters: steps that failed for good in tasks that an operator can
 //! still reopen (running or failed), listed with their last error, oldest
 //! step first. A read only: retrying and resolving them are the single-step
-//! operations (`steps::retry`, `steps::resolve`).
+//! operations (the orchestration's `task_operations::retry` and `resolve`).
 //!
 //! Not served by an index: an index on the step state would stop the
 //! in-place (HOT) updates every claim and result make. The list is an

@@ -21,6 +21,7 @@
 
 use std::future::Future;
 
+use tasker_store::backend::Repeat;
 use tasker_store::{Error, Event, RetryReason, Unavailability};
 
 use crate::PgStore;
@@ -98,17 +99,6 @@ fn abort_reason(error: &Error) -> Option<RetryReason> {
 /// but has not yet gone, and lose that one too.
 const LOST_CONNECTION_RETRIES: u32 = 2;
 
-/// Whether an operation may run again after its COMMIT was lost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Repeat {
-    /// Running it twice could do it twice (a task created twice): a lost
-    /// COMMIT is answered 503 with the outcome unknown.
-    Once,
-    /// Running it again after it took effect changes nothing and answers
-    /// the same or an equivalent outcome (see [`with_retry_idempotent`]).
-    Idempotent,
-}
-
 /// Runs a store operation (one transaction, or one statement), again after
 /// a deadlock, a serialization failure, or a connection lost before COMMIT;
 /// refuses at once while the database is known down (see the module
@@ -121,24 +111,14 @@ where
     retrying(store, Repeat::Once, attempt).await
 }
 
-/// [`with_retry`] for an operation that is idempotent by construction, so
-/// it also runs again after a connection lost *during* COMMIT. Worker
-/// reports are: each is fenced by its lease, so if the lost COMMIT did take
-/// effect the second run finds the lease consumed and answers a completion
-/// or failure `duplicate` (success to the worker), a heartbeat extends the
-/// lease once more, and a release gets the 409 that means "already
-/// released"; if it did not, the second run records them as the first
-/// would have. Steps a lost completion leased with `next` come back when
-/// their leases expire, exactly as after a worker's own re-send.
-pub async fn with_retry_idempotent<T, F, Fut>(store: &PgStore, attempt: F) -> Result<T, Error>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, Error>>,
-{
-    retrying(store, Repeat::Idempotent, attempt).await
-}
-
-async fn retrying<T, F, Fut>(store: &PgStore, repeat: Repeat, mut attempt: F) -> Result<T, Error>
+/// Runs `attempt` as [`with_retry`] does; with [`Repeat::Idempotent`] also
+/// again after a connection lost *during* COMMIT (see [`Repeat`]). This is
+/// the [`tasker_store::backend::Backend::retrying`] of PostgreSQL.
+pub(crate) async fn retrying<T, F, Fut>(
+    store: &PgStore,
+    repeat: Repeat,
+    mut attempt: F,
+) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Error>>,

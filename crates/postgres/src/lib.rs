@@ -1,14 +1,20 @@
-//! PostgreSQL + PGMQ backend of [`tasker_store::Store`].
+//! PostgreSQL + PGMQ backend of [`tasker_store::Store`]: SQL and connection
+//! handling only. Operations that load tasks into a `TaskRun` (claims,
+//! reports, cancel, retry, resolve, the sweeps) are the store crate's
+//! orchestration, run on this crate's primitives (`backend`); the rest
+//! (creation, reads, catalog, schedules, cluster records) are statements
+//! here.
 //!
 //! ```text
-//!  operation ──▶ BEGIN
-//!                 lock task rows (ORDER BY id, FOR UPDATE)      ◀─ serializes one task's changes
-//!                 load step rows + the database clock
-//!                 TaskRun::<op>(..)                            ◀─ pure logic, tasker-model
-//!                 PlanWriter: delete/send/hide PGMQ messages,
-//!                   update steps and task, append transitions
-//!               COMMIT                                          ◀─ all of it or none of it
-//!               wake local polls, NOTIFY (announcer), observer  ◀─ hints and facts, after
+//!  tasker_store::orchestration ──▶ Backend::retrying(op)           ◀─ error: deadlock, lost connection
+//!   op: begin ─────────────────▶ BEGIN
+//!       tasks_lock ────────────▶   task rows ORDER BY id FOR UPDATE [SKIP LOCKED]   ◀─ load
+//!       messages_* ────────────▶   PGMQ tables, plain prepared statements           ◀─ queue
+//!       TaskRun::<op>(..)             (pure logic, tasker-model)
+//!       plan_write ────────────▶   sends, then one statement with per-queue CTEs    ◀─ plan_writer
+//!       payloads_load ─────────▶   contexts and parent results in one query         ◀─ payloads
+//!       commit(durability) ────▶ COMMIT (synchronous_commit off when relaxed)
+//!   after_commit ──────────────▶ wake local polls, NOTIFY (announcer), observer
 //! ```
 //!
 //! The database clock is the only clock: PGMQ computes visibility with
@@ -24,20 +30,20 @@
 //! waiting for a connection (see the `error` module).
 
 mod announcer;
+mod backend;
 mod catalog;
 mod database_monitor;
 mod dead_letters;
 mod error;
-mod events;
 mod leadership;
 mod load;
 mod maintenance;
 mod nodes;
 mod notifier;
+mod payloads;
 mod plan_writer;
 mod queue;
 mod queue_depths;
-mod reports;
 mod retention;
 mod rows;
 mod schedules;
@@ -60,6 +66,7 @@ use tasker_model::{
     ClaimedStep, HeartbeatOutcome, Lease, Namespace, Recorded, Schedule, ScheduleFire, Step, Task,
     Template, TemplateRecord, Timestamp, Transition,
 };
+use tasker_store::orchestration::{claims, reports, sweeps, task_operations};
 use tasker_store::{
     ClaimBatch, ClaimedBatch, FireRequest, FireResult, LeaderElect, Leadership, NextClaim, Node,
     NodeRegistration, QueueDepth, Readiness, ReportOutcome, Result, RetentionDeleted,
@@ -69,6 +76,7 @@ use tasker_store::{
 use tasker_store::{DeadLetterFilter, DeadLetterPage, StuckKind, SweepCounts, SweepRecord};
 use uuid::Uuid;
 
+pub use backend::PgTransaction;
 pub use database_monitor::{DatabaseMonitor, MonitorConfig};
 pub use error::db;
 use error::{db_verbatim, with_retry};
@@ -223,11 +231,6 @@ impl PgStore {
         }
     }
 
-    /// The current cap on instances per fan-out step.
-    pub(crate) fn max_fan_out(&self) -> u32 {
-        self.max_fan_out.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
@@ -245,12 +248,6 @@ impl PgStore {
     /// clone of this store; the first call wins.
     pub fn set_observer(&self, observer: Arc<dyn tasker_store::Observer>) {
         let _ = self.observer.set(observer);
-    }
-
-    /// After a commit: wakes pollers and tells the observer what happened.
-    fn after_commit(&self, written: &plan_writer::Written) {
-        self.announce(&written.ready);
-        self.observe(&written.events);
     }
 
     /// Tells the observer (if any) facts it cannot learn from requests.
@@ -285,9 +282,10 @@ impl PgStore {
     }
 }
 
-/// Every operation runs inside [`with_retry`] exactly once: the
-/// transactional ones inside their module (`load::with_task`, claims,
-/// reports), the rest here. The single statements run here outside a
+/// Every operation runs inside [`with_retry`] exactly once: the ones that
+/// load tasks into a `TaskRun` through the store crate's orchestration
+/// (which runs them in [`Backend::retrying`](tasker_store::backend::Backend::retrying)),
+/// the rest here. The single statements run here outside a
 /// transaction (reads, `ON CONFLICT DO NOTHING` inserts, upserts of worker
 /// records) are idempotent, so running one again after its connection was
 /// lost is safe even if it took effect.
@@ -363,7 +361,8 @@ impl Store for PgStore {
     }
 
     async fn task_cancel(&self, id: Uuid, reason: &str) -> Result<Task> {
-        tasks::cancel(self, id, reason).await
+        task_operations::cancel(self, id, reason).await?;
+        tasks::get(self, id).await
     }
 
     async fn step_get(&self, id: Uuid) -> Result<Step> {
@@ -371,80 +370,49 @@ impl Store for PgStore {
     }
 
     async fn step_claim(&self, params: StepClaim) -> Result<Vec<ClaimedStep>> {
-        steps::claim(self, params).await
+        claims::claim(self, params).await
     }
+
     async fn step_claim_batch(&self, batch: ClaimBatch) -> Result<ClaimedBatch> {
-        steps::claim_batch(self, batch).await
+        claims::claim_batch(self, batch).await
     }
 
     async fn step_heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<HeartbeatOutcome> {
-        let report = StepReport::Heartbeat {
-            lease: *lease,
-            lease_for,
-        };
-        match one(reports::write(self, vec![report]).await?)? {
-            ReportOutcome::Heartbeat(outcome) => Ok(outcome),
-            other => unreachable!("a heartbeat answered {other:?}"),
-        }
+        task_operations::heartbeat(self, lease, lease_for).await
     }
+
     async fn step_complete(&self, items: Vec<StepCompletion>) -> Result<Vec<Result<Recorded>>> {
-        let reports = items
-            .into_iter()
-            .map(|item| StepReport::Complete {
-                lease: item.lease,
-                result: item.result,
-                next: None,
-            })
-            .collect();
-        Ok(reports::write(self, reports)
-            .await?
-            .into_iter()
-            .map(|outcome| match outcome? {
-                ReportOutcome::Completed { recorded, .. } => Ok(recorded),
-                other => unreachable!("a completion answered {other:?}"),
-            })
-            .collect())
+        task_operations::complete(self, items).await
     }
+
     async fn step_complete_and_claim(
         &self,
         item: StepCompletion,
         next: &NextClaim,
     ) -> Result<(Recorded, Vec<ClaimedStep>)> {
-        let report = StepReport::Complete {
-            lease: item.lease,
-            result: item.result,
-            next: Some(next.clone()),
-        };
-        match one(reports::write(self, vec![report]).await?)? {
-            ReportOutcome::Completed { recorded, next } => Ok((recorded, next)),
-            other => unreachable!("a completion answered {other:?}"),
-        }
+        task_operations::complete_and_claim(self, item, next).await
     }
+
     async fn step_fail(&self, params: StepFailure) -> Result<Recorded> {
-        let report = StepReport::Fail {
-            lease: params.lease,
-            error: params.error,
-        };
-        match one(reports::write(self, vec![report]).await?)? {
-            ReportOutcome::Failed(recorded) => Ok(recorded),
-            other => unreachable!("a failure answered {other:?}"),
-        }
+        task_operations::fail(self, params).await
     }
+
     async fn step_report(&self, reports: Vec<StepReport>) -> Result<Vec<Result<ReportOutcome>>> {
         reports::write(self, reports).await
     }
+
     async fn step_release(&self, lease: &Lease) -> Result<()> {
-        match one(reports::write(self, vec![StepReport::Release { lease: *lease }]).await?)? {
-            ReportOutcome::Released => Ok(()),
-            other => unreachable!("a release answered {other:?}"),
-        }
+        task_operations::release(self, lease).await
     }
+
     async fn step_retry(&self, step_id: Uuid) -> Result<Step> {
-        steps::retry(self, step_id).await
+        let task_id = task_operations::retry(self, step_id).await?;
+        steps::step_of(self, task_id, step_id).await
     }
 
     async fn step_resolve(&self, step_id: Uuid, result: Option<serde_json::Value>) -> Result<Step> {
-        steps::resolve(self, step_id, result).await
+        let task_id = task_operations::resolve(self, step_id, result).await?;
+        steps::step_of(self, task_id, step_id).await
     }
 
     async fn worker_register(&self, registration: &WorkerRegistration) -> Result<Worker> {
@@ -569,15 +537,15 @@ impl Store for PgStore {
     // Maintenance
 
     async fn maintenance_steps_time_out(&self, batch: u32) -> Result<(u64, u64)> {
-        with_retry(self, || maintenance::steps_time_out(self, batch)).await
+        sweeps::steps_time_out(self, batch).await
     }
 
     async fn maintenance_tasks_exceed_deadline(&self, batch: u32) -> Result<u64> {
-        with_retry(self, || maintenance::tasks_exceed_deadline(self, batch)).await
+        sweeps::tasks_exceed_deadline(self, batch).await
     }
 
     async fn maintenance_stuck_repair(&self, batch: u32) -> Result<Vec<(StuckKind, u64)>> {
-        with_retry(self, || maintenance::stuck_repair(self, batch)).await
+        sweeps::stuck_repair(self, batch).await
     }
 
     async fn maintenance_sweep_record(
@@ -609,9 +577,4 @@ impl Store for PgStore {
     ) -> Result<DeadLetterPage> {
         with_retry(self, || dead_letters::list(self, filter, cursor, limit)).await
     }
-}
-
-/// The one answer of a single report.
-fn one(mut outcomes: Vec<Result<ReportOutcome>>) -> Result<ReportOutcome> {
-    outcomes.pop().expect("one answer per report")
 }

@@ -1,72 +1,22 @@
-//! Loading tasks into [`TaskRun`]s inside a transaction, locked.
+//! Loading tasks for a `TaskRun` inside a transaction, locked, and
+//! committing with the durability asked.
 //!
-//! Task rows are locked in id order so that transactions touching several
-//! tasks (batched completions, batched claims) cannot deadlock each other.
+//! Task rows are locked in id order (`ORDER BY id FOR UPDATE`) so that
+//! transactions touching several tasks (batched completions, batched
+//! claims) cannot deadlock each other.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use sqlx::{PgConnection, Row};
+use tasker_model::Timestamp;
 use tasker_model::task_run::{Instance, StepRow, TaskRow};
-use tasker_model::{TaskRun, TemplateRecord, Timestamp};
+use tasker_store::backend::{Backend, Durability, LoadedTask, Lock};
 use tasker_store::{Error, Result};
 use uuid::Uuid;
 
 use crate::PgStore;
 use crate::catalog;
-use crate::error::{commit_error, db, with_retry};
-use crate::plan_writer::{self, Pending};
-
-/// A locked task with what a [`TaskRun`] needs.
-pub struct LoadedTask {
-    pub namespace: String,
-    pub queue: String,
-    pub template: Arc<TemplateRecord>,
-    pub task: TaskRow,
-    pub steps: Vec<StepRow>,
-    /// `engine.max_fan_out_instances` when the task was loaded.
-    pub max_fan_out: u32,
-}
-
-impl LoadedTask {
-    /// The parents of row `index` without building a whole run (a task
-    /// with a large fan-out has many rows): a template step's parents, none
-    /// for a fan-out instance.
-    pub fn parents_of(&self, index: usize) -> Vec<usize> {
-        let steps = &self.template.definition.steps;
-        match steps.get(index) {
-            Some(step) => step
-                .depends_on
-                .iter()
-                .filter_map(|d| self.template.definition.step_index(d))
-                .collect(),
-            None => Vec::new(),
-        }
-    }
-
-    pub fn run(&self) -> TaskRun<'_> {
-        let mut run = TaskRun::new(
-            &self.template.definition,
-            self.task.clone(),
-            self.steps.clone(),
-        );
-        run.max_fan_out = self.max_fan_out;
-        run
-    }
-}
-
-/// Which tasks to lock.
-#[derive(Debug, Clone, Copy)]
-pub enum Lock<'a> {
-    Tasks(&'a [Uuid]),
-    /// The tasks that own these steps (a step never changes task).
-    TasksOfSteps(&'a [Uuid]),
-    /// These tasks, skipping those another transaction holds. Claims lock
-    /// this way: they hold queue messages already, and waiting for a task
-    /// while holding its messages would invert the one lock order (task rows,
-    /// then messages) that completions and cancels follow.
-    FreeTasks(&'a [Uuid]),
-}
+use crate::error::{commit_error, db};
 
 /// Locks the tasks and loads their steps. Returns the tasks found (by id) and
 /// the database clock read after the locks were granted.
@@ -185,20 +135,6 @@ fn corrupt(message: &str) -> Error {
     Error::Database(format!("unexpected row: {message}").into())
 }
 
-/// Whether a commit waits for its WAL record to reach disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// Results, creations, failures, cancellations: accepted work must
-    /// survive a crash.
-    Flushed,
-    /// Claims and heartbeats: losing one in a crash only means the step is
-    /// delivered again when its (shorter) lease runs out, and the lease fences
-    /// the forgotten holder. Skipping the flush wait saves a disk sync per
-    /// claim; any later flushed commit makes it durable anyway (the WAL is
-    /// written in order).
-    Relaxed,
-}
-
 /// Commits `tx`, without waiting for the flush when `durability` allows.
 pub async fn commit(
     mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
@@ -211,42 +147,4 @@ pub async fn commit(
             .map_err(db)?;
     }
     tx.commit().await.map_err(commit_error)
-}
-
-/// Runs `op` on one locked task (`what` names it in a not-found error),
-/// writes its plan and commits; retried whole after a deadlock.
-pub async fn with_task<T, F>(
-    store: &PgStore,
-    lock: Lock<'_>,
-    what: &str,
-    durability: Durability,
-    op: F,
-) -> Result<T>
-where
-    F: Fn(&mut TaskRun<'_>, Timestamp) -> Result<T>,
-{
-    with_retry(store, || async {
-        let mut tx = store.pool.begin().await.map_err(db)?;
-        let (loaded, now) = lock_tasks(store, &mut tx, lock).await?;
-        let task = loaded
-            .values()
-            .next()
-            .ok_or_else(|| Error::not_found(what))?;
-        let mut run = task.run();
-        let value = op(&mut run, now)?;
-        let written = plan_writer::write(
-            &mut tx,
-            store.node_id(),
-            &mut [Pending {
-                queue: &task.queue,
-                namespace: &task.namespace,
-                run: &mut run,
-            }],
-        )
-        .await?;
-        commit(tx, durability).await?;
-        store.after_commit(&written);
-        Ok(value)
-    })
-    .await
 }

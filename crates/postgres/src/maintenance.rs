@@ -1,37 +1,15 @@
-//! The leader's sweeps over the store: attempts past their timeout, tasks
-//! past their deadline, in-flight steps whose queue message is gone or
-//! disagrees with their lease. Each run is one transaction over at most a
-//! batch of tasks, locked in id order with `SKIP LOCKED` (a task a worker
-//! is reporting on right now is simply left for the next run), then the
-//! queue messages: the one lock order everywhere.
-//!
-//! ```text
-//!  find candidates (plain reads: queue tables by `vt`, tasks by deadline)
-//!  BEGIN
-//!    lock their tasks (ORDER BY id, FOR UPDATE SKIP LOCKED)
-//!    TaskRun::time_out | exceed_deadline | resend_message | align_visibility
-//!      (each checks again on the locked rows: repeating is a no-op)
-//!    write every run's plan (one statement)
-//!  COMMIT
-//! ```
-//!
-//! Nothing here may change a step that is not past its time or truly
-//! missing its message: the candidates are read without locks, so every
-//! decision is taken again on the locked rows.
-
-use std::collections::HashMap;
+//! The sweeps' SQL: the read-only finders of their candidates (queue tables
+//! by `vt`, tasks by deadline), the record of each sweep's runs, and the
+//! vacuum of the queue tables. The sweeps themselves (lock, re-check on the
+//! locked rows, write) are the store crate's orchestration.
 
 use sqlx::{PgConnection, Row};
-use tasker_model::TaskRun;
-use tasker_model::task_run::TIMEOUT;
-use tasker_store::{Event, Result, StuckKind, SweepCounts, SweepRecord};
+use tasker_store::{Result, SweepCounts, SweepRecord};
 use uuid::Uuid;
 
 use crate::PgStore;
 use crate::error::db;
-use crate::load::{self, Durability, Lock};
 use crate::queue::queue_table;
-use crate::steps::write_runs;
 
 /// Every namespace with its queue.
 async fn queues(conn: &mut PgConnection) -> Result<Vec<(String, String)>> {
@@ -49,9 +27,10 @@ async fn queues(conn: &mut PgConnection) -> Result<Vec<(String, String)>> {
 /// the timeout, every attempt past its timeout is among them. Read through
 /// each queue's index on `vt`, so the cost follows the work in flight, not
 /// the history.
-async fn lapsed_lease_tasks(conn: &mut PgConnection, batch: u32) -> Result<Vec<Uuid>> {
+pub async fn lapsed_lease_tasks(store: &PgStore, batch: u32) -> Result<Vec<Uuid>> {
+    let mut conn = store.pool.acquire().await.map_err(db)?;
     let mut tasks = Vec::new();
-    for (_, queue) in queues(conn).await? {
+    for (_, queue) in queues(&mut conn).await? {
         let room = i64::from(batch) - tasks.len() as i64;
         if room <= 0 {
             break;
@@ -73,63 +52,9 @@ async fn lapsed_lease_tasks(conn: &mut PgConnection, batch: u32) -> Result<Vec<U
     Ok(tasks)
 }
 
-/// Runs `op` on each of `task_ids` that is free to lock, writes the plans
-/// and commits; `op` returns how many changes it made to one run.
-async fn sweep_tasks<F>(store: &PgStore, task_ids: &mut Vec<Uuid>, op: F) -> Result<u64>
-where
-    F: Fn(&mut TaskRun<'_>, &mut Vec<Event>, tasker_model::Timestamp) -> u64,
-{
-    task_ids.sort_unstable();
-    task_ids.dedup();
-    if task_ids.is_empty() {
-        return Ok(0);
-    }
-    let mut tx = store.pool.begin().await.map_err(db)?;
-    let (loaded, now) = load::lock_tasks(store, &mut tx, Lock::FreeTasks(task_ids)).await?;
-    let mut runs: HashMap<Uuid, TaskRun<'_>> =
-        loaded.iter().map(|(id, t)| (*id, t.run())).collect();
-    let mut changed = 0;
-    let mut events = Vec::new();
-    for run in runs.values_mut() {
-        changed += op(run, &mut events, now);
-    }
-    let mut written = write_runs(store, &mut tx, &loaded, &mut runs).await?;
-    written.events.extend(events);
-    load::commit(tx, Durability::Flushed).await?;
-    store.after_commit(&written);
-    Ok(changed)
-}
-
-// Maintenance
-
-/// Fails running steps past their timeout as `timeout`, and hands back
-/// those whose lease ran out without a timeout (their worker is gone) as a
-/// claim would. Counts both, by `error_type`.
-pub async fn steps_time_out(store: &PgStore, batch: u32) -> Result<(u64, u64)> {
-    let mut conn = store.pool.acquire().await.map_err(db)?;
-    let mut tasks = lapsed_lease_tasks(&mut conn, batch).await?;
-    drop(conn);
-    let timed_out = std::sync::atomic::AtomicU64::new(0);
-    let lapsed = sweep_tasks(store, &mut tasks, |run, _, now| {
-        let mut lapsed = 0;
-        for i in 0..run.steps.len() {
-            match run.expire_lease(i, now) {
-                Some(TIMEOUT) => {
-                    timed_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                Some(_) => lapsed += 1,
-                None => {}
-            }
-        }
-        lapsed
-    })
-    .await?;
-    Ok((timed_out.into_inner(), lapsed))
-}
-
-/// Fails running tasks past their deadline.
-pub async fn tasks_exceed_deadline(store: &PgStore, batch: u32) -> Result<u64> {
-    let mut tasks: Vec<Uuid> = sqlx::query_scalar(
+/// Running tasks past their deadline, in id order.
+pub async fn past_deadline_tasks(store: &PgStore, batch: u32) -> Result<Vec<Uuid>> {
+    sqlx::query_scalar(
         "SELECT id FROM tasker.tasks \
          WHERE deadline_at <= clock_timestamp() AND state = 'running' \
          ORDER BY id LIMIT $1",
@@ -137,16 +62,12 @@ pub async fn tasks_exceed_deadline(store: &PgStore, batch: u32) -> Result<u64> {
     .bind(i64::from(batch))
     .fetch_all(&store.pool)
     .await
-    .map_err(db)?;
-    sweep_tasks(store, &mut tasks, |run, _, now| {
-        u64::from(run.exceed_deadline(now))
-    })
-    .await
+    .map_err(db)
 }
 
-/// Finds in-flight steps whose message is gone or hidden past their lease,
-/// and repairs them.
-pub async fn stuck_repair(store: &PgStore, batch: u32) -> Result<Vec<(StuckKind, u64)>> {
+/// Running tasks with an in-flight step whose message is gone, or a running
+/// step whose message is hidden more than a second past its lease.
+pub async fn maybe_stuck_tasks(store: &PgStore, batch: u32) -> Result<Vec<Uuid>> {
     let mut conn = store.pool.acquire().await.map_err(db)?;
     let mut tasks: Vec<Uuid> = Vec::new();
     let namespaces = queues(&mut conn).await?;
@@ -176,75 +97,7 @@ pub async fn stuck_repair(store: &PgStore, batch: u32) -> Result<Vec<(StuckKind,
         .map_err(db)?;
         tasks.extend(found);
     }
-    drop(conn);
-    let mut counts: HashMap<StuckKind, u64> = HashMap::new();
-    tasks.sort_unstable();
-    tasks.dedup();
-    if !tasks.is_empty() {
-        let mut tx = store.pool.begin().await.map_err(db)?;
-        let (loaded, _) = load::lock_tasks(store, &mut tx, Lock::FreeTasks(&tasks)).await?;
-        // The messages the locked steps name, as they are now.
-        let mut visible_at: HashMap<i64, tasker_model::Timestamp> = HashMap::new();
-        let mut by_queue: HashMap<&str, Vec<i64>> = HashMap::new();
-        for task in loaded.values() {
-            let ids = by_queue.entry(task.queue.as_str()).or_default();
-            ids.extend(task.steps.iter().filter_map(|s| s.msg_id));
-        }
-        for (queue, ids) in &by_queue {
-            let table = queue_table(queue);
-            let rows = sqlx::query(&format!(
-                "SELECT msg_id, vt FROM {table} WHERE msg_id = ANY($1)"
-            ))
-            .bind(ids)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
-            for row in rows {
-                visible_at.insert(row.get("msg_id"), row.get("vt"));
-            }
-        }
-        let mut runs: HashMap<Uuid, TaskRun<'_>> =
-            loaded.iter().map(|(id, t)| (*id, t.run())).collect();
-        let mut events = Vec::new();
-        for run in runs.values_mut() {
-            for i in 0..run.steps.len() {
-                let step = &run.steps[i];
-                if !step.state.is_in_flight() {
-                    continue;
-                }
-                let running = step.state == tasker_model::StepState::Running;
-                let kind = match step.msg_id.and_then(|m| visible_at.get(&m)) {
-                    None if run.resend_message(i) => {
-                        if running {
-                            StuckKind::RunningWithoutMessage
-                        } else {
-                            StuckKind::QueuedWithoutMessage
-                        }
-                    }
-                    Some(&vt) if run.align_visibility(i, vt) => StuckKind::LeaseMessageMismatch,
-                    _ => continue,
-                };
-                tracing::warn!(
-                    task_id = %run.task.id,
-                    step = %run.name(i),
-                    kind = kind.as_str(),
-                    "repaired stuck step"
-                );
-                *counts.entry(kind).or_default() += 1;
-                events.push(Event::StuckRepaired {
-                    kind: kind.as_str(),
-                });
-            }
-        }
-        let mut written = write_runs(store, &mut tx, &loaded, &mut runs).await?;
-        written.events.extend(events);
-        load::commit(tx, Durability::Flushed).await?;
-        store.after_commit(&written);
-    }
-    Ok(StuckKind::ALL
-        .into_iter()
-        .map(|kind| (kind, counts.get(&kind).copied().unwrap_or(0)))
-        .collect())
+    Ok(tasks)
 }
 
 /// Records a sweep's run and adds its counts to its totals.

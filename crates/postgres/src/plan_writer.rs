@@ -1,62 +1,32 @@
-//! Writes the [`Plan`]s of one or more [`TaskRun`]s in the caller's
+//! Writes the plans of one or more `TaskRun`s in the caller's
 //! transaction, in at most two round trips: new queue messages first (their
 //! ids go into the step rows), then one statement that updates steps and
-//! tasks, appends transitions, deletes and hides messages. Pollers are
-//! notified after commit (see `announcer`).
+//! tasks, appends transitions, deletes and hides messages. What to announce
+//! and observe after the commit is derived by the orchestration.
 
 use std::collections::BTreeMap;
 
 use sqlx::PgConnection;
-use tasker_model::{StepState, TaskRun, Timestamp};
+use tasker_model::Timestamp;
 use tasker_store::Result;
+use tasker_store::backend::Pending;
 use uuid::Uuid;
 
-use tasker_store::Event;
-
 use crate::error::db;
-use crate::events;
 use crate::queue::{self, StepMessage};
 
 /// Messages sent together: one queue, one visibility time (`None`: now).
 type SendGroup<'q> = (&'q str, Option<Timestamp>);
 
-/// A run to write and the queue and namespace of its task.
-pub struct Pending<'r, 't> {
-    pub queue: &'r str,
-    pub namespace: &'r str,
-    pub run: &'r mut TaskRun<'t>,
-}
-
-/// What a write leaves for after the commit.
-#[derive(Debug, Default)]
-pub struct Written {
-    /// Namespaces that got new visible ready steps, with how many (or a
-    /// retry whose backoff will end, counted 0: claim loops must learn when
-    /// it becomes visible): announce them once the transaction has committed.
-    pub ready: Vec<(String, usize)>,
-    /// Facts for the observer, also for after the commit.
-    pub events: Vec<Event>,
-}
-
-impl Written {
-    pub fn extend(&mut self, other: Written) {
-        self.ready.extend(other.ready);
-        self.events.extend(other.events);
-    }
-}
-
+/// Writes the plans of `runs` (see `tasker_store::backend::Transaction::plan_write`).
 pub async fn write(
     conn: &mut PgConnection,
     node_id: &str,
     runs: &mut [Pending<'_, '_>],
-) -> Result<Written> {
+) -> Result<()> {
     if runs.iter().all(|p| p.run.plan.is_empty()) {
-        return Ok(Written::default());
+        return Ok(());
     }
-    let events = runs
-        .iter()
-        .flat_map(|p| events::of(p.namespace, p.run))
-        .collect();
 
     // 0. Fan-out instances: their rows exist (pending) before anything
     // refers to them.
@@ -76,7 +46,6 @@ pub async fn write(
                 .push((r, s));
         }
     }
-    let mut notify: Vec<(String, usize)> = Vec::new();
     for ((queue_name, hidden_until), targets) in &sends {
         let bodies: Vec<StepMessage> = targets
             .iter()
@@ -90,27 +59,6 @@ pub async fn write(
         for (&(r, s), id) in targets.iter().zip(ids) {
             runs[r].run.steps[s].msg_id = Some(id);
             runs[r].run.plan.dirty_steps.insert(s);
-            if hidden_until.is_some() {
-                continue;
-            }
-            match notify.iter_mut().find(|(n, _)| n == runs[r].namespace) {
-                Some((_, count)) => *count += 1,
-                None => notify.push((runs[r].namespace.to_owned(), 1)),
-            }
-        }
-    }
-
-    // A retry's message becomes visible when its backoff ends; the claim
-    // loops of its namespace sleep until then only if they hear of it.
-    for pending in runs.iter() {
-        let run = &*pending.run;
-        let retrying = run
-            .plan
-            .dirty_steps
-            .iter()
-            .any(|&i| run.steps[i].state == StepState::Retrying);
-        if retrying && !notify.iter().any(|(n, _)| n == pending.namespace) {
-            notify.push((pending.namespace.to_owned(), 0));
         }
     }
 
@@ -226,11 +174,7 @@ pub async fn write(
         query = query.bind(changes.deletes).bind(hide_ids).bind(hide_at);
     }
     query.execute(&mut *conn).await.map_err(db)?;
-    gather(conn, runs).await?;
-    Ok(Written {
-        ready: notify,
-        events,
-    })
+    gather(conn, runs).await
 }
 
 /// Inserts the fan-out instances the runs created, pending and without a

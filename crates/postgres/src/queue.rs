@@ -8,10 +8,13 @@
 //! so PostgreSQL parses and plans it again on every call and every message,
 //! where a statement named here is prepared once per connection and queue.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, Row};
 use tasker_model::Timestamp;
 use tasker_store::Result;
+use tasker_store::backend::{MessageTarget, ReadMessage};
 use uuid::Uuid;
 
 use crate::error::db;
@@ -27,20 +30,10 @@ pub struct StepMessage {
 }
 
 /// The ids a claim needs from a message body (older bodies carry no handler).
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct MessageTarget {
-    pub task_id: Uuid,
-    pub step_id: Uuid,
-}
-
-/// A message just read, invisible to others until `visible_at`.
-#[derive(Debug, Clone, Copy)]
-pub struct ReadMessage {
-    pub msg_id: i64,
-    pub visible_at: Timestamp,
-    /// When the message was first sent.
-    pub enqueued_at: Timestamp,
-    pub body: Option<MessageTarget>,
+#[derive(Deserialize)]
+struct Target {
+    task_id: Uuid,
+    step_id: Uuid,
 }
 
 /// Sends messages; returns their ids in the order of `bodies`.
@@ -148,7 +141,12 @@ pub async fn read(
                 msg_id: row.get("msg_id"),
                 visible_at: row.get("vt"),
                 enqueued_at: row.get("enqueued_at"),
-                body: serde_json::from_value(body).ok(),
+                body: serde_json::from_value(body)
+                    .ok()
+                    .map(|t: Target| MessageTarget {
+                        task_id: t.task_id,
+                        step_id: t.step_id,
+                    }),
             }
         })
         .collect();
@@ -181,4 +179,24 @@ pub(crate) fn queue_table(queue: &str) -> String {
     // As pgmq.format_table_name: the table is "q_" and the lower-cased name.
     let name = format!("q_{}", queue.to_lowercase()).replace('"', "\"\"");
     format!("pgmq.\"{name}\"")
+}
+
+/// When each of `msg_ids` that still exists becomes visible.
+pub async fn visible_at(
+    conn: &mut PgConnection,
+    queue: &str,
+    msg_ids: &[i64],
+) -> Result<HashMap<i64, Timestamp>> {
+    let table = queue_table(queue);
+    let rows = sqlx::query(&format!(
+        "SELECT msg_id, vt FROM {table} WHERE msg_id = ANY($1)"
+    ))
+    .bind(msg_ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(rows
+        .iter()
+        .map(|row| (row.get("msg_id"), row.get("vt")))
+        .collect())
 }

@@ -1,17 +1,18 @@
-//! Task operations: create (one or many), read, list, cancel.
+//! Task operations: create (one or many), read, list. Cancelling is the
+//! store crate's orchestration.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use sqlx::Row;
 use tasker_model::{Step, Task, TaskRun, TemplateRecord, Timestamp, Transition};
+use tasker_store::orchestration::task_creation::{self, Creations};
 use tasker_store::{Error, Result, TaskCreate, TaskFilter, TaskPage};
 use uuid::Uuid;
 
 use crate::PgStore;
 use crate::catalog;
 use crate::error::{commit_error, db};
-use crate::load;
 use crate::queue::{self, StepMessage};
 use crate::rows::{self, TASK_COLUMNS, TASK_FROM};
 
@@ -89,34 +90,25 @@ pub async fn prepare(store: &PgStore, items: &[TaskCreate]) -> Result<Prepared> 
     }
 
     let mut answers: Vec<Option<Result<(Task, bool)>>> = (0..items.len()).map(|_| None).collect();
-    // Items whose key an earlier item of the batch holds: answered with its task.
-    let mut same_key_as: Vec<(usize, usize)> = Vec::new();
-    let mut first_with_key: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut rows: Vec<NewRow> = Vec::new();
+    let mut namespaces: Vec<Option<&str>> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let template = match &resolved[&item.template_id] {
-            Ok((template, _)) => template,
+        match &resolved[&item.template_id] {
+            Ok((template, _)) => namespaces.push(Some(template.namespace.as_str())),
             Err(e) => {
                 answers[i] = Some(Err(e.duplicate()));
-                continue;
-            }
-        };
-        if let Some(key) = &item.idempotency_key {
-            match first_with_key.entry((template.namespace.as_str(), key.as_str())) {
-                std::collections::hash_map::Entry::Occupied(first) => {
-                    same_key_as.push((i, *first.get()));
-                    continue;
-                }
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(i);
-                }
+                namespaces.push(None);
             }
         }
-        rows.push(NewRow {
-            item: i,
-            task_id: Uuid::now_v7(),
-        });
     }
+    // Items whose key an earlier item of the batch holds: answered with its task.
+    let Creations { write, same_key_as } = task_creation::creations(items, &namespaces);
+    let rows: Vec<NewRow> = write
+        .into_iter()
+        .map(|item| NewRow {
+            item,
+            task_id: Uuid::now_v7(),
+        })
+        .collect();
     Ok(Prepared {
         resolved,
         answers,
@@ -530,17 +522,4 @@ pub async fn history(store: &PgStore, id: Uuid, after: i64, limit: u32) -> Resul
     .await
     .map_err(db)?;
     Ok(rows.iter().map(rows::transition).collect())
-}
-
-pub async fn cancel(store: &PgStore, id: Uuid, reason: &str) -> Result<Task> {
-    let what = format!("task {id}");
-    load::with_task(
-        store,
-        load::Lock::Tasks(&[id]),
-        &what,
-        load::Durability::Flushed,
-        |run, now| Ok(run.cancel(reason, now)?),
-    )
-    .await?;
-    get(store, id).await
 }

@@ -188,3 +188,104 @@ impl Backend for SqliteStore {
         sweep_candidates::stuck_tasks(self, batch).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task_create;
+    use crate::testing::test_store;
+    use tasker_model::Template;
+    use tasker_store::TaskCreate;
+
+    /// A store with one task of a two-step chain whose first step has a
+    /// result; returns the task id.
+    async fn store_with_task() -> (SqliteStore, Uuid) {
+        let store = test_store().await;
+        let template = Template::from_json(serde_json::json!({
+            "namespace": "default", "name": "chain", "version": "1",
+            "steps": [
+                {"name": "a", "handler": "h.a"},
+                {"name": "b", "handler": "h.b", "depends_on": ["a"]},
+            ],
+        }))
+        .unwrap();
+        let (record, _) = catalog::template_register(&store, &template).await.unwrap();
+        let (task, _) = task_create::create(
+            &store,
+            &TaskCreate {
+                template_id: record.id,
+                context: serde_json::json!({"customer": 7}),
+                idempotency_key: None,
+                tags: Vec::new(),
+                deadline: None,
+            },
+        )
+        .await
+        .unwrap();
+        sqlx::query("UPDATE steps SET result = '\"done\"' WHERE position = 0")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        (store, task.id)
+    }
+
+    #[tokio::test]
+    async fn locking_loads_every_task_named_and_skips_none() {
+        let (store, task_id) = store_with_task().await;
+        let gone = Uuid::now_v7();
+        let mut tx = store.begin().await.unwrap();
+        let (loaded, now) = tx
+            .tasks_lock(Lock::FreeTasks(&[task_id, gone]))
+            .await
+            .unwrap();
+        assert_eq!(loaded.len(), 1);
+        let task = &loaded[&task_id];
+        assert_eq!(task.queue, "default");
+        assert_eq!(task.steps.len(), 2);
+        assert_eq!(task.max_fan_out, store.max_fan_out());
+        assert!(now <= crate::clock::now());
+        let step_id = task.steps[1].id;
+        let (by_step, _) = tx.tasks_lock(Lock::TasksOfSteps(&[step_id])).await.unwrap();
+        assert!(by_step.contains_key(&task_id));
+        assert_eq!(
+            tx.tasks_existing(&[task_id, gone]).await.unwrap(),
+            [task_id]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_task_with_missing_step_rows_is_a_database_error() {
+        let (store, task_id) = store_with_task().await;
+        sqlx::query("DELETE FROM steps WHERE position = 1")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let error = tx.tasks_lock(Lock::Tasks(&[task_id])).await.unwrap_err();
+        assert!(
+            matches!(error, tasker_store::Error::Database(_)),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn payloads_hold_contexts_parent_results_and_items() {
+        let (store, task_id) = store_with_task().await;
+        let mut tx = store.begin().await.unwrap();
+        let payloads = tx
+            .payloads_load(&PayloadRequest {
+                contexts: vec![task_id, task_id],
+                results: vec![(task_id, 0), (task_id, 1)],
+                items: Vec::new(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            payloads.contexts[&task_id],
+            serde_json::json!({"customer": 7})
+        );
+        assert_eq!(payloads.results[&(task_id, 0)], serde_json::json!("done"));
+        assert_eq!(payloads.results[&(task_id, 1)], serde_json::Value::Null);
+        assert!(payloads.items.is_empty());
+    }
+}

@@ -292,3 +292,61 @@ pub(crate) fn db(error: impl Into<sqlx::Error>) -> Error {
     }
     Error::Database(Box::new(error))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_free_connection_is_unavailable_and_other_errors_are_database_errors() {
+        assert!(matches!(
+            db(sqlx::Error::PoolTimedOut),
+            Error::Unavailable {
+                why: tasker_store::Unavailability::AcquireTimeout,
+                ..
+            }
+        ));
+        assert!(matches!(db(sqlx::Error::RowNotFound), Error::Database(_)));
+    }
+
+    #[tokio::test]
+    async fn a_database_locked_past_the_busy_timeout_is_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(SqliteLocation::Directory(dir.path().to_owned()), "n")
+            .await
+            .unwrap();
+        // Another process's writer, as far as SQLite can tell: a connection
+        // of its own holding the write lock, and a writer that waits only
+        // briefly.
+        let file = dir.path().join("tasker.db");
+        let mut other = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+            "sqlite://{}",
+            file.display()
+        ))
+        .await
+        .unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        let mut conn = store.writer.acquire().await.unwrap();
+        sqlx::query("PRAGMA busy_timeout = 50")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        drop(conn);
+        let error = store.begin_write().await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::Unavailable {
+                    why: tasker_store::Unavailability::AcquireTimeout,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        drop(other);
+        store.close().await;
+    }
+}

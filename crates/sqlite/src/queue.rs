@@ -49,31 +49,34 @@ pub fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
     serde_json::to_string(&ids.into_iter().collect::<Vec<i64>>()).expect("ids serialize")
 }
 
-/// Sends messages hidden until `visible_at` (`None`: visible now); returns
-/// their ids in the order of `bodies`.
+/// Sends messages hidden until `visible_at` (`None`: visible now), in one
+/// statement; returns their ids in the order of `bodies`.
 pub async fn send(
     conn: &mut SqliteConnection,
     queue: &str,
     bodies: &[StepMessage],
     visible_at: Option<Timestamp>,
 ) -> Result<Vec<i64>> {
+    if bodies.is_empty() {
+        return Ok(Vec::new());
+    }
     let now = clock::micros(clock::now());
     let vt = visible_at.map_or(now, clock::micros);
-    let mut ids = Vec::with_capacity(bodies.len());
-    for body in bodies {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO queue_messages (queue, vt, enqueued_at, message) VALUES (?, ?, ?, ?) \
-             RETURNING msg_id",
-        )
-        .bind(queue)
-        .bind(vt)
-        .bind(now)
-        .bind(serde_json::to_string(body).expect("message serializes"))
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db)?;
-        ids.push(id);
-    }
+    let mut ids: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO queue_messages (queue, vt, enqueued_at, message) \
+         SELECT ?, ?, ?, value FROM json_each(?) ORDER BY key \
+         RETURNING msg_id",
+    )
+    .bind(queue)
+    .bind(vt)
+    .bind(now)
+    .bind(serde_json::to_string(bodies).expect("messages serialize"))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    // Rows are inserted in the order of `bodies`, and AUTOINCREMENT ids
+    // grow with every insert.
+    ids.sort_unstable();
     Ok(ids)
 }
 
@@ -167,14 +170,30 @@ pub async fn make_visible(conn: &mut SqliteConnection, queue: &str, msg_ids: &[i
     Ok(())
 }
 
-/// Hides one message until `at` (or shows it, for a time already past).
-pub async fn hide_until(conn: &mut SqliteConnection, msg_id: i64, at: Timestamp) -> Result<()> {
-    sqlx::query("UPDATE queue_messages SET vt = ? WHERE msg_id = ?")
-        .bind(clock::micros(at))
-        .bind(msg_id)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
+/// Moves the visibility of messages of `queue` to the given times (hides
+/// them, or shows them for a time already past), in one statement.
+pub async fn hide(
+    conn: &mut SqliteConnection,
+    queue: &str,
+    until: &[(i64, Timestamp)],
+) -> Result<()> {
+    if until.is_empty() {
+        return Ok(());
+    }
+    let pairs: Vec<(i64, i64)> = until
+        .iter()
+        .map(|&(id, at)| (id, clock::micros(at)))
+        .collect();
+    sqlx::query(
+        "UPDATE queue_messages SET vt = u.vt \
+         FROM (SELECT value ->> '$[0]' AS id, value ->> '$[1]' AS vt FROM json_each(?)) AS u \
+         WHERE queue_messages.msg_id = u.id AND queue_messages.queue = ?",
+    )
+    .bind(serde_json::to_string(&pairs).expect("pairs serialize"))
+    .bind(queue)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use sqlx::{Row, SqliteConnection};
 use tasker_model::{Task, TaskRun, TemplateRecord, Timestamp};
+use tasker_store::orchestration::task_creation::{self, Creations};
 use tasker_store::{Error, Result, TaskCreate};
 use uuid::Uuid;
 use uuid::fmt::Hyphenated;
@@ -87,34 +88,25 @@ pub async fn prepare(store: &SqliteStore, items: &[TaskCreate]) -> Result<Prepar
     }
 
     let mut answers: Vec<Option<Result<(Task, bool)>>> = (0..items.len()).map(|_| None).collect();
-    // Items whose key an earlier item of the batch holds: answered with its task.
-    let mut same_key_as: Vec<(usize, usize)> = Vec::new();
-    let mut first_with_key: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut rows: Vec<NewRow> = Vec::new();
+    let mut namespaces: Vec<Option<&str>> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let template = match &resolved[&item.template_id] {
-            Ok((template, _)) => template,
+        match &resolved[&item.template_id] {
+            Ok((template, _)) => namespaces.push(Some(template.namespace.as_str())),
             Err(e) => {
                 answers[i] = Some(Err(e.duplicate()));
-                continue;
-            }
-        };
-        if let Some(key) = &item.idempotency_key {
-            match first_with_key.entry((template.namespace.as_str(), key.as_str())) {
-                std::collections::hash_map::Entry::Occupied(first) => {
-                    same_key_as.push((i, *first.get()));
-                    continue;
-                }
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(i);
-                }
+                namespaces.push(None);
             }
         }
-        rows.push(NewRow {
-            item: i,
-            task_id: Uuid::now_v7(),
-        });
     }
+    // Items whose key an earlier item of the batch holds: answered with its task.
+    let Creations { write, same_key_as } = task_creation::creations(items, &namespaces);
+    let rows: Vec<NewRow> = write
+        .into_iter()
+        .map(|item| NewRow {
+            item,
+            task_id: Uuid::now_v7(),
+        })
+        .collect();
     Ok(Prepared {
         resolved,
         answers,
@@ -207,21 +199,32 @@ pub async fn write(
         if !bodies.is_empty() {
             *ready.entry(template.namespace.clone()).or_default() += bodies.len();
         }
-        for (s, step) in definition.steps.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO steps (id, task_id, position, name, state, msg_id) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(step_ids[s].hyphenated())
-            .bind(row.task_id.hyphenated())
-            .bind(s as i64)
-            .bind(&step.name)
-            .bind(run.steps[s].state.as_str())
-            .bind(msg_of[s])
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        }
+        // Every step in one statement, its rows as one JSON array.
+        let steps: Vec<serde_json::Value> = definition
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(s, step)| {
+                serde_json::json!([
+                    step_ids[s],
+                    s,
+                    step.name,
+                    run.steps[s].state.as_str(),
+                    msg_of[s]
+                ])
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO steps (id, task_id, position, name, state, msg_id) \
+             SELECT value ->> '$[0]', ?, value ->> '$[1]', value ->> '$[2]', value ->> '$[3]', \
+                    value ->> '$[4]' \
+             FROM json_each(?)",
+        )
+        .bind(row.task_id.hyphenated())
+        .bind(serde_json::Value::Array(steps).to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
         plan_writer::insert_transitions(tx, store.node_id(), &run.plan.transitions).await?;
         answers[row.item] = Some(Ok((
             Task {

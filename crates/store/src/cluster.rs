@@ -5,9 +5,7 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use crate::Worker;
+pub use tasker_model::wire::{ClusterLeader, ClusterNode, ClusterWorker, Node};
 
 /// What a node writes about itself at every heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,21 +16,6 @@ pub struct NodeRegistration {
     pub address: String,
     pub pid: u32,
     pub started_at: tasker_model::Timestamp,
-}
-
-/// A node as registered, with its last heartbeat (database clock).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Node {
-    pub node_id: String,
-    pub version: String,
-    /// The URL the node can be reached at.
-    pub address: String,
-    pub pid: u32,
-    #[cfg_attr(feature = "openapi", schema(value_type = chrono::DateTime<chrono::Utc>))]
-    pub started_at: tasker_model::Timestamp,
-    #[cfg_attr(feature = "openapi", schema(value_type = chrono::DateTime<chrono::Utc>))]
-    pub last_heartbeat_at: tasker_model::Timestamp,
 }
 
 /// An attempt to take or renew the lease of a duty set.
@@ -68,21 +51,6 @@ impl Leadership {
     }
 }
 
-/// The leader as `GET /v1/cluster` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct ClusterLeader {
-    pub node_id: String,
-    /// Grows with every new tenure.
-    pub term: u64,
-    /// When this tenure began.
-    #[cfg_attr(feature = "openapi", schema(value_type = chrono::DateTime<chrono::Utc>))]
-    pub since: tasker_model::Timestamp,
-    /// When the lease runs out unless renewed.
-    #[cfg_attr(feature = "openapi", schema(value_type = chrono::DateTime<chrono::Utc>))]
-    pub expires_at: tasker_model::Timestamp,
-}
-
 impl From<&Leadership> for ClusterLeader {
     fn from(lease: &Leadership) -> Self {
         Self {
@@ -92,27 +60,4 @@ impl From<&Leadership> for ClusterLeader {
             expires_at: lease.expires_at,
         }
     }
-}
-
-/// A live node as `GET /v1/cluster` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct ClusterNode {
-    #[serde(flatten)]
-    pub node: Node,
-    /// This node holds the leadership lease.
-    pub leader: bool,
-    /// This node runs another version than the cluster's (see
-    /// `docs/operations.md`, Version skew).
-    pub version_skew: bool,
-}
-
-/// A live worker as `GET /v1/cluster` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct ClusterWorker {
-    #[serde(flatten)]
-    pub worker: Worker,
-    /// Steps running under a lease this worker holds.
-    pub in_flight: u64,
 }

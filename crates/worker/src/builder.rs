@@ -11,8 +11,9 @@ use crate::handler::Handler;
 use crate::step_runner::Handlers;
 use crate::worker::Worker;
 
-/// Longest worker id the server accepts.
-pub const MAX_WORKER_ID_LEN: usize = 128;
+/// Longest worker id the server accepts (declared with the other protocol
+/// limits in the model).
+pub use tasker_model::limits::MAX_WORKER_ID_LEN;
 
 /// Settings of a [`Worker`]; start with [`Worker::builder`].
 pub struct WorkerBuilder {
@@ -148,7 +149,10 @@ impl WorkerBuilder {
     pub fn build(self) -> Result<Worker, Error> {
         let worker_id = self.worker_id.clone().unwrap_or_else(default_worker_id);
         if worker_id.is_empty() || worker_id.len() > MAX_WORKER_ID_LEN {
-            return Err(config("worker_id", "must be 1-128 characters"));
+            return Err(config(
+                "worker_id",
+                &format!("must be 1-{MAX_WORKER_ID_LEN} characters"),
+            ));
         }
         if worker_id.contains('/') {
             return Err(config("worker_id", "must not contain '/'"));

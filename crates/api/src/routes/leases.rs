@@ -23,8 +23,7 @@ use crate::extract::{JsonBody, Path};
 use crate::routes::workers::claim_scope;
 use crate::state::AppState;
 
-/// Longest worker id accepted, as at registration and poll.
-const MAX_WORKER_ID_LEN: usize = 128;
+use tasker_model::limits::MAX_WORKER_ID_LEN;
 
 /// The lease being presented (heartbeat and release).
 #[derive(Debug, Deserialize, ToSchema)]

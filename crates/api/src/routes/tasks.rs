@@ -20,39 +20,6 @@ use crate::extract::{
 };
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"namespace": "examples", "template": "linear", "context": {"even_number": 2}, "tags": ["demo"], "deadline": "1h"}))]
-pub struct TaskCreate {
-    /// Default `default`.
-    #[serde(default = "default_namespace")]
-    #[schema(example = "examples")]
-    pub namespace: String,
-    /// Template name.
-    #[schema(example = "linear")]
-    pub template: String,
-    /// Template version; default the newest (highest in version order).
-    #[serde(default)]
-    pub version: Option<String>,
-    /// A JSON object, checked against the template's context schema.
-    /// Default `{}`.
-    #[serde(default = "empty_object")]
-    pub context: serde_json::Value,
-    /// Unique per namespace: a second create with the same key, template and
-    /// context returns the first task (200) and creates nothing; with another
-    /// template or context it is 409 `idempotency_conflict`.
-    #[serde(default)]
-    pub idempotency_key: Option<String>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// How long the task may take from its creation, e.g. `30m` (units
-    /// `ms`, `s`, `m`, `h`; at most `720h`). Past it the task fails with
-    /// `deadline_exceeded`. Default: the template's `deadline`, if any.
-    #[serde(default)]
-    #[schema(value_type = Option<String>, example = "30m")]
-    pub deadline: Option<tasker_model::HumanDuration>,
-}
-
 /// Many tasks at once (`POST /v1/tasks/batch`).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -63,7 +30,7 @@ pub struct TaskCreate {
 pub struct TaskCreateBatch {
     /// At most 1000, each the body of `POST /v1/tasks`. An item that is
     /// not one (an unknown field, a missing template) is refused alone.
-    #[schema(value_type = Vec<TaskCreate>)]
+    #[schema(value_type = Vec<NewTask>)]
     pub tasks: Vec<serde_json::Value>,
 }
 
@@ -86,14 +53,6 @@ pub enum TaskBatchResult {
     /// The error a single create would have answered, e.g.
     /// `not_found`, `context_invalid`, `idempotency_conflict`.
     Error { error: ErrorDetail },
-}
-
-fn default_namespace() -> String {
-    "default".to_owned()
-}
-
-fn empty_object() -> serde_json::Value {
-    serde_json::Value::Object(serde_json::Map::new())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -217,7 +176,7 @@ pub fn router() -> Router<AppState> {
 /// version, when named) and context, returns that task (200) and creates
 /// nothing; the key with anything else is 409 `idempotency_conflict`.
 #[utoipa::path(post, operation_id = "task_create", path = "/v1/tasks", tag = "tasks", security(("bearer" = [])),
-    request_body = TaskCreate,
+    request_body = NewTask,
     responses(
         (status = 201, description = "Created", body = Task),
         (status = 200, description = "The idempotency key named an existing task", body = Task),
@@ -228,20 +187,9 @@ pub fn router() -> Router<AppState> {
         (status = 422, description = "`context_invalid`; details list every `{path, message}`", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    JsonBody(body): JsonBody<TaskCreate>,
+    JsonBody(body): JsonBody<NewTask>,
 ) -> Result<(StatusCode, Json<Task>), ApiError> {
-    let (task, created) = state
-        .engine
-        .task_create(NewTask {
-            namespace: body.namespace,
-            template: body.template,
-            version: body.version,
-            context: body.context,
-            idempotency_key: body.idempotency_key,
-            tags: body.tags,
-            deadline: body.deadline,
-        })
-        .await?;
+    let (task, created) = state.engine.task_create(body).await?;
     let status = if created {
         state
             .metrics
@@ -288,17 +236,9 @@ pub async fn create_batch(
     let mut answers: Vec<Option<TaskBatchResult>> = Vec::with_capacity(body.tasks.len());
     let mut items = Vec::new();
     for item in body.tasks {
-        match serde_path_to_error::deserialize::<_, TaskCreate>(item) {
+        match serde_path_to_error::deserialize::<_, NewTask>(item) {
             Ok(item) => {
-                items.push(NewTask {
-                    namespace: item.namespace,
-                    template: item.template,
-                    version: item.version,
-                    context: item.context,
-                    idempotency_key: item.idempotency_key,
-                    tags: item.tags,
-                    deadline: item.deadline,
-                });
+                items.push(item);
                 answers.push(None);
             }
             Err(e) => answers.push(Some(refused(&item_refusal(e)))),

@@ -17,6 +17,7 @@
 //!  Store::task_cancel, step_retry, step_resolve
 //!                          ─▶ task_operations  one locked task, one TaskRun call
 //!  Store::maintenance_*    ─▶ sweeps        candidates (no locks), lock free tasks, re-check
+//!  Store::task_create_many ─▶ task_creation  which items write, which share a key (pure)
 //!                              events       observer events and wake-ups derived from plans
 //! ```
 //!
@@ -28,6 +29,7 @@ pub mod claims;
 mod events;
 pub mod reports;
 pub mod sweeps;
+pub mod task_creation;
 pub mod task_operations;
 
 use std::collections::HashMap;
