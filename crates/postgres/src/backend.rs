@@ -3,18 +3,20 @@
 //! `plan_writer`, `maintenance`) on one `sqlx` transaction.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tasker_model::Timestamp;
-use tasker_store::Result;
+use tasker_model::{TemplateRecord, Timestamp};
 use tasker_store::backend::{
     Attempt, Backend, Durability, LoadedTask, Lock, PayloadRequest, Payloads, Pending, ReadMessage,
     Repeat, Transaction, Written,
 };
+use tasker_store::orchestration::task_creation::{Inserted, Prepared};
+use tasker_store::{Result, TaskCreate};
 use uuid::Uuid;
 
 use crate::error::{db, retrying};
-use crate::{PgStore, catalog, load, maintenance, payloads, plan_writer, queue};
+use crate::{PgStore, catalog, load, maintenance, payloads, plan_writer, queue, tasks};
 
 /// One open PostgreSQL transaction of a [`PgStore`]; rolled back when
 /// dropped uncommitted.
@@ -83,6 +85,10 @@ impl Transaction for PgTransaction<'_> {
         plan_writer::write(&mut self.tx, self.store.node_id(), runs).await
     }
 
+    async fn tasks_insert(&mut self, items: &[TaskCreate], prepared: Prepared) -> Result<Inserted> {
+        tasks::write(self.store, &mut self.tx, items, prepared).await
+    }
+
     async fn commit(self, durability: Durability) -> Result<()> {
         load::commit(self.tx, durability).await
     }
@@ -98,6 +104,10 @@ impl Backend for PgStore {
 
     async fn queue_of(&self, namespace: &str) -> Result<String> {
         catalog::queue_of(self, namespace).await
+    }
+
+    async fn template_by_id(&self, id: Uuid) -> Result<Arc<TemplateRecord>> {
+        catalog::template_by_id(self, id).await
     }
 
     fn retrying<'op, T, F>(&'op self, repeat: Repeat, op: F) -> Attempt<'op, T>

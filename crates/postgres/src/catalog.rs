@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use sqlx::Row;
-use tasker_model::template::{VersionRank, compare_versions, validate_namespace};
 use tasker_model::{Namespace, Template, TemplateRecord, Timestamp};
+use tasker_store::catalog::{self, CatalogCache, CatalogRows};
 use tasker_store::{Error, Readiness, Result};
 use uuid::Uuid;
 
@@ -109,10 +109,7 @@ pub async fn readiness_on(conn: &mut sqlx::PgConnection) -> Result<Readiness, sq
 }
 
 pub async fn namespace_create(store: &PgStore, name: &str) -> Result<(Namespace, bool)> {
-    validate_namespace(name).map_err(|message| Error::Invalid {
-        field: "namespace".into(),
-        message,
-    })?;
+    catalog::namespace_validate(name)?;
     let queue = queue_name(name);
     let mut tx = store.pool.begin().await.map_err(db)?;
     let inserted = sqlx::query(
@@ -151,10 +148,8 @@ pub async fn namespace_create(store: &PgStore, name: &str) -> Result<(Namespace,
         created_at: row.get("created_at"),
     };
     store
-        .queues
-        .write()
-        .expect("queue cache lock")
-        .insert(namespace.name.clone(), namespace.queue.clone());
+        .catalog
+        .queue_remember(&namespace.name, &namespace.queue);
     Ok((namespace, created))
 }
 
@@ -175,89 +170,15 @@ pub async fn namespace_list(store: &PgStore) -> Result<Vec<Namespace>> {
 
 /// The queue of a namespace, or `NotFound` naming the namespace.
 pub async fn queue_of(store: &PgStore, namespace: &str) -> Result<String> {
-    if let Some(queue) = store
-        .queues
-        .read()
-        .expect("queue cache lock")
-        .get(namespace)
-    {
-        return Ok(queue.clone());
-    }
-    let queue: Option<String> =
-        sqlx::query_scalar("SELECT queue FROM tasker.namespaces WHERE name = $1")
-            .bind(namespace)
-            .fetch_optional(&store.pool)
-            .await
-            .map_err(db)?;
-    let queue = queue.ok_or_else(|| Error::not_found(format!("namespace \"{namespace}\"")))?;
-    store
-        .queues
-        .write()
-        .expect("queue cache lock")
-        .insert(namespace.to_owned(), queue.clone());
-    Ok(queue)
-}
-
-pub async fn template_register(
-    store: &PgStore,
-    template: &Template,
-) -> Result<(TemplateRecord, bool)> {
-    let namespace = &template.namespace;
-    queue_of(store, namespace)
-        .await
-        .map_err(|error| match error {
-            Error::NotFound { .. } => Error::not_found_hint(
-                format!("namespace \"{namespace}\""),
-                format!(
-                    "create it first with `tasker namespace create {namespace}` \
-                 (POST /v1/namespaces), then register the template again"
-                ),
-            ),
-            other => other,
-        })?;
-    let hash = template.content_hash();
-    let definition = serde_json::to_value(template).expect("template serializes");
-    let inserted = sqlx::query(
-        "INSERT INTO tasker.templates (id, namespace, name, version, content_hash, definition) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (namespace, name, version) DO NOTHING RETURNING id",
-    )
-    .bind(Uuid::now_v7())
-    .bind(&template.namespace)
-    .bind(&template.name)
-    .bind(&template.version)
-    .bind(&hash)
-    .bind(&definition)
-    .fetch_optional(&store.pool)
-    .await
-    .map_err(db)?;
-    let record = template_get(
-        store,
-        &template.namespace,
-        &template.name,
-        Some(&template.version),
-    )
-    .await?;
-    if inserted.is_none() && record.content_hash != hash {
-        return Err(Error::Conflict {
-            code: "template_conflict",
-            message: format!(
-                "template {} is already registered with different content; register it under a new version",
-                template.reference()
-            ),
-        });
-    }
-    Ok((record, inserted.is_some()))
+    catalog::queue_of(&store.catalog, namespace, store.queue_read(namespace)).await
 }
 
 const TEMPLATE_COLUMNS: &str = "id, namespace, name, version, content_hash, definition, created_at";
 
 fn template_from_row(row: &sqlx::postgres::PgRow) -> Result<TemplateRecord> {
     let definition: serde_json::Value = row.get("definition");
-    let definition: Template = serde_json::from_value(definition).map_err(|e| Error::Invalid {
-        field: "template definition".into(),
-        message: e.to_string(),
-    })?;
+    let definition: Template =
+        serde_json::from_value(definition).map_err(catalog::template_definition_invalid)?;
     Ok(TemplateRecord {
         id: row.get("id"),
         namespace: row.get("namespace"),
@@ -269,58 +190,83 @@ fn template_from_row(row: &sqlx::postgres::PgRow) -> Result<TemplateRecord> {
     })
 }
 
-/// One version of a template, or with `version` `None` the newest in
-/// version order (`tasker_model::template::VersionRank`; ties go to the
-/// later registration).
-pub async fn template_get(
-    store: &PgStore,
-    namespace: &str,
-    name: &str,
-    version: Option<&str>,
-) -> Result<TemplateRecord> {
-    let not_found = || {
-        let what = match version {
-            Some(v) => format!("template {namespace}/{name}@{v}"),
-            None => format!("template {namespace}/{name}"),
-        };
-        Error::not_found(what)
-    };
-    let Some(version) = version else {
-        // Only the versions are read to choose; the chosen definition usually
-        // comes from the cache.
-        let rows = sqlx::query(
-            "SELECT id, version, created_at FROM tasker.templates \
+impl CatalogRows for PgStore {
+    fn catalog(&self) -> &CatalogCache {
+        &self.catalog
+    }
+
+    async fn queue_read(&self, namespace: &str) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT queue FROM tasker.namespaces WHERE name = $1")
+            .bind(namespace)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn template_insert(&self, template: &Template, hash: &str) -> Result<bool> {
+        let definition = serde_json::to_value(template).expect("template serializes");
+        let inserted = sqlx::query(
+            "INSERT INTO tasker.templates (id, namespace, name, version, content_hash, definition) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (namespace, name, version) DO NOTHING RETURNING id",
+        )
+        .bind(Uuid::now_v7())
+        .bind(&template.namespace)
+        .bind(&template.name)
+        .bind(&template.version)
+        .bind(hash)
+        .bind(&definition)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(inserted.is_some())
+    }
+
+    async fn template_read(&self, id: Uuid) -> Result<Option<TemplateRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM tasker.templates WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(template_from_row).transpose()
+    }
+
+    async fn template_version_read(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<TemplateRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM tasker.templates \
+             WHERE namespace = $1 AND name = $2 AND version = $3"
+        ))
+        .bind(namespace)
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(template_from_row).transpose()
+    }
+
+    async fn template_versions_read(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Vec<(String, Timestamp, Uuid)>> {
+        sqlx::query_as(
+            "SELECT version, created_at, id FROM tasker.templates \
              WHERE namespace = $1 AND name = $2",
         )
         .bind(namespace)
         .bind(name)
-        .fetch_all(&store.pool)
+        .fetch_all(&self.pool)
         .await
-        .map_err(db)?;
-        let newest = rows
-            .iter()
-            .map(|row| {
-                let version: String = row.get("version");
-                let registered: Timestamp = row.get("created_at");
-                let id: Uuid = row.get("id");
-                (VersionRank::of(&version), registered, id)
-            })
-            .max()
-            .ok_or_else(not_found)?;
-        return Ok(template_by_id(store, newest.2).await?.as_ref().clone());
-    };
-    let row = sqlx::query(&format!(
-        "SELECT {TEMPLATE_COLUMNS} FROM tasker.templates \
-         WHERE namespace = $1 AND name = $2 AND version = $3"
-    ))
-    .bind(namespace)
-    .bind(name)
-    .bind(version)
-    .fetch_optional(&store.pool)
-    .await
-    .map_err(db)?
-    .ok_or_else(not_found)?;
-    template_from_row(&row)
+        .map_err(db)
+    }
 }
 
 /// Templates by namespace and name, each name's versions oldest first in
@@ -341,38 +287,11 @@ pub async fn template_list(
         .iter()
         .map(template_from_row)
         .collect::<Result<Vec<_>>>()?;
-    // Stable: equal ranks keep their registration order.
-    records.sort_by(|a, b| {
-        (&a.namespace, &a.name)
-            .cmp(&(&b.namespace, &b.name))
-            .then_with(|| compare_versions(&a.version, &b.version))
-    });
+    catalog::templates_sort(&mut records);
     Ok(records)
 }
 
 /// A template by id, from the cache when possible.
 pub async fn template_by_id(store: &PgStore, id: Uuid) -> Result<Arc<TemplateRecord>> {
-    if let Some(record) = store
-        .templates
-        .read()
-        .expect("template cache lock")
-        .get(&id)
-    {
-        return Ok(record.clone());
-    }
-    let row = sqlx::query(&format!(
-        "SELECT {TEMPLATE_COLUMNS} FROM tasker.templates WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(&store.pool)
-    .await
-    .map_err(db)?
-    .ok_or_else(|| Error::not_found(format!("template {id}")))?;
-    let record = Arc::new(template_from_row(&row)?);
-    store
-        .templates
-        .write()
-        .expect("template cache lock")
-        .insert(id, record.clone());
-    Ok(record)
+    catalog::template_by_id(&store.catalog, id, store.template_read(id)).await
 }

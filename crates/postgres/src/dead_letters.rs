@@ -9,14 +9,11 @@
 
 use sqlx::Row;
 use tasker_model::StepError;
+use tasker_store::paging::DeadLetterRead;
 use tasker_store::{DeadLetter, DeadLetterFilter, DeadLetterPage, Error, Result};
-use uuid::Uuid;
 
 use crate::PgStore;
 use crate::error::db;
-
-/// The largest page.
-pub const MAX_LIMIT: u32 = 500;
 
 // Maintenance
 
@@ -26,15 +23,7 @@ pub async fn list(
     cursor: Option<&str>,
     limit: u32,
 ) -> Result<DeadLetterPage> {
-    let after: Option<Uuid> = cursor
-        .map(|c| {
-            Uuid::parse_str(c).map_err(|_| Error::Invalid {
-                field: "cursor".into(),
-                message: "is not a cursor this server returned".into(),
-            })
-        })
-        .transpose()?;
-    let limit = limit.clamp(1, MAX_LIMIT);
+    let read = DeadLetterRead::of(cursor, limit)?;
     let rows = sqlx::query(
         "SELECT s.id, s.task_id, t.state AS task_state, t.namespace, tp.name AS template_name, \
                 tp.version AS template_version, s.name AS step_name, \
@@ -59,13 +48,13 @@ pub async fn list(
     .bind(&filter.error_type)
     .bind(filter.failed_since)
     .bind(filter.failed_until)
-    .bind(after)
-    .bind(i64::from(limit) + 1)
+    .bind(read.after)
+    .bind(i64::from(read.limit) + 1)
     .fetch_all(&store.pool)
     .await
     .map_err(db)?;
     let mut dead_letters = Vec::with_capacity(rows.len());
-    for row in rows.iter().take(limit as usize) {
+    for row in rows.iter().take(read.limit as usize) {
         let task_state: String = row.get("task_state");
         let attempt: i32 = row.get("attempt");
         let error: Option<serde_json::Value> = row.get("error");
@@ -86,13 +75,7 @@ pub async fn list(
             failed_at: row.get("finished_at"),
         });
     }
-    let next_cursor = (rows.len() > limit as usize)
-        .then(|| dead_letters.last().map(|d| d.step_id.to_string()))
-        .flatten();
-    Ok(DeadLetterPage {
-        dead_letters,
-        next_cursor,
-    })
+    Ok(read.page(dead_letters, rows.len() > read.limit as usize))
 }
 
 fn corrupt(message: String) -> Error {

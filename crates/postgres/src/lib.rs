@@ -2,8 +2,10 @@
 //! handling only. Operations that load tasks into a `TaskRun` (claims,
 //! reports, cancel, retry, resolve, the sweeps) are the store crate's
 //! orchestration, run on this crate's primitives (`backend`); the rest
-//! (creation, reads, catalog, schedules, cluster records) are statements
-//! here.
+//! (creation's rows, reads, catalog, schedules, cluster records) are
+//! statements here, around the policy the store crate holds for every
+//! backend (`orchestration::task_creation`, `catalog`, `schedules`,
+//! `paging`).
 //!
 //! ```text
 //!  tasker_store::orchestration ──▶ Backend::retrying(op)           ◀─ error: deadlock, lost connection
@@ -54,7 +56,7 @@ mod tasks;
 mod workers;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -66,7 +68,7 @@ use tasker_model::{
     ClaimedStep, HeartbeatOutcome, Lease, Namespace, Recorded, Schedule, ScheduleFire, Step, Task,
     Template, TemplateRecord, Timestamp, Transition,
 };
-use tasker_store::orchestration::{claims, reports, sweeps, task_operations};
+use tasker_store::orchestration::{claims, reports, sweeps, task_creation, task_operations};
 use tasker_store::{
     ClaimBatch, ClaimedBatch, FireRequest, FireResult, LeaderElect, Leadership, NextClaim, Node,
     NodeRegistration, QueueDepth, Readiness, ReportOutcome, Result, RetentionDeleted,
@@ -132,8 +134,8 @@ impl Default for PoolConfig {
 pub struct PgStore {
     pool: PgPool,
     node_id: Arc<str>,
-    templates: Arc<RwLock<HashMap<Uuid, Arc<TemplateRecord>>>>,
-    queues: Arc<RwLock<HashMap<String, String>>>,
+    /// Namespaces' queues and templates: immutable once written.
+    catalog: Arc<tasker_store::catalog::CatalogCache>,
     announcer: announcer::Announcer,
     local_wake: Arc<std::sync::OnceLock<notifier::OnReady>>,
     observer: Arc<std::sync::OnceLock<Arc<dyn tasker_store::Observer>>>,
@@ -221,8 +223,7 @@ impl PgStore {
             announcer: announcer::Announcer::start(pool.clone()),
             pool,
             node_id: node_id.into(),
-            templates: Arc::default(),
-            queues: Arc::default(),
+            catalog: Arc::default(),
             local_wake: Arc::default(),
             observer: Arc::default(),
             max_fan_out: Arc::new(std::sync::atomic::AtomicU32::new(
@@ -313,7 +314,10 @@ impl Store for PgStore {
     }
 
     async fn template_register(&self, template: &Template) -> Result<(TemplateRecord, bool)> {
-        with_retry(self, || catalog::template_register(self, template)).await
+        with_retry(self, || {
+            tasker_store::catalog::template_register(self, template)
+        })
+        .await
     }
 
     async fn template_get(
@@ -323,7 +327,7 @@ impl Store for PgStore {
         version: Option<&str>,
     ) -> Result<TemplateRecord> {
         with_retry(self, || {
-            catalog::template_get(self, namespace, name, version)
+            tasker_store::catalog::template_get(self, namespace, name, version)
         })
         .await
     }
@@ -333,11 +337,11 @@ impl Store for PgStore {
     }
 
     async fn task_create(&self, params: TaskCreate) -> Result<(Task, bool)> {
-        with_retry(self, || tasks::create(self, &params)).await
+        with_retry(self, || task_creation::create(self, &params)).await
     }
 
     async fn task_create_many(&self, items: Vec<TaskCreate>) -> Result<Vec<Result<(Task, bool)>>> {
-        with_retry(self, || tasks::create_many(self, &items)).await
+        with_retry(self, || task_creation::create_many(self, &items)).await
     }
 
     async fn task_get(&self, id: Uuid) -> Result<Task> {

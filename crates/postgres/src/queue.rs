@@ -10,31 +10,13 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, Row};
 use tasker_model::Timestamp;
 use tasker_store::Result;
+pub use tasker_store::backend::StepMessage;
 use tasker_store::backend::{MessageTarget, ReadMessage};
-use uuid::Uuid;
 
 use crate::error::db;
-
-/// The body of a queue message: which step of which task is ready, and the
-/// handler it names, so that a claim can read only the messages of the
-/// handlers its worker runs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StepMessage {
-    pub task_id: Uuid,
-    pub step_id: Uuid,
-    pub handler: String,
-}
-
-/// The ids a claim needs from a message body (older bodies carry no handler).
-#[derive(Deserialize)]
-struct Target {
-    task_id: Uuid,
-    step_id: Uuid,
-}
 
 /// Sends messages; returns their ids in the order of `bodies`.
 pub async fn send(
@@ -141,12 +123,7 @@ pub async fn read(
                 msg_id: row.get("msg_id"),
                 visible_at: row.get("vt"),
                 enqueued_at: row.get("enqueued_at"),
-                body: serde_json::from_value(body)
-                    .ok()
-                    .map(|t: Target| MessageTarget {
-                        task_id: t.task_id,
-                        step_id: t.step_id,
-                    }),
+                body: serde_json::from_value::<MessageTarget>(body).ok(),
             }
         })
         .collect();

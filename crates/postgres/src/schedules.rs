@@ -9,8 +9,10 @@
 
 use sqlx::Row;
 use sqlx::postgres::PgRow;
-use tasker_model::schedule::{FireKind, FireOutcome};
+use tasker_model::schedule::FireKind;
 use tasker_model::{Schedule, ScheduleFire, ScheduleSpec, Task, Timestamp};
+use tasker_store::orchestration::task_creation;
+use tasker_store::schedules::{Started, name_taken, not_found};
 use tasker_store::{
     Error, FireAction, FireRequest, FireResult, NextFire, Result, ScheduleWrite, TaskCreate,
 };
@@ -75,19 +77,8 @@ fn fire(row: &PgRow) -> Result<ScheduleFire> {
     })
 }
 
-fn name_taken(name: &str) -> Error {
-    Error::Conflict {
-        code: "schedule_conflict",
-        message: format!("a schedule named \"{name}\" exists already; choose another name"),
-    }
-}
-
 fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.code().as_deref() == Some("23505"))
-}
-
-fn not_found(id: Uuid) -> Error {
-    Error::not_found(format!("schedule {id}"))
 }
 
 /// Binds $1 (the schedule's id) to $16 (its spec and times) in the order
@@ -242,21 +233,18 @@ pub async fn fires(store: &PgStore, id: Uuid, limit: u32) -> Result<Vec<Schedule
 
 /// Records one fire and does what it asks, in one transaction.
 pub async fn fire_once(store: &PgStore, request: &FireRequest) -> Result<FireResult> {
-    let create = match &request.action {
-        FireAction::Start(create) | FireAction::StartBuffered(create) => Some(create),
-        _ => None,
-    };
+    let create = request.action.task_create();
     let items: Vec<TaskCreate> = create.into_iter().cloned().collect();
     let prepared = match create {
-        Some(_) => Some(tasks::prepare(store, &items).await?),
+        Some(_) => Some(task_creation::prepare(store, &items).await?),
         None => None,
     };
 
     let mut tx = store.pool.begin().await.map_err(db)?;
     // The fire's row first: a second node firing the same time waits here
     // for the first one's commit, then finds the row.
-    let claimed = match &request.action {
-        FireAction::StartBuffered(_) | FireAction::FailBuffered { .. } => sqlx::query(
+    let claimed = match request.action.row_to_insert() {
+        None => sqlx::query(
             "SELECT 1 FROM tasker.schedule_fires \
              WHERE schedule_id = $1 AND fire_time = $2 AND outcome = 'buffered' FOR UPDATE",
         )
@@ -266,16 +254,7 @@ pub async fn fire_once(store: &PgStore, request: &FireRequest) -> Result<FireRes
         .await
         .map_err(db)?
         .is_some(),
-        _ => {
-            let placeholder = match &request.action {
-                FireAction::Buffer => FireOutcome::Buffered,
-                FireAction::Record { outcome, .. } => *outcome,
-                _ => FireOutcome::Failed,
-            };
-            let message = match &request.action {
-                FireAction::Record { message, .. } => message.clone(),
-                _ => None,
-            };
+        Some((placeholder, message)) => {
             let inserted = sqlx::query(
                 "INSERT INTO tasker.schedule_fires (schedule_id, fire_time, kind, outcome, message, node_id) \
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1",
@@ -309,17 +288,12 @@ pub async fn fire_once(store: &PgStore, request: &FireRequest) -> Result<FireRes
     let mut task: Option<Task> = None;
     let mut ready = Vec::new();
     if let Some(prepared) = prepared {
-        let (mut answers, announced) = tasks::write(store, &mut tx, &items, prepared).await?;
-        ready = announced;
-        let (outcome, task_id, message) = match answers.pop().expect("one answer") {
-            Ok((created, _)) => {
-                let id = created.id;
-                task = Some(created);
-                (FireOutcome::Started, Some(id), None)
-            }
-            Err(e @ (Error::Database(_) | Error::Unavailable { .. })) => return Err(e),
-            Err(refused) => (FireOutcome::Failed, None, Some(refused.to_string())),
-        };
+        let mut inserted = tasks::write(store, &mut tx, &items, prepared).await?;
+        ready = inserted.ready;
+        let started = Started::of(inserted.answers.pop().expect("one answer"))?;
+        let (outcome, message) = (started.outcome, started.message);
+        task = started.task;
+        let task_id = task.as_ref().map(|t| t.id);
         sqlx::query(
             "UPDATE tasker.schedule_fires SET outcome = $3, task_id = $4, message = $5, \
                node_id = $6, recorded_at = clock_timestamp() \
@@ -351,15 +325,8 @@ pub async fn fire_once(store: &PgStore, request: &FireRequest) -> Result<FireRes
         .map_err(db)?;
     }
 
-    let (set_next, next_fire_at, next_run_at) = match request.advance {
-        Some(next) => (true, next.next_fire_at, next.next_run_at),
-        None => (false, None, None),
-    };
-    let buffered = match &request.action {
-        FireAction::Buffer => Some(true),
-        FireAction::StartBuffered(_) | FireAction::FailBuffered { .. } => Some(false),
-        _ => None,
-    };
+    let (set_next, next_fire_at, next_run_at) = request.next_times();
+    let buffered = request.action.buffered_set();
     sqlx::query(
         "UPDATE tasker.schedules SET \
            next_fire_at = CASE WHEN $2 AND (next_fire_at IS NULL OR next_fire_at <= $7) \

@@ -1,143 +1,38 @@
-//! Task operations: create (one or many), read, list. Cancelling is the
-//! store crate's orchestration.
+//! Task operations: the rows of task creation, read, list. Creating's
+//! policy and cancelling are the store crate's orchestration.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use sqlx::Row;
 use tasker_model::{Step, Task, TaskRun, TemplateRecord, Timestamp, Transition};
-use tasker_store::orchestration::task_creation::{self, Creations};
+use tasker_store::orchestration::task_creation::{self, Inserted, NewRow, Prepared};
+use tasker_store::paging::TaskListRead;
 use tasker_store::{Error, Result, TaskCreate, TaskFilter, TaskPage};
 use uuid::Uuid;
 
 use crate::PgStore;
 use crate::catalog;
-use crate::error::{commit_error, db};
+use crate::error::db;
 use crate::queue::{self, StepMessage};
 use crate::rows::{self, TASK_COLUMNS, TASK_FROM};
 
-/// Creates one task: a batch of one.
-pub async fn create(store: &PgStore, params: &TaskCreate) -> Result<(Task, bool)> {
-    create_many(store, std::slice::from_ref(params))
-        .await?
-        .pop()
-        .expect("one answer per item")
-}
-
-/// A template and its namespace's queue, or why the item cannot use it.
-type Resolved = std::result::Result<(Arc<TemplateRecord>, String), Error>;
-
-/// A row to insert: the item it answers and the ids chosen for it.
-struct NewRow {
-    item: usize,
-    task_id: Uuid,
-}
-
-/// Creates tasks in one transaction: one insert of every task row (a row
-/// whose idempotency key exists is skipped and answered with the task the
-/// key names), one `send_batch` per queue for the root steps, one insert of
-/// every step and one of every transition. Each item is answered on its
-/// own; a database error fails them all and writes nothing.
-///
-/// An idempotency key that several items share is written once, by the
-/// first; the others are answered with its task (`created` false), and the
-/// engine judges whether they asked for the same task.
-pub async fn create_many(
-    store: &PgStore,
-    items: &[TaskCreate],
-) -> Result<Vec<Result<(Task, bool)>>> {
-    let prepared = prepare(store, items).await?;
-    if prepared.rows.is_empty() {
-        return Ok(finish(prepared.answers, &prepared.same_key_as));
-    }
-    let mut tx = store.pool.begin().await.map_err(db)?;
-    let (answers, ready) = write(store, &mut tx, items, prepared).await?;
-    tx.commit().await.map_err(commit_error)?;
-    store.announce(&ready);
-    Ok(answers)
-}
-
-/// What [`write`] needs: every item's template and queue (read before the
-/// transaction), answers of the items refused already, and the rows to
-/// insert.
-pub struct Prepared {
-    resolved: HashMap<Uuid, Resolved>,
-    answers: Vec<Option<Result<(Task, bool)>>>,
-    same_key_as: Vec<(usize, usize)>,
-    rows: Vec<NewRow>,
-}
-
-/// Resolves the items' templates and queues and picks the new tasks' ids,
-/// before any transaction.
-pub async fn prepare(store: &PgStore, items: &[TaskCreate]) -> Result<Prepared> {
-    let mut resolved: HashMap<Uuid, Resolved> = HashMap::new();
-    for item in items {
-        if resolved.contains_key(&item.template_id) {
-            continue;
-        }
-        let found = match catalog::template_by_id(store, item.template_id).await {
-            Ok(template) => match catalog::queue_of(store, &template.namespace).await {
-                Ok(queue) => Ok((template, queue)),
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        let found = match found {
-            Err(e @ (Error::Database(_) | Error::Unavailable { .. })) => return Err(e),
-            other => other,
-        };
-        resolved.insert(item.template_id, found);
-    }
-
-    let mut answers: Vec<Option<Result<(Task, bool)>>> = (0..items.len()).map(|_| None).collect();
-    let mut namespaces: Vec<Option<&str>> = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        match &resolved[&item.template_id] {
-            Ok((template, _)) => namespaces.push(Some(template.namespace.as_str())),
-            Err(e) => {
-                answers[i] = Some(Err(e.duplicate()));
-                namespaces.push(None);
-            }
-        }
-    }
-    // Items whose key an earlier item of the batch holds: answered with its task.
-    let Creations { write, same_key_as } = task_creation::creations(items, &namespaces);
-    let rows: Vec<NewRow> = write
-        .into_iter()
-        .map(|item| NewRow {
-            item,
-            task_id: Uuid::now_v7(),
-        })
-        .collect();
-    Ok(Prepared {
-        resolved,
-        answers,
-        same_key_as,
-        rows,
-    })
-}
-
-/// Writes the prepared tasks in the caller's transaction: the task rows,
-/// their root steps' queue messages, every step and transition. Returns
-/// each item's answer and, per namespace, how many steps became ready (to
-/// announce after the commit).
+/// Writes the prepared tasks in the caller's transaction: one insert of
+/// every task row (a row whose idempotency key exists is skipped and
+/// answered with the task the key names), one send per queue for the root
+/// steps, one insert of every step and one of every transition.
 pub async fn write(
     store: &PgStore,
     tx: &mut sqlx::PgConnection,
     items: &[TaskCreate],
     prepared: Prepared,
-) -> Result<(Vec<Result<(Task, bool)>>, Vec<(String, usize)>)> {
+) -> Result<Inserted> {
     let Prepared {
         resolved,
         mut answers,
         same_key_as,
         rows,
     } = prepared;
-    let template_of = |row: &NewRow| -> &(Arc<TemplateRecord>, String) {
-        resolved[&items[row.item].template_id]
-            .as_ref()
-            .expect("rows have resolved templates")
-    };
+    let template_of = |row: &NewRow| task_creation::resolved_of(&resolved, items, row);
 
     // Keyed rows in key order, so that two batches sharing keys wait for
     // each other in one order instead of deadlocking.
@@ -189,10 +84,7 @@ pub async fn write(
         order
             .iter()
             .map(|&r| {
-                // The task's own deadline, else its template's.
-                let item = &items[rows[r].item];
-                item.deadline
-                    .or(template_of(&rows[r]).0.definition.deadline.map(|d| d.as_duration()))
+                task_creation::deadline_of(&items[rows[r].item], &template_of(&rows[r]).0)
                     .map(|d| d.as_secs_f64())
             })
             .collect::<Vec<_>>(),
@@ -245,10 +137,10 @@ pub async fn write(
             answers[row.item] = Some(match by_key.get(&key) {
                 Some(task) => Ok((task.clone(), false)),
                 // Only a key of a task deleted since the insert.
-                None => Err(Error::not_found(format!(
-                    "task with idempotency key {:?} in namespace \"{namespace}\"",
-                    item.idempotency_key.as_deref().unwrap_or_default()
-                ))),
+                None => Err(task_creation::existing_key_missing(
+                    namespace,
+                    item.idempotency_key.as_deref(),
+                )),
             });
         }
     }
@@ -377,43 +269,21 @@ pub async fn write(
     for plan in planned {
         let item = &items[plan.row.item];
         answers[plan.row.item] = Some(Ok((
-            Task {
-                id: plan.row.task_id,
-                namespace: plan.template.namespace.clone(),
-                template_id: plan.template.id,
-                template_name: plan.template.name.clone(),
-                template_version: plan.template.version.clone(),
-                state: plan.run.task.state,
-                context: item.context.clone(),
-                idempotency_key: item.idempotency_key.clone(),
-                tags: item.tags.clone(),
-                created_at: plan.now,
-                updated_at: plan.now,
-                finished_at: None,
-                deadline_at: deadline_at.get(&plan.row.task_id).copied().flatten(),
-            },
+            task_creation::created_task(
+                item,
+                plan.template,
+                plan.row.task_id,
+                plan.run.task.state,
+                plan.now,
+                deadline_at.get(&plan.row.task_id).copied().flatten(),
+            ),
             true,
         )));
     }
-    Ok((finish(answers, &same_key_as), ready))
-}
-
-/// Answers items that share an earlier item's key with that item's task.
-fn finish(
-    mut answers: Vec<Option<Result<(Task, bool)>>>,
-    same_key_as: &[(usize, usize)],
-) -> Vec<Result<(Task, bool)>> {
-    for &(i, first) in same_key_as {
-        answers[i] = Some(match &answers[first] {
-            Some(Ok((task, _))) => Ok((task.clone(), false)),
-            Some(Err(e)) => Err(e.duplicate()),
-            None => unreachable!("the first item with a key is answered"),
-        });
-    }
-    answers
-        .into_iter()
-        .map(|a| a.expect("every item is answered"))
-        .collect()
+    Ok(Inserted {
+        answers: task_creation::finish(answers, &same_key_as),
+        ready,
+    })
 }
 
 pub async fn get(store: &PgStore, id: Uuid) -> Result<Task> {
@@ -429,21 +299,7 @@ pub async fn get(store: &PgStore, id: Uuid) -> Result<Task> {
 }
 
 pub async fn list(store: &PgStore, filter: &TaskFilter) -> Result<TaskPage> {
-    let limit = filter.limit.unwrap_or(50).clamp(1, 500) as i64;
-    let cursor = filter
-        .cursor
-        .as_deref()
-        .map(|c| {
-            Uuid::parse_str(c).map_err(|_| Error::Invalid {
-                field: "cursor".into(),
-                message: format!("\"{c}\" is not a cursor returned by a previous page"),
-            })
-        })
-        .transpose()?;
-    let id_range = filter.id_range().map_err(|message| Error::Invalid {
-        field: "id_prefix".into(),
-        message,
-    })?;
+    let read = TaskListRead::of(filter)?;
     let rows = sqlx::query(&format!(
         "SELECT {TASK_COLUMNS} FROM {TASK_FROM} \
          WHERE ($1::text IS NULL OR t.namespace = $1) \
@@ -459,24 +315,18 @@ pub async fn list(store: &PgStore, filter: &TaskFilter) -> Result<TaskPage> {
     .bind(&filter.namespace)
     .bind(&filter.template)
     .bind(filter.state.map(|s| s.as_str()))
-    .bind(cursor)
-    .bind(limit + 1)
-    .bind(id_range.map(|(low, _)| low))
-    .bind(id_range.map(|(_, high)| high))
+    .bind(read.below)
+    .bind(i64::from(read.limit) + 1)
+    .bind(read.id_range.map(|(low, _)| low))
+    .bind(read.id_range.map(|(_, high)| high))
     .bind(&filter.tag)
     .bind(filter.created_after)
     .bind(filter.created_before)
     .fetch_all(&store.pool)
     .await
     .map_err(db)?;
-    let mut tasks = rows.iter().map(rows::task).collect::<Result<Vec<_>>>()?;
-    let next_cursor = if tasks.len() as i64 > limit {
-        tasks.truncate(limit as usize);
-        tasks.last().map(|t| t.id.to_string())
-    } else {
-        None
-    };
-    Ok(TaskPage { tasks, next_cursor })
+    let tasks = rows.iter().map(rows::task).collect::<Result<Vec<_>>>()?;
+    Ok(read.page(tasks))
 }
 
 pub async fn steps(store: &PgStore, id: Uuid) -> Result<Vec<Step>> {

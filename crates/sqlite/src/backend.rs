@@ -31,18 +31,20 @@
 //! for the reader).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tasker_model::Timestamp;
-use tasker_store::Result;
+use tasker_model::{TemplateRecord, Timestamp};
 use tasker_store::backend::{
     Attempt, Backend, Durability, LoadedTask, Lock, PayloadRequest, Payloads, Pending, ReadMessage,
     Repeat, Transaction, Written,
 };
+use tasker_store::orchestration::task_creation::{Inserted, Prepared};
+use tasker_store::{Result, TaskCreate};
 use uuid::Uuid;
 
 use crate::load::{self, Which};
-use crate::{SqliteStore, catalog, db, plan_writer, queue, sweep_candidates};
+use crate::{SqliteStore, catalog, db, plan_writer, queue, sweep_candidates, task_create};
 
 /// One open writing transaction of a [`SqliteStore`].
 pub struct SqliteTx<'a> {
@@ -137,6 +139,10 @@ impl Transaction for SqliteTx<'_> {
         plan_writer::write(&mut self.tx, self.store.node_id(), runs).await
     }
 
+    async fn tasks_insert(&mut self, items: &[TaskCreate], prepared: Prepared) -> Result<Inserted> {
+        task_create::write(self.store, &mut self.tx, items, prepared).await
+    }
+
     async fn commit(self, _durability: Durability) -> Result<()> {
         self.tx.commit().await.map_err(db)
     }
@@ -154,6 +160,10 @@ impl Backend for SqliteStore {
 
     async fn queue_of(&self, namespace: &str) -> Result<String> {
         catalog::queue_of(self, namespace).await
+    }
+
+    async fn template_by_id(&self, id: Uuid) -> Result<Arc<TemplateRecord>> {
+        catalog::template_by_id(self, id).await
     }
 
     fn retrying<'op, T, F>(&'op self, _repeat: Repeat, op: F) -> Attempt<'op, T>
@@ -192,7 +202,6 @@ impl Backend for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task_create;
     use crate::testing::test_store;
     use tasker_model::Template;
     use tasker_store::TaskCreate;
@@ -209,8 +218,10 @@ mod tests {
             ],
         }))
         .unwrap();
-        let (record, _) = catalog::template_register(&store, &template).await.unwrap();
-        let (task, _) = task_create::create(
+        let (record, _) = tasker_store::catalog::template_register(&store, &template)
+            .await
+            .unwrap();
+        let (task, _) = tasker_store::orchestration::task_creation::create(
             &store,
             &TaskCreate {
                 template_id: record.id,

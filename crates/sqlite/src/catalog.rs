@@ -11,14 +11,13 @@ use std::sync::Arc;
 
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
-use tasker_model::template::{VersionRank, compare_versions, validate_namespace};
-use tasker_model::{Namespace, Template, TemplateRecord};
-use tasker_store::{Error, Readiness, Result};
+use tasker_model::{Namespace, Template, TemplateRecord, Timestamp};
+use tasker_store::catalog::{self, CatalogCache, CatalogRows};
+use tasker_store::{Readiness, Result};
 use uuid::Uuid;
 use uuid::fmt::Hyphenated;
 
-use crate::clock;
-use crate::{MIGRATOR, SqliteStore, db};
+use crate::{MIGRATOR, SqliteStore, clock, db};
 
 pub const DEFAULT_NAMESPACE: &str = "default";
 
@@ -67,10 +66,7 @@ pub async fn readiness(store: &SqliteStore) -> Result<Readiness> {
 }
 
 pub async fn namespace_create(store: &SqliteStore, name: &str) -> Result<(Namespace, bool)> {
-    validate_namespace(name).map_err(|message| Error::Invalid {
-        field: "namespace".into(),
-        message,
-    })?;
+    catalog::namespace_validate(name)?;
     let mut tx = store.begin_write().await?;
     let inserted = sqlx::query(
         "INSERT INTO namespaces (name, queue, created_at) VALUES (?, ?, ?) \
@@ -90,10 +86,8 @@ pub async fn namespace_create(store: &SqliteStore, name: &str) -> Result<(Namesp
     tx.commit().await.map_err(db)?;
     let namespace = namespace_from_row(&row);
     store
-        .queues
-        .write()
-        .expect("queue cache lock")
-        .insert(namespace.name.clone(), namespace.queue.clone());
+        .catalog
+        .queue_remember(&namespace.name, &namespace.queue);
     Ok((namespace, inserted.is_some()))
 }
 
@@ -115,89 +109,15 @@ fn namespace_from_row(row: &SqliteRow) -> Namespace {
 
 /// The queue of a namespace, or `NotFound` naming the namespace.
 pub async fn queue_of(store: &SqliteStore, namespace: &str) -> Result<String> {
-    if let Some(queue) = store
-        .queues
-        .read()
-        .expect("queue cache lock")
-        .get(namespace)
-    {
-        return Ok(queue.clone());
-    }
-    let queue: Option<String> = sqlx::query_scalar("SELECT queue FROM namespaces WHERE name = ?")
-        .bind(namespace)
-        .fetch_optional(&store.reader)
-        .await
-        .map_err(db)?;
-    let queue = queue.ok_or_else(|| Error::not_found(format!("namespace \"{namespace}\"")))?;
-    store
-        .queues
-        .write()
-        .expect("queue cache lock")
-        .insert(namespace.to_owned(), queue.clone());
-    Ok(queue)
-}
-
-pub async fn template_register(
-    store: &SqliteStore,
-    template: &Template,
-) -> Result<(TemplateRecord, bool)> {
-    let namespace = &template.namespace;
-    queue_of(store, namespace)
-        .await
-        .map_err(|error| match error {
-            Error::NotFound { .. } => Error::not_found_hint(
-                format!("namespace \"{namespace}\""),
-                format!(
-                    "create it first with `tasker namespace create {namespace}` \
-                     (POST /v1/namespaces), then register the template again"
-                ),
-            ),
-            other => other,
-        })?;
-    let hash = template.content_hash();
-    let definition = serde_json::to_string(template).expect("template serializes");
-    let inserted = sqlx::query(
-        "INSERT INTO templates (id, namespace, name, version, content_hash, definition, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (namespace, name, version) DO NOTHING RETURNING id",
-    )
-    .bind(Uuid::now_v7().hyphenated())
-    .bind(&template.namespace)
-    .bind(&template.name)
-    .bind(&template.version)
-    .bind(&hash)
-    .bind(&definition)
-    .bind(clock::micros(clock::now()))
-    .fetch_optional(&store.writer)
-    .await
-    .map_err(db)?;
-    let record = template_get(
-        store,
-        &template.namespace,
-        &template.name,
-        Some(&template.version),
-    )
-    .await?;
-    if inserted.is_none() && record.content_hash != hash {
-        return Err(Error::Conflict {
-            code: "template_conflict",
-            message: format!(
-                "template {} is already registered with different content; register it under a new version",
-                template.reference()
-            ),
-        });
-    }
-    Ok((record, inserted.is_some()))
+    catalog::queue_of(&store.catalog, namespace, store.queue_read(namespace)).await
 }
 
 const TEMPLATE_COLUMNS: &str = "id, namespace, name, version, content_hash, definition, created_at";
 
 fn template_from_row(row: &SqliteRow) -> Result<TemplateRecord> {
     let definition: String = row.get("definition");
-    let definition: Template = serde_json::from_str(&definition).map_err(|e| Error::Invalid {
-        field: "template definition".into(),
-        message: e.to_string(),
-    })?;
+    let definition: Template =
+        serde_json::from_str(&definition).map_err(catalog::template_definition_invalid)?;
     Ok(TemplateRecord {
         id: row.get::<Hyphenated, _>("id").into_uuid(),
         namespace: row.get("namespace"),
@@ -209,56 +129,102 @@ fn template_from_row(row: &SqliteRow) -> Result<TemplateRecord> {
     })
 }
 
-/// One version of a template, or with `version` `None` the newest in
-/// version order (`tasker_model::template::VersionRank`; ties go to the
-/// later registration).
-pub async fn template_get(
-    store: &SqliteStore,
-    namespace: &str,
-    name: &str,
-    version: Option<&str>,
-) -> Result<TemplateRecord> {
-    let not_found = || {
-        let what = match version {
-            Some(v) => format!("template {namespace}/{name}@{v}"),
-            None => format!("template {namespace}/{name}"),
-        };
-        Error::not_found(what)
-    };
-    let Some(version) = version else {
-        // Only the versions are read to choose; the chosen definition usually
-        // comes from the cache.
+impl CatalogRows for SqliteStore {
+    fn catalog(&self) -> &CatalogCache {
+        &self.catalog
+    }
+
+    async fn queue_read(&self, namespace: &str) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT queue FROM namespaces WHERE name = ?")
+            .bind(namespace)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db)
+    }
+
+    async fn template_insert(&self, template: &Template, hash: &str) -> Result<bool> {
+        let definition = serde_json::to_string(template).expect("template serializes");
+        let inserted = sqlx::query(
+            "INSERT INTO templates (id, namespace, name, version, content_hash, definition, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (namespace, name, version) DO NOTHING RETURNING id",
+        )
+        .bind(Uuid::now_v7().hyphenated())
+        .bind(&template.namespace)
+        .bind(&template.name)
+        .bind(&template.version)
+        .bind(hash)
+        .bind(&definition)
+        .bind(clock::micros(clock::now()))
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(db)?;
+        Ok(inserted.is_some())
+    }
+
+    async fn template_read(&self, id: Uuid) -> Result<Option<TemplateRecord>> {
+        let mut conn = self.reader.acquire().await.map_err(db)?;
+        template_read_on(&mut conn, id).await
+    }
+
+    async fn template_version_read(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<TemplateRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE namespace = ? AND name = ? AND version = ?"
+        ))
+        .bind(namespace)
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(template_from_row).transpose()
+    }
+
+    async fn template_versions_read(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Vec<(String, Timestamp, Uuid)>> {
         let rows = sqlx::query(
             "SELECT id, version, created_at FROM templates WHERE namespace = ? AND name = ?",
         )
         .bind(namespace)
         .bind(name)
-        .fetch_all(&store.reader)
+        .fetch_all(&self.reader)
         .await
         .map_err(db)?;
-        let newest = rows
+        Ok(rows
             .iter()
             .map(|row| {
-                let version: String = row.get("version");
-                let registered: i64 = row.get("created_at");
                 let id = row.get::<Hyphenated, _>("id").into_uuid();
-                (VersionRank::of(&version), registered, id)
+                (
+                    row.get("version"),
+                    clock::from_micros(row.get("created_at")),
+                    id,
+                )
             })
-            .max()
-            .ok_or_else(not_found)?;
-        return Ok(template_by_id(store, newest.2).await?.as_ref().clone());
-    };
+            .collect())
+    }
+}
+
+/// The stored template `id`, read on `conn`.
+async fn template_read_on(
+    conn: &mut sqlx::SqliteConnection,
+    id: Uuid,
+) -> Result<Option<TemplateRecord>> {
     let row = sqlx::query(&format!(
-        "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE namespace = ? AND name = ? AND version = ?"
+        "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE id = ?"
     ))
-    .bind(namespace)
-    .bind(name)
-    .bind(version)
-    .fetch_optional(&store.reader)
+    .bind(id.hyphenated())
+    .fetch_optional(&mut *conn)
     .await
-    .map_err(db)?
-    .ok_or_else(not_found)?;
-    template_from_row(&row)
+    .map_err(db)?;
+    row.as_ref().map(template_from_row).transpose()
 }
 
 /// Templates by namespace and name, each name's versions oldest first in
@@ -279,31 +245,13 @@ pub async fn template_list(
         .iter()
         .map(template_from_row)
         .collect::<Result<Vec<_>>>()?;
-    // Stable: equal ranks keep their registration order.
-    records.sort_by(|a, b| {
-        (&a.namespace, &a.name)
-            .cmp(&(&b.namespace, &b.name))
-            .then_with(|| compare_versions(&a.version, &b.version))
-    });
+    catalog::templates_sort(&mut records);
     Ok(records)
 }
 
 /// A template by id, from the cache when possible.
 pub async fn template_by_id(store: &SqliteStore, id: Uuid) -> Result<Arc<TemplateRecord>> {
-    let mut conn = match cached_template(store, id) {
-        Some(record) => return Ok(record),
-        None => store.reader.acquire().await.map_err(db)?,
-    };
-    template_by_id_on(store, &mut conn, id).await
-}
-
-fn cached_template(store: &SqliteStore, id: Uuid) -> Option<Arc<TemplateRecord>> {
-    store
-        .templates
-        .read()
-        .expect("template cache lock")
-        .get(&id)
-        .cloned()
+    catalog::template_by_id(&store.catalog, id, store.template_read(id)).await
 }
 
 /// [`template_by_id`] reading on `conn`: inside a writing transaction,
@@ -313,30 +261,14 @@ pub async fn template_by_id_on(
     conn: &mut sqlx::SqliteConnection,
     id: Uuid,
 ) -> Result<Arc<TemplateRecord>> {
-    if let Some(record) = cached_template(store, id) {
-        return Ok(record);
-    }
-    let row = sqlx::query(&format!(
-        "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE id = ?"
-    ))
-    .bind(id.hyphenated())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db)?
-    .ok_or_else(|| Error::not_found(format!("template {id}")))?;
-    let record = Arc::new(template_from_row(&row)?);
-    store
-        .templates
-        .write()
-        .expect("template cache lock")
-        .insert(id, record.clone());
-    Ok(record)
+    catalog::template_by_id(&store.catalog, id, template_read_on(conn, id)).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::SqliteLocation;
+    use tasker_store::Error;
 
     async fn store() -> SqliteStore {
         let store = SqliteStore::open(SqliteLocation::Memory, "node-1")
@@ -397,27 +329,27 @@ mod tests {
     #[tokio::test]
     async fn templates_register_once_conflict_on_new_content_and_pick_the_newest() {
         let store = store().await;
-        let (first, created) = template_register(&store, &template("1.2.0", "h"))
+        let (first, created) = catalog::template_register(&store, &template("1.2.0", "h"))
             .await
             .unwrap();
         assert!(created);
-        let (same, created) = template_register(&store, &template("1.2.0", "h"))
+        let (same, created) = catalog::template_register(&store, &template("1.2.0", "h"))
             .await
             .unwrap();
         assert!(!created);
         assert_eq!(same, first);
-        let conflict = template_register(&store, &template("1.2.0", "other"))
+        let conflict = catalog::template_register(&store, &template("1.2.0", "other"))
             .await
             .unwrap_err();
         assert_eq!(conflict.code(), "template_conflict");
 
-        template_register(&store, &template("1.10.0", "h"))
+        catalog::template_register(&store, &template("1.10.0", "h"))
             .await
             .unwrap();
-        template_register(&store, &template("1.9.0", "h"))
+        catalog::template_register(&store, &template("1.9.0", "h"))
             .await
             .unwrap();
-        let newest = template_get(&store, "default", "orders", None)
+        let newest = catalog::template_get(&store, "default", "orders", None)
             .await
             .unwrap();
         assert_eq!(newest.version, "1.10.0");
@@ -439,7 +371,7 @@ mod tests {
             &first
         );
         assert!(matches!(
-            template_get(&store, "default", "orders", Some("9")).await,
+            catalog::template_get(&store, "default", "orders", Some("9")).await,
             Err(Error::NotFound { .. })
         ));
     }
@@ -449,7 +381,7 @@ mod tests {
         let store = store().await;
         let mut t = template("1", "h");
         t.namespace = "billing".into();
-        let error = template_register(&store, &t).await.unwrap_err();
+        let error = catalog::template_register(&store, &t).await.unwrap_err();
         assert!(
             error
                 .to_string()

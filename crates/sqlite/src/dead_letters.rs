@@ -5,14 +5,11 @@
 
 use sqlx::sqlite::SqliteRow;
 use tasker_model::StepError;
-use tasker_store::{DeadLetter, DeadLetterFilter, DeadLetterPage, Error, Result};
-use uuid::Uuid;
+use tasker_store::paging::DeadLetterRead;
+use tasker_store::{DeadLetter, DeadLetterFilter, DeadLetterPage, Result};
 
 use crate::columns::{self, get, unexpected};
 use crate::{SqliteStore, clock, db};
-
-/// The largest page.
-pub(crate) const MAX_LIMIT: u32 = 500;
 
 /// The handler of a step row `s` of a task of template `tp`: the template
 /// step it is (or, for a fan-out instance, it is an instance of).
@@ -27,15 +24,7 @@ pub(crate) async fn dead_letter_list(
     cursor: Option<&str>,
     limit: u32,
 ) -> Result<DeadLetterPage> {
-    let after: Option<Uuid> = cursor
-        .map(|c| {
-            Uuid::parse_str(c).map_err(|_| Error::Invalid {
-                field: "cursor".into(),
-                message: "is not a cursor this server returned".into(),
-            })
-        })
-        .transpose()?;
-    let limit = limit.clamp(1, MAX_LIMIT);
+    let read = DeadLetterRead::of(cursor, limit)?;
     let rows = sqlx::query(&format!(
         "SELECT s.id, s.task_id, t.state AS task_state, t.namespace, tp.name AS template_name, \
                 tp.version AS template_version, s.name AS step_name, {HANDLER} AS handler, \
@@ -59,23 +48,17 @@ pub(crate) async fn dead_letter_list(
     .bind(&filter.error_type)
     .bind(clock::micros_opt(filter.failed_since))
     .bind(clock::micros_opt(filter.failed_until))
-    .bind(after.map(|a| a.hyphenated()))
-    .bind(i64::from(limit) + 1)
+    .bind(read.after.map(|a| a.hyphenated()))
+    .bind(i64::from(read.limit) + 1)
     .fetch_all(&store.reader)
     .await
     .map_err(db)?;
     let dead_letters = rows
         .iter()
-        .take(limit as usize)
+        .take(read.limit as usize)
         .map(dead_letter)
         .collect::<Result<Vec<_>>>()?;
-    let next_cursor = (rows.len() > limit as usize)
-        .then(|| dead_letters.last().map(|d| d.step_id.to_string()))
-        .flatten();
-    Ok(DeadLetterPage {
-        dead_letters,
-        next_cursor,
-    })
+    Ok(read.page(dead_letters, rows.len() > read.limit as usize))
 }
 
 fn dead_letter(row: &SqliteRow) -> Result<DeadLetter> {
@@ -101,6 +84,9 @@ mod tests {
     use chrono::TimeDelta;
     use serde_json::json;
     use tasker_model::TaskState;
+
+    use tasker_store::Error;
+    use uuid::Uuid;
 
     use super::*;
     use crate::testing::{self, execute, test_store};

@@ -45,16 +45,13 @@ mod tasks_read;
 mod testing;
 mod workers;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use tasker_model::TemplateRecord;
 use tasker_store::{Error, Event, Observer, Result};
-use uuid::Uuid;
 
 /// Migrations embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -94,11 +91,9 @@ pub struct SqliteStore {
     location: SqliteLocation,
     /// Held while this store is open: the guard against a second server.
     _lock: Option<Arc<std::fs::File>>,
-    /// Templates by id: immutable once written, so cached without
-    /// invalidation.
-    pub(crate) templates: Arc<RwLock<HashMap<Uuid, Arc<TemplateRecord>>>>,
-    /// Queue names by namespace (namespaces are never deleted).
-    pub(crate) queues: Arc<RwLock<HashMap<String, String>>>,
+    /// Namespaces' queues and templates: immutable once written, so cached
+    /// without invalidation.
+    pub(crate) catalog: Arc<tasker_store::catalog::CatalogCache>,
     local_wake: Arc<OnceLock<OnReady>>,
     observer: Arc<OnceLock<Arc<dyn Observer>>>,
     /// `engine.max_fan_out_instances`, handed to every task run.
@@ -167,8 +162,7 @@ impl SqliteStore {
             node_id: node_id.into(),
             location,
             _lock: lock,
-            templates: Arc::default(),
-            queues: Arc::default(),
+            catalog: Arc::default(),
             local_wake: Arc::default(),
             observer: Arc::default(),
             max_fan_out: Arc::new(AtomicU32::new(tasker_model::task_run::DEFAULT_MAX_FAN_OUT)),

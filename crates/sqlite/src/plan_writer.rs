@@ -310,7 +310,7 @@ async fn gather(conn: &mut SqliteConnection, runs: &[Pending<'_, '_>]) -> Result
 mod tests {
     use super::*;
     use crate::load::{self, Which};
-    use crate::{SqliteLocation, SqliteStore, catalog, task_create};
+    use crate::{SqliteLocation, SqliteStore, catalog};
     use tasker_model::task_run::ClaimOutcome;
     use tasker_model::{Template, TemplateRecord};
     use tasker_store::TaskCreate;
@@ -331,8 +331,10 @@ mod tests {
             ],
         }))
         .unwrap();
-        let (record, _) = catalog::template_register(&store, &template).await.unwrap();
-        let (task, _) = task_create::create(
+        let (record, _) = tasker_store::catalog::template_register(&store, &template)
+            .await
+            .unwrap();
+        let (task, _) = tasker_store::orchestration::task_creation::create(
             &store,
             &TaskCreate {
                 template_id: record.id,

@@ -18,31 +18,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use sqlx::{Row, SqliteConnection};
 use tasker_model::Timestamp;
 use tasker_store::Result;
+pub use tasker_store::backend::StepMessage;
 use tasker_store::backend::{MessageTarget, ReadMessage};
-use uuid::Uuid;
 
 use crate::{clock, db};
-
-/// The body of a queue message: which step of which task is ready, and the
-/// handler it names, so that a claim can read only the messages of the
-/// handlers its worker runs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StepMessage {
-    pub task_id: Uuid,
-    pub step_id: Uuid,
-    pub handler: String,
-}
-
-/// The ids a claim needs from a message body.
-#[derive(Deserialize)]
-struct Target {
-    task_id: Uuid,
-    step_id: Uuid,
-}
 
 /// A list of ids as the JSON array `json_each` reads.
 pub fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
@@ -121,12 +103,7 @@ pub async fn read(
                 msg_id: row.get("msg_id"),
                 visible_at: clock::from_micros(row.get("vt")),
                 enqueued_at: clock::from_micros(row.get("enqueued_at")),
-                body: serde_json::from_str::<Target>(&body)
-                    .ok()
-                    .map(|t| MessageTarget {
-                        task_id: t.task_id,
-                        step_id: t.step_id,
-                    }),
+                body: serde_json::from_str::<MessageTarget>(&body).ok(),
             }
         })
         .collect();
@@ -241,6 +218,7 @@ pub async fn next_visible_in(conn: &mut SqliteConnection, queue: &str) -> Result
 mod tests {
     use super::*;
     use crate::{SqliteLocation, SqliteStore, catalog};
+    use uuid::Uuid;
 
     fn body(handler: &str) -> StepMessage {
         StepMessage {

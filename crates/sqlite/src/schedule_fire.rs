@@ -10,6 +10,8 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use tasker_model::schedule::{FireKind, FireOutcome};
 use tasker_model::{ScheduleFire, Task};
+use tasker_store::orchestration::task_creation;
+use tasker_store::schedules::{Started, not_found};
 use tasker_store::{Error, FireAction, FireRequest, FireResult, NextFire, Result, TaskCreate};
 use uuid::fmt::Hyphenated;
 
@@ -20,21 +22,18 @@ const FIRE_COLUMNS: &str =
 
 /// Records one fire and does what it asks; see the module doc.
 pub async fn fire_once(store: &SqliteStore, request: &FireRequest) -> Result<FireResult> {
-    let create = match &request.action {
-        FireAction::Start(create) | FireAction::StartBuffered(create) => Some(create),
-        _ => None,
-    };
+    let create = request.action.task_create();
     let items: Vec<TaskCreate> = create.into_iter().cloned().collect();
     let prepared = match create {
-        Some(_) => Some(task_create::prepare(store, &items).await?),
+        Some(_) => Some(task_creation::prepare(store, &items).await?),
         None => None,
     };
     let schedule_id = request.schedule_id.hyphenated();
     let fire_time = clock::micros(request.fire_time);
 
     let mut tx = store.begin_write().await?;
-    let claimed = match &request.action {
-        FireAction::StartBuffered(_) | FireAction::FailBuffered { .. } => sqlx::query(
+    let claimed = match request.action.row_to_insert() {
+        None => sqlx::query(
             "SELECT 1 FROM schedule_fires \
              WHERE schedule_id = ? AND fire_time = ? AND outcome = 'buffered'",
         )
@@ -44,16 +43,7 @@ pub async fn fire_once(store: &SqliteStore, request: &FireRequest) -> Result<Fir
         .await
         .map_err(db)?
         .is_some(),
-        _ => {
-            let placeholder = match &request.action {
-                FireAction::Buffer => FireOutcome::Buffered,
-                FireAction::Record { outcome, .. } => *outcome,
-                _ => FireOutcome::Failed,
-            };
-            let message = match &request.action {
-                FireAction::Record { message, .. } => message.clone(),
-                _ => None,
-            };
+        Some((placeholder, message)) => {
             let inserted = sqlx::query(
                 "INSERT INTO schedule_fires (schedule_id, fire_time, kind, outcome, message, \
                                              node_id, recorded_at) \
@@ -74,7 +64,7 @@ pub async fn fire_once(store: &SqliteStore, request: &FireRequest) -> Result<Fir
                 Err(sqlx::Error::Database(e))
                     if e.kind() == sqlx::error::ErrorKind::ForeignKeyViolation =>
                 {
-                    return Err(not_found(request));
+                    return Err(not_found(request.schedule_id));
                 }
                 Err(e) => return Err(db(e)),
             }
@@ -91,17 +81,12 @@ pub async fn fire_once(store: &SqliteStore, request: &FireRequest) -> Result<Fir
     let mut task: Option<Task> = None;
     let mut ready = Vec::new();
     if let Some(prepared) = prepared {
-        let (mut answers, announced) = task_create::write(store, &mut tx, &items, prepared).await?;
-        ready = announced;
-        let (outcome, task_id, message) = match answers.pop().expect("one answer") {
-            Ok((created, _)) => {
-                let id = created.id;
-                task = Some(created);
-                (FireOutcome::Started, Some(id), None)
-            }
-            Err(e @ (Error::Database(_) | Error::Unavailable { .. })) => return Err(e),
-            Err(refused) => (FireOutcome::Failed, None, Some(refused.to_string())),
-        };
+        let mut inserted = task_create::write(store, &mut tx, &items, prepared).await?;
+        ready = inserted.ready;
+        let started = Started::of(inserted.answers.pop().expect("one answer"))?;
+        let task_id = started.task.as_ref().map(|t| t.id);
+        let (outcome, message) = (started.outcome, started.message);
+        task = started.task;
         record_outcome(&mut tx, store, request, outcome, task_id, message).await?;
     }
     if let FireAction::FailBuffered { message } = &request.action {
@@ -109,15 +94,8 @@ pub async fn fire_once(store: &SqliteStore, request: &FireRequest) -> Result<Fir
         record_outcome(&mut tx, store, request, FireOutcome::Failed, None, message).await?;
     }
 
-    let (set_next, next_fire_at, next_run_at) = match request.advance {
-        Some(next) => (true, next.next_fire_at, next.next_run_at),
-        None => (false, None, None),
-    };
-    let buffered = match &request.action {
-        FireAction::Buffer => Some(true),
-        FireAction::StartBuffered(_) | FireAction::FailBuffered { .. } => Some(false),
-        _ => None,
-    };
+    let (set_next, next_fire_at, next_run_at) = request.next_times();
+    let buffered = request.action.buffered_set();
     sqlx::query(
         "UPDATE schedules SET \
            next_fire_at = CASE WHEN ?2 AND (next_fire_at IS NULL OR next_fire_at <= ?7) \
@@ -206,10 +184,6 @@ async fn advance(
     Ok(())
 }
 
-fn not_found(request: &FireRequest) -> Error {
-    Error::not_found(format!("schedule {}", request.schedule_id))
-}
-
 fn fire(row: &SqliteRow) -> Result<ScheduleFire> {
     let unexpected = |m: String| Error::Database(format!("unexpected row: {m}").into());
     let kind: String = row.get("kind");
@@ -231,8 +205,8 @@ fn fire(row: &SqliteRow) -> Result<ScheduleFire> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schedules;
     use crate::testing::test_store;
-    use crate::{catalog, schedules};
     use tasker_model::schedule::{CatchUp, OverlapPolicy};
     use tasker_model::{ScheduleSpec, Template, TemplateRecord};
     use tasker_store::ScheduleWrite;
@@ -245,7 +219,9 @@ mod tests {
             "steps": [{"name": "a", "handler": "h"}],
         }))
         .unwrap();
-        let (record, _) = catalog::template_register(&store, &template).await.unwrap();
+        let (record, _) = tasker_store::catalog::template_register(&store, &template)
+            .await
+            .unwrap();
         let now = clock::now();
         let id = Uuid::now_v7();
         schedules::schedule_create(

@@ -8,7 +8,8 @@
 use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use tasker_model::{Schedule, ScheduleFire, ScheduleSpec, Timestamp};
-use tasker_store::{Error, Result, ScheduleWrite};
+use tasker_store::schedules::{name_taken, not_found};
+use tasker_store::{Result, ScheduleWrite};
 use uuid::Uuid;
 
 use crate::columns::{self, get, to_json_text, unexpected};
@@ -67,19 +68,8 @@ pub(crate) fn fire(row: &SqliteRow) -> Result<ScheduleFire> {
     })
 }
 
-fn name_taken(name: &str) -> Error {
-    Error::Conflict {
-        code: "schedule_conflict",
-        message: format!("a schedule named \"{name}\" exists already; choose another name"),
-    }
-}
-
 fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.kind() == sqlx::error::ErrorKind::UniqueViolation)
-}
-
-pub(crate) fn not_found(id: Uuid) -> Error {
-    Error::not_found(format!("schedule {id}"))
 }
 
 type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;

@@ -13,7 +13,7 @@ use tasker_model::{
     ClaimedStep, HeartbeatOutcome, Lease, Namespace, Recorded, Schedule, ScheduleFire, Step, Task,
     Template, TemplateRecord, Timestamp, Transition,
 };
-use tasker_store::orchestration::{claims, reports, sweeps, task_operations};
+use tasker_store::orchestration::{claims, reports, sweeps, task_creation, task_operations};
 use tasker_store::{
     ClaimBatch, ClaimedBatch, DeadLetterFilter, DeadLetterPage, FireRequest, FireResult,
     LeaderElect, Leadership, NextClaim, Node, NodeRegistration, QueueDepth, Readiness,
@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::{
     SqliteStore, catalog, dead_letters, leadership, maintenance, nodes, queue_depths, retention,
-    schedule_fire, schedules, task_activity, task_create, task_explain, tasks_read, workers,
+    schedule_fire, schedules, task_activity, task_explain, tasks_read, workers,
 };
 
 #[async_trait]
@@ -51,7 +51,7 @@ impl Store for SqliteStore {
     }
 
     async fn template_register(&self, template: &Template) -> Result<(TemplateRecord, bool)> {
-        catalog::template_register(self, template).await
+        tasker_store::catalog::template_register(self, template).await
     }
 
     async fn template_get(
@@ -60,7 +60,7 @@ impl Store for SqliteStore {
         name: &str,
         version: Option<&str>,
     ) -> Result<TemplateRecord> {
-        catalog::template_get(self, namespace, name, version).await
+        tasker_store::catalog::template_get(self, namespace, name, version).await
     }
 
     async fn template_list(&self, namespace: Option<&str>) -> Result<Vec<TemplateRecord>> {
@@ -68,11 +68,11 @@ impl Store for SqliteStore {
     }
 
     async fn task_create(&self, params: TaskCreate) -> Result<(Task, bool)> {
-        task_create::create(self, &params).await
+        task_creation::create(self, &params).await
     }
 
     async fn task_create_many(&self, items: Vec<TaskCreate>) -> Result<Vec<Result<(Task, bool)>>> {
-        task_create::create_many(self, &items).await
+        task_creation::create_many(self, &items).await
     }
 
     async fn task_get(&self, id: Uuid) -> Result<Task> {

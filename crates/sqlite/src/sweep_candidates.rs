@@ -71,7 +71,7 @@ pub async fn stuck_tasks(store: &SqliteStore, batch: u32) -> Result<Vec<Uuid>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{SqliteLocation, catalog, task_create};
+    use crate::{SqliteLocation, catalog};
     use tasker_model::Template;
     use tasker_store::TaskCreate;
 
@@ -86,8 +86,10 @@ mod tests {
             "steps": [{"name": "a", "handler": "h"}],
         }))
         .unwrap();
-        let (record, _) = catalog::template_register(&store, &template).await.unwrap();
-        let (task, _) = task_create::create(
+        let (record, _) = tasker_store::catalog::template_register(&store, &template)
+            .await
+            .unwrap();
+        let (task, _) = tasker_store::orchestration::task_creation::create(
             &store,
             &TaskCreate {
                 template_id: record.id,

@@ -1,19 +1,13 @@
 //! Tasks started, completed and failed per minute, for the dashboard's
-//! chart. Task ids are UUID v7, ordered by creation time (and so is their
-//! hyphenated text), so the read is a range of the primary key: tasks
-//! created from a day before the window on. A task that runs longer than
-//! that day is not counted when it finishes; the chart is a picture of
-//! recent activity, not an audit.
+//! chart: a range of the primary key, as `tasker_store::task_activity`
+//! sets the window (ids are UUID v7 stored as hyphenated text, whose text
+//! order is their byte order).
 
 use tasker_model::Timestamp;
-use tasker_store::{Result, TaskActivity};
-use uuid::Uuid;
+use tasker_store::{Result, TaskActivity, task_activity};
 
 use crate::columns::{self, get};
 use crate::{SqliteStore, clock, db};
-
-/// How far before the window a finishing task may have been created.
-const LOOKBACK: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
 /// A minute in stored microseconds.
 const MINUTE: i64 = 60_000_000;
@@ -24,7 +18,7 @@ pub(crate) async fn task_activity(
     store: &SqliteStore,
     since: Timestamp,
 ) -> Result<Vec<TaskActivity>> {
-    let lowest_id = first_id_at(since - LOOKBACK);
+    let lowest_id = task_activity::lowest_task_id(since);
     let rows = sqlx::query(
         "WITH recent AS ( \
              SELECT created_at, finished_at, state FROM tasks \
@@ -57,37 +51,12 @@ pub(crate) async fn task_activity(
         .collect()
 }
 
-/// The smallest UUID v7 of a task created at `at`: its first 48 bits are
-/// the creation time in milliseconds, the rest zero.
-fn first_id_at(at: Timestamp) -> Uuid {
-    let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
-    let mut bytes = [0u8; 16];
-    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
-    Uuid::from_bytes(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use chrono::{DurationRound, TimeDelta};
 
     use super::*;
     use crate::testing::{self, execute, test_store};
-
-    #[test]
-    fn first_id_sorts_before_every_id_made_at_that_time_also_as_text() {
-        let at: Timestamp = "2026-11-30T12:00:00.123Z".parse().unwrap();
-        let ts = uuid::Timestamp::from_unix(
-            uuid::NoContext,
-            at.timestamp() as u64,
-            at.timestamp_subsec_nanos(),
-        );
-        let id = Uuid::new_v7(ts);
-        assert!(first_id_at(at) <= id);
-        assert!(first_id_at(at).to_string() <= id.to_string());
-        let later = first_id_at(at + TimeDelta::milliseconds(1));
-        assert!(later > id);
-        assert!(later.to_string() > id.to_string());
-    }
 
     #[tokio::test]
     async fn activity_counts_starts_and_ends_per_minute_within_the_window() {

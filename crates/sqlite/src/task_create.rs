@@ -3,117 +3,23 @@
 //! answered with the task the key names), the messages of the root steps,
 //! every step row and the first transitions.
 //!
-//! The answers are those of the PostgreSQL backend: each item is answered on
-//! its own (a template gone refuses only its item), a database error fails
-//! them all and writes nothing, and items of one batch sharing a key are
-//! written once, by the first. Must never: write a task without its steps
-//! and root messages in the same transaction.
+//! The answers are the store crate's (`orchestration::task_creation`): each
+//! item is answered on its own (a template gone refuses only its item), a
+//! database error fails them all and writes nothing, and items of one batch
+//! sharing a key are written once, by the first. Must never: write a task
+//! without its steps and root messages in the same transaction.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use sqlx::{Row, SqliteConnection};
-use tasker_model::{Task, TaskRun, TemplateRecord, Timestamp};
-use tasker_store::orchestration::task_creation::{self, Creations};
+use tasker_model::{Task, TaskRun, Timestamp};
+use tasker_store::orchestration::task_creation::{self, Inserted, Prepared};
 use tasker_store::{Error, Result, TaskCreate};
 use uuid::Uuid;
 use uuid::fmt::Hyphenated;
 
 use crate::queue::{self, StepMessage};
-use crate::{SqliteStore, catalog, clock, db, plan_writer};
-
-/// Creates one task: a batch of one.
-pub async fn create(store: &SqliteStore, params: &TaskCreate) -> Result<(Task, bool)> {
-    create_many(store, std::slice::from_ref(params))
-        .await?
-        .pop()
-        .expect("one answer per item")
-}
-
-/// Creates tasks in one transaction; see the module doc for the answers.
-pub async fn create_many(
-    store: &SqliteStore,
-    items: &[TaskCreate],
-) -> Result<Vec<Result<(Task, bool)>>> {
-    let prepared = prepare(store, items).await?;
-    if prepared.rows.is_empty() {
-        return Ok(finish(prepared.answers, &prepared.same_key_as));
-    }
-    let mut tx = store.begin_write().await?;
-    let (answers, ready) = write(store, &mut tx, items, prepared).await?;
-    tx.commit().await.map_err(db)?;
-    store.after_commit(&ready, &[]);
-    Ok(answers)
-}
-
-/// A template and its namespace's queue, or why the item cannot use it.
-type Resolved = std::result::Result<(Arc<TemplateRecord>, String), Error>;
-
-/// A row to insert: the item it answers and the id chosen for it.
-struct NewRow {
-    item: usize,
-    task_id: Uuid,
-}
-
-/// What [`write`] needs: every item's template and queue (read before the
-/// transaction), answers of the items refused already, and the rows to
-/// insert.
-pub struct Prepared {
-    resolved: HashMap<Uuid, Resolved>,
-    answers: Vec<Option<Result<(Task, bool)>>>,
-    same_key_as: Vec<(usize, usize)>,
-    rows: Vec<NewRow>,
-}
-
-/// Resolves the items' templates and queues and picks the new tasks' ids,
-/// before any transaction.
-pub async fn prepare(store: &SqliteStore, items: &[TaskCreate]) -> Result<Prepared> {
-    let mut resolved: HashMap<Uuid, Resolved> = HashMap::new();
-    for item in items {
-        if resolved.contains_key(&item.template_id) {
-            continue;
-        }
-        let found = match catalog::template_by_id(store, item.template_id).await {
-            Ok(template) => match catalog::queue_of(store, &template.namespace).await {
-                Ok(queue) => Ok((template, queue)),
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        let found = match found {
-            Err(e @ (Error::Database(_) | Error::Unavailable { .. })) => return Err(e),
-            other => other,
-        };
-        resolved.insert(item.template_id, found);
-    }
-
-    let mut answers: Vec<Option<Result<(Task, bool)>>> = (0..items.len()).map(|_| None).collect();
-    let mut namespaces: Vec<Option<&str>> = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        match &resolved[&item.template_id] {
-            Ok((template, _)) => namespaces.push(Some(template.namespace.as_str())),
-            Err(e) => {
-                answers[i] = Some(Err(e.duplicate()));
-                namespaces.push(None);
-            }
-        }
-    }
-    // Items whose key an earlier item of the batch holds: answered with its task.
-    let Creations { write, same_key_as } = task_creation::creations(items, &namespaces);
-    let rows: Vec<NewRow> = write
-        .into_iter()
-        .map(|item| NewRow {
-            item,
-            task_id: Uuid::now_v7(),
-        })
-        .collect();
-    Ok(Prepared {
-        resolved,
-        answers,
-        same_key_as,
-        rows,
-    })
-}
+use crate::{SqliteStore, clock, db, plan_writer};
 
 /// Writes the prepared tasks in the caller's writing transaction. Returns
 /// each item's answer and, per namespace, how many steps became ready (for
@@ -123,29 +29,20 @@ pub async fn write(
     tx: &mut SqliteConnection,
     items: &[TaskCreate],
     prepared: Prepared,
-) -> Result<(Vec<Result<(Task, bool)>>, Vec<(String, usize)>)> {
+) -> Result<Inserted> {
     let Prepared {
         resolved,
         mut answers,
         same_key_as,
         rows,
     } = prepared;
-    let template_of = |row: &NewRow| -> &(Arc<TemplateRecord>, String) {
-        resolved[&items[row.item].template_id]
-            .as_ref()
-            .expect("rows have resolved templates")
-    };
 
     let mut ready: HashMap<String, usize> = HashMap::new();
     for row in &rows {
         let item = &items[row.item];
-        let (template, queue_name) = template_of(row);
+        let (template, queue_name) = task_creation::resolved_of(&resolved, items, row);
         let now = clock::now();
-        // The task's own deadline, else its template's.
-        let deadline_at = item
-            .deadline
-            .or(template.definition.deadline.map(|d| d.as_duration()))
-            .map(|d| clock::after(now, d));
+        let deadline_at = task_creation::deadline_of(item, template).map(|d| clock::after(now, d));
         let inserted = sqlx::query(
             "INSERT INTO tasks (id, namespace, template_id, state, context, idempotency_key, \
                                 tags, created_at, updated_at, deadline_at) \
@@ -167,14 +64,13 @@ pub async fn write(
         .map_err(db)?;
         if inserted.is_none() {
             // The key names a task already: hand it back, write nothing.
-            let key = item.idempotency_key.as_deref().unwrap_or_default();
-            let existing = task_by_key(tx, &template.namespace, key).await?;
-            answers[row.item] = Some(existing.map(|task| (task, false)).ok_or_else(|| {
-                Error::not_found(format!(
-                    "task with idempotency key {key:?} in namespace \"{}\"",
-                    template.namespace
-                ))
-            }));
+            let key = item.idempotency_key.as_deref();
+            let existing = task_by_key(tx, &template.namespace, key.unwrap_or_default()).await?;
+            answers[row.item] = Some(
+                existing
+                    .map(|task| (task, false))
+                    .ok_or_else(|| task_creation::existing_key_missing(&template.namespace, key)),
+            );
             continue;
         }
 
@@ -227,43 +123,21 @@ pub async fn write(
         .map_err(db)?;
         plan_writer::insert_transitions(tx, store.node_id(), &run.plan.transitions).await?;
         answers[row.item] = Some(Ok((
-            Task {
-                id: row.task_id,
-                namespace: template.namespace.clone(),
-                template_id: template.id,
-                template_name: template.name.clone(),
-                template_version: template.version.clone(),
-                state: run.task.state,
-                context: item.context.clone(),
-                idempotency_key: item.idempotency_key.clone(),
-                tags: item.tags.clone(),
-                created_at: now,
-                updated_at: now,
-                finished_at: None,
+            task_creation::created_task(
+                item,
+                template,
+                row.task_id,
+                run.task.state,
+                now,
                 deadline_at,
-            },
+            ),
             true,
         )));
     }
-    Ok((finish(answers, &same_key_as), ready.into_iter().collect()))
-}
-
-/// Answers items that share an earlier item's key with that item's task.
-fn finish(
-    mut answers: Vec<Option<Result<(Task, bool)>>>,
-    same_key_as: &[(usize, usize)],
-) -> Vec<Result<(Task, bool)>> {
-    for &(i, first) in same_key_as {
-        answers[i] = Some(match &answers[first] {
-            Some(Ok((task, _))) => Ok((task.clone(), false)),
-            Some(Err(e)) => Err(e.duplicate()),
-            None => unreachable!("the first item with a key is answered"),
-        });
-    }
-    answers
-        .into_iter()
-        .map(|a| a.expect("every item is answered"))
-        .collect()
+    Ok(Inserted {
+        answers: task_creation::finish(answers, &same_key_as),
+        ready: ready.into_iter().collect(),
+    })
 }
 
 /// The task an idempotency key names in a namespace.
@@ -314,8 +188,8 @@ pub(crate) fn task_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Task> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SqliteLocation;
-    use tasker_model::{TaskState, Template};
+    use crate::{SqliteLocation, catalog};
+    use tasker_model::{TaskState, Template, TemplateRecord};
 
     async fn store_with_template() -> (SqliteStore, TemplateRecord) {
         let store = SqliteStore::open(SqliteLocation::Memory, "node-1")
@@ -334,7 +208,9 @@ mod tests {
             ],
         }))
         .unwrap();
-        let (record, _) = catalog::template_register(&store, &template).await.unwrap();
+        let (record, _) = tasker_store::catalog::template_register(&store, &template)
+            .await
+            .unwrap();
         (store, record)
     }
 
@@ -351,7 +227,9 @@ mod tests {
     #[tokio::test]
     async fn a_task_is_written_with_its_steps_and_its_roots_queued() {
         let (store, template) = store_with_template().await;
-        let (task, created) = create(&store, &item(&template, None)).await.unwrap();
+        let (task, created) = task_creation::create(&store, &item(&template, None))
+            .await
+            .unwrap();
         assert!(created);
         assert_eq!(task.state, TaskState::Running);
         assert_eq!(task.template_name, "diamond");
@@ -387,7 +265,7 @@ mod tests {
     #[tokio::test]
     async fn an_idempotency_key_names_one_task_within_and_across_batches() {
         let (store, template) = store_with_template().await;
-        let answers = create_many(
+        let answers = task_creation::create_many(
             &store,
             &[
                 item(&template, Some("k")),
@@ -404,7 +282,9 @@ mod tests {
         assert_eq!(same.id, first.id);
         assert!(answers[2].as_ref().unwrap().1);
 
-        let (again, created) = create(&store, &item(&template, Some("k"))).await.unwrap();
+        let (again, created) = task_creation::create(&store, &item(&template, Some("k")))
+            .await
+            .unwrap();
         assert!(!created);
         assert_eq!(again.id, first.id);
         assert_eq!(again.tags, ["t1"]);
@@ -420,7 +300,7 @@ mod tests {
         let (store, template) = store_with_template().await;
         let mut gone = item(&template, None);
         gone.template_id = Uuid::now_v7();
-        let answers = create_many(&store, &[gone, item(&template, None)])
+        let answers = task_creation::create_many(&store, &[gone, item(&template, None)])
             .await
             .unwrap();
         assert!(matches!(answers[0], Err(Error::NotFound { .. })));

@@ -4,6 +4,7 @@
 //! text order is their byte order, so paging and id prefixes compare text.
 
 use tasker_model::{Step, Task, Transition};
+use tasker_store::paging::TaskListRead;
 use tasker_store::{Error, Result, TaskFilter, TaskPage};
 use uuid::Uuid;
 
@@ -11,9 +12,6 @@ use crate::task_rows::{
     self, STEP_COLUMNS, TASK_COLUMNS, TASK_FROM, TRANSITION_COLUMNS, template_of_task,
 };
 use crate::{SqliteStore, clock, db};
-
-/// The largest page of [`task_list`]; the default is 50.
-const MAX_LIMIT: u32 = 500;
 
 pub(crate) async fn task_get(store: &SqliteStore, id: Uuid) -> Result<Task> {
     let row = sqlx::query(&format!(
@@ -30,21 +28,7 @@ pub(crate) async fn task_get(store: &SqliteStore, id: Uuid) -> Result<Task> {
 /// A page of tasks matching `filter`, newest first; `next_cursor` names
 /// the last task of a full page.
 pub(crate) async fn task_list(store: &SqliteStore, filter: &TaskFilter) -> Result<TaskPage> {
-    let limit = i64::from(filter.limit.unwrap_or(50).clamp(1, MAX_LIMIT));
-    let cursor = filter
-        .cursor
-        .as_deref()
-        .map(|c| {
-            Uuid::parse_str(c).map_err(|_| Error::Invalid {
-                field: "cursor".into(),
-                message: format!("\"{c}\" is not a cursor returned by a previous page"),
-            })
-        })
-        .transpose()?;
-    let id_range = filter.id_range().map_err(|message| Error::Invalid {
-        field: "id_prefix".into(),
-        message,
-    })?;
+    let read = TaskListRead::of(filter)?;
     let rows = sqlx::query(&format!(
         "SELECT {TASK_COLUMNS} FROM {TASK_FROM} \
          WHERE (?1 IS NULL OR t.namespace = ?1) \
@@ -60,27 +44,21 @@ pub(crate) async fn task_list(store: &SqliteStore, filter: &TaskFilter) -> Resul
     .bind(&filter.namespace)
     .bind(&filter.template)
     .bind(filter.state.map(|s| s.as_str()))
-    .bind(cursor.map(|c| c.hyphenated()))
-    .bind(limit + 1)
-    .bind(id_range.map(|(low, _)| low.hyphenated()))
-    .bind(id_range.map(|(_, high)| high.hyphenated()))
+    .bind(read.below.map(|c| c.hyphenated()))
+    .bind(i64::from(read.limit) + 1)
+    .bind(read.id_range.map(|(low, _)| low.hyphenated()))
+    .bind(read.id_range.map(|(_, high)| high.hyphenated()))
     .bind(&filter.tag)
     .bind(clock::micros_opt(filter.created_after))
     .bind(clock::micros_opt(filter.created_before))
     .fetch_all(&store.reader)
     .await
     .map_err(db)?;
-    let mut tasks = rows
+    let tasks = rows
         .iter()
         .map(task_rows::task)
         .collect::<Result<Vec<_>>>()?;
-    let next_cursor = if tasks.len() as i64 > limit {
-        tasks.truncate(limit as usize);
-        tasks.last().map(|t| t.id.to_string())
-    } else {
-        None
-    };
-    Ok(TaskPage { tasks, next_cursor })
+    Ok(read.page(tasks))
 }
 
 /// A task's steps by position (fan-out instances after the template's

@@ -35,11 +35,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use tasker_model::task_run::{StepRow, TaskRow};
 use tasker_model::{TaskRun, TemplateRecord, Timestamp};
 use uuid::Uuid;
 
-use crate::{Event, Result};
+use crate::orchestration::task_creation::{Inserted, Prepared};
+use crate::{Event, Result, TaskCreate};
 
 /// A locked task with what a [`TaskRun`] needs.
 #[derive(Debug)]
@@ -127,9 +129,20 @@ pub enum Repeat {
     Idempotent,
 }
 
-/// Which step of which task a queue message delivers (older bodies carry
-/// no handler; a claim routes them by their step's handler).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The body of a queue message, in every backend's queue: which step of
+/// which task is ready, and the handler it names, so that a claim can read
+/// only the messages of the handlers its worker runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepMessage {
+    pub task_id: Uuid,
+    pub step_id: Uuid,
+    pub handler: String,
+}
+
+/// Which step of which task a queue message delivers: what a claim reads
+/// of a [`StepMessage`] body (older bodies carry no handler; a claim routes
+/// them by their step's handler).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub struct MessageTarget {
     pub task_id: Uuid,
     pub step_id: Uuid,
@@ -291,6 +304,16 @@ pub trait Transaction: Send {
         runs: &mut [Pending<'_, '_>],
     ) -> impl Future<Output = Result<()>> + Send;
 
+    /// Writes new tasks: the rows `prepared` chose for `items` (a row whose
+    /// idempotency key a stored task holds is not written and is answered
+    /// with that task), their steps, their root steps' messages and their
+    /// first transitions.
+    fn tasks_insert(
+        &mut self,
+        items: &[TaskCreate],
+        prepared: Prepared,
+    ) -> impl Future<Output = Result<Inserted>> + Send;
+
     /// Commits everything done through this transaction, atomically. A
     /// connection lost while the commit was in flight is
     /// [`crate::Unavailability::CommitUnknown`].
@@ -313,6 +336,10 @@ pub trait Backend: Send + Sync {
     /// namespace when there is none. May be cached (a namespace's queue
     /// never changes).
     fn queue_of(&self, namespace: &str) -> impl Future<Output = Result<String>> + Send;
+
+    /// A template by id; [`crate::Error::NotFound`] naming it when there is
+    /// none. May be cached (a template never changes).
+    fn template_by_id(&self, id: Uuid) -> impl Future<Output = Result<Arc<TemplateRecord>>> + Send;
 
     /// Runs `op` (one transaction, begun and committed inside it), again
     /// when the backend knows that is safe: after the database aborted it
@@ -354,4 +381,29 @@ pub trait Backend: Send + Sync {
     /// gone, or a running step whose message is hidden more than a second
     /// past its lease.
     fn tasks_maybe_stuck(&self, batch: u32) -> impl Future<Output = Result<Vec<Uuid>>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_reads_the_target_of_new_and_older_bodies() {
+        let body = StepMessage {
+            task_id: Uuid::now_v7(),
+            step_id: Uuid::now_v7(),
+            handler: "h.a".into(),
+        };
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(json["handler"], "h.a");
+        let target: MessageTarget = serde_json::from_value(json).unwrap();
+        assert_eq!(
+            (target.task_id, target.step_id),
+            (body.task_id, body.step_id)
+        );
+        let older = serde_json::json!({"task_id": body.task_id, "step_id": body.step_id});
+        let target: MessageTarget = serde_json::from_value(older).unwrap();
+        assert_eq!(target.step_id, body.step_id);
+        assert!(serde_json::from_value::<MessageTarget>(serde_json::json!({})).is_err());
+    }
 }

@@ -21,14 +21,17 @@
 //! ```
 
 pub mod backend;
+pub mod catalog;
 mod cluster;
 mod error;
 mod maintenance;
 mod observer;
 pub mod orchestration;
+pub mod paging;
 mod params;
 mod retention;
-mod schedules;
+pub mod schedules;
+pub mod task_activity;
 
 use std::time::Duration;
 

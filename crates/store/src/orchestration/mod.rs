@@ -17,7 +17,8 @@
 //!  Store::task_cancel, step_retry, step_resolve
 //!                          ─▶ task_operations  one locked task, one TaskRun call
 //!  Store::maintenance_*    ─▶ sweeps        candidates (no locks), lock free tasks, re-check
-//!  Store::task_create_many ─▶ task_creation  which items write, which share a key (pure)
+//!  Store::task_create_many ─▶ task_creation  templates and queues, which items write,
+//!                                           which share a key, the answers (rows: backend)
 //!                              events       observer events and wake-ups derived from plans
 //! ```
 //!
