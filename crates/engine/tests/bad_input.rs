@@ -3,16 +3,16 @@
 mod support;
 
 use serde_json::json;
-use support::{LINEAR, harness, harness_with, template};
+use support::{LINEAR, Rows, harness, harness_with, template};
 use tasker_engine::{EngineConfig, Error, NewTask};
 use tasker_store::Error as StoreError;
 
 async fn row_counts(h: &support::Harness) -> (i64, i64, i64, i64) {
     (
-        h.count("SELECT count(*) FROM tasker.templates").await,
-        h.count("SELECT count(*) FROM tasker.tasks").await,
-        h.count("SELECT count(*) FROM tasker.steps").await,
-        h.count("SELECT count(*) FROM tasker.transitions").await,
+        h.count(Rows::Templates).await,
+        h.count(Rows::Tasks).await,
+        h.count(Rows::Steps).await,
+        h.count(Rows::Transitions).await,
     )
 }
 

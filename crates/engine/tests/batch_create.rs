@@ -7,7 +7,7 @@ mod support;
 use std::collections::HashSet;
 
 use serde_json::json;
-use support::{DIAMOND, LINEAR, harness, harness_with, template};
+use support::{DIAMOND, Fault, LINEAR, Rows, harness, harness_with, template};
 use tasker_engine::{EngineConfig, MAX_BATCH_TASKS, NewTask};
 
 fn task(template: &str, context: serde_json::Value) -> NewTask {
@@ -83,11 +83,8 @@ async fn a_bad_item_fails_alone_and_the_good_ones_are_created() {
             assert_eq!(&stored, created, "item {i}");
         }
     }
-    assert_eq!(h.count("SELECT count(*) FROM tasker.tasks").await, 3);
-    assert_eq!(
-        h.count("SELECT count(*) FROM tasker.steps").await,
-        4 + 4 + 1
-    );
+    assert_eq!(h.count(Rows::Tasks).await, 3);
+    assert_eq!(h.count(Rows::Steps).await, 4 + 4 + 1);
     assert_eq!(h.queue_depth("default").await, 3);
 }
 
@@ -96,21 +93,8 @@ async fn the_batch_is_one_transaction() {
     let h = harness().await;
     h.register(&template("default", "linear", LINEAR)).await;
     // A history write that fails for the last task of the batch only.
-    sqlx::query(
-        "CREATE FUNCTION public.refuse_last() RETURNS trigger LANGUAGE plpgsql AS $$ \
-         BEGIN IF (SELECT context->>'last' FROM tasker.tasks WHERE id = NEW.task_id) = 'yes' THEN \
-           RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$",
-    )
-    .execute(h.store.pool())
-    .await
-    .unwrap();
-    sqlx::query(
-        "CREATE TRIGGER refuse_last BEFORE INSERT ON tasker.transitions \
-         FOR EACH ROW EXECUTE FUNCTION public.refuse_last()",
-    )
-    .execute(h.store.pool())
-    .await
-    .unwrap();
+    h.db.fault_inject(Fault::TransitionsOfTasksWith("last", "yes"))
+        .await;
 
     let mut batch: Vec<NewTask> = (0..20)
         .map(|i| task("linear", json!({"i": i})).idempotency_key(format!("k{i}")))
@@ -118,9 +102,9 @@ async fn the_batch_is_one_transaction() {
     batch.push(task("linear", json!({"last": "yes"})));
     let err = h.engine.task_create_many(batch.clone()).await.unwrap_err();
     assert_eq!(err.code(), "internal", "{err}");
-    assert_eq!(h.count("SELECT count(*) FROM tasker.tasks").await, 0);
-    assert_eq!(h.count("SELECT count(*) FROM tasker.steps").await, 0);
-    assert_eq!(h.count("SELECT count(*) FROM tasker.transitions").await, 0);
+    assert_eq!(h.count(Rows::Tasks).await, 0);
+    assert_eq!(h.count(Rows::Steps).await, 0);
+    assert_eq!(h.count(Rows::Transitions).await, 0);
     assert_eq!(h.queue_depth("default").await, 0, "no message survives");
 
     // Without the last task the same batch goes through, keys and all:
@@ -128,7 +112,7 @@ async fn the_batch_is_one_transaction() {
     batch.pop();
     let answers = h.engine.task_create_many(batch).await.unwrap();
     assert!(answers.iter().all(|a| matches!(a, Ok((_, true)))));
-    assert_eq!(h.count("SELECT count(*) FROM tasker.tasks").await, 20);
+    assert_eq!(h.count(Rows::Tasks).await, 20);
 }
 
 #[tokio::test]
@@ -167,7 +151,7 @@ async fn idempotency_keys_hold_within_and_across_batches() {
     );
     let (b, created) = answers[4].as_ref().unwrap();
     assert!(created);
-    assert_eq!(h.count("SELECT count(*) FROM tasker.tasks").await, 2);
+    assert_eq!(h.count(Rows::Tasks).await, 2);
     assert_eq!(h.queue_depth("default").await, 2, "one root per task");
 
     // Across batches: existing keys are answered with their tasks, new
@@ -191,7 +175,7 @@ async fn idempotency_keys_hold_within_and_across_batches() {
     );
     let (existing, created) = answers[3].as_ref().unwrap();
     assert_eq!((existing.id, *created), (first.id, false));
-    assert_eq!(h.count("SELECT count(*) FROM tasker.tasks").await, 3);
+    assert_eq!(h.count(Rows::Tasks).await, 3);
 
     // A single create sees the batch's keys too.
     let (existing, created) = h
@@ -221,11 +205,7 @@ async fn the_roots_of_every_task_are_queued_and_claimable() {
     assert_eq!(ids.len(), 90);
     assert_eq!(h.queue_depth("default").await, 60);
     assert_eq!(h.queue_depth("other").await, 30);
-    assert_eq!(
-        h.count("SELECT count(*) FROM tasker.steps WHERE state = 'ready'")
-            .await,
-        90
-    );
+    assert_eq!(h.count(Rows::StepsIn("ready")).await, 90);
 
     let mut claimed = h.claim("default", 100).await;
     claimed.extend(h.claim("other", 100).await);
@@ -266,7 +246,7 @@ async fn a_batch_over_the_limit_is_refused_whole() {
     let err = h.engine.task_create_many(batch).await.unwrap_err();
     assert_eq!(err.code(), "invalid");
     assert!(err.to_string().contains("1000"), "{err}");
-    assert_eq!(h.count("SELECT count(*) FROM tasker.tasks").await, 0);
+    assert_eq!(h.count(Rows::Tasks).await, 0);
     assert!(
         h.engine
             .task_create_many(Vec::new())

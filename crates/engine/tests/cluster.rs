@@ -3,6 +3,9 @@
 //! moves `expires_at` into the past and wakes the elections, except where
 //! the test is about the clock (a leader stepping down on its own), which
 //! uses a short lease.
+//!
+//! PostgreSQL only: SQLite serves one node, so there is no second node to
+//! elect or to fail over to; on SQLite every test here says it is skipped.
 
 mod support;
 
@@ -152,15 +155,22 @@ async fn expire_lease(pool: &PgPool) {
     .expect("lease moved into the past");
 }
 
-async fn database() -> (tasker_testkit::TestDatabase, PgPool) {
-    let h = support::harness().await;
-    let pool = h.store.pool().clone();
-    (h.db, pool)
+/// The test's PostgreSQL database and a pool on it; `None` (the test is
+/// skipped) on SQLite.
+async fn database() -> Option<(tasker_testkit::TestDatabase, PgPool)> {
+    if support::skip_on_sqlite("leader election among several nodes, each with its own connections")
+    {
+        return None;
+    }
+    let (db, store) = support::harness().await.into_postgres();
+    Some((db, store.pool().clone()))
 }
 
 #[tokio::test]
 async fn one_leader_when_several_nodes_start_together() {
-    let (db, pool) = database().await;
+    let Some((db, pool)) = database().await else {
+        return;
+    };
     let nodes = futures::future::join_all(
         ["node-a", "node-b", "node-c"]
             .map(|id| start_node(&db.url, id, ClusterConfig::default(), Vec::new(), false)),
@@ -206,7 +216,9 @@ async fn one_leader_when_several_nodes_start_together() {
 
 #[tokio::test]
 async fn renewal_keeps_the_leader_and_its_term() {
-    let (db, pool) = database().await;
+    let Some((db, pool)) = database().await else {
+        return;
+    };
     let nodes = vec![
         start_node(
             &db.url,
@@ -249,7 +261,9 @@ async fn renewal_keeps_the_leader_and_its_term() {
 
 #[tokio::test]
 async fn a_dead_leaders_expired_lease_is_taken_over_with_a_higher_term() {
-    let (db, pool) = database().await;
+    let Some((db, pool)) = database().await else {
+        return;
+    };
     let nodes = futures::future::join_all(
         ["node-a", "node-b", "node-c"]
             .map(|id| start_node(&db.url, id, ClusterConfig::default(), Vec::new(), false)),
@@ -289,7 +303,9 @@ async fn a_dead_leaders_expired_lease_is_taken_over_with_a_higher_term() {
 
 #[tokio::test]
 async fn a_gracefully_stopping_leader_hands_over_at_once() {
-    let (db, pool) = database().await;
+    let Some((db, pool)) = database().await else {
+        return;
+    };
     // A long lease: without the resignation a follower would wait up to a
     // third of it (20 s) before trying again.
     let config = lease(Duration::from_secs(60));
@@ -334,7 +350,9 @@ async fn a_gracefully_stopping_leader_hands_over_at_once() {
 async fn a_leader_that_loses_the_database_steps_down_by_its_own_clock() {
     use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-    let (db, pool) = database().await;
+    let Some((db, pool)) = database().await else {
+        return;
+    };
     // This test is about the clock: a short lease (renewals every second).
     let config = lease(Duration::from_secs(3));
     let options: PgConnectOptions = db.url.parse().unwrap();
@@ -415,7 +433,9 @@ async fn a_leader_that_loses_the_database_steps_down_by_its_own_clock() {
 
 #[tokio::test]
 async fn a_leader_whose_database_refuses_connections_steps_down_by_its_own_clock() {
-    let (db, pool) = database().await;
+    let Some((db, pool)) = database().await else {
+        return;
+    };
     // About the clock: a short lease (renewals every second).
     let config = lease(Duration::from_secs(3));
     let (proxy, through) = tasker_testkit::TcpProxy::in_front_of(&db.url)
@@ -492,7 +512,9 @@ impl LeaderDuty for ProbeDuty {
 
 #[tokio::test]
 async fn duties_run_on_the_leader_only_and_stop_when_leadership_is_lost() {
-    let (db, pool) = database().await;
+    let Some((db, pool)) = database().await else {
+        return;
+    };
     let probes = [
         Arc::new(ProbeDuty::default()),
         Arc::new(ProbeDuty::default()),
@@ -559,7 +581,9 @@ async fn duties_run_on_the_leader_only_and_stop_when_leadership_is_lost() {
 
 #[tokio::test]
 async fn the_leader_removes_records_of_nodes_gone_for_long() {
-    let (db, pool) = database().await;
+    let Some((db, pool)) = database().await else {
+        return;
+    };
     sqlx::query(
         "INSERT INTO tasker.nodes (id, version, address, pid, started_at, last_heartbeat_at) VALUES \
            ('gone-long', '0.1.0', 'http://x', 1, now() - interval '2 hours', now() - interval '1 hour'), \

@@ -1,4 +1,4 @@
-//! Dynamic workflows against PostgreSQL: decision steps, convergence rules
+//! Dynamic workflows against the store: decision steps, convergence rules
 //! and fan-out (including 10,000 instances driven through the batched
 //! claim and complete), each checked in the stored rows and history.
 
@@ -7,7 +7,7 @@ mod support;
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use support::{harness, harness_with, template};
+use support::{Rows, harness, harness_with, template};
 use tasker_engine::EngineConfig;
 use tasker_model::{ClaimedStep, Step, StepError, StepState, TaskState};
 use tasker_store::StepCompletion;
@@ -225,14 +225,7 @@ async fn a_fan_out_of_ten_thousand_items_completes() {
         .await
         .unwrap();
     let fanned = started.elapsed();
-    assert_eq!(
-        h.count(&format!(
-            "SELECT count(*) FROM tasker.steps WHERE task_id = '{}' AND state = 'ready'",
-            task.id
-        ))
-        .await,
-        10_000
-    );
+    assert_eq!(h.count(Rows::StepsOfTaskIn(task.id, "ready")).await, 10_000);
     assert_eq!(h.queue_depth("default").await, 10_000);
     let mut seen = vec![false; 10_000];
     loop {

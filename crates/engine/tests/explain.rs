@@ -1,4 +1,4 @@
-//! "Why is it waiting?" against PostgreSQL: each reason the explanation
+//! "Why is it waiting?" against the store: each reason the explanation
 //! gives comes from what the database holds (steps, queue messages, the
 //! workers table), not from what the test set up in memory.
 
@@ -10,7 +10,6 @@ use serde_json::json;
 use support::{Harness, harness, template};
 use tasker_model::{StepError, StepExplanation, StepState, TaskExplanation, TaskState, WaitReason};
 use tasker_store::WorkerRegistration;
-use tasker_testkit::stored_time;
 use uuid::Uuid;
 
 const PAIR: &str = "
@@ -129,13 +128,8 @@ async fn a_running_step_names_the_worker_holding_its_lease_and_until_when() {
     );
 
     // Once the lease has run out, the explanation says so.
-    stored_time::step_shift_back(
-        h.store.pool(),
-        claimed.lease.step_id,
-        Duration::from_secs(3600),
-    )
-    .await
-    .unwrap();
+    h.db.step_shift_back(claimed.lease.step_id, Duration::from_secs(3600))
+        .await;
     let explanation = h.engine.task_explain(task.id).await.unwrap();
     let a = step(&explanation, "a");
     assert!(

@@ -8,9 +8,9 @@ mod support;
 use std::collections::HashSet;
 
 use serde_json::json;
-use support::{FAN, harness, template};
+use support::{FAN, Fault, Rows, harness, template};
 use tasker_model::{HeartbeatOutcome, LeaseError, Recorded, StepError, TaskState};
-use tasker_store::{Error as StoreError, ReportOutcome, StepReport, Store};
+use tasker_store::{Error as StoreError, ReportOutcome, StepReport};
 
 fn complete(lease: tasker_model::Lease) -> StepReport {
     StepReport::Complete {
@@ -169,23 +169,17 @@ async fn reports_that_touch_one_message_twice_in_a_batch_apply_in_order() {
         .await
         .unwrap();
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
-    let hidden_long = h
-        .count(&format!(
-            "SELECT count(*) FROM pgmq.q_tasker_default m JOIN tasker.steps s ON s.msg_id = m.msg_id \
-             WHERE s.id = '{}' AND m.vt > clock_timestamp() + interval '150 seconds'",
-            roots[0].lease.step_id
-        ))
-        .await;
-    assert_eq!(hidden_long, 1, "the second heartbeat's visibility holds");
-    let completed_message = h
-        .count(&format!(
-            "SELECT count(*) FROM pgmq.q_tasker_default \
-             WHERE message->>'step_id' = '{}'",
-            roots[1].lease.step_id
-        ))
-        .await;
+    let visible_at =
+        h.db.message_visible_at(roots[0].lease.step_id)
+            .await
+            .expect("the heartbeated step's message");
+    assert!(
+        visible_at > chrono::Utc::now() + chrono::TimeDelta::seconds(150),
+        "the second heartbeat's visibility holds: {visible_at}"
+    );
     assert_eq!(
-        completed_message, 0,
+        h.db.message_visible_at(roots[1].lease.step_id).await,
+        None,
         "the completed step's message is deleted"
     );
 }
@@ -198,29 +192,13 @@ async fn a_database_error_fails_the_whole_batch_and_writes_nothing() {
         h.create("default", "fan", json!({})).await;
     }
     let roots = h.claim("default", 3).await;
-    let transitions = h.count("SELECT count(*) FROM tasker.transitions").await;
-    sqlx::raw_sql(
-        "CREATE FUNCTION pg_temp_fail() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected fault'; END $$ LANGUAGE plpgsql;
-         CREATE TRIGGER fault BEFORE INSERT ON tasker.transitions FOR EACH ROW EXECUTE FUNCTION pg_temp_fail();",
-    )
-    .execute(h.store.pool())
-    .await
-    .unwrap();
+    let transitions = h.count(Rows::Transitions).await;
+    h.db.fault_inject(Fault::Transitions).await;
     let reports: Vec<_> = roots.iter().map(|s| complete(s.lease)).collect();
     assert!(h.store.step_report(reports.clone()).await.is_err());
-    assert_eq!(
-        h.count("SELECT count(*) FROM tasker.transitions").await,
-        transitions
-    );
-    assert_eq!(
-        h.count("SELECT count(*) FROM tasker.steps WHERE state = 'running'")
-            .await,
-        3
-    );
-    sqlx::raw_sql("DROP TRIGGER fault ON tasker.transitions")
-        .execute(h.store.pool())
-        .await
-        .unwrap();
+    assert_eq!(h.count(Rows::Transitions).await, transitions);
+    assert_eq!(h.count(Rows::StepsIn("running")).await, 3);
+    h.db.fault_clear(Fault::Transitions).await;
     // Sent again, as workers do: every report applies.
     let outcomes = h.store.step_report(reports).await.unwrap();
     assert!(outcomes.iter().all(|o| matches!(

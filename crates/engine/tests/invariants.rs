@@ -5,7 +5,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{DIAMOND, LINEAR, harness, harness_with, template};
+use support::{DIAMOND, Fault, LINEAR, Rows, harness, harness_with, template};
 use tasker_engine::{EngineConfig, Error};
 use tasker_model::{
     HeartbeatOutcome, Lease, LeaseError, Recorded, StepError, StepState, TaskState,
@@ -37,13 +37,7 @@ async fn atomic_dispatch_survives_injected_faults() {
     h.register(&template("default", "linear", LINEAR)).await;
 
     // Fault in the enqueue: the queue insert fails after the task insert.
-    sqlx::raw_sql(
-        "CREATE FUNCTION pg_temp_fail() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected fault'; END $$ LANGUAGE plpgsql;
-         CREATE TRIGGER fault BEFORE INSERT ON pgmq.q_tasker_default FOR EACH ROW EXECUTE FUNCTION pg_temp_fail();",
-    )
-    .execute(h.store.pool())
-    .await
-    .unwrap();
+    h.db.fault_inject(Fault::MessageSends("default")).await;
     let err = h
         .engine
         .task_create(tasker_engine::NewTask {
@@ -54,24 +48,16 @@ async fn atomic_dispatch_survives_injected_faults() {
         })
         .await;
     assert!(err.is_err(), "create must fail when the enqueue fails");
-    assert_eq!(h.count("SELECT count(*) FROM tasker.tasks").await, 0);
-    assert_eq!(h.count("SELECT count(*) FROM tasker.steps").await, 0);
+    assert_eq!(h.count(Rows::Tasks).await, 0);
+    assert_eq!(h.count(Rows::Steps).await, 0);
     assert_eq!(h.queue_depth("default").await, 0);
-    sqlx::raw_sql("DROP TRIGGER fault ON pgmq.q_tasker_default")
-        .execute(h.store.pool())
-        .await
-        .unwrap();
+    h.db.fault_clear(Fault::MessageSends("default")).await;
 
     // Fault after the enqueue: completing `a` sends b's message, then the
     // history insert fails. Neither b's message nor any state change remains.
     let task = h.create("default", "linear", json!({})).await;
     let a = h.claim_one("default").await;
-    sqlx::raw_sql(
-        "CREATE TRIGGER fault BEFORE INSERT ON tasker.transitions FOR EACH ROW EXECUTE FUNCTION pg_temp_fail();",
-    )
-    .execute(h.store.pool())
-    .await
-    .unwrap();
+    h.db.fault_inject(Fault::Transitions).await;
     assert!(
         h.engine
             .step_complete(a.lease, json!({"ok": 1}))
@@ -86,10 +72,7 @@ async fn atomic_dispatch_survives_injected_faults() {
         1,
         "only a's message remains"
     );
-    sqlx::raw_sql("DROP TRIGGER fault ON tasker.transitions")
-        .execute(h.store.pool())
-        .await
-        .unwrap();
+    h.db.fault_clear(Fault::Transitions).await;
 
     // Once the fault is gone the same lease completes normally.
     assert_eq!(

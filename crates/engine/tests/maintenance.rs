@@ -3,7 +3,8 @@
 //! side step timeouts with a heartbeating and with a silent worker, task
 //! deadlines, stuck-work repair and the bulk retry of dead letters. Time is
 //! never slept out: the tests move stored times (and queue visibility) into
-//! the past with `tasker_testkit::stored_time` and wait on conditions.
+//! the past (`h.db.step_shift_back`, `h.db.task_shift_back`) and wait on
+//! conditions. On SQLite both engines share the one store.
 
 mod support;
 
@@ -15,11 +16,10 @@ use tasker_engine::maintenance::{DeadLetterSelection, MaintenanceConfig};
 use tasker_engine::{ClusterConfig, Engine, EngineConfig, NewTask};
 use tasker_model::{HeartbeatOutcome, HumanDuration, LeaseError, StepError, StepState, TaskState};
 use tasker_store::{DeadLetterFilter, NodeRegistration};
-use tasker_testkit::stored_time;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use support::{Harness, harness, template};
+use support::{Harness, harness, skip_on_sqlite, template};
 
 /// Sweeps every few milliseconds: the tests wait on their effects.
 fn quick_sweeps() -> MaintenanceConfig {
@@ -109,9 +109,8 @@ async fn a_heartbeating_worker_is_stopped_at_the_step_timeout_by_the_leaders_swe
         HeartbeatOutcome::Extended { .. }
     ));
     // ...until 21 s have passed: the leader fails the attempt as `timeout`.
-    stored_time::step_shift_back(h.store.pool(), step.lease.step_id, Duration::from_secs(21))
-        .await
-        .unwrap();
+    h.db.step_shift_back(step.lease.step_id, Duration::from_secs(21))
+        .await;
     let failed = eventually("the sweep to time the attempt out", || async {
         let s = step_state(&h.engine, step.lease.step_id).await;
         (s.state == StepState::Retrying).then_some(s)
@@ -133,9 +132,8 @@ async fn a_heartbeating_worker_is_stopped_at_the_step_timeout_by_the_leaders_swe
         "{history:?}"
     );
     // Retried per its policy: after the backoff, a second attempt completes.
-    stored_time::step_shift_back(h.store.pool(), step.lease.step_id, Duration::from_secs(61))
-        .await
-        .unwrap();
+    h.db.step_shift_back(step.lease.step_id, Duration::from_secs(61))
+        .await;
     let again = eventually("the retry to be claimable", || async {
         h.engine
             .step_claim("default", "worker-2", 1)
@@ -168,21 +166,17 @@ async fn a_silent_workers_step_is_redelivered_at_its_timeout_by_the_queue_itself
     let _b = two_nodes(&h, None).await;
     let task = h.create("default", "slow", json!({})).await;
     let step = h.claim_one("default").await;
-    let vt: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(&format!(
-        "SELECT vt FROM pgmq.q_tasker_default WHERE (message->>'step_id')::uuid = '{}'",
-        step.lease.step_id
-    ))
-    .fetch_one(h.store.pool())
-    .await
-    .unwrap();
+    let vt =
+        h.db.message_visible_at(step.lease.step_id)
+            .await
+            .expect("the leased step's message");
     assert_eq!(
         vt, step.lease_expires_at,
         "the message is hidden exactly for the lease"
     );
     // The worker never heartbeats; 21 s later its result is refused...
-    stored_time::step_shift_back(h.store.pool(), step.lease.step_id, Duration::from_secs(21))
-        .await
-        .unwrap();
+    h.db.step_shift_back(step.lease.step_id, Duration::from_secs(21))
+        .await;
     let late = h
         .engine
         .step_complete(step.lease, json!({}))
@@ -222,9 +216,8 @@ async fn a_silent_workers_last_attempt_is_failed_by_the_sweep_and_the_task_fails
     let _b = two_nodes(&h, Some(quick_sweeps())).await;
     let task = h.create("default", "once", json!({})).await;
     let step = h.claim_one("default").await;
-    stored_time::step_shift_back(h.store.pool(), step.lease.step_id, Duration::from_secs(6))
-        .await
-        .unwrap();
+    h.db.step_shift_back(step.lease.step_id, Duration::from_secs(6))
+        .await;
     eventually("the task to fail", || async {
         let t = h.engine.task_get(task.id).await.unwrap();
         (t.state == TaskState::Failed).then_some(())
@@ -293,9 +286,8 @@ async fn a_task_past_its_deadline_fails_and_its_running_step_learns_it_at_its_he
         .into_iter()
         .find(|s| s.task_id == task.id && s.step_name == "a")
         .expect("step a of the first task");
-    stored_time::task_shift_back(h.store.pool(), task.id, Duration::from_secs(3601))
-        .await
-        .unwrap();
+    h.db.task_shift_back(task.id, Duration::from_secs(3601))
+        .await;
     eventually("the deadline sweep to fail the task", || async {
         let t = h.engine.task_get(task.id).await.unwrap();
         (t.state == TaskState::Failed).then_some(())
@@ -347,9 +339,8 @@ async fn a_heartbeat_past_the_deadline_fails_the_task_before_any_sweep() {
     h.register(yaml).await;
     let task = h.create("default", "timed", json!({})).await;
     let step = h.claim_one("default").await;
-    stored_time::task_shift_back(h.store.pool(), task.id, Duration::from_secs(3601))
-        .await
-        .unwrap();
+    h.db.task_shift_back(task.id, Duration::from_secs(3601))
+        .await;
     assert_eq!(
         h.engine.step_heartbeat(&step.lease).await.unwrap(),
         HeartbeatOutcome::Cancelled
@@ -369,22 +360,11 @@ async fn stuck_steps_are_repaired_and_counted() {
     let held = h.create("default", "linear", json!({})).await;
     // One ready step loses its message by hand; another's message stays
     // hidden an hour past its lease.
-    sqlx::query(&format!(
-        "SELECT pgmq.delete('tasker_default', msg_id) FROM tasker.steps WHERE task_id = '{}' AND state = 'ready'",
-        lost.id
-    ))
-    .execute(h.store.pool())
-    .await
-    .unwrap();
+    assert_eq!(h.db.ready_messages_delete(lost.id).await, 1);
     let running = h.claim_one("default").await;
     assert_eq!(running.task_id, held.id);
-    sqlx::query(&format!(
-        "UPDATE pgmq.q_tasker_default SET vt = vt + interval '1 hour' WHERE (message->>'step_id')::uuid = '{}'",
-        running.lease.step_id
-    ))
-    .execute(h.store.pool())
-    .await
-    .unwrap();
+    h.db.message_hide_longer(running.lease.step_id, Duration::from_secs(3600))
+        .await;
     assert!(h.claim("default", 5).await.is_empty(), "nothing can run");
 
     let _b = two_nodes(&h, Some(quick_sweeps())).await;
@@ -406,13 +386,8 @@ async fn stuck_steps_are_repaired_and_counted() {
     // The lost step runs again; the held one is delivered when its lease ends.
     let again = h.claim_one("default").await;
     assert_eq!(again.task_id, lost.id);
-    stored_time::step_shift_back(
-        h.store.pool(),
-        running.lease.step_id,
-        Duration::from_secs(31),
-    )
-    .await
-    .unwrap();
+    h.db.step_shift_back(running.lease.step_id, Duration::from_secs(31))
+        .await;
     let redelivered = eventually("the held step to come back", || async {
         let s = step_state(&h.engine, running.lease.step_id).await;
         (s.state == StepState::Ready || s.attempt == 2).then_some(s)
@@ -544,6 +519,9 @@ const STATISTICS_LAG: Duration = Duration::from_secs(60);
 /// minute, and records it as the `queue_vacuum` sweep.
 #[tokio::test]
 async fn the_leader_vacuums_a_queue_table_full_of_dead_row_versions() {
+    if skip_on_sqlite("about PostgreSQL's vacuum of PGMQ's queue tables") {
+        return;
+    }
     let h = harness().await;
     h.register(&template(
         "default",
@@ -562,7 +540,7 @@ async fn the_leader_vacuums_a_queue_table_full_of_dead_row_versions() {
             "SELECT vacuum_count FROM pg_stat_user_tables \
              WHERE schemaname = 'pgmq' AND relname = 'q_tasker_default'",
         )
-        .fetch_one(h.store.pool())
+        .fetch_one(h.db.postgres_pool())
         .await
         .unwrap()
     };

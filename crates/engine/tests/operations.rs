@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::json;
-use support::{DIAMOND, LINEAR, harness, template};
+use support::{DIAMOND, LINEAR, Rows, harness, skip_on_sqlite, template};
 use tasker_engine::NewTask;
 use tasker_model::{HeartbeatOutcome, StepError, StepState, TaskState};
 use tasker_store::TaskFilter;
@@ -27,7 +27,7 @@ async fn an_idempotency_key_returns_the_existing_task() {
     assert!(!created);
     assert_eq!(first.id, second.id);
     assert_eq!(second.tags, vec!["vip".to_string()]);
-    assert_eq!(h.count("SELECT count(*) FROM tasker.tasks").await, 1);
+    assert_eq!(h.count(Rows::Tasks).await, 1);
     assert_eq!(h.queue_depth("default").await, 1, "no second dispatch");
 }
 
@@ -225,6 +225,9 @@ async fn lists_filter_and_page_with_a_cursor() {
 
 #[tokio::test]
 async fn a_lease_taken_on_one_node_is_heartbeated_and_completed_on_another() {
+    if skip_on_sqlite("SQLite serves one node: no second node can hold a lease") {
+        return;
+    }
     let h = harness().await;
     h.register(&template("default", "linear", LINEAR)).await;
     let task = h.create("default", "linear", json!({})).await;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use support::{DIAMOND, LINEAR, harness, template};
+use support::{DIAMOND, LINEAR, Rows, harness, template};
 use tasker_engine::EngineConfig;
 use tasker_model::{StepError, TaskState};
 
@@ -113,8 +113,8 @@ async fn concurrent_claimers_never_share_a_step_and_every_task_finishes() {
     }
     assert_eq!(h.queue_depth("default").await, 0);
     assert_eq!(
-        h.count("SELECT count(*) FROM tasker.steps WHERE state <> 'complete'")
-            .await,
-        0
+        h.count(Rows::StepsIn("complete")).await,
+        h.count(Rows::Steps).await,
+        "every step complete"
     );
 }

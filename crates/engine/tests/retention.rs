@@ -2,11 +2,11 @@
 //! deletes exactly the finished tasks past their horizon (with their steps
 //! and history), expired idempotency keys and long-gone workers, in
 //! bounded batches, while other tasks are created and run. Time is moved
-//! by shifting stored times into the past, never slept out.
+//! by shifting stored times into the past, never slept out. On SQLite the
+//! two nodes are two engines over its one store.
 
 mod support;
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,11 +16,10 @@ use tasker_engine::retention::{
 };
 use tasker_engine::{ClusterConfig, Engine, EngineConfig, LeaderDuty, NewTask};
 use tasker_model::{StepError, Task};
-use tasker_postgres::PgStore;
 use tasker_store::{Event, NodeRegistration, Observer, WorkerRegistration};
 use uuid::Uuid;
 
-use support::{Harness, harness, small_pool, template};
+use support::{Harness, Rows, harness, skip_on_sqlite, template};
 
 const ONE: &str = "
   - { name: only, handler: h.only }
@@ -88,6 +87,10 @@ async fn fail_all(engine: &Engine, namespace: &str) {
     }
 }
 
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
 /// `count` tasks of `namespace` brought to an end by `finish`, then moved
 /// `age` into the past (created and finished).
 async fn finished_tasks(
@@ -95,7 +98,7 @@ async fn finished_tasks(
     namespace: &str,
     count: usize,
     finish: &str,
-    age: &str,
+    age: Duration,
 ) -> Vec<Uuid> {
     let mut ids = Vec::new();
     for _ in 0..count {
@@ -111,29 +114,8 @@ async fn finished_tasks(
         }
         other => panic!("unknown finish {other}"),
     }
-    age_tasks(h, &ids, age).await;
+    h.db.tasks_age(&ids, age).await;
     ids
-}
-
-async fn age_tasks(h: &Harness, ids: &[Uuid], age: &str) {
-    sqlx::query(
-        "UPDATE tasker.tasks SET created_at = created_at - $2::interval, \
-           finished_at = finished_at - $2::interval WHERE id = ANY($1)",
-    )
-    .bind(ids)
-    .bind(age)
-    .execute(h.store.pool())
-    .await
-    .unwrap();
-}
-
-async fn existing(h: &Harness) -> HashSet<Uuid> {
-    sqlx::query_scalar("SELECT id FROM tasker.tasks")
-        .fetch_all(h.store.pool())
-        .await
-        .unwrap()
-        .into_iter()
-        .collect()
 }
 
 fn registration(id: &str) -> NodeRegistration {
@@ -146,18 +128,17 @@ fn registration(id: &str) -> NodeRegistration {
     }
 }
 
-/// A node with its own pool and its own retention duty, in the cluster.
+/// A node with its own store (on SQLite: the one store) and its own
+/// retention duty, in the cluster.
 async fn node(
     h: &Harness,
     id: &str,
     config: RetentionConfig,
     tally: Arc<DeletedTally>,
 ) -> (Engine, Arc<RetentionDuty>) {
-    let store = PgStore::connect(&h.db.url, &small_pool(), id)
-        .await
-        .expect("connect");
+    let store = h.node_store(id).await;
     store.set_observer(tally);
-    let engine = Engine::new(Arc::new(store), EngineConfig::default());
+    let engine = Engine::new(store.shared(), EngineConfig::default());
     let duty = Arc::new(RetentionDuty::new(config));
     engine
         .cluster_start(
@@ -197,38 +178,29 @@ async fn the_leader_deletes_exactly_what_is_past_its_horizon_in_batches_while_ta
     h.register(&template("scratch", "one", ONE)).await;
 
     // Past the default horizon (30 days): go.
-    let mut doomed = finished_tasks(&h, "default", 21, "complete", "31 days").await;
-    doomed.extend(finished_tasks(&h, "default", 2, "cancelled", "31 days").await);
+    let mut doomed = finished_tasks(&h, "default", 21, "complete", 31 * DAY).await;
+    doomed.extend(finished_tasks(&h, "default", 2, "cancelled", 31 * DAY).await);
     // failed tasks are kept 60 days.
-    let mut kept = finished_tasks(&h, "default", 3, "failed", "31 days").await;
-    doomed.extend(finished_tasks(&h, "default", 2, "failed", "61 days").await);
+    let mut kept = finished_tasks(&h, "default", 3, "failed", 31 * DAY).await;
+    doomed.extend(finished_tasks(&h, "default", 2, "failed", 61 * DAY).await);
     // Within the horizon.
-    kept.extend(finished_tasks(&h, "default", 3, "complete", "29 days").await);
+    kept.extend(finished_tasks(&h, "default", 3, "complete", 29 * DAY).await);
     // scratch keeps everything an hour, its failures two.
-    doomed.extend(finished_tasks(&h, "scratch", 3, "complete", "61 minutes").await);
-    kept.extend(finished_tasks(&h, "scratch", 2, "complete", "59 minutes").await);
-    kept.extend(finished_tasks(&h, "scratch", 1, "failed", "61 minutes").await);
-    doomed.extend(finished_tasks(&h, "scratch", 1, "failed", "121 minutes").await);
+    doomed.extend(finished_tasks(&h, "scratch", 3, "complete", 61 * MINUTE).await);
+    kept.extend(finished_tasks(&h, "scratch", 2, "complete", 59 * MINUTE).await);
+    kept.extend(finished_tasks(&h, "scratch", 1, "failed", 61 * MINUTE).await);
+    doomed.extend(finished_tasks(&h, "scratch", 1, "failed", 121 * MINUTE).await);
     // Running for 100 days: never deleted, however old.
     let in_flight = create(&h.engine, "scratch", None).await.id;
     let leased = h.engine.step_claim("scratch", "worker-1", 1).await.unwrap();
     assert_eq!(leased.len(), 1);
     let old_running = create(&h.engine, "scratch", None).await.id;
-    age_tasks(&h, &[old_running, in_flight], "100 days").await;
+    h.db.tasks_age(&[old_running, in_flight], 100 * DAY).await;
     kept.extend([old_running, in_flight]);
     assert_eq!(doomed.len(), 29);
 
     let steps_per_task = 1;
-    let transitions: i64 = h
-        .count(&format!(
-            "SELECT count(*) FROM tasker.transitions WHERE task_id IN ({})",
-            doomed
-                .iter()
-                .map(|id| format!("'{id}'"))
-                .collect::<Vec<_>>()
-                .join(",")
-        ))
-        .await;
+    let transitions = h.count(Rows::TransitionsOfTasks(&doomed)).await;
     assert!(transitions > 0);
 
     // Tasks keep being created and run while the pass goes on.
@@ -299,21 +271,14 @@ async fn the_leader_deletes_exactly_what_is_past_its_horizon_in_batches_while_ta
     assert_eq!(stats.deleted.steps, 29 * steps_per_task);
     assert_eq!(stats.deleted.transitions, transitions as u64);
     assert_eq!(stats.task_batches, 3, "{stats:?}");
-    let remaining = existing(&h).await;
+    let remaining = h.db.task_ids().await;
     for id in &doomed {
         assert!(!remaining.contains(id), "task {id} should be gone");
     }
     for id in kept.iter().chain(&created_meanwhile) {
         assert!(remaining.contains(id), "task {id} should be kept");
     }
-    let orphans = h
-        .count(
-            "SELECT (SELECT count(*) FROM tasker.steps s WHERE NOT EXISTS \
-               (SELECT 1 FROM tasker.tasks t WHERE t.id = s.task_id)) + \
-             (SELECT count(*) FROM tasker.transitions tr WHERE NOT EXISTS \
-               (SELECT 1 FROM tasker.tasks t WHERE t.id = tr.task_id))",
-        )
-        .await;
+    let orphans = h.count(Rows::Orphans).await;
     assert_eq!(orphans, 0);
     assert!(ran_during_pass > 0, "tasks ran while the pass went on");
     // The leased step of the 100-day-old task still completes.
@@ -338,7 +303,7 @@ async fn expired_idempotency_keys_are_released_and_gone_workers_deleted() {
     let fresh = create(&h.engine, "default", Some("k-new")).await.id;
     complete_all(&h.engine, "default").await;
     let running = create(&h.engine, "default", Some("k-running")).await.id;
-    age_tasks(&h, &[expired, running], "25 hours").await;
+    h.db.tasks_age(&[expired, running], 25 * HOUR).await;
     for id in ["w-gone", "w-here"] {
         h.engine
             .worker_register(WorkerRegistration {
@@ -351,13 +316,7 @@ async fn expired_idempotency_keys_are_released_and_gone_workers_deleted() {
             .await
             .unwrap();
     }
-    sqlx::query(
-        "UPDATE tasker.workers SET last_seen_at = last_seen_at - interval '25 hours' \
-         WHERE id = 'w-gone'",
-    )
-    .execute(h.store.pool())
-    .await
-    .unwrap();
+    h.db.worker_shift_back("w-gone", 25 * HOUR).await;
 
     let duty = RetentionDuty::new(RetentionConfig {
         batch_size: 1,
@@ -365,10 +324,8 @@ async fn expired_idempotency_keys_are_released_and_gone_workers_deleted() {
         ..RetentionConfig::default()
     });
     // Twice, from two nodes at once: the second finds nothing left to do.
-    let other = PgStore::connect(&h.db.url, &small_pool(), "node-b")
-        .await
-        .unwrap();
-    let (first, second) = tokio::join!(duty.pass(&h.store), duty.pass(&other));
+    let other = h.node_store("node-b").await;
+    let (first, second) = tokio::join!(duty.pass(&*h.store), duty.pass(&*other));
     first.unwrap();
     second.unwrap();
     let stats = *duty.stats().borrow();
@@ -376,18 +333,7 @@ async fn expired_idempotency_keys_are_released_and_gone_workers_deleted() {
     assert_eq!(stats.workers_deleted, 1);
     assert_eq!(stats.deleted.tasks, 0, "tasks stay until their horizon");
 
-    let key = |id: Uuid| {
-        let pool = h.store.pool().clone();
-        async move {
-            sqlx::query_scalar::<_, Option<String>>(
-                "SELECT idempotency_key FROM tasker.tasks WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-        }
-    };
+    let key = |id: Uuid| h.db.task_idempotency_key(id);
     assert_eq!(key(expired).await, None);
     assert_eq!(key(fresh).await.as_deref(), Some("k-new"));
     assert_eq!(key(running).await.as_deref(), Some("k-running"));
@@ -399,19 +345,18 @@ async fn expired_idempotency_keys_are_released_and_gone_workers_deleted() {
         create(&h.engine, "default", Some("k-running")).await.id,
         running
     );
-    let workers: Vec<String> = sqlx::query_scalar("SELECT id FROM tasker.workers ORDER BY id")
-        .fetch_all(h.store.pool())
-        .await
-        .unwrap();
-    assert_eq!(workers, ["w-here"]);
+    assert_eq!(h.db.worker_ids().await, ["w-here"]);
 }
 
 #[tokio::test]
 async fn hot_tables_and_new_queue_tables_get_queue_friendly_autovacuum() {
+    if skip_on_sqlite("about PostgreSQL's autovacuum settings of its tables") {
+        return;
+    }
     let h = harness().await;
     h.engine.namespace_create("late").await.unwrap();
     let options = |table: &'static str| {
-        let pool = h.store.pool().clone();
+        let pool = h.db.postgres_pool().clone();
         async move {
             sqlx::query_scalar::<_, Vec<String>>(
                 "SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = $1::regclass",

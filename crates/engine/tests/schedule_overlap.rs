@@ -8,13 +8,13 @@ mod support;
 use chrono::TimeDelta;
 use serde_json::json;
 use support::schedule_nodes::{Nodes, ONE_STEP, at, every_minute};
-use support::{Harness, harness, template};
+use support::{Harness, Rows, harness, template};
 use tasker_engine::Error;
 use tasker_model::schedule::{FireOutcome, OverlapPolicy};
 use tasker_model::{ScheduleFire, ScheduleSpec, TaskState};
 
-const FIRES: &str = "SELECT count(*) FROM tasker.schedule_fires";
-const TASKS: &str = "SELECT count(*) FROM tasker.tasks";
+const FIRES: Rows<'static> = Rows::ScheduleFires;
+const TASKS: Rows<'static> = Rows::Tasks;
 
 async fn one_node(h: &Harness) -> Nodes {
     h.register(&template("default", "tick", ONE_STEP)).await;
@@ -264,10 +264,7 @@ async fn bad_input_names_the_field_and_stores_nothing() {
             ..
         })
     ));
-    assert_eq!(
-        nodes.count("SELECT count(*) FROM tasker.schedules").await,
-        0
-    );
+    assert_eq!(nodes.count(Rows::Schedules).await, 0);
     engine.schedule_create(every_minute("tick")).await.unwrap();
     assert_eq!(
         engine

@@ -3,18 +3,19 @@
 //! fire and the follower, reading a schedule from before that fire, takes
 //! over; backfills of the same range through both nodes at once run each
 //! time once. Time is a shared manual clock; leases are moved into the past.
+//! On SQLite the two nodes are two engines over its one store.
 
 mod support;
 
 use chrono::TimeDelta;
 use support::schedule_nodes::{Nodes, ONE_STEP, at, every_minute};
-use support::{harness, template};
+use support::{Rows, harness, template};
 use tasker_engine::Error;
 use tasker_model::schedule::{FireKind, FireOutcome};
 
-const FIRES: &str = "SELECT count(*) FROM tasker.schedule_fires";
-const STARTED: &str = "SELECT count(*) FROM tasker.schedule_fires WHERE outcome = 'started'";
-const TASKS: &str = "SELECT count(*) FROM tasker.tasks WHERE 'schedule:tick' = ANY(tags)";
+const FIRES: Rows<'static> = Rows::ScheduleFires;
+const STARTED: Rows<'static> = Rows::ScheduleFiresWithOutcome("started");
+const TASKS: Rows<'static> = Rows::TasksTagged("schedule:tick");
 
 #[tokio::test]
 async fn two_nodes_fire_each_time_once_across_a_leader_killed_after_a_fire() {
@@ -47,12 +48,10 @@ async fn two_nodes_fire_each_time_once_across_a_leader_killed_after_a_fire() {
     let killed = nodes.leader().await;
     let survivor = 1 - killed;
     nodes.engine(killed).cluster_abandon().await;
-    sqlx::query("UPDATE tasker.schedules SET next_fire_at = $1, next_run_at = $1 WHERE id = $2")
-        .bind(at("2026-03-01T10:04:00Z"))
-        .bind(schedule.id)
-        .execute(&nodes.pool)
-        .await
-        .unwrap();
+    nodes
+        .db
+        .schedule_next_fire_set(schedule.id, at("2026-03-01T10:04:00Z"))
+        .await;
     nodes.expire_lease().await;
     assert_eq!(nodes.leader().await, survivor, "the follower takes over");
     nodes.pass(survivor).await;
@@ -109,12 +108,10 @@ async fn a_leader_killed_before_its_fire_commits_leaves_the_time_to_the_next_lea
     nodes.wait_count(STARTED, 1).await;
     nodes.pass(1).await;
     assert_eq!(nodes.count(FIRES).await, 1);
-    let fire_time: chrono::DateTime<chrono::Utc> =
-        sqlx::query_scalar("SELECT fire_time FROM tasker.schedule_fires")
-            .fetch_one(&nodes.pool)
-            .await
-            .unwrap();
-    assert_eq!(fire_time, at("2026-03-01T10:01:00Z"));
+    assert_eq!(
+        nodes.db.schedule_fire_times().await,
+        [at("2026-03-01T10:01:00Z")]
+    );
     nodes.stop().await;
 }
 
@@ -136,9 +133,7 @@ async fn backfills_of_one_range_through_two_nodes_at_once_run_each_time_once() {
     assert_eq!(a.already_fired.len() + b.already_fired.len(), 6);
     assert_eq!(nodes.count(STARTED).await, 6);
     assert_eq!(nodes.count(TASKS).await, 6);
-    let kinds: i64 = nodes
-        .count("SELECT count(*) FROM tasker.schedule_fires WHERE kind = 'backfill'")
-        .await;
+    let kinds: i64 = nodes.count(Rows::ScheduleFiresOfKind("backfill")).await;
     assert_eq!(kinds, 6);
 
     // Again: nothing new.

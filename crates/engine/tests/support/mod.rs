@@ -1,21 +1,49 @@
-//! Shared set-up for engine tests: a fresh migrated database per test.
+//! Shared set-up for engine tests: a fresh migrated database per test, on
+//! the backend `TASKER_TEST_BACKEND` names (`postgres`, the default, or
+//! `sqlite`; see `backend.rs`), and what a test checks in that database
+//! (`database.rs`, `time_shift.rs`, `fault.rs`), the same on either.
 #![allow(dead_code)]
 
+pub mod backend;
+pub mod database;
+pub mod fault;
 pub mod schedule_nodes;
 pub mod silent_proxy;
+mod time_shift;
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use tasker_engine::{Engine, EngineConfig, NewTask};
 use tasker_model::{ClaimedStep, Task};
 use tasker_postgres::{PgStore, PoolConfig};
+use tasker_sqlite::{SqliteLocation, SqliteStore};
 use tasker_testkit::TestDatabase;
+
+// Each test file uses some of these.
+#[allow(unused_imports)]
+pub use backend::{Backend, TestStore, backend, skip_on_sqlite};
+#[allow(unused_imports)]
+pub use database::{Database, Rows};
+#[allow(unused_imports)]
+pub use fault::Fault;
 
 pub struct Harness {
     pub engine: Engine,
-    pub store: PgStore,
-    pub db: TestDatabase,
+    /// The store of the harness's node, `node-a`.
+    pub store: TestStore,
+    /// The test's own connections to the store's database.
+    pub db: Database,
+    /// What holds the database: dropped with the harness.
+    place: Place,
+}
+
+/// Where a test's database lives.
+enum Place {
+    /// A database of its own on the tests' PostgreSQL server.
+    Postgres(TestDatabase),
+    /// A directory of its own holding the SQLite file.
+    Sqlite(tempfile::TempDir),
 }
 
 pub async fn harness() -> Harness {
@@ -23,10 +51,24 @@ pub async fn harness() -> Harness {
 }
 
 pub async fn harness_with(config: EngineConfig) -> Harness {
+    let (store, db, place) = match backend() {
+        Backend::Postgres => postgres().await,
+        Backend::Sqlite => sqlite().await,
+    };
+    let engine = Engine::new(store.shared(), config);
+    Harness {
+        engine,
+        store,
+        db,
+        place,
+    }
+}
+
+async fn postgres() -> (TestStore, Database, Place) {
     let key = format!("tasker-{}", tasker_postgres::schema_fingerprint());
     let db = TestDatabase::create_from(&key, |url| async move {
         let store = PgStore::connect(&url, &small_pool(), "setup").await?;
-        store_migrate(&store).await?;
+        TestStore::Postgres(store.clone()).migrate().await?;
         store.pool().close().await;
         Ok(())
     })
@@ -35,14 +77,35 @@ pub async fn harness_with(config: EngineConfig) -> Harness {
     let store = PgStore::connect(&db.url, &small_pool(), "node-a")
         .await
         .expect("connect");
-    let engine = Engine::new(Arc::new(store.clone()), config);
-    Harness { engine, store, db }
+    let database = Database::Postgres(store.pool().clone());
+    (TestStore::Postgres(store), database, Place::Postgres(db))
 }
 
-async fn store_migrate(store: &PgStore) -> anyhow::Result<()> {
-    use tasker_store::Store;
-    store.migrate().await?;
-    Ok(())
+async fn sqlite() -> (TestStore, Database, Place) {
+    let dir = tempfile::tempdir().expect("a directory for the SQLite database");
+    let store = SqliteStore::open(SqliteLocation::Directory(dir.path().to_owned()), "node-a")
+        .await
+        .expect("the SQLite store opens");
+    let store = TestStore::Sqlite(store);
+    store.migrate().await.expect("SQLite migrations");
+    let file = SqliteLocation::Directory(dir.path().to_owned())
+        .database_file()
+        .expect("a file database");
+    // The test's own connection (the store holds the lock file, not the
+    // database); it waits for the store's writer rather than fail. One
+    // connection: a connection parses DDL against the schema it last read,
+    // so a trigger dropped on one connection would still "already exist"
+    // when the next fault is injected on another.
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            SqliteConnectOptions::new()
+                .filename(file)
+                .busy_timeout(Duration::from_secs(30)),
+        )
+        .await
+        .expect("the test's SQLite connections");
+    (store, Database::Sqlite(pool), Place::Sqlite(dir))
 }
 
 pub fn small_pool() -> PoolConfig {
@@ -55,12 +118,51 @@ pub fn small_pool() -> PoolConfig {
 }
 
 impl Harness {
-    /// A second engine on the same database, as another node would be.
+    pub fn backend(&self) -> Backend {
+        match self.place {
+            Place::Postgres(_) => Backend::Postgres,
+            Place::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// The store of node `node_id`: on PostgreSQL a store with its own
+    /// connections, as another process would have; on SQLite, which serves
+    /// one node, the harness's own store.
+    pub async fn node_store(&self, node_id: &str) -> TestStore {
+        match &self.place {
+            Place::Postgres(db) => TestStore::Postgres(
+                PgStore::connect(&db.url, &small_pool(), node_id)
+                    .await
+                    .expect("connect"),
+            ),
+            Place::Sqlite(_) => self.store.clone(),
+        }
+    }
+
+    /// A second engine on the same database, as another node would be
+    /// (on SQLite: over the same store, see [`Harness::node_store`]).
     pub async fn other_node(&self, config: EngineConfig) -> Engine {
-        let store = PgStore::connect(&self.db.url, &small_pool(), "node-b")
-            .await
-            .expect("connect");
-        Engine::new(Arc::new(store), config)
+        Engine::new(self.node_store("node-b").await.shared(), config)
+    }
+
+    /// The URL of the test's PostgreSQL database; for tests that only run
+    /// there.
+    pub fn postgres_url(&self) -> &str {
+        match &self.place {
+            Place::Postgres(db) => &db.url,
+            Place::Sqlite(_) => {
+                panic!("a PostgreSQL-only test ran on SQLite: guard it with skip_on_sqlite")
+            }
+        }
+    }
+
+    /// The test's PostgreSQL database itself; for tests that only run there.
+    pub fn into_postgres(self) -> (TestDatabase, PgStore) {
+        let store = self.store.postgres().clone();
+        match self.place {
+            Place::Postgres(db) => (db, store),
+            Place::Sqlite(_) => unreachable!("store.postgres() refused SQLite"),
+        }
     }
 
     pub async fn register(&self, yaml: &str) {
@@ -101,16 +203,12 @@ impl Harness {
         claimed.pop().unwrap()
     }
 
-    pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql)
-            .fetch_one(self.store.pool())
-            .await
-            .expect("count query")
+    pub async fn count(&self, rows: Rows<'_>) -> i64 {
+        self.db.count(rows).await
     }
 
     pub async fn queue_depth(&self, namespace: &str) -> i64 {
-        self.count(&format!("SELECT count(*) FROM pgmq.q_tasker_{namespace}"))
-            .await
+        self.db.queue_depth(namespace).await
     }
 }
 

@@ -1,18 +1,17 @@
 //! Nodes for schedule tests: engines on one database sharing one
 //! [`ManualClock`], so that a test moves time instead of waiting for it.
+//! On SQLite the nodes are engines over its one store.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sqlx::PgPool;
 use tasker_engine::{ClusterConfig, Engine, EngineConfig, MAINTENANCE, ManualClock};
 use tasker_model::ScheduleSpec;
-use tasker_postgres::PgStore;
 use tasker_store::NodeRegistration;
 use tokio::time::Instant;
 
-use super::{Harness, small_pool};
+use super::{Database, Harness, Rows};
 
 pub const ONE_STEP: &str = "
   - { name: a, handler: h.a }
@@ -22,7 +21,7 @@ pub const ONE_STEP: &str = "
 pub struct Nodes {
     pub clock: Arc<ManualClock>,
     pub nodes: Vec<(String, Engine)>,
-    pub pool: PgPool,
+    pub db: Database,
 }
 
 pub fn at(text: &str) -> DateTime<Utc> {
@@ -46,17 +45,15 @@ impl Nodes {
         let clock = Arc::new(ManualClock::new(now));
         let mut nodes = Vec::new();
         for id in ids {
-            let store = PgStore::connect(&h.db.url, &small_pool(), id)
-                .await
-                .expect("connect");
+            let store = h.node_store(id).await;
             let engine =
-                Engine::new(Arc::new(store), EngineConfig::default()).with_clock(clock.clone());
+                Engine::new(store.shared(), EngineConfig::default()).with_clock(clock.clone());
             nodes.push((id.to_string(), engine));
         }
         Self {
             clock,
             nodes,
-            pool: h.store.pool().clone(),
+            db: h.db.clone(),
         }
     }
 
@@ -120,37 +117,27 @@ impl Nodes {
 
     /// Ends the leadership lease now, as if its holder had died long ago.
     pub async fn expire_lease(&self) {
-        sqlx::query(
-            "UPDATE tasker.leadership SET expires_at = greatest(acquired_at, now() - interval '1 second') \
-             WHERE name = $1",
-        )
-        .bind(MAINTENANCE)
-        .execute(&self.pool)
-        .await
-        .expect("lease moved into the past");
+        self.db.leadership_expire(MAINTENANCE).await;
         for (_, engine) in &self.nodes {
             engine.leadership_wake();
         }
     }
 
-    pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql)
-            .fetch_one(&self.pool)
-            .await
-            .expect("count")
+    pub async fn count(&self, rows: Rows<'_>) -> i64 {
+        self.db.count(rows).await
     }
 
-    /// Waits until `sql` counts `n`.
-    pub async fn wait_count(&self, sql: &str, n: i64) {
+    /// Waits until there are `n` of `rows`.
+    pub async fn wait_count(&self, rows: Rows<'_>, n: i64) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let got = self.count(sql).await;
+            let got = self.count(rows).await;
             if got == n {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "waited 10 s for {sql} to count {n}; it counts {got}"
+                "waited 10 s for {n} of {rows:?}; there are {got}"
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
