@@ -83,7 +83,9 @@ pub enum Command {
         action: ClusterAction,
     },
     /// Measure a server: PostgreSQL's commit floor, then latency, task
-    /// creation, throughput and idle cost, with worker processes over HTTP.
+    /// creation, throughput and idle cost, with worker processes over HTTP
+    /// (or, with `--backend sqlite`, latency, creation and throughput of a
+    /// SQLite node).
     Bench(BenchArgs),
     /// A worker with one no-op handler (`bench.noop`), started by `tasker bench`.
     #[command(hide = true)]

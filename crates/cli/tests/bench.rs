@@ -179,7 +179,11 @@ async fn latency_and_throughput_run_in_their_short_form_on_sqlite() {
     assert!(report["commit_floor"].is_null(), "{report}");
     assert!(report["database"].is_null(), "{report}");
     let not_measured = report["not_measured"].as_array().unwrap();
-    for figure in ["commit floor", "transactions per step", "dead rows per step"] {
+    for figure in [
+        "commit floor",
+        "transactions per step",
+        "dead rows per step",
+    ] {
         assert!(
             not_measured.iter().any(|f| f == figure),
             "{figure} not listed as not measured: {not_measured:?}"
@@ -250,11 +254,23 @@ async fn what_sqlite_cannot_measure_is_refused_by_name() {
             "--scenario idle needs PostgreSQL",
         ),
         (
-            &["--backend", "sqlite", "--scenario", "latency", "--scenario", "soak"][..],
+            &[
+                "--backend",
+                "sqlite",
+                "--scenario",
+                "latency",
+                "--scenario",
+                "soak",
+            ][..],
             "--scenario soak needs PostgreSQL",
         ),
         (
-            &["--backend", "sqlite", "--database-url", "postgres://127.0.0.1/x"][..],
+            &[
+                "--backend",
+                "sqlite",
+                "--database-url",
+                "postgres://127.0.0.1/x",
+            ][..],
             "--backend sqlite measures a SQLite node",
         ),
         (&[][..], "--backend postgres needs --database-url"),

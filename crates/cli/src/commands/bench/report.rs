@@ -116,9 +116,7 @@ impl Report {
             Some(_) => Vec::new(),
             None => POSTGRES_ONLY_FIGURES.to_vec(),
         };
-        let (database, commit_floor) = postgres
-            .map(|p| (p.settings, p.commit_floor))
-            .unzip();
+        let (database, commit_floor) = postgres.map(|p| (p.settings, p.commit_floor)).unzip();
         Self {
             backend: match backend {
                 BenchBackend::Postgres => "postgres",
@@ -177,10 +175,7 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "tasker {} on {} cores ({}), {store}, server {}",
-            self.machine.tasker_version,
-            self.machine.cores,
-            self.machine.os,
-            self.machine.server
+            self.machine.tasker_version, self.machine.cores, self.machine.os, self.machine.server
         )?;
         match (&self.database, floor) {
             (Some(database), Some(floor)) => {
@@ -288,9 +283,11 @@ impl fmt::Display for Report {
                     }),
                     b.transactions_per_step
                         .map_or("-".to_owned(), |x| format!("{x:.2}")),
-                    b.dead_rows_per_step.as_ref().map_or("-".to_owned(), |dead| {
-                        format!("{:.2}", dead.values().sum::<f64>())
-                    }),
+                    b.dead_rows_per_step
+                        .as_ref()
+                        .map_or("-".to_owned(), |dead| {
+                            format!("{:.2}", dead.values().sum::<f64>())
+                        }),
                     mib(b.server_peak_rss_bytes),
                 ]);
             }
