@@ -83,7 +83,9 @@ pub enum Command {
         action: ClusterAction,
     },
     /// Measure a server: PostgreSQL's commit floor, then latency, task
-    /// creation, throughput and idle cost, with worker processes over HTTP.
+    /// creation, throughput and idle cost, with worker processes over HTTP
+    /// (or, with `--backend sqlite`, latency, creation and throughput of a
+    /// SQLite node).
     Bench(BenchArgs),
     /// A worker with one no-op handler (`bench.noop`), started by `tasker bench`.
     #[command(hide = true)]
@@ -93,18 +95,25 @@ pub enum Command {
 /// What `tasker bench` measures and how much of it.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
+    /// The store the measured server runs on: `postgres` (needs
+    /// --database-url) or `sqlite` (a `tasker dev` node on a temporary
+    /// directory, or the SQLite node named by --server).
+    #[arg(long, value_enum, default_value_t = BenchBackend::Postgres, value_name = "BACKEND")]
+    pub backend: BenchBackend,
     /// The database the server uses (or will use): the benchmark measures
     /// PostgreSQL's own commit rate there and reads its statistics. A fresh
-    /// database is best: the run leaves its tasks behind.
+    /// database is best: the run leaves its tasks behind. Required with
+    /// `--backend postgres`; refused with `--backend sqlite`.
     #[arg(
         long,
         env = "TASKER_DATABASE_URL",
         hide_env_values = true,
         value_name = "URL"
     )]
-    pub database_url: String,
-    /// A running server on that database. Default: start one (auth off) on
-    /// a loopback port for the run.
+    pub database_url: Option<String>,
+    /// A running server on that database (or, with `--backend sqlite`, a
+    /// running SQLite node such as `tasker dev`). Default: start one (auth
+    /// off) on a loopback port for the run.
     #[arg(long, value_name = "URL", conflicts_with = "server_binary")]
     pub server: Option<String>,
     /// The `tasker` binary to start the server from (e.g. an older build,
@@ -157,6 +166,13 @@ pub struct BenchArgs {
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+}
+
+/// The store a benchmarked server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchBackend {
+    Postgres,
+    Sqlite,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,27 +1,31 @@
 //! `tasker bench`: measures a Tasker server the way a user runs it — worker
-//! processes over HTTP against a real PostgreSQL — and prints every figure
-//! beside what PostgreSQL itself allows on the same database (its
-//! durable-commit rate with one and with eight connections, measured first).
+//! processes over HTTP against a real store — and prints every figure. On
+//! PostgreSQL each figure stands beside what PostgreSQL itself allows on the
+//! same database (its durable-commit rate with one and with eight
+//! connections, measured first) and its statistics; on SQLite (`--backend
+//! sqlite`: a `tasker dev` node) those are reported as not measured.
 //!
 //! ```text
-//!  tasker bench ──HTTP──► tasker server (started here, or --server) ──► PostgreSQL
+//!  tasker bench ──HTTP──► tasker server / tasker dev (started here, or --server) ──► PostgreSQL | SQLite
 //!       │                        ▲                                       ▲
 //!       │ spawns                 │ HTTP                                  │ statistics,
 //!       └──► tasker bench-worker × M (no-op handler) ─┘                  │ commit floor
-//!       └────────────────────────────────────────────────────────────────┘
+//!       └─────────────────────────────────────────── (PostgreSQL only) ──┘
 //! ```
 //!
 //! Scenarios: `latency` (one task at a time per DAG shape), `create` (one by
 //! one and concurrent), `throughput` (burn-down of pre-created tasks), `idle`
 //! (what waiting workers cost), `soak` (steady load while another session
-//! holds a transaction open, and after). Nothing here asserts a timing: the command
-//! reports; docs/benchmarks.md records what it reported.
+//! holds a transaction open, and after); the last two need PostgreSQL.
+//! Nothing here asserts a timing: the command reports; docs/benchmarks.md
+//! records what it reported.
 
 mod bench_worker;
 mod create;
 mod database;
 mod idle;
 mod latency;
+mod over_http;
 mod processes;
 mod progress;
 mod report;
@@ -32,32 +36,85 @@ mod throughput;
 
 use std::time::Duration;
 
-use crate::cli::{BenchArgs, Output, Scenario};
+use sqlx::PgPool;
+
+use crate::cli::{BenchArgs, BenchBackend, Output, Scenario};
 use crate::output::emit_json;
-use crate::status::Status;
+use crate::status::{Failure, Status};
 
 pub use bench_worker::run as run_worker;
-use processes::{ServerProcess, WorkerProcesses};
-use report::{Parameters, Report};
+use processes::{NodeStore, ServerProcess, WorkerProcesses};
+use report::{Parameters, Postgres, Report};
+
+/// The scenarios that read PostgreSQL itself, and why.
+const POSTGRES_ONLY: [(Scenario, &str, &str); 2] = [
+    (
+        Scenario::Idle,
+        "idle",
+        "it counts the database's transactions in pg_stat_database",
+    ),
+    (
+        Scenario::Soak,
+        "soak",
+        "it holds a transaction open in another PostgreSQL session and reads dead tuples",
+    ),
+];
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<Status> {
     let parameters = Parameters::from_args(args);
-    let pool = database::connect(&args.database_url).await?;
-    let database_settings = database::settings(&pool).await?;
+    let scenarios = scenarios(args)?;
+    let database_url = match (args.backend, &args.database_url) {
+        (BenchBackend::Postgres, Some(url)) => Some(url.as_str()),
+        (BenchBackend::Postgres, None) => {
+            return Err(Failure::usage(
+                "--backend postgres needs --database-url (or TASKER_DATABASE_URL): the benchmark \
+                 measures PostgreSQL's commit rate and reads its statistics there; \
+                 --backend sqlite measures a SQLite node instead",
+            ));
+        }
+        (BenchBackend::Sqlite, Some(_)) => {
+            return Err(Failure::usage(
+                "--database-url (or TASKER_DATABASE_URL) names a PostgreSQL database, but \
+                 --backend sqlite measures a SQLite node: leave it out (unset \
+                 TASKER_DATABASE_URL) or use --backend postgres",
+            ));
+        }
+        (BenchBackend::Sqlite, None) => None,
+    };
 
-    eprintln!(
-        "==> PostgreSQL {}: measuring its durable-commit rate ({}s with 1 connection, {}s with 8)",
-        database_settings.server_version, parameters.floor_seconds, parameters.floor_seconds
-    );
-    let commit_floor =
-        database::commit_floor(&pool, Duration::from_secs(parameters.floor_seconds)).await?;
+    let mut pool: Option<PgPool> = None;
+    let mut postgres = None;
+    if let Some(database_url) = database_url {
+        let connected = database::connect(database_url).await?;
+        let settings = database::settings(&connected).await?;
+        eprintln!(
+            "==> PostgreSQL {}: measuring its durable-commit rate ({}s with 1 connection, {}s with 8)",
+            settings.server_version, parameters.floor_seconds, parameters.floor_seconds
+        );
+        let commit_floor =
+            database::commit_floor(&connected, Duration::from_secs(parameters.floor_seconds))
+                .await?;
+        postgres = Some(Postgres {
+            settings,
+            commit_floor,
+        });
+        pool = Some(connected);
+    }
 
     let (url, server) = match &args.server {
         Some(url) => (url.clone(), None),
         None => {
-            eprintln!("==> starting tasker server on the database");
-            let server =
-                ServerProcess::start(args.server_binary.as_deref(), &args.database_url).await?;
+            let store = match database_url {
+                Some(database_url) => {
+                    eprintln!("==> starting tasker server on the database");
+                    NodeStore::Postgres { database_url }
+                }
+                None => {
+                    eprintln!("==> starting tasker dev on a temporary SQLite directory");
+                    NodeStore::Sqlite
+                }
+            };
+            let server = ServerProcess::start(args.server_binary.as_deref(), store).await?;
             (server.url.clone(), Some(server))
         }
     };
@@ -69,9 +126,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Status> {
         client.template_register_yaml(&shape.yaml()).await?;
     }
 
-    let mut report = Report::new(parameters.clone(), database_settings, commit_floor, &url);
-    let wanted =
-        |scenario: Scenario| args.scenarios.is_empty() || args.scenarios.contains(&scenario);
+    let mut report = Report::new(parameters.clone(), args.backend, postgres, &url);
+    let wanted = |scenario: Scenario| scenarios.contains(&scenario);
 
     if wanted(Scenario::Latency) {
         let worker = WorkerProcesses::start(&url, token, shapes::NAMESPACE, 1, (4, 4))?;
@@ -99,7 +155,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Status> {
             report.throughput.push(
                 throughput::run(
                     &client,
-                    &pool,
+                    pool.as_ref(),
                     shape,
                     parameters.tasks,
                     &workers,
@@ -109,11 +165,11 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Status> {
             );
         }
     }
-    if wanted(Scenario::Idle) {
+    if let (true, Some(pool)) = (wanted(Scenario::Idle), &pool) {
         report.idle = Some(
             idle::run(
                 &client,
-                &pool,
+                pool,
                 &url,
                 token,
                 parameters.idle_workers,
@@ -123,7 +179,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Status> {
             .await?,
         );
     }
-    if wanted(Scenario::Soak) {
+    if let (true, Some(pool), Some(database_url)) = (wanted(Scenario::Soak), &pool, database_url) {
         let workers = throughput::Workers {
             server: &url,
             token,
@@ -134,19 +190,59 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Status> {
         report.soak = Some(
             soak::run(
                 &client,
-                &pool,
-                &args.database_url,
+                pool,
+                database_url,
                 &workers,
                 Duration::from_secs(parameters.soak_seconds),
             )
             .await?,
         );
     }
-    drop(server);
+    if let Some(server) = server {
+        server.stop().await;
+    }
 
     match args.output {
         Output::Json => emit_json(&report)?,
         Output::Text => crate::output::emit(&report.to_string())?,
     }
     Ok(Status::Ok)
+}
+
+/// The scenarios to run: those asked for, or all the backend can run. A
+/// scenario that needs PostgreSQL asked for on SQLite is a usage error
+/// naming it.
+fn scenarios(args: &BenchArgs) -> anyhow::Result<Vec<Scenario>> {
+    let all = [
+        Scenario::Latency,
+        Scenario::Create,
+        Scenario::Throughput,
+        Scenario::Idle,
+        Scenario::Soak,
+    ];
+    if args.backend == BenchBackend::Postgres {
+        return Ok(match args.scenarios.is_empty() {
+            true => all.to_vec(),
+            false => args.scenarios.clone(),
+        });
+    }
+    if args.scenarios.is_empty() {
+        let skipped: Vec<&str> = POSTGRES_ONLY.iter().map(|(_, name, _)| *name).collect();
+        eprintln!(
+            "==> SQLite: scenarios {} not run (they need PostgreSQL)",
+            skipped.join(" and ")
+        );
+        return Ok(all
+            .into_iter()
+            .filter(|s| !POSTGRES_ONLY.iter().any(|(only, _, _)| only == s))
+            .collect());
+    }
+    for (scenario, name, why) in POSTGRES_ONLY {
+        if args.scenarios.contains(&scenario) {
+            return Err(Failure::usage(format!(
+                "--scenario {name} needs PostgreSQL ({why}); it cannot run with --backend sqlite"
+            )));
+        }
+    }
+    Ok(args.scenarios.clone())
 }

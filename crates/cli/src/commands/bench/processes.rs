@@ -1,5 +1,6 @@
-//! The processes a benchmark starts: a `tasker server` node when no server
-//! was named, and worker processes (`tasker bench-worker`), each this same
+//! The processes a benchmark starts: a server node when no server was named
+//! (`tasker server` on PostgreSQL, or `tasker dev` on a temporary SQLite
+//! directory), and worker processes (`tasker bench-worker`), each this same
 //! binary, so that work crosses real HTTP between real processes as it does
 //! for a user. Every process is killed when its handle is dropped: a run
 //! that fails half-way leaves nothing behind.
@@ -12,32 +13,63 @@ use anyhow::{Context as _, bail};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
+/// What a started node stores its data in.
+#[derive(Debug, Clone, Copy)]
+pub enum NodeStore<'a> {
+    /// `tasker server` on this PostgreSQL database.
+    Postgres { database_url: &'a str },
+    /// `tasker dev` on a fresh temporary directory: the embedded SQLite
+    /// store with its synced commits (not `--memory`, which syncs nothing).
+    /// Its in-process example worker serves the `examples` namespace only.
+    Sqlite,
+}
+
 /// A server node the benchmark started.
 #[derive(Debug)]
 pub struct ServerProcess {
+    // Dropped first: the node is killed before its directory is removed.
     child: Child,
+    _directory: Option<tempfile::TempDir>,
     pub url: String,
 }
 
 impl ServerProcess {
-    /// Starts `tasker server` on a loopback port chosen by the system, auth
-    /// off, and waits for its "listening on" line.
-    pub async fn start(binary: Option<&Path>, database_url: &str) -> anyhow::Result<Self> {
+    /// Starts a node on a loopback port chosen by the system, auth off, and
+    /// waits for its "listening on" line.
+    pub async fn start(binary: Option<&Path>, store: NodeStore<'_>) -> anyhow::Result<Self> {
         let exe = match binary {
             Some(path) => path.to_owned(),
             None => std::env::current_exe().context("cannot find the tasker binary")?,
         };
-        let mut child = Command::new(&exe)
-            .args(["server", "--listen", "127.0.0.1:0", "--log-level", "warn"])
-            .args(["--node-id", &format!("bench-{}", std::process::id())])
-            .args(["--database-url", database_url])
+        let mut command = Command::new(&exe);
+        let directory = match store {
+            NodeStore::Postgres { database_url } => {
+                command
+                    .args(["server", "--listen", "127.0.0.1:0", "--log-level", "warn"])
+                    .args(["--node-id", &format!("bench-{}", std::process::id())])
+                    .args(["--database-url", database_url]);
+                None
+            }
+            NodeStore::Sqlite => {
+                let directory = tempfile::Builder::new()
+                    .prefix("tasker-bench-")
+                    .tempdir()
+                    .context("cannot create a directory for the SQLite node")?;
+                command
+                    .args(["dev", "--listen", "127.0.0.1:0", "--log-level", "warn"])
+                    .arg("--dir")
+                    .arg(directory.path());
+                Some(directory)
+            }
+        };
+        let mut child = command
             .env("TASKER_AUTH_ENABLED", "false")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("cannot start {} server", exe.display()))?;
+            .with_context(|| format!("cannot start {} as a server node", exe.display()))?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
         let url = tokio::time::timeout(Duration::from_secs(60), async {
@@ -53,11 +85,22 @@ impl ServerProcess {
         .context("the server did not start listening within 60s")??;
         // Keep draining stdout so that the server never blocks writing to it.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { child, url })
+        Ok(Self {
+            child,
+            _directory: directory,
+            url,
+        })
     }
 
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
+    }
+
+    /// Kills the node and waits until it has exited, then removes its
+    /// directory, if it had one.
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
     }
 }
 

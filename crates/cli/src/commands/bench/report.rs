@@ -12,7 +12,7 @@ use super::latency::ShapeLatency;
 use super::soak::Soak;
 use super::summary::Summary;
 use super::throughput::BurnDown;
-use crate::cli::BenchArgs;
+use crate::cli::{BenchArgs, BenchBackend};
 use crate::output::Table;
 
 /// The sizes of a run, after `--quick` and the flags.
@@ -68,12 +68,36 @@ pub struct Machine {
     pub server: String,
 }
 
+/// What a run read from PostgreSQL itself before it started.
+#[derive(Debug, Clone)]
+pub struct Postgres {
+    pub settings: Settings,
+    pub commit_floor: CommitFloor,
+}
+
+/// The figures only PostgreSQL gives, listed in a SQLite report's
+/// `not_measured`.
+const POSTGRES_ONLY_FIGURES: [&str; 5] = [
+    "database settings",
+    "commit floor",
+    "transactions per step",
+    "dead rows per step",
+    "idle and soak scenarios (idle transactions, dead tuples)",
+];
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// `postgres` or `sqlite`: the store of the measured server.
+    pub backend: &'static str,
     pub machine: Machine,
-    pub database: Settings,
+    /// `None` on SQLite: not measured.
+    pub database: Option<Settings>,
     pub parameters: Parameters,
-    pub commit_floor: CommitFloor,
+    /// `None` on SQLite: not measured.
+    pub commit_floor: Option<CommitFloor>,
+    /// Figures this run could not measure on its backend (empty on
+    /// PostgreSQL): their fields read `null`, never zero.
+    pub not_measured: Vec<&'static str>,
     pub latency: Vec<ShapeLatency>,
     pub create: Vec<Creation>,
     pub throughput: Vec<BurnDown>,
@@ -84,11 +108,20 @@ pub struct Report {
 impl Report {
     pub fn new(
         parameters: Parameters,
-        database: Settings,
-        commit_floor: CommitFloor,
+        backend: BenchBackend,
+        postgres: Option<Postgres>,
         server: &str,
     ) -> Self {
+        let not_measured = match postgres {
+            Some(_) => Vec::new(),
+            None => POSTGRES_ONLY_FIGURES.to_vec(),
+        };
+        let (database, commit_floor) = postgres.map(|p| (p.settings, p.commit_floor)).unzip();
         Self {
+            backend: match backend {
+                BenchBackend::Postgres => "postgres",
+                BenchBackend::Sqlite => "sqlite",
+            },
             machine: Machine {
                 cores: std::thread::available_parallelism().map_or(1, usize::from),
                 tasker_version: env!("CARGO_PKG_VERSION"),
@@ -98,6 +131,7 @@ impl Report {
             database,
             parameters,
             commit_floor,
+            not_measured,
             latency: Vec::new(),
             create: Vec::new(),
             throughput: Vec::new(),
@@ -106,6 +140,9 @@ impl Report {
         }
     }
 }
+
+/// What stands where a figure only PostgreSQL gives would be.
+const NOT_MEASURED: &str = "not measured on SQLite";
 
 fn ms(value: f64) -> String {
     format!("{value:.2} ms")
@@ -130,29 +167,33 @@ fn summary_cells(summary: Option<Summary>) -> Vec<String> {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let floor = &self.commit_floor;
+        let floor = self.commit_floor.as_ref();
+        let store = match &self.database {
+            Some(database) => format!("PostgreSQL {}", database.server_version),
+            None => "SQLite (tasker dev: one writer connection, synchronous = FULL)".to_owned(),
+        };
         writeln!(
             f,
-            "tasker {} on {} cores ({}), PostgreSQL {}, server {}",
-            self.machine.tasker_version,
-            self.machine.cores,
-            self.machine.os,
-            self.database.server_version,
-            self.machine.server
+            "tasker {} on {} cores ({}), {store}, server {}",
+            self.machine.tasker_version, self.machine.cores, self.machine.os, self.machine.server
         )?;
-        let settings: Vec<String> = self
-            .database
-            .settings
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        writeln!(f, "settings: {}", settings.join(" "))?;
-        writeln!(
-            f,
-            "PostgreSQL durable commits/s: {} with 1 connection, {} with 8\n",
-            rate(floor.one_connection),
-            rate(floor.eight_connections)
-        )?;
+        match (&self.database, floor) {
+            (Some(database), Some(floor)) => {
+                let settings: Vec<String> = database
+                    .settings
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                writeln!(f, "settings: {}", settings.join(" "))?;
+                writeln!(
+                    f,
+                    "PostgreSQL durable commits/s: {} with 1 connection, {} with 8\n",
+                    rate(floor.one_connection),
+                    rate(floor.eight_connections)
+                )?;
+            }
+            _ => writeln!(f, "{}: {NOT_MEASURED}\n", self.not_measured.join(", "))?,
+        }
 
         if !self.latency.is_empty() {
             writeln!(f, "Latency, one task at a time (database clock):")?;
@@ -234,19 +275,33 @@ impl fmt::Display for Report {
                     format!("{:.2}", b.seconds),
                     rate(b.tasks_per_second),
                     rate(b.steps_per_second),
-                    format!(
-                        "{:.2}",
-                        b.steps_per_second / floor.eight_connections.max(1.0)
-                    ),
-                    format!("{:.2}", b.transactions_per_step),
-                    format!("{:.2}", b.dead_rows_per_step.values().sum::<f64>()),
+                    floor.map_or("-".to_owned(), |floor| {
+                        format!(
+                            "{:.2}",
+                            b.steps_per_second / floor.eight_connections.max(1.0)
+                        )
+                    }),
+                    b.transactions_per_step
+                        .map_or("-".to_owned(), |x| format!("{x:.2}")),
+                    b.dead_rows_per_step
+                        .as_ref()
+                        .map_or("-".to_owned(), |dead| {
+                            format!("{:.2}", dead.values().sum::<f64>())
+                        }),
                     mib(b.server_peak_rss_bytes),
                 ]);
             }
             writeln!(f, "{table}")?;
+            if floor.is_none() {
+                writeln!(
+                    f,
+                    "× 8-conn commits, xacts/step, dead rows/step: {NOT_MEASURED}\n"
+                )?;
+                return self.fmt_idle_and_soak(f);
+            }
             let mut churn = Table::new(&["shape", "table", "dead rows/step"]);
             for b in &self.throughput {
-                for (table, per_step) in &b.dead_rows_per_step {
+                for (table, per_step) in b.dead_rows_per_step.iter().flatten() {
                     churn.row(vec![
                         b.shape.to_owned(),
                         table.clone(),
@@ -256,7 +311,12 @@ impl fmt::Display for Report {
             }
             writeln!(f, "Row churn by table:\n{churn}")?;
         }
+        self.fmt_idle_and_soak(f)
+    }
+}
 
+impl Report {
+    fn fmt_idle_and_soak(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(idle) = &self.idle {
             writeln!(
                 f,

@@ -2,7 +2,9 @@
 //! created while no worker runs, then M worker processes of C slots each
 //! start and run them all. The rate comes from the database clock (first
 //! claim → last finalization); row churn and commits per step from
-//! PostgreSQL's statistics over the same interval.
+//! PostgreSQL's statistics over the same interval. On a SQLite node the same
+//! instants are read over the API ([`over_http`](super::over_http)) and
+//! the statistics only PostgreSQL keeps are not measured (`None`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -15,6 +17,7 @@ use tasker_client::{Client, NewTask};
 use tasker_model::Timestamp;
 
 use super::database::{self, Churn};
+use super::over_http;
 use super::processes::{WorkerProcesses, memory_of};
 use super::progress::Progress;
 use super::shapes::{NAMESPACE, Shape};
@@ -33,10 +36,12 @@ pub struct BurnDown {
     pub seconds: f64,
     pub tasks_per_second: f64,
     pub steps_per_second: f64,
-    /// Transactions the database committed or rolled back, per step.
-    pub transactions_per_step: f64,
-    /// Row versions left dead (updates and deletes), per step, by table.
-    pub dead_rows_per_step: BTreeMap<String, f64>,
+    /// Transactions the database committed or rolled back, per step;
+    /// `None`: not measured (SQLite).
+    pub transactions_per_step: Option<f64>,
+    /// Row versions left dead (updates and deletes), per step, by table;
+    /// `None`: not measured (SQLite).
+    pub dead_rows_per_step: Option<BTreeMap<String, f64>>,
     /// The server node's peak resident memory so far (when the benchmark
     /// started the node).
     pub server_peak_rss_bytes: Option<u64>,
@@ -51,9 +56,12 @@ pub struct Workers<'a> {
     pub report_requests: usize,
 }
 
+/// Runs one burn-down of `tasks` tasks of `shape`. With `pool` (PostgreSQL)
+/// the run is watched and timed with SQL and its statistics are read;
+/// without, it is watched and timed over the API.
 pub async fn run(
     client: &Client,
-    pool: &PgPool,
+    pool: Option<&PgPool>,
     shape: Shape,
     tasks: usize,
     workers: &Workers<'_>,
@@ -73,32 +81,25 @@ pub async fn run(
     }
     progress.finish();
 
-    let churn_before = database::churn(pool).await?;
-    let transactions_before = database::transactions(pool).await?;
-    let running = WorkerProcesses::start(
-        workers.server,
-        workers.token,
-        NAMESPACE,
-        workers.count,
-        (workers.concurrency, workers.report_requests),
-    )?;
-    let waited = wait_finished(pool, &tag, tasks, shape).await;
-    running.stop().await;
-    waited?;
-    database::let_statistics_settle().await;
-    let transactions = database::transactions(pool).await? - transactions_before;
-    let churn = database::churn_between(&churn_before, &database::churn(pool).await?);
-
-    let (first_claim, last_finish, complete): (Option<Timestamp>, Option<Timestamp>, i64) =
-        sqlx::query_as(
-            "SELECT (SELECT min(tr.at) FROM tasker.transitions tr JOIN tasker.tasks t ON t.id = tr.task_id \
-                     WHERE t.tags @> ARRAY[$1] AND tr.step_id IS NOT NULL AND tr.to_state = 'running'), \
-                    max(finished_at), count(*) FILTER (WHERE state = 'complete') \
-             FROM tasker.tasks WHERE tags @> ARRAY[$1]",
-        )
-        .bind(&tag)
-        .fetch_one(pool)
-        .await?;
+    let steps = tasks * shape.step_count();
+    let ((first_claim, last_finish, complete), statistics) = match pool {
+        Some(pool) => {
+            let (window, transactions, churn) =
+                burn_down_on_postgres(pool, &tag, tasks, shape, workers).await?;
+            let transactions_per_step = transactions as f64 / steps as f64;
+            (
+                window,
+                Some((transactions_per_step, dead_per_step(&churn, steps))),
+            )
+        }
+        None => {
+            let running = start_workers(workers)?;
+            let waited = over_http::wait_ended(client, &tag, tasks, shape).await;
+            running.stop().await;
+            waited?;
+            (over_http::window(client, &tag).await?, None)
+        }
+    };
     if complete as usize != tasks {
         bail!("{complete} of {tasks} {} tasks completed", shape.name);
     }
@@ -106,7 +107,7 @@ pub async fn run(
         bail!("the burn-down left no claim or finish times");
     };
     let seconds = ((last - first).num_microseconds().unwrap_or(0) as f64 / 1e6).max(1e-6);
-    let steps = tasks * shape.step_count();
+    let (transactions_per_step, dead_rows_per_step) = statistics.unzip();
     Ok(BurnDown {
         shape: shape.name,
         tasks,
@@ -116,10 +117,55 @@ pub async fn run(
         seconds,
         tasks_per_second: tasks as f64 / seconds,
         steps_per_second: steps as f64 / seconds,
-        transactions_per_step: transactions as f64 / steps as f64,
-        dead_rows_per_step: dead_per_step(&churn, steps),
+        transactions_per_step,
+        dead_rows_per_step,
         server_peak_rss_bytes: server_pid.and_then(memory_of).map(|(_, peak)| peak),
     })
+}
+
+fn start_workers(workers: &Workers<'_>) -> anyhow::Result<WorkerProcesses> {
+    WorkerProcesses::start(
+        workers.server,
+        workers.token,
+        NAMESPACE,
+        workers.count,
+        (workers.concurrency, workers.report_requests),
+    )
+}
+
+/// First claim, last finish and tasks complete.
+type Window = (Option<Timestamp>, Option<Timestamp>, i64);
+
+/// Runs the workers until every task of `tag` ended, reading PostgreSQL's
+/// transaction count and row churn before and after: the window, the
+/// transactions and the churn of the run.
+async fn burn_down_on_postgres(
+    pool: &PgPool,
+    tag: &str,
+    tasks: usize,
+    shape: Shape,
+    workers: &Workers<'_>,
+) -> anyhow::Result<(Window, i64, BTreeMap<String, Churn>)> {
+    let churn_before = database::churn(pool).await?;
+    let transactions_before = database::transactions(pool).await?;
+    let running = start_workers(workers)?;
+    let waited = wait_finished(pool, tag, tasks, shape).await;
+    running.stop().await;
+    waited?;
+    database::let_statistics_settle().await;
+    let transactions = database::transactions(pool).await? - transactions_before;
+    let churn = database::churn_between(&churn_before, &database::churn(pool).await?);
+
+    let window: Window = sqlx::query_as(
+        "SELECT (SELECT min(tr.at) FROM tasker.transitions tr JOIN tasker.tasks t ON t.id = tr.task_id \
+                 WHERE t.tags @> ARRAY[$1] AND tr.step_id IS NOT NULL AND tr.to_state = 'running'), \
+                max(finished_at), count(*) FILTER (WHERE state = 'complete') \
+         FROM tasker.tasks WHERE tags @> ARRAY[$1]",
+    )
+    .bind(tag)
+    .fetch_one(pool)
+    .await?;
+    Ok((window, transactions, churn))
 }
 
 fn dead_per_step(churn: &BTreeMap<String, Churn>, steps: usize) -> BTreeMap<String, f64> {
