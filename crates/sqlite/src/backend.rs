@@ -202,42 +202,26 @@ impl Backend for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::test_store;
-    use tasker_model::Template;
-    use tasker_store::TaskCreate;
+    use crate::testing::{created_task, test_store};
 
     /// A store with one task of a two-step chain whose first step has a
     /// result; returns the task id.
     async fn store_with_task() -> (SqliteStore, Uuid) {
         let store = test_store().await;
-        let template = Template::from_json(serde_json::json!({
+        let chain = serde_json::json!({
             "namespace": "default", "name": "chain", "version": "1",
             "steps": [
                 {"name": "a", "handler": "h.a"},
                 {"name": "b", "handler": "h.b", "depends_on": ["a"]},
             ],
-        }))
-        .unwrap();
-        let (record, _) = tasker_store::catalog::template_register(&store, &template)
-            .await
-            .unwrap();
-        let (task, _) = tasker_store::orchestration::task_creation::create(
-            &store,
-            &TaskCreate {
-                template_id: record.id,
-                context: serde_json::json!({"customer": 7}),
-                idempotency_key: None,
-                tags: Vec::new(),
-                deadline: None,
-            },
-        )
-        .await
-        .unwrap();
+        });
+        let (_, task_id) =
+            created_task(&store, chain, serde_json::json!({"customer": 7}), None).await;
         sqlx::query("UPDATE steps SET result = '\"done\"' WHERE position = 0")
             .execute(&store.writer)
             .await
             .unwrap();
-        (store, task.id)
+        (store, task_id)
     }
 
     #[tokio::test]

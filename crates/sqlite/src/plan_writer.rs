@@ -311,9 +311,8 @@ mod tests {
     use super::*;
     use crate::load::{self, Which};
     use crate::{SqliteLocation, SqliteStore, catalog};
+    use tasker_model::TemplateRecord;
     use tasker_model::task_run::ClaimOutcome;
-    use tasker_model::{Template, TemplateRecord};
-    use tasker_store::TaskCreate;
     use uuid::Uuid;
 
     async fn store_with_task() -> (SqliteStore, TemplateRecord, Uuid) {
@@ -321,7 +320,7 @@ mod tests {
             .await
             .unwrap();
         catalog::migrate(&store).await.unwrap();
-        let template = Template::from_json(serde_json::json!({
+        let chain = serde_json::json!({
             "namespace": "default",
             "name": "chain",
             "version": "1",
@@ -329,24 +328,10 @@ mod tests {
                 {"name": "a", "handler": "h.a"},
                 {"name": "b", "handler": "h.b", "depends_on": ["a"]},
             ],
-        }))
-        .unwrap();
-        let (record, _) = tasker_store::catalog::template_register(&store, &template)
-            .await
-            .unwrap();
-        let (task, _) = tasker_store::orchestration::task_creation::create(
-            &store,
-            &TaskCreate {
-                template_id: record.id,
-                context: serde_json::json!({}),
-                idempotency_key: None,
-                tags: Vec::new(),
-                deadline: None,
-            },
-        )
-        .await
-        .unwrap();
-        (store, record, task.id)
+        });
+        let (record, task_id) =
+            crate::testing::created_task(&store, chain, serde_json::json!({}), None).await;
+        (store, record, task_id)
     }
 
     /// Loads the task, applies `op` to its run and writes the plan.

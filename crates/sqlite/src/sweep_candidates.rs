@@ -72,8 +72,6 @@ pub async fn stuck_tasks(store: &SqliteStore, batch: u32) -> Result<Vec<Uuid>> {
 mod tests {
     use super::*;
     use crate::{SqliteLocation, catalog};
-    use tasker_model::Template;
-    use tasker_store::TaskCreate;
 
     #[tokio::test]
     async fn past_deadlines_and_missing_messages_are_nominated() {
@@ -81,26 +79,13 @@ mod tests {
             .await
             .unwrap();
         catalog::migrate(&store).await.unwrap();
-        let template = Template::from_json(serde_json::json!({
+        let one = serde_json::json!({
             "namespace": "default", "name": "one", "version": "1",
             "steps": [{"name": "a", "handler": "h"}],
-        }))
-        .unwrap();
-        let (record, _) = tasker_store::catalog::template_register(&store, &template)
-            .await
-            .unwrap();
-        let (task, _) = tasker_store::orchestration::task_creation::create(
-            &store,
-            &TaskCreate {
-                template_id: record.id,
-                context: serde_json::json!({}),
-                idempotency_key: None,
-                tags: Vec::new(),
-                deadline: Some(std::time::Duration::from_secs(60)),
-            },
-        )
-        .await
-        .unwrap();
+        });
+        let deadline = Some(std::time::Duration::from_secs(60));
+        let (_, task_id) =
+            crate::testing::created_task(&store, one, serde_json::json!({}), deadline).await;
         assert!(deadline_tasks(&store, 10).await.unwrap().is_empty());
         assert!(stuck_tasks(&store, 10).await.unwrap().is_empty());
         assert!(lapsed_lease_tasks(&store, 10).await.unwrap().is_empty());
@@ -114,8 +99,8 @@ mod tests {
             .execute(&store.writer)
             .await
             .unwrap();
-        assert_eq!(deadline_tasks(&store, 10).await.unwrap(), [task.id]);
-        assert_eq!(stuck_tasks(&store, 10).await.unwrap(), [task.id]);
+        assert_eq!(deadline_tasks(&store, 10).await.unwrap(), [task_id]);
+        assert_eq!(stuck_tasks(&store, 10).await.unwrap(), [task_id]);
         assert!(deadline_tasks(&store, 0).await.unwrap().is_empty());
     }
 }

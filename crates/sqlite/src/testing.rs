@@ -256,3 +256,31 @@ pub(crate) async fn finish_task(store: &SqliteStore, task: &TestTask, state: &st
         .await
         .expect("task finish");
 }
+
+/// Registers `template` (JSON of a template) and creates one task of it
+/// through the shared task creation, as the engine would; returns the
+/// template's record and the task's id.
+pub(crate) async fn created_task(
+    store: &SqliteStore,
+    template: serde_json::Value,
+    context: serde_json::Value,
+    deadline: Option<std::time::Duration>,
+) -> (tasker_model::TemplateRecord, Uuid) {
+    let template = Template::from_json(template).expect("fixture template is valid");
+    let (record, _) = tasker_store::catalog::template_register(store, &template)
+        .await
+        .expect("template registers");
+    let (task, _) = tasker_store::orchestration::task_creation::create(
+        store,
+        &tasker_store::TaskCreate {
+            template_id: record.id,
+            context,
+            idempotency_key: None,
+            tags: Vec::new(),
+            deadline,
+        },
+    )
+    .await
+    .expect("task is created");
+    (record, task.id)
+}
