@@ -294,6 +294,19 @@ pub async fn wait_all_finished(url: &str, patience: Duration) -> Vec<(String, i6
         .expect("count tasks by state")
 }
 
+/// Every failed step: its task, name, attempts and last error, to name
+/// what went wrong when a run expected none.
+pub async fn failed_steps(url: &str) -> Vec<(uuid::Uuid, String, i32, Option<Value>)> {
+    let mut db = connect(url).await;
+    sqlx::query_as(
+        "SELECT task_id, name, attempt, error FROM tasker.steps WHERE state = 'failed' \
+         ORDER BY task_id, name",
+    )
+    .fetch_all(&mut db)
+    .await
+    .expect("read failed steps")
+}
+
 /// Steps that have other than exactly one accepted result: a complete step
 /// with other than one transition into `complete`, or a transition into
 /// `complete` for a step that is not complete.
