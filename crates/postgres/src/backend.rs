@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use tasker_model::{TemplateRecord, Timestamp};
 use tasker_store::backend::{
-    Attempt, Backend, Durability, LoadedTask, Lock, PayloadRequest, Payloads, Pending, ReadMessage,
-    Repeat, Transaction, Written,
+    Attempt, Backend, Durability, Load, LoadedTask, Lock, PayloadRequest, Payloads, Pending,
+    ReadMessage, Repeat, Transaction, Written,
 };
 use tasker_store::orchestration::task_creation::{Inserted, Prepared};
 use tasker_store::{Result, TaskCreate};
 use uuid::Uuid;
 
-use crate::error::{db, retrying};
+use crate::error::{commit_error, db, retrying};
 use crate::{PgStore, catalog, load, maintenance, payloads, plan_writer, queue, tasks};
 
 /// One open PostgreSQL transaction of a [`PgStore`]; rolled back when
@@ -34,8 +34,9 @@ impl Transaction for PgTransaction<'_> {
     async fn tasks_lock(
         &mut self,
         lock: Lock<'_>,
+        load: Load,
     ) -> Result<(HashMap<Uuid, LoadedTask>, Timestamp)> {
-        load::lock_tasks(self.store, &mut self.tx, lock).await
+        load::lock_tasks(self.store, &mut self.tx, lock, load).await
     }
 
     async fn tasks_existing(&mut self, ids: &[Uuid]) -> Result<Vec<Uuid>> {
@@ -89,16 +90,26 @@ impl Transaction for PgTransaction<'_> {
         tasks::write(self.store, &mut self.tx, items, prepared).await
     }
 
-    async fn commit(self, durability: Durability) -> Result<()> {
-        load::commit(self.tx, durability).await
+    async fn commit(self) -> Result<()> {
+        self.tx.commit().await.map_err(commit_error)
     }
 }
 
 impl Backend for PgStore {
     type Tx<'a> = PgTransaction<'a>;
 
-    async fn begin(&self) -> Result<PgTransaction<'_>> {
-        let tx = self.pool.begin().await.map_err(db)?;
+    async fn begin(&self, durability: Durability) -> Result<PgTransaction<'_>> {
+        let tx = match durability {
+            Durability::Flushed => self.pool.begin().await,
+            // One round trip for both: the setting lasts until this
+            // transaction ends, and commits then skip the flush wait.
+            Durability::Relaxed => {
+                self.pool
+                    .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+                    .await
+            }
+        }
+        .map_err(db)?;
         Ok(PgTransaction { store: self, tx })
     }
 

@@ -9,13 +9,15 @@
 //!
 //! ```text
 //!  tasker_store::orchestration ──▶ Backend::retrying(op)           ◀─ error: deadlock, lost connection
-//!   op: begin ─────────────────▶ BEGIN
-//!       tasks_lock ────────────▶   task rows ORDER BY id FOR UPDATE [SKIP LOCKED]   ◀─ load
+//!   op: begin(durability) ─────▶ BEGIN [; SET LOCAL synchronous_commit = off] (one round trip)
+//!       tasks_lock ────────────▶   task rows [and contexts] ORDER BY id FOR UPDATE
+//!                                  [SKIP LOCKED], then their steps                  ◀─ load
 //!       messages_* ────────────▶   PGMQ tables, plain prepared statements           ◀─ queue
 //!       TaskRun::<op>(..)             (pure logic, tasker-model)
-//!       plan_write ────────────▶   sends, then one statement with per-queue CTEs    ◀─ plan_writer
-//!       payloads_load ─────────▶   contexts and parent results in one query         ◀─ payloads
-//!       commit(durability) ────▶ COMMIT (synchronous_commit off when relaxed)
+//!       plan_write ────────────▶   one statement: sends, steps, tasks, history,
+//!                                  deletes and hides, with per-queue CTEs          ◀─ plan_writer
+//!       payloads_load ─────────▶   what the lock did not load, in one query         ◀─ payloads
+//!       commit() ──────────────▶ COMMIT
 //!   after_commit ──────────────▶ wake local polls, NOTIFY (announcer), observer
 //! ```
 //!

@@ -1,12 +1,15 @@
 //! Writes the plans of one or more `TaskRun`s in the caller's
-//! transaction, in at most two round trips: new queue messages first (their
-//! ids go into the step rows), then one statement that updates steps and
-//! tasks, appends transitions, deletes and hides messages. What to announce
-//! and observe after the commit is derived by the orchestration.
+//! transaction, in one statement: it sends the new queue messages (their
+//! ids go into the step rows through the statement's own `RETURNING`),
+//! updates steps and tasks, appends transitions, deletes and hides
+//! messages. Only a fan-out adds a round trip before (its new instance rows,
+//! which the update must see) and after (gathering finished fan-outs'
+//! results). What to announce and observe after the commit is derived by
+//! the orchestration.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Row};
 use tasker_model::Timestamp;
 use tasker_store::Result;
 use tasker_store::backend::Pending;
@@ -14,9 +17,6 @@ use uuid::Uuid;
 
 use crate::error::db;
 use crate::queue::{self, StepMessage};
-
-/// Messages sent together: one queue, one visibility time (`None`: now).
-type SendGroup<'q> = (&'q str, Option<Timestamp>);
 
 /// Writes the plans of `runs` (see `tasker_store::backend::Transaction::plan_write`).
 pub async fn write(
@@ -32,33 +32,31 @@ pub async fn write(
     // refers to them.
     insert_instances(conn, runs).await?;
 
-    // 1. New messages, grouped by queue; their ids go into the step rows.
-    // Steps leased as they were released get a message hidden for their lease.
-    let mut sends: BTreeMap<SendGroup<'_>, Vec<(usize, usize)>> = BTreeMap::new();
-    for (r, pending) in runs.iter().enumerate() {
-        for &s in &pending.run.plan.enqueue {
-            sends.entry((pending.queue, None)).or_default().push((r, s));
-        }
-        for &(s, at) in &pending.run.plan.enqueue_leased {
-            sends
-                .entry((pending.queue, Some(at)))
-                .or_default()
-                .push((r, s));
-        }
-    }
-    for ((queue_name, hidden_until), targets) in &sends {
-        let bodies: Vec<StepMessage> = targets
+    // 1. New messages, by queue, sent by the statement below; each step
+    // sent one gets the message's id. Steps leased as they were released
+    // get a message hidden for their lease.
+    let mut queues = QueueChanges::default();
+    for pending in runs.iter_mut() {
+        let run = &mut *pending.run;
+        let changes = queues.of(pending.queue);
+        let sends = run
+            .plan
+            .enqueue
             .iter()
-            .map(|&(r, s)| StepMessage {
-                task_id: runs[r].run.task.id,
-                step_id: runs[r].run.steps[s].id,
-                handler: runs[r].run.def(s).handler.clone(),
-            })
-            .collect();
-        let ids = queue::send_visible_at(conn, queue_name, &bodies, *hidden_until).await?;
-        for (&(r, s), id) in targets.iter().zip(ids) {
-            runs[r].run.steps[s].msg_id = Some(id);
-            runs[r].run.plan.dirty_steps.insert(s);
+            .map(|&s| (s, None))
+            .chain(run.plan.enqueue_leased.iter().map(|&(s, at)| (s, Some(at))))
+            .collect::<Vec<_>>();
+        for (s, visible_at) in sends {
+            let body = StepMessage {
+                task_id: run.task.id,
+                step_id: run.steps[s].id,
+                handler: run.def(s).handler.clone(),
+            };
+            changes
+                .send_bodies
+                .push(serde_json::to_value(body).expect("message serializes"));
+            changes.send_at.push(visible_at);
+            run.plan.dirty_steps.insert(s);
         }
     }
 
@@ -66,7 +64,6 @@ pub async fn write(
     let mut steps = StepColumns::default();
     let mut tasks = TaskColumns::default();
     let mut history = TransitionColumns::default();
-    let mut queues = QueueChanges::default();
     for pending in runs.iter() {
         let run = &*pending.run;
         let plan = &run.plan;
@@ -171,9 +168,27 @@ pub async fn write(
             .filter(|(m, _)| !changes.deletes.contains(m))
             .collect();
         let (hide_ids, hide_at): (Vec<i64>, Vec<Timestamp>) = hides.into_iter().unzip();
-        query = query.bind(changes.deletes).bind(hide_ids).bind(hide_at);
+        query = query
+            .bind(changes.send_bodies)
+            .bind(changes.send_at)
+            .bind(changes.deletes)
+            .bind(hide_ids)
+            .bind(hide_at);
     }
-    query.execute(&mut *conn).await.map_err(db)?;
+    let sent = query.fetch_all(&mut *conn).await.map_err(db)?;
+    if !sent.is_empty() {
+        let msg_ids: HashMap<Uuid, i64> = sent
+            .iter()
+            .map(|row| (row.get("step_id"), row.get("msg_id")))
+            .collect();
+        for pending in runs.iter_mut() {
+            for step in &mut pending.run.steps {
+                if let Some(&id) = msg_ids.get(&step.id) {
+                    step.msg_id = Some(id);
+                }
+            }
+        }
+    }
     gather(conn, runs).await
 }
 
@@ -254,39 +269,55 @@ struct InstanceColumns {
 
 /// The write statement for the queues a batch touches (in name order, so
 /// that each set of queues has one text and one prepared statement per
-/// connection). Data-modifying CTEs run exactly once, read or not; each
-/// queue gets one delete and one visibility update, bound after `$28`.
+/// connection). Data-modifying CTEs run exactly once, read or not. Each
+/// queue gets one send, one delete and one visibility update, bound after
+/// `$28`; its sends come first, because the step update reads their ids
+/// (every part of one statement sees the same snapshot, so a later part
+/// could not). The statement returns the (step, message) pairs sent.
 fn write_sql<'q>(queues: impl Iterator<Item = &'q str>) -> String {
-    let mut sql = String::from(WRITE_SQL_HEAD);
-    let mut counts = String::new();
-    for (k, queue) in queues.enumerate() {
+    let queues: Vec<&str> = queues.collect();
+    let mut sql = String::from("WITH ");
+    let mut sent = Vec::new();
+    for (k, queue) in queues.iter().enumerate() {
         let table = queue::queue_table(queue);
-        let first = 29 + 3 * k;
-        let (ids, hide_ids, hide_at) = (first, first + 1, first + 2);
+        let (bodies, at) = (29 + 5 * k, 30 + 5 * k);
+        sql.push_str(&format!(
+            "sent_{k} AS (\n    INSERT INTO {table} (vt, message)\n    \
+             SELECT coalesce(m.at, clock_timestamp()), m.body\n    \
+             FROM unnest(${bodies}::jsonb[], ${at}::timestamptz[]) WITH ORDINALITY AS m(body, at, n)\n    \
+             ORDER BY m.n\n    \
+             RETURNING (message->>'step_id')::uuid AS step_id, msg_id\n), "
+        ));
+        sent.push(format!("SELECT step_id, msg_id FROM sent_{k}"));
+    }
+    if sent.is_empty() {
+        sent.push("SELECT NULL::uuid AS step_id, NULL::bigint AS msg_id WHERE false".to_owned());
+    }
+    let sent = sent.join(" UNION ALL ");
+    sql.push_str(&WRITE_SQL_HEAD.replace("{sent}", &sent));
+    for (k, queue) in queues.iter().enumerate() {
+        let table = queue::queue_table(queue);
+        let (ids, hide_ids, hide_at) = (31 + 5 * k, 32 + 5 * k, 33 + 5 * k);
         sql.push_str(&format!(
             ", deleted_{k} AS (\n    DELETE FROM {table} WHERE msg_id = ANY(${ids}::bigint[]) RETURNING 1\n\
              ), hidden_{k} AS (\n    UPDATE {table} q SET vt = v.at\n    \
              FROM unnest(${hide_ids}::bigint[], ${hide_at}::timestamptz[]) AS v(id, at)\n    \
              WHERE q.msg_id = v.id RETURNING 1\n)"
         ));
-        counts.push_str(&format!(
-            ",\n    (SELECT count(*) FROM deleted_{k}) + (SELECT count(*) FROM hidden_{k}) AS queue_{k}"
-        ));
     }
-    sql.push_str(
-        "\nSELECT\n    (SELECT count(*) FROM step_updates) AS steps,\n    \
-         (SELECT count(*) FROM task_updates) AS tasks,\n    \
-         (SELECT count(*) FROM history) AS transitions",
-    );
-    sql.push_str(&counts);
+    sql.push('\n');
+    sql.push_str(&sent);
     sql
 }
 
+/// The part of the write statement that every batch has; `{sent}` is the
+/// union of the queues' sends.
 const WRITE_SQL_HEAD: &str = r#"
-WITH step_updates AS (
+step_updates AS (
     UPDATE tasker.steps s SET
         state = u.state, attempt = u.attempt, lease_token = u.lease_token,
-        lease_expires_at = u.lease_expires_at, msg_id = u.msg_id, retry_at = u.retry_at,
+        lease_expires_at = u.lease_expires_at, msg_id = coalesce(sent.msg_id, u.msg_id),
+        retry_at = u.retry_at,
         worker_id = u.worker_id, started_at = u.started_at, finished_at = u.finished_at,
         result = CASE WHEN u.set_result THEN u.result ELSE s.result END,
         error = CASE WHEN u.set_error THEN u.error ELSE s.error END,
@@ -297,6 +328,7 @@ WITH step_updates AS (
         AS u(id, state, attempt, lease_token, lease_expires_at, msg_id, retry_at, worker_id,
              started_at, finished_at, set_result, result, set_error, error, branches,
              fan_out_count)
+        LEFT JOIN ({sent}) AS sent ON sent.step_id = u.id
     WHERE s.id = u.id
     RETURNING 1
 ), task_updates AS (
@@ -312,7 +344,7 @@ WITH step_updates AS (
     RETURNING 1
 )"#;
 
-/// Queue messages a write deletes and hides, by queue name.
+/// Queue messages a write sends, deletes and hides, by queue name.
 #[derive(Default)]
 struct QueueChanges<'q>(BTreeMap<&'q str, MessageChanges>);
 
@@ -324,6 +356,9 @@ impl<'q> QueueChanges<'q> {
 
 #[derive(Default)]
 struct MessageChanges {
+    /// New messages' bodies, and when each becomes visible (`None`: now).
+    send_bodies: Vec<serde_json::Value>,
+    send_at: Vec<Option<Timestamp>>,
     deletes: Vec<i64>,
     /// New visibility times; the last one set for a message wins, as it
     /// would have one call at a time.

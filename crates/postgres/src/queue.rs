@@ -18,22 +18,12 @@ use tasker_store::backend::{MessageTarget, ReadMessage};
 
 use crate::error::db;
 
-/// Sends messages; returns their ids in the order of `bodies`.
+/// Sends messages, visible now; returns their ids in the order of `bodies`.
+/// (A plan's messages are sent by the plan writer's one statement.)
 pub async fn send(
     conn: &mut PgConnection,
     queue: &str,
     bodies: &[StepMessage],
-) -> Result<Vec<i64>> {
-    send_visible_at(conn, queue, bodies, None).await
-}
-
-/// Sends messages hidden until `visible_at` (`None`: visible now); returns
-/// their ids in the order of `bodies`.
-pub async fn send_visible_at(
-    conn: &mut PgConnection,
-    queue: &str,
-    bodies: &[StepMessage],
-    visible_at: Option<Timestamp>,
 ) -> Result<Vec<i64>> {
     let json: Vec<serde_json::Value> = bodies
         .iter()
@@ -42,11 +32,10 @@ pub async fn send_visible_at(
     let table = queue_table(queue);
     let mut ids: Vec<i64> = sqlx::query_scalar(&format!(
         "INSERT INTO {table} (vt, message) \
-         SELECT coalesce($2::timestamptz, clock_timestamp()), m FROM unnest($1::jsonb[]) AS m \
+         SELECT clock_timestamp(), m FROM unnest($1::jsonb[]) AS m \
          RETURNING msg_id"
     ))
     .bind(&json)
-    .bind(visible_at)
     .fetch_all(&mut *conn)
     .await
     .map_err(db)?;

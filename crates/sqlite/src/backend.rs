@@ -3,21 +3,22 @@
 //! sweeps) runs here as on PostgreSQL.
 //!
 //! ```text
-//!  begin()            BEGIN IMMEDIATE on the one writer connection: the
+//!  begin(_)           BEGIN IMMEDIATE on the one writer connection: the
 //!                     database's write lock for the whole transaction
-//!  tasks_lock(lock)   = load: nothing else writes until the commit, so no
-//!                     task is ever busy (FreeTasks skips none)
+//!  tasks_lock(lock, _) = load: nothing else writes until the commit, so no
+//!                     task is ever busy (FreeTasks skips none); contexts
+//!                     are left to payloads_load
 //!  messages_*         queue_messages rows of one queue (see `queue`)
 //!  plan_write         per-row statements (see `plan_writer`)
-//!  commit(_)          COMMIT, synced (both durabilities, see below)
+//!  commit()           COMMIT, synced (both durabilities, see below)
 //! ```
 //!
 //! Decisions:
 //! - Durability: [`Durability::Relaxed`] commits like `Flushed` (synced
 //!   with `synchronous = FULL`). SQLite refuses to change `synchronous`
-//!   inside a transaction, and whether a transaction is relaxed is only
-//!   known at its commit; one local fsync per claim is cheap next to a
-//!   network round trip, and no accepted work is ever lost.
+//!   inside a transaction, so relaxing one would cost a statement before
+//!   and after it; one local fsync per claim is cheap next to a network
+//!   round trip, and no accepted work is ever lost.
 //! - Busy database: the retry runner runs an operation once. One process
 //!   owns the file (the lock file) and its writes queue on the one writer
 //!   connection, so `SQLITE_BUSY` only comes from an outside writer holding
@@ -36,8 +37,8 @@ use std::time::Duration;
 
 use tasker_model::{TemplateRecord, Timestamp};
 use tasker_store::backend::{
-    Attempt, Backend, Durability, LoadedTask, Lock, PayloadRequest, Payloads, Pending, ReadMessage,
-    Repeat, Transaction, Written,
+    Attempt, Backend, Durability, Load, LoadedTask, Lock, PayloadRequest, Payloads, Pending,
+    ReadMessage, Repeat, Transaction, Written,
 };
 use tasker_store::orchestration::task_creation::{Inserted, Prepared};
 use tasker_store::{Result, TaskCreate};
@@ -53,9 +54,12 @@ pub struct SqliteTx<'a> {
 }
 
 impl Transaction for SqliteTx<'_> {
+    /// Contexts are left to the payloads (`load` is ignored): in process,
+    /// a second read costs no round trip.
     async fn tasks_lock(
         &mut self,
         lock: Lock<'_>,
+        _load: Load,
     ) -> Result<(HashMap<Uuid, LoadedTask>, Timestamp)> {
         let which = match lock {
             Lock::Tasks(ids) | Lock::FreeTasks(ids) => Which::Tasks(ids),
@@ -88,6 +92,7 @@ impl Transaction for SqliteTx<'_> {
                     task: row.task,
                     steps,
                     max_fan_out: self.store.max_fan_out(),
+                    context: None,
                 },
             );
         }
@@ -143,7 +148,7 @@ impl Transaction for SqliteTx<'_> {
         task_create::write(self.store, &mut self.tx, items, prepared).await
     }
 
-    async fn commit(self, _durability: Durability) -> Result<()> {
+    async fn commit(self) -> Result<()> {
         self.tx.commit().await.map_err(db)
     }
 }
@@ -151,7 +156,9 @@ impl Transaction for SqliteTx<'_> {
 impl Backend for SqliteStore {
     type Tx<'a> = SqliteTx<'a>;
 
-    async fn begin(&self) -> Result<SqliteTx<'_>> {
+    /// Every commit is synced (`synchronous = FULL`): `durability` is
+    /// ignored.
+    async fn begin(&self, _durability: Durability) -> Result<SqliteTx<'_>> {
         Ok(SqliteTx {
             store: self,
             tx: self.begin_write().await?,
@@ -228,9 +235,9 @@ mod tests {
     async fn locking_loads_every_task_named_and_skips_none() {
         let (store, task_id) = store_with_task().await;
         let gone = Uuid::now_v7();
-        let mut tx = store.begin().await.unwrap();
+        let mut tx = store.begin(Durability::Flushed).await.unwrap();
         let (loaded, now) = tx
-            .tasks_lock(Lock::FreeTasks(&[task_id, gone]))
+            .tasks_lock(Lock::FreeTasks(&[task_id, gone]), Load::Rows)
             .await
             .unwrap();
         assert_eq!(loaded.len(), 1);
@@ -240,7 +247,10 @@ mod tests {
         assert_eq!(task.max_fan_out, store.max_fan_out());
         assert!(now <= crate::clock::now());
         let step_id = task.steps[1].id;
-        let (by_step, _) = tx.tasks_lock(Lock::TasksOfSteps(&[step_id])).await.unwrap();
+        let (by_step, _) = tx
+            .tasks_lock(Lock::TasksOfSteps(&[step_id]), Load::Rows)
+            .await
+            .unwrap();
         assert!(by_step.contains_key(&task_id));
         assert_eq!(
             tx.tasks_existing(&[task_id, gone]).await.unwrap(),
@@ -255,8 +265,11 @@ mod tests {
             .execute(&store.writer)
             .await
             .unwrap();
-        let mut tx = store.begin().await.unwrap();
-        let error = tx.tasks_lock(Lock::Tasks(&[task_id])).await.unwrap_err();
+        let mut tx = store.begin(Durability::Flushed).await.unwrap();
+        let error = tx
+            .tasks_lock(Lock::Tasks(&[task_id]), Load::Rows)
+            .await
+            .unwrap_err();
         assert!(
             matches!(error, tasker_store::Error::Database(_)),
             "{error:?}"
@@ -266,7 +279,7 @@ mod tests {
     #[tokio::test]
     async fn payloads_hold_contexts_parent_results_and_items() {
         let (store, task_id) = store_with_task().await;
-        let mut tx = store.begin().await.unwrap();
+        let mut tx = store.begin(Durability::Flushed).await.unwrap();
         let payloads = tx
             .payloads_load(&PayloadRequest {
                 contexts: vec![task_id, task_id],

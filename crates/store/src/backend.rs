@@ -9,16 +9,24 @@
 //!  orchestration                         backend
 //!  ─────────────                         ───────
 //!  retrying(repeat, ||                   ◀─ runs again after an abort it knows
-//!    begin()                             ─▶ one open Transaction
-//!      tasks_lock(Lock)                  ─▶ task rows locked in id order,
-//!                                           steps loaded, the database clock
+//!    begin(durability)                   ─▶ one open Transaction
+//!      tasks_lock(Lock, Load)            ─▶ task rows locked in id order,
+//!                                           steps (and contexts) loaded,
+//!                                           the database clock
 //!      messages_read / _delete / _show   ─▶ the namespace's queue
 //!      TaskRun::<op>(..)                    (pure, tasker-model)
 //!      plan_write(&mut [Pending])        ─▶ steps, tasks, transitions, messages
-//!      payloads_load(..)                 ─▶ contexts, parent results, items
-//!    commit(durability))                 ─▶ all of it or none of it
+//!      payloads_load(..)                 ─▶ what a claim's payloads still lack
+//!    commit())                           ─▶ all of it or none of it
 //!  after_commit(&Written)                ─▶ wake polls, notify, observer
 //! ```
+//!
+//! Round trips are the cost that matters on a hot path (each statement is a
+//! network round trip and a parse-bind-execute in the database), so the
+//! primitives are cut to be one statement each and to carry what the next
+//! step would otherwise fetch: the durability is known when the transaction
+//! begins, the lock loads the contexts when asked, and the plan's new
+//! messages can be sent by the same statement that writes the plan.
 //!
 //! One lock order everywhere: task rows (in id order), then queue messages.
 //! A claim already holds messages when it locks tasks, so it locks with
@@ -56,6 +64,10 @@ pub struct LoadedTask {
     /// `engine.max_fan_out_instances` when the task was loaded (the
     /// backend's [`Backend::max_fan_out`]).
     pub max_fan_out: u32,
+    /// The task's context, when the lock was asked for it
+    /// ([`Load::RowsAndContexts`]) and the backend reads it with the rows;
+    /// `None` otherwise (the payloads then read it).
+    pub context: Option<serde_json::Value>,
 }
 
 impl LoadedTask {
@@ -98,6 +110,17 @@ pub enum Lock<'a> {
     /// then messages) that completions and cancels follow. Sweeps too: a
     /// task a worker reports on right now is left for the next run.
     FreeTasks(&'a [Uuid]),
+}
+
+/// What [`Transaction::tasks_lock`] loads besides the task rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Load {
+    /// The task rows and their steps.
+    Rows,
+    /// Also each task's context: the transaction will lease steps of these
+    /// tasks (a claim, a completion with `next`), and their payloads need it.
+    /// A backend for which a second read costs no round trip may ignore it.
+    RowsAndContexts,
 }
 
 /// Whether a commit waits for its record to reach disk.
@@ -227,13 +250,14 @@ pub type Attempt<'op, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'op>>
 /// rolled back: nothing of it remains.
 pub trait Transaction: Send {
     /// Locks the tasks `lock` names in id order (with [`Lock::FreeTasks`],
-    /// skipping those another transaction holds) and loads their steps.
-    /// Returns the tasks found, by id, and the backend clock read after the
-    /// locks were granted. A task whose rows are inconsistent is an
-    /// [`crate::Error::Database`].
+    /// skipping those another transaction holds) and loads their steps
+    /// (and contexts, as `load` asks). Returns the tasks found, by id, and
+    /// the backend clock read after the locks were granted. A task whose
+    /// rows are inconsistent is an [`crate::Error::Database`].
     fn tasks_lock(
         &mut self,
         lock: Lock<'_>,
+        load: Load,
     ) -> impl Future<Output = Result<(HashMap<Uuid, LoadedTask>, Timestamp)>> + Send;
 
     /// Of `ids`, those that exist (locked or not): tells a task another
@@ -314,10 +338,10 @@ pub trait Transaction: Send {
         prepared: Prepared,
     ) -> impl Future<Output = Result<Inserted>> + Send;
 
-    /// Commits everything done through this transaction, atomically. A
-    /// connection lost while the commit was in flight is
-    /// [`crate::Unavailability::CommitUnknown`].
-    fn commit(self, durability: Durability) -> impl Future<Output = Result<()>> + Send;
+    /// Commits everything done through this transaction, atomically, with
+    /// the durability it began with. A connection lost while the commit was
+    /// in flight is [`crate::Unavailability::CommitUnknown`].
+    fn commit(self) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// A storage backend as the orchestration sees it: transactions, the retry
@@ -329,8 +353,10 @@ pub trait Backend: Send + Sync {
     where
         Self: 'a;
 
-    /// Opens a transaction.
-    fn begin(&self) -> impl Future<Output = Result<Self::Tx<'_>>> + Send;
+    /// Opens a transaction whose commit will have `durability` (known at
+    /// the start, so that a backend can set it up in the same round trip as
+    /// the transaction itself).
+    fn begin(&self, durability: Durability) -> impl Future<Output = Result<Self::Tx<'_>>> + Send;
 
     /// The queue of `namespace`; [`crate::Error::NotFound`] naming the
     /// namespace when there is none. May be cached (a namespace's queue

@@ -3,14 +3,14 @@
 //!
 //! ```text
 //!  retrying(Once,
-//!    BEGIN
+//!    BEGIN (relaxed: a lost claim is only delivered again)
 //!      messages_read(queue, lease, total room, handlers)   ◀─ skips locked messages
-//!      tasks_lock(FreeTasks)                               ◀─ never waits while holding messages
+//!      tasks_lock(FreeTasks, with contexts)                ◀─ never waits while holding messages
 //!      per message: first slot with room running its handler ─▶ TaskRun::claim
 //!        task gone / step gone ─▶ delete (orphan)
 //!        task busy, no slot     ─▶ show again at once (and wake the polls)
-//!      plan_write; payloads_load
-//!    COMMIT (relaxed when something was leased))
+//!      plan_write; payloads_load (parents' results, items; only when needed)
+//!    COMMIT)
 //! ```
 
 use std::collections::HashMap;
@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::{events, write_runs};
 use crate::backend::{
-    Backend, Durability, LoadedTask, PayloadRequest, Repeat, Transaction, Written,
+    Backend, Durability, Load, LoadedTask, PayloadRequest, Payloads, Repeat, Transaction, Written,
 };
 use crate::{ClaimBatch, ClaimSlot, ClaimedBatch, Event, Result, StepClaim};
 
@@ -57,20 +57,17 @@ pub async fn claim_batch<B: Backend>(backend: &B, batch: ClaimBatch) -> Result<C
     backend
         .retrying(Repeat::Once, move || {
             Box::pin(async move {
-                let mut tx = backend.begin().await?;
+                // Relaxed: losing a claim in a crash only means its steps
+                // are delivered again (fenced by the lease); an empty claim
+                // writes nothing, so it has nothing to flush either way.
+                let mut tx = backend.begin(Durability::Relaxed).await?;
                 let claimed = claim_in(&mut tx, claim).await?;
                 let next_visible_in = if claimed.room_left {
                     tx.messages_next_visible_in(claim.queue).await?
                 } else {
                     None
                 };
-                // Usually an empty poll: nothing to relax.
-                let durability = if claimed.steps.iter().all(Vec::is_empty) {
-                    Durability::Flushed
-                } else {
-                    Durability::Relaxed
-                };
-                tx.commit(durability).await?;
+                tx.commit().await?;
                 backend.after_commit(&claimed.written);
                 Ok(ClaimedBatch {
                     steps: claimed.steps,
@@ -138,7 +135,10 @@ pub(crate) async fn claim_in<T: Transaction>(tx: &mut T, claim: &Claim<'_>) -> R
         .filter_map(|m| m.body.map(|b| b.task_id))
         .collect();
     let (loaded, now) = tx
-        .tasks_lock(crate::backend::Lock::FreeTasks(&task_ids))
+        .tasks_lock(
+            crate::backend::Lock::FreeTasks(&task_ids),
+            Load::RowsAndContexts,
+        )
         .await?;
     let busy = busy_tasks(tx, &task_ids, &loaded).await?;
     let mut runs: HashMap<Uuid, TaskRun<'_>> =
@@ -218,7 +218,7 @@ pub(crate) async fn claim_in<T: Transaction>(tx: &mut T, claim: &Claim<'_>) -> R
             .ready
             .push((claim.namespace.to_owned(), handed_back.len()));
     }
-    let payloads = claim_payloads(tx, &loaded, &claimed).await?;
+    let payloads = claim_payloads(tx, &loaded, &claimed, &HashMap::new()).await?;
     written
         .events
         .extend(
@@ -260,21 +260,33 @@ async fn busy_tasks<T: Transaction>(
     tx.tasks_existing(&missing).await
 }
 
+/// Results of steps written in this transaction, by (task, position):
+/// what a completion with `next` hands the children it leased without
+/// reading it back.
+pub(crate) type KnownResults = HashMap<(Uuid, usize), serde_json::Value>;
+
 /// Builds what workers receive for the steps leased: step definition, task
 /// context and the results of the step's parents (and a fan-out instance's
-/// items), in the order of `claimed`.
+/// items), in the order of `claimed`. Contexts loaded with the lock and
+/// `known` results are used as they are; only what is still missing is read
+/// (nothing at all for root steps of tasks locked with their contexts).
 pub(crate) async fn claim_payloads<T: Transaction>(
     tx: &mut T,
     loaded: &HashMap<Uuid, LoadedTask>,
     claimed: &[Leased],
+    known: &KnownResults,
 ) -> Result<Vec<ClaimedStep>> {
     if claimed.is_empty() {
         return Ok(Vec::new());
     }
-    let mut contexts: Vec<Uuid> = claimed.iter().map(|c| c.0).collect();
+    let mut contexts: Vec<Uuid> = claimed
+        .iter()
+        .map(|c| c.0)
+        .filter(|task_id| loaded[task_id].context.is_none())
+        .collect();
     contexts.sort_unstable();
     contexts.dedup();
-    let results = claimed
+    let mut results: Vec<(Uuid, usize)> = claimed
         .iter()
         .flat_map(|&(task_id, index, ..)| {
             loaded[&task_id]
@@ -282,9 +294,12 @@ pub(crate) async fn claim_payloads<T: Transaction>(
                 .into_iter()
                 .map(move |p| (task_id, p))
         })
+        .filter(|key| !known.contains_key(key))
         .collect();
+    results.sort_unstable();
+    results.dedup();
     // Fan-out instances carry their items.
-    let items = claimed
+    let items: Vec<Uuid> = claimed
         .iter()
         .filter(|&&(task_id, index, ..)| loaded[&task_id].steps[index].instance.is_some())
         .map(|c| c.2.step_id)
@@ -294,7 +309,12 @@ pub(crate) async fn claim_payloads<T: Transaction>(
         results,
         items,
     };
-    let mut payloads = tx.payloads_load(&request).await?;
+    let mut payloads =
+        if request.contexts.is_empty() && request.results.is_empty() && request.items.is_empty() {
+            Payloads::default()
+        } else {
+            tx.payloads_load(&request).await?
+        };
     Ok(claimed
         .iter()
         .map(|&(task_id, index, lease, visible_at)| {
@@ -314,9 +334,9 @@ pub(crate) async fn claim_payloads<T: Transaction>(
                     let name = template.definition.steps[p].name.clone();
                     (
                         name,
-                        payloads
-                            .results
+                        known
                             .get(&(task_id, p))
+                            .or_else(|| payloads.results.get(&(task_id, p)))
                             .cloned()
                             .unwrap_or_default(),
                     )
@@ -337,7 +357,12 @@ pub(crate) async fn claim_payloads<T: Transaction>(
                 config: def.config.clone(),
                 max_attempts: def.retry.max_attempts,
                 timeout_ms: def.timeout.as_millis(),
-                context: payloads.contexts.get(&task_id).cloned().unwrap_or_default(),
+                context: task
+                    .context
+                    .as_ref()
+                    .or_else(|| payloads.contexts.get(&task_id))
+                    .cloned()
+                    .unwrap_or_default(),
                 parent_results,
                 parent_result_refs: Default::default(),
                 fan_out,

@@ -39,7 +39,7 @@ use tasker_model::{TaskRun, Timestamp};
 use uuid::Uuid;
 
 use crate::backend::{
-    Backend, Durability, LoadedTask, Lock, Pending, Repeat, Transaction, Written,
+    Backend, Durability, Load, LoadedTask, Lock, Pending, Repeat, Transaction, Written,
 };
 use crate::{Error, Result};
 
@@ -82,8 +82,8 @@ where
     backend
         .retrying(Repeat::Once, move || {
             Box::pin(async move {
-                let mut tx = backend.begin().await?;
-                let (loaded, now) = tx.tasks_lock(lock).await?;
+                let mut tx = backend.begin(durability).await?;
+                let (loaded, now) = tx.tasks_lock(lock, Load::Rows).await?;
                 let task = loaded
                     .values()
                     .next()
@@ -97,7 +97,7 @@ where
                 }];
                 let written = events::written_of(&pending);
                 tx.plan_write(&mut pending).await?;
-                tx.commit(durability).await?;
+                tx.commit().await?;
                 backend.after_commit(&written);
                 Ok(value)
             })

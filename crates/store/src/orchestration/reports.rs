@@ -25,9 +25,9 @@ use std::time::Duration;
 use tasker_model::{ClaimedStep, LeaseError, Recorded, TaskRun};
 use uuid::Uuid;
 
-use super::claims::{Claim, Claimed, claim_in, claim_payloads, runs_handler};
+use super::claims::{Claim, Claimed, KnownResults, claim_in, claim_payloads, runs_handler};
 use super::write_runs;
-use crate::backend::{Backend, Durability, Lock, Repeat, Transaction, Written};
+use crate::backend::{Backend, Durability, Load, Lock, Repeat, Transaction, Written};
 use crate::{ClaimSlot, Error, Event, NextClaim, ReportOutcome, Result, StepReport};
 
 /// Writes `reports` in one transaction; one answer per report, in order.
@@ -71,6 +71,24 @@ pub async fn write<B: Backend>(
             _ => None,
         })
         .collect();
+    let durability = if reports
+        .iter()
+        .all(|r| matches!(r, StepReport::Heartbeat { .. }))
+    {
+        // Losing a heartbeat only shortens a lease the holder renews.
+        Durability::Relaxed
+    } else {
+        Durability::Flushed
+    };
+    // Children leased for `next` need their tasks' contexts.
+    let load = if reports
+        .iter()
+        .any(|r| matches!(r, StepReport::Complete { next: Some(_), .. }))
+    {
+        Load::RowsAndContexts
+    } else {
+        Load::Rows
+    };
     let reports = &reports;
     let refusals = &refusals;
     let queues = &queues;
@@ -80,9 +98,9 @@ pub async fn write<B: Backend>(
     backend
         .retrying(Repeat::Idempotent, move || {
             Box::pin(async move {
-                let mut tx = backend.begin().await?;
+                let mut tx = backend.begin(durability).await?;
                 let step_ids: Vec<Uuid> = reports.iter().map(|r| r.lease().step_id).collect();
-                let (loaded, now) = tx.tasks_lock(Lock::TasksOfSteps(&step_ids)).await?;
+                let (loaded, now) = tx.tasks_lock(Lock::TasksOfSteps(&step_ids), load).await?;
                 let mut runs: HashMap<Uuid, TaskRun<'_>> =
                     loaded.iter().map(|(id, t)| (*id, t.run())).collect();
                 let owners: HashMap<Uuid, Uuid> = runs
@@ -188,7 +206,21 @@ pub async fn write<B: Backend>(
                     .iter()
                     .map(|&(_, task_id, index, lease, until)| (task_id, index, lease, until))
                     .collect();
-                let payloads = claim_payloads(&mut tx, &loaded, &claimed).await?;
+                // The results just recorded go to the children leased here
+                // as they are, without reading them back.
+                let leasing: std::collections::HashSet<Uuid> =
+                    claimed.iter().map(|c| c.0).collect();
+                let known: KnownResults = runs
+                    .values()
+                    .filter(|run| leasing.contains(&run.task.id))
+                    .flat_map(|run| {
+                        run.plan
+                            .results
+                            .iter()
+                            .map(|(index, value)| ((run.task.id, *index), value.clone()))
+                    })
+                    .collect();
+                let payloads = claim_payloads(&mut tx, &loaded, &claimed, &known).await?;
                 written
                     .events
                     .extend(payloads.iter().map(|step| Event::StepClaimed {
@@ -200,16 +232,7 @@ pub async fn write<B: Backend>(
                 }
                 read_queues_for_next(&mut tx, reports, &mut outcomes, queues, &mut written).await?;
 
-                let durability = if reports
-                    .iter()
-                    .all(|r| matches!(r, StepReport::Heartbeat { .. }))
-                {
-                    // Losing a heartbeat only shortens a lease the holder renews.
-                    Durability::Relaxed
-                } else {
-                    Durability::Flushed
-                };
-                tx.commit(durability).await?;
+                tx.commit().await?;
                 backend.after_commit(&written);
                 Ok(outcomes)
             })

@@ -27,7 +27,7 @@ use tasker_model::{StepState, TaskRun, Timestamp};
 use uuid::Uuid;
 
 use super::write_runs;
-use crate::backend::{Backend, Durability, Lock, Repeat, Transaction};
+use crate::backend::{Backend, Durability, Load, Lock, Repeat, Transaction};
 use crate::{Event, Result, StuckKind};
 
 /// Fails running steps past their timeout as `timeout`, and hands back
@@ -84,8 +84,10 @@ where
     if task_ids.is_empty() {
         return Ok(0);
     }
-    let mut tx = backend.begin().await?;
-    let (loaded, now) = tx.tasks_lock(Lock::FreeTasks(&task_ids)).await?;
+    let mut tx = backend.begin(Durability::Flushed).await?;
+    let (loaded, now) = tx
+        .tasks_lock(Lock::FreeTasks(&task_ids), Load::Rows)
+        .await?;
     let mut runs: HashMap<Uuid, TaskRun<'_>> =
         loaded.iter().map(|(id, t)| (*id, t.run())).collect();
     let mut changed = 0;
@@ -93,7 +95,7 @@ where
         changed += op(run, now);
     }
     let written = write_runs(&mut tx, &loaded, &mut runs).await?;
-    tx.commit(Durability::Flushed).await?;
+    tx.commit().await?;
     backend.after_commit(&written);
     Ok(changed)
 }
@@ -127,8 +129,8 @@ async fn repair<B: Backend>(
     tasks: &[Uuid],
     counts: &mut HashMap<StuckKind, u64>,
 ) -> Result<()> {
-    let mut tx = backend.begin().await?;
-    let (loaded, _) = tx.tasks_lock(Lock::FreeTasks(tasks)).await?;
+    let mut tx = backend.begin(Durability::Flushed).await?;
+    let (loaded, _) = tx.tasks_lock(Lock::FreeTasks(tasks), Load::Rows).await?;
     // The messages the locked steps name, as they are now.
     let mut by_queue: HashMap<&str, Vec<i64>> = HashMap::new();
     for task in loaded.values() {
@@ -174,7 +176,7 @@ async fn repair<B: Backend>(
     }
     let mut written = write_runs(&mut tx, &loaded, &mut runs).await?;
     written.events.extend(events);
-    tx.commit(Durability::Flushed).await?;
+    tx.commit().await?;
     backend.after_commit(&written);
     Ok(())
 }

@@ -83,9 +83,9 @@ pub async fn create_many<B: Backend>(backend: &B, items: &[TaskCreate]) -> Resul
     if prepared.rows.is_empty() {
         return Ok(finish(prepared.answers, &prepared.same_key_as));
     }
-    let mut tx = backend.begin().await?;
+    let mut tx = backend.begin(Durability::Flushed).await?;
     let Inserted { answers, ready } = tx.tasks_insert(items, prepared).await?;
-    tx.commit(Durability::Flushed).await?;
+    tx.commit().await?;
     backend.after_commit(&Written {
         ready,
         events: Vec::new(),
