@@ -29,6 +29,9 @@ pub struct EngineConfig {
     pub poll_recheck_interval: Duration,
     /// Longest a long-poll may wait. Default 30 s.
     pub max_poll_wait: Duration,
+    /// Group-commit transactions of worker reports a node may have in
+    /// flight at once (each writes whatever reports are waiting). Default 2.
+    pub report_writers: usize,
     /// A worker not heard from for this long is no longer listed (polls and
     /// reports mark it seen; the marks are written every sixth of this,
     /// at least every second). Default 60 s.
@@ -45,6 +48,7 @@ impl Default for EngineConfig {
             max_fan_out_instances: tasker_model::task_run::DEFAULT_MAX_FAN_OUT,
             poll_recheck_interval: Duration::from_secs(5),
             max_poll_wait: Duration::from_secs(30),
+            report_writers: 2,
             worker_liveness: Duration::from_secs(60),
         }
     }

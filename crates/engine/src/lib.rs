@@ -130,7 +130,10 @@ impl Engine {
         let dispatchers = Arc::new(dispatcher::Dispatchers::new(store.clone(), config.clone()));
         Self {
             waiters: Arc::new(ReadyWaiters::new(dispatchers.clone())),
-            reports: Arc::new(report_batcher::ReportBatcher::new(store.clone())),
+            reports: Arc::new(report_batcher::ReportBatcher::new(
+                store.clone(),
+                config.report_writers,
+            )),
             dispatchers,
             seen: Arc::new(SeenWorkers::new(seen_interval(config.worker_liveness))),
             directory: Arc::new(WorkerDirectory::new(config.worker_liveness)),

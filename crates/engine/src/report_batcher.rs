@@ -1,15 +1,22 @@
 //! [`ReportBatcher`]: a node's group commit of worker reports. Results,
-//! failures, releases and heartbeats that arrive while the previous write
-//! is in flight are written together in one transaction
+//! failures, releases and heartbeats that arrive while the node's writes
+//! are in flight are written together in one transaction
 //! ([`tasker_store::Store::step_report`]); each request still gets its own
 //! answer. A batch is whatever is waiting: a lone report is written at once,
 //! never held back to fill a batch.
 //!
 //! ```text
-//!  request ─┐                         ┌─▶ answer (applied / duplicate / 409 code)
-//!  request ─┼─▶ queue ─▶ writer: take all waiting ─▶ one transaction ─┼─▶ answer
-//!  request ─┘            (one write in flight)                       └─▶ answer
+//!  request ─┐                          ┌─▶ answer (applied / duplicate / 409 code)
+//!  request ─┼─▶ queue ─▶ a free writer: take all waiting ─▶ one transaction ─┼─▶ answer
+//!  request ─┘            (`engine.report_writers` writes in flight)         └─▶ answer
 //! ```
+//!
+//! Several writers (`engine.report_writers`, default 2): while one batch
+//! waits on the database (its round trips, its commit's flush), the next
+//! one is already being written, so a node's reports are not bounded by one
+//! transaction's latency. Batches lock their tasks in id order like every
+//! transaction, so two batches that meet on a task take turns; they cannot
+//! deadlock.
 //!
 //! Failure: a database error fails every report of its batch (nothing of it
 //! was written) and each request answers it, so workers send them again. The
@@ -19,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tasker_store::{ReportOutcome, StepReport, Store};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 /// Most reports written in one transaction.
 const MAX_BATCH: usize = 512;
@@ -33,6 +40,8 @@ struct Pending {
 
 pub struct ReportBatcher {
     store: Arc<dyn Store>,
+    /// Writes in flight at most.
+    writers: usize,
     queue: OnceLock<mpsc::UnboundedSender<Pending>>,
     /// Transactions written so far.
     batches: Arc<AtomicU64>,
@@ -47,9 +56,11 @@ impl std::fmt::Debug for ReportBatcher {
 }
 
 impl ReportBatcher {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// A batcher with `writers` writes in flight at most (at least 1).
+    pub fn new(store: Arc<dyn Store>, writers: usize) -> Self {
         Self {
             store,
+            writers: writers.max(1),
             queue: OnceLock::new(),
             batches: Arc::default(),
             reports: Arc::default(),
@@ -61,12 +72,15 @@ impl ReportBatcher {
     pub async fn write(&self, reports: Vec<StepReport>) -> Vec<Answer> {
         let queue = self.queue.get_or_init(|| {
             let (sender, receiver) = mpsc::unbounded_channel();
-            tokio::spawn(writer(
-                self.store.clone(),
-                receiver,
-                self.batches.clone(),
-                self.reports.clone(),
-            ));
+            let receiver = Arc::new(Mutex::new(receiver));
+            for _ in 0..self.writers {
+                tokio::spawn(writer(
+                    self.store.clone(),
+                    receiver.clone(),
+                    self.batches.clone(),
+                    self.reports.clone(),
+                ));
+            }
             sender
         });
         let mut answers = Vec::with_capacity(reports.len());
@@ -113,15 +127,20 @@ fn writer_gone() -> tasker_store::Error {
 }
 
 /// Takes every waiting report, writes them in one transaction, answers each;
-/// again, until the engine is gone.
+/// again, until the engine is gone. The writers take turns at the queue:
+/// one waits for reports while the others write theirs.
 async fn writer(
     store: Arc<dyn Store>,
-    mut queue: mpsc::UnboundedReceiver<Pending>,
+    queue: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>,
     batches: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
 ) {
     let mut batch = Vec::new();
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        let received = queue.lock().await.recv_many(&mut batch, MAX_BATCH).await;
+        if received == 0 {
+            return;
+        }
         batches.fetch_add(1, Ordering::Relaxed);
         written.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let (reports, answers): (Vec<_>, Vec<_>) =

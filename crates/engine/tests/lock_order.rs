@@ -237,3 +237,77 @@ async fn a_claim_skips_a_busy_task_and_gives_its_message_back_at_once() {
     assert_eq!(claimed.task_id, busy.id);
     assert_eq!(claimed.lease.attempt, 1, "handing back costs no attempt");
 }
+
+/// `engine.report_writers`: with two writers, a batch of reports waiting on
+/// a task another transaction holds does not hold back the reports of
+/// other tasks (the second writer writes them); with one writer they wait
+/// behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_report_writer_passes_a_batch_waiting_on_a_busy_task() {
+    if skip_on_sqlite(LOCKS) {
+        return;
+    }
+    for writers in [2, 1] {
+        let h = support::harness_with(EngineConfig {
+            report_writers: writers,
+            ..EngineConfig::default()
+        })
+        .await;
+        h.register(&template("default", "fan", FAN)).await;
+        let busy = h.create("default", "fan", json!({})).await;
+        let free = h.create("default", "fan", json!({})).await;
+        let roots = h.claim("default", 2).await;
+        let root_of = |task: uuid::Uuid| roots.iter().find(|s| s.task_id == task).unwrap().lease;
+
+        // Another transaction holds the first task: its completion waits.
+        let mut holder = h.db.postgres_pool().begin().await.unwrap();
+        sqlx::query("SELECT 1 FROM tasker.tasks WHERE id = $1 FOR UPDATE")
+            .bind(busy.id)
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        let engine = h.engine.clone();
+        let lease = root_of(busy.id);
+        let waiting = tokio::spawn(async move { engine.step_complete(lease, json!(1)).await });
+        let pool = h.db.postgres_pool();
+        loop {
+            let waits: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            if waits > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        let engine = h.engine.clone();
+        let lease = root_of(free.id);
+        let mut other = tokio::spawn(async move { engine.step_complete(lease, json!(2)).await });
+        if writers == 2 {
+            // Bounded only so that a regression fails instead of hanging.
+            let passed = tokio::time::timeout(Duration::from_secs(60), &mut other)
+                .await
+                .expect("with two writers, a report waited behind a batch that waits");
+            assert_eq!(passed.unwrap().unwrap(), Recorded::Applied);
+            assert!(!waiting.is_finished(), "the busy task's report still waits");
+        } else {
+            // Cannot finish while the one writer waits: the wait only
+            // shows that nothing passes it.
+            assert!(
+                tokio::time::timeout(Duration::from_millis(300), &mut other)
+                    .await
+                    .is_err(),
+                "with one writer, a report passed a batch that waits"
+            );
+        }
+        holder.rollback().await.unwrap();
+        assert_eq!(waiting.await.unwrap().unwrap(), Recorded::Applied);
+        if writers == 1 {
+            assert_eq!(other.await.unwrap().unwrap(), Recorded::Applied);
+        }
+    }
+}

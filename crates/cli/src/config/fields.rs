@@ -117,6 +117,7 @@ pub const FIELDS: &[Field] = &[
     field("engine", "max_fan_out_instances", Kind::Integer),
     field("engine", "poll_recheck_interval", Kind::Duration),
     field("engine", "max_poll_wait", Kind::Duration),
+    field("engine", "report_writers", Kind::Integer),
     field("engine", "worker_liveness", Kind::Duration),
     field("cluster", "advertise_address", Kind::Text),
     field("cluster", "node_heartbeat_interval", Kind::Duration),

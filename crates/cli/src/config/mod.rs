@@ -101,6 +101,9 @@ pub struct EngineSection {
     pub poll_recheck_interval: HumanDuration,
     /// Longest a worker's long-poll may wait. Default `30s`.
     pub max_poll_wait: HumanDuration,
+    /// Group-commit transactions of worker reports in flight at once.
+    /// Default 2.
+    pub report_writers: usize,
     /// A worker not heard from for this long is no longer listed. Default `60s`.
     pub worker_liveness: HumanDuration,
 }
@@ -242,6 +245,7 @@ impl Default for Config {
                 max_fan_out_instances: engine.max_fan_out_instances,
                 poll_recheck_interval: HumanDuration(engine.poll_recheck_interval),
                 max_poll_wait: HumanDuration(engine.max_poll_wait),
+                report_writers: engine.report_writers,
                 worker_liveness: HumanDuration(engine.worker_liveness),
             },
             cluster: ClusterSection {
@@ -309,6 +313,7 @@ impl Config {
             max_fan_out_instances: e.max_fan_out_instances,
             poll_recheck_interval: e.poll_recheck_interval.as_duration(),
             max_poll_wait: e.max_poll_wait.as_duration(),
+            report_writers: e.report_writers,
             worker_liveness: e.worker_liveness.as_duration(),
         }
     }

@@ -197,6 +197,7 @@ impl Config {
             e.max_poll_wait,
             Duration::from_secs(300),
         );
+        issues.in_range("engine.report_writers", e.report_writers, 1, 16);
         issues.at_least(
             "engine.worker_liveness",
             e.worker_liveness,
