@@ -146,6 +146,9 @@ async fn burn_down_on_postgres(
     shape: Shape,
     workers: &Workers<'_>,
 ) -> anyhow::Result<(Window, i64, BTreeMap<String, Churn>)> {
+    // The creation's own transactions reach the statistics late: without
+    // waiting them out they would be counted as the burn-down's.
+    database::let_statistics_settle().await;
     let churn_before = database::churn(pool).await?;
     let transactions_before = database::transactions(pool).await?;
     let running = start_workers(workers)?;
