@@ -206,6 +206,21 @@ async fn cancels_while_polls_and_completions_run_never_deadlock() {
     );
 }
 
+/// A transaction of its own holding `task`'s row lock until it is rolled
+/// back, as a completion or a cancel in flight would.
+async fn hold_task(
+    h: &support::Harness,
+    task: uuid::Uuid,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut holder = h.db.postgres_pool().begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM tasker.tasks WHERE id = $1 FOR UPDATE")
+        .bind(task)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    holder
+}
+
 #[tokio::test]
 async fn a_claim_skips_a_busy_task_and_gives_its_message_back_at_once() {
     if skip_on_sqlite(LOCKS) {
@@ -217,12 +232,7 @@ async fn a_claim_skips_a_busy_task_and_gives_its_message_back_at_once() {
     let free = h.create("default", "fan", json!({})).await;
 
     // Another transaction holds the first task, as a completion or a cancel would.
-    let mut holder = h.db.postgres_pool().begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM tasker.tasks WHERE id = $1 FOR UPDATE")
-        .bind(busy.id)
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let holder = hold_task(&h, busy.id).await;
 
     // The claim does not wait for it: it takes the free task's root only.
     let claimed = h.claim("default", 2).await;
@@ -260,12 +270,7 @@ async fn a_second_report_writer_passes_a_batch_waiting_on_a_busy_task() {
         let root_of = |task: uuid::Uuid| roots.iter().find(|s| s.task_id == task).unwrap().lease;
 
         // Another transaction holds the first task: its completion waits.
-        let mut holder = h.db.postgres_pool().begin().await.unwrap();
-        sqlx::query("SELECT 1 FROM tasker.tasks WHERE id = $1 FOR UPDATE")
-            .bind(busy.id)
-            .execute(&mut *holder)
-            .await
-            .unwrap();
+        let holder = hold_task(&h, busy.id).await;
         let engine = h.engine.clone();
         let lease = root_of(busy.id);
         let waiting = tokio::spawn(async move { engine.step_complete(lease, json!(1)).await });
