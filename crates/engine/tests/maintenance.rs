@@ -571,3 +571,71 @@ async fn the_leader_vacuums_a_queue_table_full_of_dead_row_versions() {
     )
     .await;
 }
+
+/// PostgreSQL caches one generic plan per prepared statement and pooled
+/// connection, costed on the table's size when it was made. The hot path's
+/// transactions rule sequential scans out, so plans made while the queue
+/// was empty still find a later backlog's messages through an index rather
+/// than reading the whole queue table on every claim and report.
+#[tokio::test]
+async fn claims_and_reports_read_no_table_whole_after_the_queue_was_empty() {
+    if skip_on_sqlite("about PostgreSQL's plans and its per-table scan statistics") {
+        return;
+    }
+    let h = harness().await;
+    h.register(&template(
+        "default",
+        "two",
+        "  - { name: first, handler: h.first }\n  - { name: second, handler: h.second, depends_on: [first] }\n",
+    ))
+    .await;
+    // An empty queue, one task at a time: every statement of the claim
+    // and report paths runs often enough on the pool's connections for
+    // PostgreSQL to settle on a generic plan made for an empty table.
+    for _ in 0..12 {
+        h.create("default", "two", json!({})).await;
+        for _ in 0..2 {
+            let step = h.claim_one("default").await;
+            h.engine.step_complete(step.lease, json!({})).await.unwrap();
+        }
+    }
+    // Then a backlog, claimed in batches and completed with next.
+    for _ in 0..300 {
+        h.create("default", "two", json!({})).await;
+    }
+    let mut done = 0;
+    while done < 600 {
+        let claimed = h.claim("default", 50).await;
+        assert!(
+            !claimed.is_empty(),
+            "the backlog ran dry after {done} steps"
+        );
+        for step in claimed {
+            h.engine.step_complete(step.lease, json!({})).await.unwrap();
+            done += 1;
+        }
+    }
+
+    // A backend writes its table statistics when it exits: close the
+    // store's connections, then read them from a connection of our own.
+    h.store.postgres().pool().close().await;
+    let pool = sqlx::PgPool::connect(h.postgres_url()).await.unwrap();
+    let scans: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT schemaname || '.' || relname, seq_scan, coalesce(idx_scan, 0) \
+         FROM pg_stat_user_tables \
+         WHERE (schemaname, relname) IN (('pgmq', 'q_tasker_default'), \
+                                         ('tasker', 'steps'), ('tasker', 'tasks'))",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(scans.len(), 3, "{scans:?}");
+    for (table, seq_scans, index_scans) in &scans {
+        assert!(
+            *index_scans > 0,
+            "{table}: no index scan counted: {scans:?}"
+        );
+        assert_eq!(*seq_scans, 0, "{table} was read whole: {scans:?}");
+    }
+}

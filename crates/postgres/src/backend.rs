@@ -99,13 +99,26 @@ impl Backend for PgStore {
     type Tx<'a> = PgTransaction<'a>;
 
     async fn begin(&self, durability: Durability) -> Result<PgTransaction<'_>> {
+        // One round trip for the settings and `BEGIN`; they last until the
+        // transaction ends. Relaxed commits skip the flush wait. Sequential
+        // scans are ruled out because every statement these transactions
+        // run finds its rows through an index, and PostgreSQL caches one
+        // generic plan per prepared statement and connection: a plan made
+        // while a queue table was empty (a new deployment, a quiet hour)
+        // would otherwise scan the whole table, and keep scanning it once a
+        // backlog has built up.
         let tx = match durability {
-            Durability::Flushed => self.pool.begin().await,
-            // One round trip for both: the setting lasts until this
-            // transaction ends, and commits then skip the flush wait.
+            Durability::Flushed => {
+                self.pool
+                    .begin_with("BEGIN; SET LOCAL enable_seqscan = off")
+                    .await
+            }
             Durability::Relaxed => {
                 self.pool
-                    .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+                    .begin_with(
+                        "BEGIN; SET LOCAL enable_seqscan = off; \
+                         SET LOCAL synchronous_commit = off",
+                    )
                     .await
             }
         }

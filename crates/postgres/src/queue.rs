@@ -122,7 +122,10 @@ pub async fn read(
 
 /// How long until the first hidden message of a queue becomes visible (a
 /// retry waiting out its backoff, a lease running out); `None` when no
-/// message is hidden. Served by the queue's index on `vt`.
+/// message is hidden. Served by the queue's index on `vt`, starting at the
+/// statement's time: `clock_timestamp()` changes while a statement runs, so
+/// as a bound it would only filter, and the scan would walk past every
+/// visible message of a backlog first.
 pub async fn next_visible_in(
     conn: &mut PgConnection,
     queue: &str,
@@ -130,7 +133,7 @@ pub async fn next_visible_in(
     let table = queue_table(queue);
     let seconds: Option<f64> = sqlx::query_scalar(&format!(
         "SELECT extract(epoch FROM min(vt) - clock_timestamp())::float8 FROM {table} \
-         WHERE vt > clock_timestamp()"
+         WHERE vt > statement_timestamp()"
     ))
     .fetch_one(&mut *conn)
     .await
