@@ -42,6 +42,14 @@ fn report_of(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).expect("the report is JSON")
 }
 
+/// The throughput scenario's runs: shape, when its tasks are created, steps
+/// per task.
+const THROUGHPUT_RUNS: [(&str, &str, u64); 3] = [
+    ("one", "before", 1),
+    ("linear", "before", 4),
+    ("one", "while_running", 1),
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_runs_in_its_short_form() {
     let db = TestDatabase::create().await.unwrap();
@@ -99,13 +107,11 @@ async fn every_scenario_runs_in_its_short_form() {
     assert_eq!(create["batch_size"], 100);
 
     let tasks = report["parameters"]["tasks"].as_u64().unwrap();
-    for (burn_down, (shape, steps)) in report["throughput"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip([("one", 1), ("linear", 4)])
-    {
+    let runs = report["throughput"].as_array().unwrap();
+    assert_eq!(runs.len(), 3, "{report}");
+    for (burn_down, (shape, created, steps)) in runs.iter().zip(THROUGHPUT_RUNS) {
         assert_eq!(burn_down["shape"], shape);
+        assert_eq!(burn_down["created"], created);
         assert_eq!(burn_down["tasks"].as_u64(), Some(tasks));
         assert_eq!(burn_down["steps"].as_u64(), Some(tasks * steps));
         assert!(burn_down["steps_per_second"].as_f64().unwrap() > 0.0);
@@ -214,9 +220,10 @@ async fn latency_and_throughput_run_in_their_short_form_on_sqlite() {
 
     let tasks = report["parameters"]["tasks"].as_u64().unwrap();
     let burn_downs = report["throughput"].as_array().unwrap();
-    assert_eq!(burn_downs.len(), 2, "{report}");
-    for (burn_down, (shape, steps)) in burn_downs.iter().zip([("one", 1), ("linear", 4)]) {
+    assert_eq!(burn_downs.len(), 3, "{report}");
+    for (burn_down, (shape, created, steps)) in burn_downs.iter().zip(THROUGHPUT_RUNS) {
         assert_eq!(burn_down["shape"], shape);
+        assert_eq!(burn_down["created"], created);
         assert_eq!(burn_down["tasks"].as_u64(), Some(tasks));
         assert_eq!(burn_down["steps"].as_u64(), Some(tasks * steps));
         assert!(burn_down["seconds"].as_f64().unwrap() > 0.0);

@@ -14,7 +14,8 @@
 //! ```
 //!
 //! Scenarios: `latency` (one task at a time per DAG shape), `create` (one by
-//! one and concurrent), `throughput` (burn-down of pre-created tasks), `idle`
+//! one and concurrent), `throughput` (burn-down of pre-created tasks, and
+//! one-step tasks created in batches while the workers run), `idle`
 //! (what waiting workers cost), `soak` (steady load while another session
 //! holds a transaction open, and after); the last two need PostgreSQL.
 //! Nothing here asserts a timing: the command reports; docs/benchmarks.md
@@ -151,12 +152,16 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Status> {
             concurrency: parameters.concurrency,
             report_requests: parameters.report_requests,
         };
-        for shape in [shapes::ONE, shapes::LINEAR] {
+        for run in [
+            (shapes::ONE, throughput::Created::Before),
+            (shapes::LINEAR, throughput::Created::Before),
+            (shapes::ONE, throughput::Created::WhileRunning),
+        ] {
             report.throughput.push(
                 throughput::run(
                     &client,
                     pool.as_ref(),
-                    shape,
+                    run,
                     parameters.tasks,
                     &workers,
                     server_pid,

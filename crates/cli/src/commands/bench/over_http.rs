@@ -1,7 +1,8 @@
-//! What a burn-down reads over the API when it cannot read the database (a
-//! SQLite node): whether every task of the run has ended, and the window
-//! the rate is taken over — the first step claim of the run (the earliest
-//! step `running` transition) to the last task's `finished_at`. These are
+//! What a throughput run reads over the API when it cannot read the
+//! database (a SQLite node): whether every task of the run has ended, and
+//! the window the rate is taken over — the first step claim of the run (the
+//! earliest step `running` transition; the first task's `created_at` when
+//! the tasks were created while running) to the last task's `finished_at`. These are
 //! the instants the PostgreSQL path reads with SQL, recorded by the same
 //! server clock, so the two rates mean the same.
 
@@ -15,6 +16,7 @@ use tasker_model::{Task, TaskState, Timestamp};
 
 use super::progress::Progress;
 use super::shapes::Shape;
+use super::throughput::Created;
 
 /// The largest page the API serves.
 const PAGE: u32 = 500;
@@ -62,9 +64,15 @@ pub async fn wait_ended(
     let mut last = (0, Instant::now());
     loop {
         let running = tagged(client, tag, Some(TaskState::Running)).await?.len();
-        let ended = tasks.saturating_sub(running);
+        // Tasks created while the run goes on may not all exist yet: only
+        // when none runs is it worth counting every task of the run.
+        let existing = match running {
+            0 => tagged(client, tag, None).await?.len(),
+            _ => tasks,
+        };
+        let ended = existing.saturating_sub(running);
         progress.set(ended as u64);
-        if running == 0 {
+        if ended >= tasks {
             progress.finish();
             return Ok(());
         }
@@ -77,11 +85,13 @@ pub async fn wait_ended(
     }
 }
 
-/// The first step claim and the last finish of the run, and how many of its
-/// tasks completed.
+/// The start of the run (its first step claim; its first creation when the
+/// tasks were created while running) and its last finish, and how many of
+/// its tasks completed.
 pub async fn window(
     client: &Client,
     tag: &str,
+    created: Created,
 ) -> anyhow::Result<(Option<Timestamp>, Option<Timestamp>, i64)> {
     let tasks = tagged(client, tag, None).await?;
     let complete = tasks
@@ -89,6 +99,10 @@ pub async fn window(
         .filter(|task| task.state == TaskState::Complete)
         .count() as i64;
     let last_finish = tasks.iter().filter_map(|task| task.finished_at).max();
+    if created == Created::WhileRunning {
+        let first_created = tasks.iter().map(|task| task.created_at).min();
+        return Ok((first_created, last_finish, complete));
+    }
     let first_claims: Vec<Option<Timestamp>> = futures::stream::iter(&tasks)
         .map(|task| async move {
             let history = client.task_history(task.id).await?;

@@ -142,6 +142,15 @@ impl WorkerProcesses {
         Ok(Self { children })
     }
 
+    /// The worker id each process registers with (`bench-<pid>`).
+    pub fn worker_ids(&self) -> Vec<String> {
+        self.children
+            .iter()
+            .filter_map(Child::id)
+            .map(|pid| format!("bench-{pid}"))
+            .collect()
+    }
+
     /// Stops every worker and waits until each has exited.
     pub async fn stop(mut self) {
         for child in &mut self.children {

@@ -253,10 +253,14 @@ impl fmt::Display for Report {
         if !self.throughput.is_empty() {
             writeln!(
                 f,
-                "Burn-down of pre-created tasks (first claim → last finish, database clock):"
+                "Throughput (tasks created before the workers start: first claim → last finish; \
+                 created in batches of {} while they run: first creation → last finish; \
+                 database clock):",
+                super::throughput::BATCH_SIZE
             )?;
             let mut table = Table::new(&[
                 "shape",
+                "created",
                 "tasks",
                 "workers",
                 "seconds",
@@ -270,6 +274,7 @@ impl fmt::Display for Report {
             for b in &self.throughput {
                 table.row(vec![
                     b.shape.to_owned(),
+                    b.created.label().to_owned(),
                     b.tasks.to_string(),
                     format!("{}×{}", b.workers, b.concurrency),
                     format!("{:.2}", b.seconds),
@@ -299,11 +304,12 @@ impl fmt::Display for Report {
                 )?;
                 return self.fmt_idle_and_soak(f);
             }
-            let mut churn = Table::new(&["shape", "table", "dead rows/step"]);
+            let mut churn = Table::new(&["shape", "created", "table", "dead rows/step"]);
             for b in &self.throughput {
                 for (table, per_step) in b.dead_rows_per_step.iter().flatten() {
                     churn.row(vec![
                         b.shape.to_owned(),
+                        b.created.label().to_owned(),
                         table.clone(),
                         format!("{per_step:.2}"),
                     ]);

@@ -1,10 +1,19 @@
-//! `throughput`: burn-down of pre-created tasks. N tasks of a shape are
-//! created while no worker runs, then M worker processes of C slots each
-//! start and run them all. The rate comes from the database clock (first
-//! claim → last finalization); row churn and commits per step from
-//! PostgreSQL's statistics over the same interval. On a SQLite node the same
-//! instants are read over the API ([`over_http`](super::over_http)) and
-//! the statistics only PostgreSQL keeps are not measured (`None`).
+//! `throughput`: how fast a node runs tasks, two ways.
+//!
+//! - **Burn-down of pre-created tasks**: N tasks of a shape are created
+//!   while no worker runs, then M worker processes of C slots each start and
+//!   run them all; the window is the first claim → the last finalization.
+//! - **Created while running**: the workers run first, then N one-step tasks
+//!   are created in batches (`POST /v1/tasks/batch`, [`BATCH_SIZE`] per
+//!   request, [`BATCHES_IN_FLIGHT`] requests at once) and run as they
+//!   arrive; the window is the first task's creation → the last
+//!   finalization, so creating them is part of the rate.
+//!
+//! Both windows come from the database clock; row churn and commits per
+//! step from PostgreSQL's statistics over the same interval. On a SQLite
+//! node the same instants are read over the API
+//! ([`over_http`](super::over_http)) and the statistics only PostgreSQL
+//! keeps are not measured (`None`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -24,15 +33,40 @@ use super::shapes::{NAMESPACE, Shape};
 
 /// Creates in flight at once while filling the queue.
 const CREATE_CONCURRENCY: usize = 16;
+/// Tasks per batch request when creating while the workers run.
+pub const BATCH_SIZE: usize = 100;
+/// Batch requests in flight when creating while the workers run.
+pub const BATCHES_IN_FLIGHT: usize = 4;
+
+/// When a run's tasks are created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Created {
+    /// All of them, before the workers start (a burn-down).
+    Before,
+    /// In batches, while the workers run.
+    WhileRunning,
+}
+
+impl Created {
+    pub fn label(self) -> &'static str {
+        match self {
+            Created::Before => "before",
+            Created::WhileRunning => "while running",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BurnDown {
     pub shape: &'static str,
+    pub created: Created,
     pub tasks: usize,
     pub steps: usize,
     pub workers: usize,
     pub concurrency: usize,
-    /// First claim → last finalization, database clock.
+    /// First claim (tasks created before) or first creation (tasks created
+    /// while running) → last finalization, database clock.
     pub seconds: f64,
     pub tasks_per_second: f64,
     pub steps_per_second: f64,
@@ -56,36 +90,34 @@ pub struct Workers<'a> {
     pub report_requests: usize,
 }
 
-/// Runs one burn-down of `tasks` tasks of `shape`. With `pool` (PostgreSQL)
-/// the run is watched and timed with SQL and its statistics are read;
-/// without, it is watched and timed over the API.
+/// Runs `tasks` tasks of `shape`, created as `created` says. With `pool`
+/// (PostgreSQL) the run is watched and timed with SQL and its statistics
+/// are read; without, it is watched and timed over the API.
 pub async fn run(
     client: &Client,
     pool: Option<&PgPool>,
-    shape: Shape,
+    (shape, created): (Shape, Created),
     tasks: usize,
     workers: &Workers<'_>,
     server_pid: Option<u32>,
 ) -> anyhow::Result<BurnDown> {
     let tag = format!("bench:burn-down-{}", uuid::Uuid::now_v7());
-    let mut progress = Progress::new(
-        format!("throughput: creating {} tasks", shape.name),
-        tasks as u64,
-    );
     let new = NewTask::new(NAMESPACE, shape.name).tags([tag.clone()]);
-    let mut created = futures::stream::iter(0..tasks)
-        .map(|_| client.task_create(&new))
-        .buffer_unordered(CREATE_CONCURRENCY);
-    while created.try_next().await?.is_some() {
-        progress.inc();
+    if created == Created::Before {
+        create_one_by_one(client, &new, tasks).await?;
     }
-    progress.finish();
+    let feed = async {
+        match created {
+            Created::Before => Ok(()),
+            Created::WhileRunning => create_in_batches(client, &new, tasks).await,
+        }
+    };
 
     let steps = tasks * shape.step_count();
     let ((first_claim, last_finish, complete), statistics) = match pool {
         Some(pool) => {
             let (window, transactions, churn) =
-                burn_down_on_postgres(pool, &tag, tasks, shape, workers).await?;
+                run_on_postgres(pool, client, &tag, (tasks, shape, created), workers, feed).await?;
             let transactions_per_step = transactions as f64 / steps as f64;
             (
                 window,
@@ -93,23 +125,26 @@ pub async fn run(
             )
         }
         None => {
-            let running = start_workers(workers)?;
-            let waited = over_http::wait_ended(client, &tag, tasks, shape).await;
+            let running = start_workers(client, workers).await?;
+            let waited =
+                async { tokio::try_join!(feed, over_http::wait_ended(client, &tag, tasks, shape)) }
+                    .await;
             running.stop().await;
             waited?;
-            (over_http::window(client, &tag).await?, None)
+            (over_http::window(client, &tag, created).await?, None)
         }
     };
     if complete as usize != tasks {
         bail!("{complete} of {tasks} {} tasks completed", shape.name);
     }
     let (Some(first), Some(last)) = (first_claim, last_finish) else {
-        bail!("the burn-down left no claim or finish times");
+        bail!("the run left no start or finish times");
     };
     let seconds = ((last - first).num_microseconds().unwrap_or(0) as f64 / 1e6).max(1e-6);
     let (transactions_per_step, dead_rows_per_step) = statistics.unzip();
     Ok(BurnDown {
         shape: shape.name,
+        created,
         tasks,
         steps,
         workers: workers.count,
@@ -123,36 +158,101 @@ pub async fn run(
     })
 }
 
-fn start_workers(workers: &Workers<'_>) -> anyhow::Result<WorkerProcesses> {
-    WorkerProcesses::start(
+/// Fills the queue before a burn-down, [`CREATE_CONCURRENCY`] requests at a
+/// time.
+async fn create_one_by_one(client: &Client, new: &NewTask, tasks: usize) -> anyhow::Result<()> {
+    let mut progress = Progress::new(
+        format!("throughput: creating {} tasks", new.template),
+        tasks as u64,
+    );
+    let mut created = futures::stream::iter(0..tasks)
+        .map(|_| client.task_create(new))
+        .buffer_unordered(CREATE_CONCURRENCY);
+    while created.try_next().await?.is_some() {
+        progress.inc();
+    }
+    progress.finish();
+    Ok(())
+}
+
+/// Creates `tasks` tasks in batches of [`BATCH_SIZE`], [`BATCHES_IN_FLIGHT`]
+/// requests at a time (the workers run meanwhile; the progress shown is
+/// theirs).
+async fn create_in_batches(client: &Client, new: &NewTask, tasks: usize) -> anyhow::Result<()> {
+    let batch = vec![new.clone(); BATCH_SIZE];
+    let sizes = (0..tasks)
+        .step_by(BATCH_SIZE)
+        .map(|start| (tasks - start).min(BATCH_SIZE));
+    let mut requests = futures::stream::iter(sizes)
+        .map(|size| client.task_create_batch(&batch[..size]))
+        .buffer_unordered(BATCHES_IN_FLIGHT);
+    while let Some(answers) = requests.try_next().await? {
+        for answer in answers {
+            answer.map_err(|refused| anyhow::anyhow!("a batched create was refused: {refused}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts the worker processes and waits until each has registered with
+/// the server, so that a run timed from its first creation does not count
+/// the workers' start-up.
+async fn start_workers(client: &Client, workers: &Workers<'_>) -> anyhow::Result<WorkerProcesses> {
+    let running = WorkerProcesses::start(
         workers.server,
         workers.token,
         NAMESPACE,
         workers.count,
         (workers.concurrency, workers.report_requests),
-    )
+    )?;
+    let ids = running.worker_ids();
+    let started = Instant::now();
+    loop {
+        let live = client
+            .cluster()
+            .await
+            .context("cannot list the workers")?
+            .workers;
+        let registered = ids
+            .iter()
+            .filter(|id| live.iter().any(|w| &w.worker.worker_id == *id))
+            .count();
+        if registered == ids.len() {
+            return Ok(running);
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            running.stop().await;
+            bail!(
+                "{registered} of {} bench workers registered within 30s",
+                ids.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// First claim, last finish and tasks complete.
 type Window = (Option<Timestamp>, Option<Timestamp>, i64);
 
-/// Runs the workers until every task of `tag` ended, reading PostgreSQL's
-/// transaction count and row churn before and after: the window, the
-/// transactions and the churn of the run.
-async fn burn_down_on_postgres(
+/// Runs the workers (and `feed`, which creates the tasks when they are
+/// created while running) until every task of `tag` ended, reading
+/// PostgreSQL's transaction count and row churn before and after: the
+/// window, the transactions and the churn of the run.
+async fn run_on_postgres(
     pool: &PgPool,
+    client: &Client,
     tag: &str,
-    tasks: usize,
-    shape: Shape,
+    (tasks, shape, created): (usize, Shape, Created),
     workers: &Workers<'_>,
+    feed: impl Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<(Window, i64, BTreeMap<String, Churn>)> {
     // The creation's own transactions reach the statistics late: without
     // waiting them out they would be counted as the burn-down's.
     database::let_statistics_settle().await;
     let churn_before = database::churn(pool).await?;
     let transactions_before = database::transactions(pool).await?;
-    let running = start_workers(workers)?;
-    let waited = wait_finished(pool, tag, tasks, shape).await;
+    let running = start_workers(client, workers).await?;
+    let waited = async { tokio::try_join!(feed, wait_finished(pool, tag, tasks, shape)) }.await;
     running.stop().await;
     waited?;
     database::let_statistics_settle().await;
@@ -160,12 +260,14 @@ async fn burn_down_on_postgres(
     let churn = database::churn_between(&churn_before, &database::churn(pool).await?);
 
     let window: Window = sqlx::query_as(
-        "SELECT (SELECT min(tr.at) FROM tasker.transitions tr JOIN tasker.tasks t ON t.id = tr.task_id \
-                 WHERE t.tags @> ARRAY[$1] AND tr.step_id IS NOT NULL AND tr.to_state = 'running'), \
+        "SELECT CASE WHEN $2 THEN min(created_at) ELSE \
+                (SELECT min(tr.at) FROM tasker.transitions tr JOIN tasker.tasks t ON t.id = tr.task_id \
+                 WHERE t.tags @> ARRAY[$1] AND tr.step_id IS NOT NULL AND tr.to_state = 'running') END, \
                 max(finished_at), count(*) FILTER (WHERE state = 'complete') \
          FROM tasker.tasks WHERE tags @> ARRAY[$1]",
     )
     .bind(tag)
+    .bind(created == Created::WhileRunning)
     .fetch_one(pool)
     .await?;
     Ok((window, transactions, churn))
