@@ -25,6 +25,34 @@ pub struct PgTransaction<'a> {
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
 }
 
+/// `hot_path_plans!()`: how the statements of the backend's transactions
+/// are planned. Each is prepared once per pooled connection, and every one
+/// of them finds its rows
+/// by key: a batch of ids (or one task's steps) looked up through an
+/// index, a few rows at a time, never a whole table. So the plan is fixed
+/// as exactly that: index scans (no sequential scan), joins by probing an
+/// index for each row (no hash or merge join, which would read a whole
+/// table or index to match a batch of a few rows), and one generic plan per
+/// statement and connection, made on the first execution and reused, so
+/// that no execution pays for planning again. Costed plans go wrong here:
+/// a plan made while a table is small (an empty queue, a new deployment)
+/// reads the whole table, and PostgreSQL keeps it once the table has grown.
+/// JIT compilation never pays for statements this short.
+macro_rules! hot_path_plans {
+    () => {
+        "SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; \
+         SET LOCAL enable_mergejoin = off; SET LOCAL plan_cache_mode = force_generic_plan; \
+         SET LOCAL jit = off"
+    };
+}
+
+const BEGIN_FLUSHED: &str = concat!("BEGIN; ", hot_path_plans!());
+const BEGIN_RELAXED: &str = concat!(
+    "BEGIN; ",
+    hot_path_plans!(),
+    "; SET LOCAL synchronous_commit = off"
+);
+
 /// PGMQ visibility is in whole seconds; a lease is never shorter than asked.
 fn lease_seconds(lease_for: Duration) -> i32 {
     (lease_for.as_millis().div_ceil(1000)).clamp(1, i32::MAX as u128) as i32
@@ -99,28 +127,12 @@ impl Backend for PgStore {
     type Tx<'a> = PgTransaction<'a>;
 
     async fn begin(&self, durability: Durability) -> Result<PgTransaction<'_>> {
-        // One round trip for the settings and `BEGIN`; they last until the
-        // transaction ends. Relaxed commits skip the flush wait. Sequential
-        // scans are ruled out because every statement these transactions
-        // run finds its rows through an index, and PostgreSQL caches one
-        // generic plan per prepared statement and connection: a plan made
-        // while a queue table was empty (a new deployment, a quiet hour)
-        // would otherwise scan the whole table, and keep scanning it once a
-        // backlog has built up.
+        // One round trip for `BEGIN` and the settings, which last until the
+        // transaction ends; see `hot_path_plans`. Relaxed commits also skip
+        // the flush wait.
         let tx = match durability {
-            Durability::Flushed => {
-                self.pool
-                    .begin_with("BEGIN; SET LOCAL enable_seqscan = off")
-                    .await
-            }
-            Durability::Relaxed => {
-                self.pool
-                    .begin_with(
-                        "BEGIN; SET LOCAL enable_seqscan = off; \
-                         SET LOCAL synchronous_commit = off",
-                    )
-                    .await
-            }
+            Durability::Flushed => self.pool.begin_with(BEGIN_FLUSHED).await,
+            Durability::Relaxed => self.pool.begin_with(BEGIN_RELAXED).await,
         }
         .map_err(db)?;
         Ok(PgTransaction { store: self, tx })

@@ -1,8 +1,9 @@
 //! Writes the plans of one or more `TaskRun`s in the caller's
-//! transaction, in one statement: it sends the new queue messages (their
-//! ids go into the step rows through the statement's own `RETURNING`),
-//! updates steps and tasks, appends transitions, deletes and hides
-//! messages. Only a fan-out adds a round trip before (its new instance rows,
+//! transaction, in one statement: it updates steps and tasks (a step sent a
+//! new queue message takes the next id of its queue's sequence, and the
+//! message is inserted from the step update's `RETURNING`, so no part of
+//! the statement joins one batch's rows to another's), appends
+//! transitions, deletes and hides messages. Only a fan-out adds a round trip before (its new instance rows,
 //! which the update must see) and after (gathering finished fan-outs'
 //! results). What to announce and observe after the commit is derived by
 //! the orchestration.
@@ -16,7 +17,7 @@ use tasker_store::backend::Pending;
 use uuid::Uuid;
 
 use crate::error::db;
-use crate::queue::{self, StepMessage};
+use crate::queue;
 
 /// Writes the plans of `runs` (see `tasker_store::backend::Transaction::plan_write`).
 pub async fn write(
@@ -32,43 +33,50 @@ pub async fn write(
     // refers to them.
     insert_instances(conn, runs).await?;
 
-    // 1. New messages, by queue, sent by the statement below; each step
-    // sent one gets the message's id. Steps leased as they were released
-    // get a message hidden for their lease.
+    // 1. The queues the batch touches, in name order: a step sent a new
+    // message names its queue by its place here. Steps leased as they were
+    // released get a message hidden for their lease.
     let mut queues = QueueChanges::default();
+    for pending in runs.iter() {
+        queues.of(pending.queue);
+    }
+    let queue_numbers: HashMap<&str, i32> = queues
+        .0
+        .keys()
+        .enumerate()
+        .map(|(k, &queue)| (queue, k as i32))
+        .collect();
+    let mut sends: Vec<HashMap<usize, Send>> = Vec::with_capacity(runs.len());
     for pending in runs.iter_mut() {
         let run = &mut *pending.run;
-        let changes = queues.of(pending.queue);
-        let sends = run
-            .plan
+        let queue = queue_numbers[pending.queue];
+        let mut sent = HashMap::new();
+        let plan = &mut run.plan;
+        for (s, visible_at) in plan
             .enqueue
             .iter()
             .map(|&s| (s, None))
-            .chain(run.plan.enqueue_leased.iter().map(|&(s, at)| (s, Some(at))))
-            .collect::<Vec<_>>();
-        for (s, visible_at) in sends {
-            let body = StepMessage {
-                task_id: run.task.id,
-                step_id: run.steps[s].id,
-                handler: run.def(s).handler.clone(),
-            };
-            changes
-                .send_bodies
-                .push(serde_json::to_value(body).expect("message serializes"));
-            changes.send_at.push(visible_at);
-            run.plan.dirty_steps.insert(s);
+            .chain(plan.enqueue_leased.iter().map(|&(s, at)| (s, Some(at))))
+        {
+            sent.insert(s, Send { queue, visible_at });
+            plan.dirty_steps.insert(s);
         }
+        sends.push(sent);
     }
 
-    // 2. Everything else in one statement.
+    // 2. Everything in one statement.
     let mut steps = StepColumns::default();
     let mut tasks = TaskColumns::default();
     let mut history = TransitionColumns::default();
-    for pending in runs.iter() {
+    for (pending, sent) in runs.iter().zip(&sends) {
         let run = &*pending.run;
         let plan = &run.plan;
         for &i in &plan.dirty_steps {
             let row = &run.steps[i];
+            let send = sent.get(&i);
+            steps.send_queue.push(send.map(|send| send.queue));
+            steps.send_at.push(send.and_then(|send| send.visible_at));
+            steps.handler.push(send.map(|_| run.def(i).handler.clone()));
             let result = plan
                 .results
                 .iter()
@@ -146,6 +154,9 @@ pub async fn write(
         .bind(&steps.error)
         .bind(&steps.branches)
         .bind(&steps.fan_out_count)
+        .bind(&steps.send_queue)
+        .bind(&steps.send_at)
+        .bind(&steps.handler)
         .bind(&tasks.id)
         .bind(&tasks.state)
         .bind(&tasks.finished_at)
@@ -168,12 +179,7 @@ pub async fn write(
             .filter(|(m, _)| !changes.deletes.contains(m))
             .collect();
         let (hide_ids, hide_at): (Vec<i64>, Vec<Timestamp>) = hides.into_iter().unzip();
-        query = query
-            .bind(changes.send_bodies)
-            .bind(changes.send_at)
-            .bind(changes.deletes)
-            .bind(hide_ids)
-            .bind(hide_at);
+        query = query.bind(changes.deletes).bind(hide_ids).bind(hide_at);
     }
     let sent = query.fetch_all(&mut *conn).await.map_err(db)?;
     if !sent.is_empty() {
@@ -269,54 +275,52 @@ struct InstanceColumns {
 
 /// The write statement for the queues a batch touches (in name order, so
 /// that each set of queues has one text and one prepared statement per
-/// connection). Data-modifying CTEs run exactly once, read or not. Each
-/// queue gets one send, one delete and one visibility update, bound after
-/// `$28`; its sends come first, because the step update reads their ids
-/// (every part of one statement sees the same snapshot, so a later part
-/// could not). The statement returns the (step, message) pairs sent.
+/// connection). Data-modifying CTEs run exactly once, read or not. A step
+/// sent a message takes the next id of its queue's sequence in the step
+/// update (queue `k` of the list is `send_queue = k`), and each queue's
+/// messages are inserted from the update's `RETURNING` with those ids. Each
+/// queue also gets one delete and one visibility update, bound after
+/// `$31`. The statement returns the (step, message) pairs sent.
 fn write_sql<'q>(queues: impl Iterator<Item = &'q str>) -> String {
     let queues: Vec<&str> = queues.collect();
+    let next_ids: String = queues
+        .iter()
+        .enumerate()
+        .map(|(k, queue)| {
+            format!(
+                " WHEN {k} THEN nextval(pg_get_serial_sequence('{}', 'msg_id'))",
+                queue::queue_table(queue).replace('\'', "''")
+            )
+        })
+        .collect();
     let mut sql = String::from("WITH ");
-    let mut sent = Vec::new();
+    sql.push_str(&WRITE_SQL_HEAD.replace("{next_ids}", &next_ids));
     for (k, queue) in queues.iter().enumerate() {
         let table = queue::queue_table(queue);
-        let (bodies, at) = (29 + 5 * k, 30 + 5 * k);
+        let (ids, hide_ids, hide_at) = (32 + 3 * k, 33 + 3 * k, 34 + 3 * k);
         sql.push_str(&format!(
-            "sent_{k} AS (\n    INSERT INTO {table} (vt, message)\n    \
-             SELECT coalesce(m.at, clock_timestamp()), m.body\n    \
-             FROM unnest(${bodies}::jsonb[], ${at}::timestamptz[]) WITH ORDINALITY AS m(body, at, n)\n    \
-             ORDER BY m.n\n    \
-             RETURNING (message->>'step_id')::uuid AS step_id, msg_id\n), "
-        ));
-        sent.push(format!("SELECT step_id, msg_id FROM sent_{k}"));
-    }
-    if sent.is_empty() {
-        sent.push("SELECT NULL::uuid AS step_id, NULL::bigint AS msg_id WHERE false".to_owned());
-    }
-    let sent = sent.join(" UNION ALL ");
-    sql.push_str(&WRITE_SQL_HEAD.replace("{sent}", &sent));
-    for (k, queue) in queues.iter().enumerate() {
-        let table = queue::queue_table(queue);
-        let (ids, hide_ids, hide_at) = (31 + 5 * k, 32 + 5 * k, 33 + 5 * k);
-        sql.push_str(&format!(
-            ", deleted_{k} AS (\n    DELETE FROM {table} WHERE msg_id = ANY(${ids}::bigint[]) RETURNING 1\n\
+            ", sent_{k} AS (\n    INSERT INTO {table} (msg_id, vt, message) OVERRIDING SYSTEM VALUE\n    \
+             SELECT msg_id, coalesce(send_at, clock_timestamp()),\n           \
+             jsonb_build_object('task_id', task_id, 'step_id', id, 'handler', handler)\n    \
+             FROM step_updates WHERE send_queue = {k}\n    RETURNING 1\n\
+             ), deleted_{k} AS (\n    DELETE FROM {table} WHERE msg_id = ANY(${ids}::bigint[]) RETURNING 1\n\
              ), hidden_{k} AS (\n    UPDATE {table} q SET vt = v.at\n    \
              FROM unnest(${hide_ids}::bigint[], ${hide_at}::timestamptz[]) AS v(id, at)\n    \
              WHERE q.msg_id = v.id RETURNING 1\n)"
         ));
     }
-    sql.push('\n');
-    sql.push_str(&sent);
+    sql.push_str("\nSELECT id AS step_id, msg_id FROM step_updates WHERE send_queue IS NOT NULL");
     sql
 }
 
-/// The part of the write statement that every batch has; `{sent}` is the
-/// union of the queues' sends.
+/// The part of the write statement that every batch has; `{next_ids}` is
+/// the `WHEN` arm of each queue's sequence.
 const WRITE_SQL_HEAD: &str = r#"
 step_updates AS (
     UPDATE tasker.steps s SET
         state = u.state, attempt = u.attempt, lease_token = u.lease_token,
-        lease_expires_at = u.lease_expires_at, msg_id = coalesce(sent.msg_id, u.msg_id),
+        lease_expires_at = u.lease_expires_at,
+        msg_id = CASE u.send_queue{next_ids} ELSE u.msg_id END,
         retry_at = u.retry_at,
         worker_id = u.worker_id, started_at = u.started_at, finished_at = u.finished_at,
         result = CASE WHEN u.set_result THEN u.result ELSE s.result END,
@@ -324,22 +328,22 @@ step_updates AS (
         branches = string_to_array(u.branches, E'\n'), fan_out_count = u.fan_out_count
     FROM unnest($1::uuid[], $2::text[], $3::int[], $4::uuid[], $5::timestamptz[], $6::bigint[],
                 $7::timestamptz[], $8::text[], $9::timestamptz[], $10::timestamptz[],
-                $11::bool[], $12::jsonb[], $13::bool[], $14::jsonb[], $15::text[], $16::int[])
+                $11::bool[], $12::jsonb[], $13::bool[], $14::jsonb[], $15::text[], $16::int[],
+                $17::int[], $18::timestamptz[], $19::text[])
         AS u(id, state, attempt, lease_token, lease_expires_at, msg_id, retry_at, worker_id,
              started_at, finished_at, set_result, result, set_error, error, branches,
-             fan_out_count)
-        LEFT JOIN ({sent}) AS sent ON sent.step_id = u.id
+             fan_out_count, send_queue, send_at, handler)
     WHERE s.id = u.id
-    RETURNING 1
+    RETURNING s.id, s.task_id, s.msg_id, u.send_queue, u.send_at, u.handler
 ), task_updates AS (
     UPDATE tasker.tasks t SET state = u.state, finished_at = u.finished_at, updated_at = clock_timestamp()
-    FROM unnest($17::uuid[], $18::text[], $19::timestamptz[]) AS u(id, state, finished_at)
+    FROM unnest($20::uuid[], $21::text[], $22::timestamptz[]) AS u(id, state, finished_at)
     WHERE t.id = u.id
     RETURNING 1
 ), history AS (
     INSERT INTO tasker.transitions (task_id, step_id, from_state, to_state, attempt, worker_id, reason, at, node_id)
-    SELECT h.*, $28 FROM unnest($20::uuid[], $21::uuid[], $22::text[], $23::text[], $24::int[],
-                               $25::text[], $26::text[], $27::timestamptz[])
+    SELECT h.*, $31 FROM unnest($23::uuid[], $24::uuid[], $25::text[], $26::text[], $27::int[],
+                               $28::text[], $29::text[], $30::timestamptz[])
         AS h(task_id, step_id, from_state, to_state, attempt, worker_id, reason, at)
     RETURNING 1
 )"#;
@@ -354,11 +358,15 @@ impl<'q> QueueChanges<'q> {
     }
 }
 
+/// A new message a step is sent: the place of its queue among the
+/// batch's, and when it becomes visible (`None`: now).
+struct Send {
+    queue: i32,
+    visible_at: Option<Timestamp>,
+}
+
 #[derive(Default)]
 struct MessageChanges {
-    /// New messages' bodies, and when each becomes visible (`None`: now).
-    send_bodies: Vec<serde_json::Value>,
-    send_at: Vec<Option<Timestamp>>,
     deletes: Vec<i64>,
     /// New visibility times; the last one set for a message wins, as it
     /// would have one call at a time.
@@ -381,6 +389,11 @@ struct StepColumns {
     /// array per row does not fit one `unnest` column.
     branches: Vec<Option<String>>,
     fan_out_count: Vec<Option<i32>>,
+    /// The queue (place in the batch's list) of a message sent to the
+    /// step, when it becomes visible, and the handler it names.
+    send_queue: Vec<Option<i32>>,
+    send_at: Vec<Option<Timestamp>>,
+    handler: Vec<Option<String>>,
     set_result: Vec<bool>,
     result: Vec<Option<serde_json::Value>>,
     set_error: Vec<bool>,
