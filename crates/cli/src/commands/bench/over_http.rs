@@ -6,6 +6,7 @@
 //! the instants the PostgreSQL path reads with SQL, recorded by the same
 //! server clock, so the two rates mean the same.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -50,11 +51,12 @@ async fn tagged(client: &Client, tag: &str, state: Option<TaskState>) -> anyhow:
 }
 
 /// Waits until every task of the run has ended; gives up when none ends for
-/// a minute.
+/// a minute. `created` counts the run's tasks created so far (all of them
+/// when they were created before the run).
 pub async fn wait_ended(
     client: &Client,
     tag: &str,
-    tasks: usize,
+    (tasks, created): (usize, &AtomicUsize),
     shape: Shape,
 ) -> anyhow::Result<()> {
     let mut progress = Progress::new(
@@ -63,13 +65,10 @@ pub async fn wait_ended(
     );
     let mut last = (0, Instant::now());
     loop {
+        // Counted before the listing, so that a task created meanwhile can
+        // only make the count of ended tasks too low, never too high.
+        let existing = created.load(Ordering::Acquire);
         let running = tagged(client, tag, Some(TaskState::Running)).await?.len();
-        // Tasks created while the run goes on may not all exist yet: only
-        // when none runs is it worth counting every task of the run.
-        let existing = match running {
-            0 => tagged(client, tag, None).await?.len(),
-            _ => tasks,
-        };
         let ended = existing.saturating_sub(running);
         progress.set(ended as u64);
         if ended >= tasks {

@@ -16,6 +16,7 @@
 //! keeps are not measured (`None`).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -103,13 +104,16 @@ pub async fn run(
 ) -> anyhow::Result<BurnDown> {
     let tag = format!("bench:burn-down-{}", uuid::Uuid::now_v7());
     let new = NewTask::new(NAMESPACE, shape.name).tags([tag.clone()]);
+    // How many of the run's tasks exist so far.
+    let existing = AtomicUsize::new(0);
     if created == Created::Before {
         create_one_by_one(client, &new, tasks).await?;
+        existing.store(tasks, Ordering::Release);
     }
     let feed = async {
         match created {
             Created::Before => Ok(()),
-            Created::WhileRunning => create_in_batches(client, &new, tasks).await,
+            Created::WhileRunning => create_in_batches(client, &new, tasks, &existing).await,
         }
     };
 
@@ -126,9 +130,13 @@ pub async fn run(
         }
         None => {
             let running = start_workers(client, workers).await?;
-            let waited =
-                async { tokio::try_join!(feed, over_http::wait_ended(client, &tag, tasks, shape)) }
-                    .await;
+            let waited = async {
+                tokio::try_join!(
+                    feed,
+                    over_http::wait_ended(client, &tag, (tasks, &existing), shape)
+                )
+            }
+            .await;
             running.stop().await;
             waited?;
             (over_http::window(client, &tag, created).await?, None)
@@ -176,9 +184,14 @@ async fn create_one_by_one(client: &Client, new: &NewTask, tasks: usize) -> anyh
 }
 
 /// Creates `tasks` tasks in batches of [`BATCH_SIZE`], [`BATCHES_IN_FLIGHT`]
-/// requests at a time (the workers run meanwhile; the progress shown is
-/// theirs).
-async fn create_in_batches(client: &Client, new: &NewTask, tasks: usize) -> anyhow::Result<()> {
+/// requests at a time, counting them in `existing` (the workers run
+/// meanwhile; the progress shown is theirs).
+async fn create_in_batches(
+    client: &Client,
+    new: &NewTask,
+    tasks: usize,
+    existing: &AtomicUsize,
+) -> anyhow::Result<()> {
     let batch = vec![new.clone(); BATCH_SIZE];
     let sizes = (0..tasks)
         .step_by(BATCH_SIZE)
@@ -187,9 +200,12 @@ async fn create_in_batches(client: &Client, new: &NewTask, tasks: usize) -> anyh
         .map(|size| client.task_create_batch(&batch[..size]))
         .buffer_unordered(BATCHES_IN_FLIGHT);
     while let Some(answers) = requests.try_next().await? {
-        for answer in answers {
-            answer.map_err(|refused| anyhow::anyhow!("a batched create was refused: {refused}"))?;
+        for answer in &answers {
+            if let Err(refused) = answer {
+                bail!("a batched create was refused: {refused}");
+            }
         }
+        existing.fetch_add(answers.len(), Ordering::Release);
     }
     Ok(())
 }
