@@ -3,9 +3,9 @@
 //! new queue message takes the next id of its queue's sequence, and the
 //! message is inserted from the step update's `RETURNING`, so no part of
 //! the statement joins one batch's rows to another's), appends
-//! transitions, deletes and hides messages. Only a fan-out adds a round trip before (its new instance rows,
-//! which the update must see) and after (gathering finished fan-outs'
-//! results). What to announce and observe after the commit is derived by
+//! transitions, deletes and hides messages. Only a fan-out adds a round
+//! trip before (its new instance rows, which the update must see) and after
+//! (gathering finished fan-outs' results). What to announce and observe after the commit is derived by
 //! the orchestration.
 
 use std::collections::{BTreeMap, HashMap};
@@ -34,11 +34,15 @@ pub async fn write(
     insert_instances(conn, runs).await?;
 
     // 1. The queues the batch touches, in name order: a step sent a new
-    // message names its queue by its place here. Steps leased as they were
-    // released get a message hidden for their lease.
+    // message names its queue by its place here. Every step sent one is
+    // written.
     let mut queues = QueueChanges::default();
-    for pending in runs.iter() {
+    for pending in runs.iter_mut() {
         queues.of(pending.queue);
+        let plan = &mut pending.run.plan;
+        plan.dirty_steps.extend(plan.enqueue.iter().copied());
+        plan.dirty_steps
+            .extend(plan.enqueue_leased.iter().map(|&(s, _)| s));
     }
     let queue_numbers: HashMap<&str, i32> = queues
         .0
@@ -46,36 +50,28 @@ pub async fn write(
         .enumerate()
         .map(|(k, &queue)| (queue, k as i32))
         .collect();
-    let mut sends: Vec<HashMap<usize, Send>> = Vec::with_capacity(runs.len());
-    for pending in runs.iter_mut() {
-        let run = &mut *pending.run;
-        let queue = queue_numbers[pending.queue];
-        let mut sent = HashMap::new();
-        let plan = &mut run.plan;
-        for (s, visible_at) in plan
-            .enqueue
-            .iter()
-            .map(|&s| (s, None))
-            .chain(plan.enqueue_leased.iter().map(|&(s, at)| (s, Some(at))))
-        {
-            sent.insert(s, Send { queue, visible_at });
-            plan.dirty_steps.insert(s);
-        }
-        sends.push(sent);
-    }
 
     // 2. Everything in one statement.
     let mut steps = StepColumns::default();
     let mut tasks = TaskColumns::default();
     let mut history = TransitionColumns::default();
-    for (pending, sent) in runs.iter().zip(&sends) {
+    for pending in runs.iter() {
         let run = &*pending.run;
         let plan = &run.plan;
+        // When each new message becomes visible (`None`: now); steps leased
+        // as they were released get one hidden for their lease.
+        let sent: HashMap<usize, Option<Timestamp>> = plan
+            .enqueue
+            .iter()
+            .map(|&s| (s, None))
+            .chain(plan.enqueue_leased.iter().map(|&(s, at)| (s, Some(at))))
+            .collect();
+        let queue = queue_numbers[pending.queue];
         for &i in &plan.dirty_steps {
             let row = &run.steps[i];
             let send = sent.get(&i);
-            steps.send_queue.push(send.map(|send| send.queue));
-            steps.send_at.push(send.and_then(|send| send.visible_at));
+            steps.send_queue.push(send.map(|_| queue));
+            steps.send_at.push(send.copied().flatten());
             steps.handler.push(send.map(|_| run.def(i).handler.clone()));
             let result = plan
                 .results
@@ -358,13 +354,6 @@ impl<'q> QueueChanges<'q> {
     }
 }
 
-/// A new message a step is sent: the place of its queue among the
-/// batch's, and when it becomes visible (`None`: now).
-struct Send {
-    queue: i32,
-    visible_at: Option<Timestamp>,
-}
-
 #[derive(Default)]
 struct MessageChanges {
     deletes: Vec<i64>,
@@ -417,4 +406,43 @@ struct TransitionColumns {
     worker_id: Vec<Option<String>>,
     reason: Vec<Option<String>>,
     at: Vec<Timestamp>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tasker_store::backend::StepMessage;
+
+    /// The statement builds the message body itself: it must name every
+    /// field of the body the rest of the store reads and writes.
+    #[test]
+    fn the_statement_builds_every_field_of_a_step_message() {
+        let body = serde_json::to_value(StepMessage {
+            task_id: Uuid::nil(),
+            step_id: Uuid::nil(),
+            handler: "h".into(),
+        })
+        .unwrap();
+        let sql = write_sql(["tasker_default"].into_iter());
+        let built = sql
+            .split("jsonb_build_object(")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .expect("the statement builds the body with jsonb_build_object");
+        let keys: Vec<&str> = built
+            .split(',')
+            .step_by(2)
+            .map(|key| key.trim().trim_matches('\''))
+            .collect();
+        let mut expected: Vec<&str> = body
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        expected.sort_unstable();
+        let mut keys = keys;
+        keys.sort_unstable();
+        assert_eq!(keys, expected, "{sql}");
+    }
 }

@@ -2,9 +2,9 @@
 //! database (a SQLite node): whether every task of the run has ended, and
 //! the window the rate is taken over — the first step claim of the run (the
 //! earliest step `running` transition; the first task's `created_at` when
-//! the tasks were created while running) to the last task's `finished_at`. These are
-//! the instants the PostgreSQL path reads with SQL, recorded by the same
-//! server clock, so the two rates mean the same.
+//! the tasks were created while running) to the last task's `finished_at`.
+//! These are the instants the PostgreSQL path reads with SQL, recorded by
+//! the same server clock, so the two rates mean the same.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
