@@ -9,6 +9,7 @@
 
 use std::io::{BufRead as _, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,13 @@ pub struct Process {
     pub child: Child,
     name: String,
     lines: Arc<Mutex<Vec<String>>>,
+    /// Output streams not yet read to their end.
+    streams_open: Arc<AtomicUsize>,
 }
+
+/// How long an exited process's last lines may take to be read: its pipes
+/// close at its exit unless a process it started still holds them.
+const DRAIN_PATIENCE: Duration = Duration::from_secs(5);
 
 impl Process {
     /// Starts `command` with piped output; panics when it cannot start.
@@ -31,14 +38,16 @@ impl Process {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         let lines = Arc::new(Mutex::new(Vec::new()));
+        let streams_open = Arc::new(AtomicUsize::new(2));
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
-        collect(name, stdout, lines.clone());
-        collect(name, stderr, lines.clone());
+        collect(name, stdout, lines.clone(), streams_open.clone());
+        collect(name, stderr, lines.clone(), streams_open.clone());
         Process {
             child,
             name: name.to_owned(),
             lines,
+            streams_open,
         }
     }
 
@@ -64,8 +73,7 @@ impl Process {
                 return line;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                // Let the readers catch up with the last lines.
-                std::thread::sleep(Duration::from_millis(100));
+                self.drain_output();
                 if let Some(line) = self.find_line(marker) {
                     return line;
                 }
@@ -85,6 +93,16 @@ impl Process {
         }
     }
 
+    /// After the process exited: waits until its output has been read to
+    /// the end, so that [`Process::output`] holds its last lines, or for at
+    /// most [`DRAIN_PATIENCE`] (a process it started may keep the pipes).
+    fn drain_output(&self) {
+        let deadline = Instant::now() + DRAIN_PATIENCE;
+        while self.streams_open.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     fn find_line(&self, marker: &str) -> Option<String> {
         self.lines
             .lock()
@@ -99,6 +117,7 @@ impl Process {
         let deadline = Instant::now() + patience;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
+                self.drain_output();
                 return status;
             }
             assert!(
@@ -137,7 +156,12 @@ pub fn send_signal(signal: &str, target: &str) {
     assert!(status.success(), "kill -{signal} {target} failed");
 }
 
-fn collect(name: &str, stream: impl Read + Send + 'static, lines: Arc<Mutex<Vec<String>>>) {
+fn collect(
+    name: &str,
+    stream: impl Read + Send + 'static,
+    lines: Arc<Mutex<Vec<String>>>,
+    streams_open: Arc<AtomicUsize>,
+) {
     let name = name.to_owned();
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
@@ -145,6 +169,7 @@ fn collect(name: &str, stream: impl Read + Send + 'static, lines: Arc<Mutex<Vec<
             eprintln!("[{name}] {line}");
             lines.lock().unwrap().push(line);
         }
+        streams_open.fetch_sub(1, Ordering::Release);
     });
 }
 
