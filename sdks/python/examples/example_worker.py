@@ -37,8 +37,10 @@ I64 = 2**63
 def obey_context(ctx: StepContext) -> None:
     context, step = ctx.context, ctx.step_name
     sleep_ms = (context.get("sleep_ms") or {}).get(step)
-    if isinstance(sleep_ms, int) and not ctx.sleep(sleep_ms / 1000):
-        raise RetryableError(f"stopped while sleeping: {ctx.cancel_reason}", error_type="cancelled")
+    if isinstance(sleep_ms, int):
+        ctx.logger.info("sleeping %d ms (context.sleep_ms)", sleep_ms, extra={"event": "sleeping"})
+        if not ctx.sleep(sleep_ms / 1000):
+            raise RetryableError(f"stopped while sleeping: {ctx.cancel_reason}", error_type="cancelled")
     if context.get("panic") == step:
         raise RuntimeError(f'context.panic names step "{step}"')
     if context.get("fail_permanently") == step:

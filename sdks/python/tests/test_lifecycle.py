@@ -85,6 +85,10 @@ def test_sigterm_finishes_the_running_step_then_exits(server: Server, client: Cl
     worker = start_worker(server, "examples.example_worker:app", "--worker-id", "drainer", name="drainer")
     task = client.create_task("examples/linear", {"even_number": 2, "sleep_ms": {"step_1": 1500}})
     wait_until("step_1 running", lambda: running_on(client, task["id"], "step_1", "drainer"))
+    # Running on the server is not yet running in the worker: the claim
+    # commits before the poll's answer arrives, and a step that arrives
+    # after SIGTERM is handed back unstarted. Its handler's line is.
+    worker.wait_for_line('"event": "sleeping"')
     worker.signal(signal.SIGTERM)
     assert worker.popen.wait(30) == 0
     step_1 = step(client, task["id"], "step_1")
