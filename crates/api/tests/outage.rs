@@ -329,6 +329,119 @@ async fn a_transaction_whose_backend_is_killed_runs_again_on_a_fresh_connection(
     admin.close().await.unwrap();
 }
 
+/// A task creation is one statement that commits by itself. A test
+/// transaction holding the same idempotency key makes it wait inside the
+/// database; its backend is then killed. Nothing of it was written, so it
+/// runs again on a fresh connection: the client gets its task (201), one
+/// task holds the key, and the retry is counted as `connection_lost`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_creation_whose_backend_is_killed_before_it_commits_runs_again() {
+    let db = migrated_database().await;
+    let url = db.url.clone();
+    let name = db.name.clone();
+    let app = app_over(&url, db).await;
+    app.register_yaml(&template("default", "one", ONE_STEP))
+        .await
+        .expect(StatusCode::CREATED);
+    let first = app.create_task("default", "one", json!({})).await;
+
+    // The key, taken by a row of an open transaction (a copy of the first
+    // task): the node's insert waits for it to end.
+    let mut locker = sqlx::PgConnection::connect(&format!("{url}?application_name=outage-test"))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
+    sqlx::query(
+        "INSERT INTO tasker.tasks (id, namespace, template_id, state, context, idempotency_key, tags, created_at, updated_at) \
+         SELECT gen_random_uuid(), namespace, template_id, state, context, 'order-7', tags, created_at, updated_at \
+         FROM tasker.tasks WHERE id = $1::uuid",
+    )
+    .bind(first["id"].as_str().unwrap())
+    .execute(&mut locker)
+    .await
+    .unwrap();
+
+    let router = app.router();
+    let creating = tokio::spawn(async move {
+        send(
+            router,
+            request(
+                Method::POST,
+                "/v1/tasks",
+                Some(ADMIN),
+                Some(json!({"namespace": "default", "template": "one", "context": {"order": 7}, "idempotency_key": "order-7"})),
+            ),
+        )
+        .await
+    });
+
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = $1 AND application_name = 'tasker' AND wait_event_type = 'Lock'",
+        )
+        .bind(&name)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the creation never waited on the key"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND application_name = 'tasker') k",
+    )
+    .bind(&name)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(killed >= 1);
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+
+    let reply = tokio::time::timeout(PROMPTLY, creating)
+        .await
+        .expect("the creation is answered")
+        .unwrap()
+        .expect(StatusCode::CREATED);
+    assert_eq!(reply.json()["context"], json!({"order": 7}));
+    let holders: Vec<String> =
+        sqlx::query_scalar("SELECT id::text FROM tasker.tasks WHERE idempotency_key = 'order-7'")
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+    assert_eq!(
+        holders,
+        vec![reply.json()["id"].as_str().unwrap().to_owned()]
+    );
+    let steps: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM tasker.steps WHERE task_id = $1::uuid AND msg_id IS NOT NULL",
+    )
+    .bind(reply.json()["id"].as_str().unwrap())
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(
+        steps, 1,
+        "the retried creation wrote its step and its message"
+    );
+    let retried = counter(
+        &app,
+        "tasker_db_transaction_retries_total{reason=\"connection_lost\"}",
+    )
+    .await;
+    assert!(retried >= 1.0, "connection_lost retries: {retried}");
+    locker.close().await.unwrap();
+    admin.close().await.unwrap();
+}
+
 /// Backends of the node's database killed over and over while requests of
 /// every kind run: none is answered 500.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -114,10 +114,6 @@ impl Transaction for PgTransaction<'_> {
         plan_writer::write(&mut self.tx, self.store.node_id(), runs).await
     }
 
-    async fn tasks_insert(&mut self, items: &[TaskCreate], prepared: Prepared) -> Result<Inserted> {
-        tasks::write(self.store, &mut self.tx, items, prepared).await
-    }
-
     async fn commit(self) -> Result<()> {
         self.tx.commit().await.map_err(commit_error)
     }
@@ -136,6 +132,10 @@ impl Backend for PgStore {
         }
         .map_err(db)?;
         Ok(PgTransaction { store: self, tx })
+    }
+
+    async fn tasks_create(&self, items: &[TaskCreate], prepared: Prepared) -> Result<Inserted> {
+        tasks::create(self, items, prepared).await
     }
 
     async fn queue_of(&self, namespace: &str) -> Result<String> {

@@ -13,36 +13,15 @@ use std::collections::HashMap;
 use sqlx::{PgConnection, Row};
 use tasker_model::Timestamp;
 use tasker_store::Result;
-pub use tasker_store::backend::StepMessage;
 use tasker_store::backend::{MessageTarget, ReadMessage};
 
 use crate::error::db;
 
-/// Sends messages, visible now; returns their ids in the order of `bodies`.
-/// (A plan's messages are sent by the plan writer's one statement.)
-pub async fn send(
-    conn: &mut PgConnection,
-    queue: &str,
-    bodies: &[StepMessage],
-) -> Result<Vec<i64>> {
-    let json: Vec<serde_json::Value> = bodies
-        .iter()
-        .map(|b| serde_json::to_value(b).expect("message serializes"))
-        .collect();
-    let table = queue_table(queue);
-    let mut ids: Vec<i64> = sqlx::query_scalar(&format!(
-        "INSERT INTO {table} (vt, message) \
-         SELECT clock_timestamp(), m FROM unnest($1::jsonb[]) AS m \
-         RETURNING msg_id"
-    ))
-    .bind(&json)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
-    // Ids come from one sequence in insertion order.
-    ids.sort_unstable();
-    Ok(ids)
-}
+/// A step message's body ([`tasker_store::backend::StepMessage`]) built in SQL from the columns
+/// `task_id`, `id` (the step's) and `handler` of the rows it is sent for:
+/// the plan writer's and task creation's statements send messages this way.
+pub(crate) const MESSAGE_BODY: &str =
+    "jsonb_build_object('task_id', task_id, 'step_id', id, 'handler', handler)";
 
 pub async fn delete(conn: &mut PgConnection, queue: &str, msg_ids: &[i64]) -> Result<()> {
     let table = queue_table(queue);
@@ -168,4 +147,41 @@ pub async fn visible_at(
         .iter()
         .map(|row| (row.get("msg_id"), row.get("vt")))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tasker_store::backend::StepMessage;
+    use uuid::Uuid;
+
+    /// The statements build the message body themselves: it must name every
+    /// field of the body the rest of the store reads and writes.
+    #[test]
+    fn the_message_body_names_every_field_of_a_step_message() {
+        let body = serde_json::to_value(StepMessage {
+            task_id: Uuid::nil(),
+            step_id: Uuid::nil(),
+            handler: "h".into(),
+        })
+        .unwrap();
+        let built = MESSAGE_BODY
+            .strip_prefix("jsonb_build_object(")
+            .and_then(|rest| rest.strip_suffix(')'))
+            .expect("the body is built with jsonb_build_object");
+        let mut keys: Vec<&str> = built
+            .split(',')
+            .step_by(2)
+            .map(|key| key.trim().trim_matches('\''))
+            .collect();
+        let mut expected: Vec<&str> = body
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        expected.sort_unstable();
+        keys.sort_unstable();
+        assert_eq!(keys, expected, "{MESSAGE_BODY}");
+    }
 }

@@ -1,28 +1,61 @@
 //! Task operations: the rows of task creation, read, list. Creating's
 //! policy and cancelling are the store crate's orchestration.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use sqlx::Row;
 use tasker_model::{Step, Task, TaskRun, TemplateRecord, Timestamp, Transition};
 use tasker_store::orchestration::task_creation::{self, Inserted, NewRow, Prepared};
 use tasker_store::paging::TaskListRead;
-use tasker_store::{Error, Result, TaskCreate, TaskFilter, TaskPage};
+use tasker_store::{Error, Result, TaskCreate, TaskFilter, TaskPage, Unavailability};
 use uuid::Uuid;
 
 use crate::PgStore;
 use crate::catalog;
 use crate::error::db;
-use crate::queue::{self, StepMessage};
+use crate::queue;
 use crate::rows::{self, TASK_COLUMNS, TASK_FROM};
 
-/// Writes the prepared tasks in the caller's transaction: one insert of
-/// every task row (a row whose idempotency key exists is skipped and
-/// answered with the task the key names), one send per queue for the root
-/// steps, one insert of every step and one of every transition.
+/// Creates the prepared tasks: [`write`] on a connection of its own, where
+/// the statement is its own transaction (one round trip instead of five:
+/// no `BEGIN`, no `COMMIT`, and durable as any commit of the pool's
+/// connections). A connection lost during it leaves the outcome unknown
+/// unless none of the new task ids exists: then nothing was written and the
+/// error stays a lost connection, which the caller's retry runs again.
+pub async fn create(store: &PgStore, items: &[TaskCreate], prepared: Prepared) -> Result<Inserted> {
+    let ids: Vec<Uuid> = prepared.rows.iter().map(|row| row.task_id).collect();
+    let mut conn = store.pool.acquire().await.map_err(db)?;
+    let written = write(store, &mut conn, items, prepared).await;
+    let Err(Error::Unavailable {
+        why: Unavailability::ConnectionLost,
+        cause,
+    }) = written
+    else {
+        return written;
+    };
+    drop(conn);
+    let exists: std::result::Result<bool, sqlx::Error> =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tasker.tasks WHERE id = ANY($1))")
+            .bind(&ids)
+            .fetch_one(&store.pool)
+            .await;
+    let why = match exists {
+        Ok(false) => Unavailability::ConnectionLost,
+        Ok(true) | Err(_) => Unavailability::CommitUnknown,
+    };
+    Err(Error::Unavailable { why, cause })
+}
+
+/// Writes the prepared tasks in one statement: every task row (a row whose
+/// idempotency key exists is skipped and answered with the task the key
+/// names), the root steps' messages (one insert per queue), every step and
+/// every transition of the tasks it inserted, all stamped with one reading
+/// of the database clock. On a connection without a transaction the
+/// statement commits by itself; in the caller's transaction (a schedule's
+/// fire) it commits with it.
 pub async fn write(
     store: &PgStore,
-    tx: &mut sqlx::PgConnection,
+    conn: &mut sqlx::PgConnection,
     items: &[TaskCreate],
     prepared: Prepared,
 ) -> Result<Inserted> {
@@ -47,64 +80,142 @@ pub async fn write(
         };
         key(a).cmp(&key(b))
     });
-    let inserted = sqlx::query(
-        "INSERT INTO tasker.tasks (id, namespace, template_id, state, context, idempotency_key, tags, created_at, updated_at, deadline_at) \
-         SELECT r.id, r.namespace, r.template_id, 'running', r.context, r.idempotency_key, \
-                ARRAY(SELECT jsonb_array_elements_text(r.tags)), c.at, c.at, \
-                c.at + make_interval(secs => r.deadline) \
-         FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::jsonb[], $5::text[], $6::jsonb[], $7::float8[]) \
-              WITH ORDINALITY AS r(id, namespace, template_id, context, idempotency_key, tags, deadline, n), \
-              LATERAL (SELECT clock_timestamp() AS at OFFSET 0) c \
-         ORDER BY r.n \
-         ON CONFLICT (namespace, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-         RETURNING id, created_at, deadline_at",
-    )
-    .bind(order.iter().map(|&r| rows[r].task_id).collect::<Vec<_>>())
-    .bind(
-        order
-            .iter()
-            .map(|&r| template_of(&rows[r]).0.namespace.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(order.iter().map(|&r| items[rows[r].item].template_id).collect::<Vec<_>>())
-    .bind(order.iter().map(|&r| &items[rows[r].item].context).collect::<Vec<_>>())
-    .bind(
-        order
-            .iter()
-            .map(|&r| items[rows[r].item].idempotency_key.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        order
-            .iter()
-            .map(|&r| serde_json::json!(items[rows[r].item].tags))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        order
-            .iter()
-            .map(|&r| {
-                task_creation::deadline_of(&items[rows[r].item], &template_of(&rows[r]).0)
-                    .map(|d| d.as_secs_f64())
-            })
-            .collect::<Vec<_>>(),
-    )
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db)?;
-    let created_at: HashMap<Uuid, Timestamp> = inserted
+
+    // Every row's plan, before the statement tells which rows it inserted
+    // (a row whose key exists writes none of it). The plan's clock is not
+    // stored: the statement stamps the rows with its own.
+    struct Planned<'a> {
+        row: &'a NewRow,
+        template: &'a TemplateRecord,
+        step_ids: Vec<Uuid>,
+        run: TaskRun<'a>,
+    }
+    let planned: Vec<Planned> = rows
         .iter()
-        .map(|row| (row.get("id"), row.get("created_at")))
+        .map(|row| {
+            let template = template_of(row).0.as_ref();
+            let definition = &template.definition;
+            let step_ids: Vec<Uuid> = definition.steps.iter().map(|_| Uuid::now_v7()).collect();
+            let run = TaskRun::create(definition, row.task_id, &step_ids, Timestamp::UNIX_EPOCH);
+            Planned {
+                row,
+                template,
+                step_ids,
+                run,
+            }
+        })
         .collect();
-    let deadline_at: HashMap<Uuid, Option<Timestamp>> = inserted
+    let queues: BTreeSet<&str> = rows.iter().map(|row| template_of(row).1.as_str()).collect();
+    let queue_number: HashMap<&str, i32> = queues
         .iter()
-        .map(|row| (row.get("id"), row.get("deadline_at")))
+        .enumerate()
+        .map(|(k, &queue)| (queue, k as i32))
+        .collect();
+
+    let mut sends = MessageColumns::default();
+    let mut steps = StepColumns::default();
+    let mut history = TransitionColumns::default();
+    for plan in &planned {
+        let task_id = plan.row.task_id;
+        let steps_of = &plan.template.definition.steps;
+        for &s in &plan.run.plan.enqueue {
+            sends.task_id.push(task_id);
+            sends.step_id.push(plan.step_ids[s]);
+            sends.handler.push(steps_of[s].handler.as_str());
+            sends
+                .queue
+                .push(queue_number[template_of(plan.row).1.as_str()]);
+        }
+        for (s, step) in steps_of.iter().enumerate() {
+            steps.task_id.push(task_id);
+            steps.id.push(plan.step_ids[s]);
+            steps.position.push(s as i16);
+            steps.name.push(step.name.as_str());
+            steps.state.push(plan.run.steps[s].state.as_str());
+        }
+        for t in &plan.run.plan.transitions {
+            history.task_id.push(task_id);
+            history.step_id.push(t.step_id);
+            history.from_state.push(t.from_state);
+            history.to_state.push(t.to_state);
+            history.reason.push(t.reason.clone());
+        }
+    }
+
+    let inserted = sqlx::query(&create_sql(queues.iter().copied()))
+        .bind(order.iter().map(|&r| rows[r].task_id).collect::<Vec<_>>())
+        .bind(
+            order
+                .iter()
+                .map(|&r| template_of(&rows[r]).0.namespace.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            order
+                .iter()
+                .map(|&r| items[rows[r].item].template_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            order
+                .iter()
+                .map(|&r| &items[rows[r].item].context)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            order
+                .iter()
+                .map(|&r| items[rows[r].item].idempotency_key.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            order
+                .iter()
+                .map(|&r| serde_json::json!(items[rows[r].item].tags))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            order
+                .iter()
+                .map(|&r| {
+                    task_creation::deadline_of(&items[rows[r].item], &template_of(&rows[r]).0)
+                        .map(|d| d.as_secs_f64())
+                })
+                .collect::<Vec<_>>(),
+        )
+        .bind(&sends.task_id)
+        .bind(&sends.step_id)
+        .bind(&sends.handler)
+        .bind(&sends.queue)
+        .bind(&steps.task_id)
+        .bind(&steps.id)
+        .bind(&steps.position)
+        .bind(&steps.name)
+        .bind(&steps.state)
+        .bind(&history.task_id)
+        .bind(&history.step_id)
+        .bind(&history.from_state)
+        .bind(&history.to_state)
+        .bind(&history.reason)
+        .bind(store.node_id())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+    let created: HashMap<Uuid, (Timestamp, Option<Timestamp>)> = inserted
+        .iter()
+        .map(|row| {
+            (
+                row.get("id"),
+                (row.get("created_at"), row.get("deadline_at")),
+            )
+        })
         .collect();
 
     // Keys that already existed: hand back the tasks they name.
-    let (new_rows, existing_rows): (Vec<&NewRow>, Vec<&NewRow>) = rows
+    let existing_rows: Vec<&NewRow> = rows
         .iter()
-        .partition(|row| created_at.contains_key(&row.task_id));
+        .filter(|row| !created.contains_key(&row.task_id))
+        .collect();
     if !existing_rows.is_empty() {
         let found = sqlx::query(&format!(
             "SELECT {TASK_COLUMNS} FROM {TASK_FROM} \
@@ -122,7 +233,7 @@ pub async fn write(
                 .map(|row| items[row.item].idempotency_key.clone())
                 .collect::<Vec<_>>(),
         )
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *conn)
         .await
         .map_err(db)?;
         let mut by_key: HashMap<(String, Option<String>), Task> = HashMap::new();
@@ -145,128 +256,15 @@ pub async fn write(
         }
     }
 
-    // Plans of the new tasks; root steps' messages, one send per queue.
-    struct Planned<'a> {
-        row: &'a NewRow,
-        template: &'a TemplateRecord,
-        step_ids: Vec<Uuid>,
-        run: TaskRun<'a>,
-        now: Timestamp,
-        msg_of: Vec<Option<i64>>,
-    }
-    let mut planned: Vec<Planned> = new_rows
-        .iter()
-        .map(|row| {
-            let template = template_of(row).0.as_ref();
-            let definition = &template.definition;
-            let step_ids: Vec<Uuid> = definition.steps.iter().map(|_| Uuid::now_v7()).collect();
-            let now = created_at[&row.task_id];
-            let run = TaskRun::create(definition, row.task_id, &step_ids, now);
-            Planned {
-                row,
-                template,
-                msg_of: vec![None; step_ids.len()],
-                step_ids,
-                run,
-                now,
-            }
-        })
-        .collect();
-    let mut per_queue: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
-    for (p, plan) in planned.iter().enumerate() {
-        let queue = template_of(plan.row).1.as_str();
-        let sends = per_queue.entry(queue).or_default();
-        sends.extend(plan.run.plan.enqueue.iter().map(|&s| (p, s)));
-    }
     let mut ready: HashMap<String, usize> = HashMap::new();
-    for (queue_name, sends) in &per_queue {
-        if sends.is_empty() {
-            continue;
-        }
-        let bodies: Vec<StepMessage> = sends
-            .iter()
-            .map(|&(p, s)| StepMessage {
-                task_id: planned[p].row.task_id,
-                step_id: planned[p].step_ids[s],
-                handler: planned[p].template.definition.steps[s].handler.clone(),
-            })
-            .collect();
-        let msg_ids = queue::send(tx, queue_name, &bodies).await?;
-        for (&(p, s), id) in sends.iter().zip(msg_ids) {
-            planned[p].msg_of[s] = Some(id);
-        }
-        let namespace = planned[sends[0].0].template.namespace.clone();
-        *ready.entry(namespace).or_default() += sends.len();
-    }
-
-    // Every step and every transition, one insert each.
-    let mut step_task = Vec::new();
-    let mut step_ids = Vec::new();
-    let mut positions = Vec::new();
-    let mut names = Vec::new();
-    let mut states = Vec::new();
-    let mut msg_ids = Vec::new();
-    let mut h_task = Vec::new();
-    let mut h_step = Vec::new();
-    let mut h_from = Vec::new();
-    let mut h_to = Vec::new();
-    let mut h_reason = Vec::new();
-    let mut h_at = Vec::new();
-    for plan in &planned {
-        for (s, step) in plan.template.definition.steps.iter().enumerate() {
-            step_task.push(plan.row.task_id);
-            step_ids.push(plan.step_ids[s]);
-            positions.push(s as i16);
-            names.push(step.name.as_str());
-            states.push(plan.run.steps[s].state.as_str());
-            msg_ids.push(plan.msg_of[s]);
-        }
-        for t in &plan.run.plan.transitions {
-            h_task.push(plan.row.task_id);
-            h_step.push(t.step_id);
-            h_from.push(t.from_state);
-            h_to.push(t.to_state);
-            h_reason.push(t.reason.clone());
-            h_at.push(plan.now);
-        }
-    }
-    if !planned.is_empty() {
-        sqlx::query(
-            "WITH new_steps AS ( \
-                INSERT INTO tasker.steps (id, task_id, position, name, state, msg_id) \
-                SELECT s.id, s.task_id, s.position, s.name, s.state, s.msg_id \
-                FROM unnest($1::uuid[], $2::uuid[], $3::int2[], $4::text[], $5::text[], $6::bigint[]) \
-                     AS s(task_id, id, position, name, state, msg_id) \
-                RETURNING 1 \
-             ), history AS ( \
-                INSERT INTO tasker.transitions (task_id, step_id, from_state, to_state, reason, at, node_id) \
-                SELECT h.task_id, h.step_id, h.from_state, h.to_state, h.reason, h.at, $13 \
-                FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[], $11::text[], $12::timestamptz[]) \
-                     AS h(task_id, step_id, from_state, to_state, reason, at) \
-                RETURNING 1 \
-             ) \
-             SELECT (SELECT count(*) FROM new_steps), (SELECT count(*) FROM history)",
-        )
-        .bind(&step_task)
-        .bind(&step_ids)
-        .bind(&positions)
-        .bind(&names)
-        .bind(&states)
-        .bind(&msg_ids)
-        .bind(&h_task)
-        .bind(&h_step)
-        .bind(&h_from)
-        .bind(&h_to)
-        .bind(&h_reason)
-        .bind(&h_at)
-        .bind(store.node_id())
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-    }
-    let ready: Vec<(String, usize)> = ready.into_iter().collect();
-
     for plan in planned {
+        let Some(&(created_at, deadline_at)) = created.get(&plan.row.task_id) else {
+            continue;
+        };
+        if !plan.run.plan.enqueue.is_empty() {
+            *ready.entry(plan.template.namespace.clone()).or_default() +=
+                plan.run.plan.enqueue.len();
+        }
         let item = &items[plan.row.item];
         answers[plan.row.item] = Some(Ok((
             task_creation::created_task(
@@ -274,16 +272,108 @@ pub async fn write(
                 plan.template,
                 plan.row.task_id,
                 plan.run.task.state,
-                plan.now,
-                deadline_at.get(&plan.row.task_id).copied().flatten(),
+                created_at,
+                deadline_at,
             ),
             true,
         )));
     }
     Ok(Inserted {
         answers: task_creation::finish(answers, &same_key_as),
-        ready,
+        ready: ready.into_iter().collect(),
     })
+}
+
+/// The creation statement for the queues a batch sends to (in name order,
+/// so that each set of queues has one text and one prepared statement per
+/// connection; queue `k` of the list is `queue = k` in `$11`). Only the
+/// tasks the first insert wrote get messages, steps and transitions; a step
+/// finds its message's id by its own id. Returns the tasks written.
+fn create_sql<'q>(queues: impl Iterator<Item = &'q str>) -> String {
+    let mut sql = String::from(CREATE_SQL_HEAD);
+    let mut sent = Vec::new();
+    for (k, queue) in queues.enumerate() {
+        let table = queue::queue_table(queue);
+        sql.push_str(&format!(
+            ", sent_{k} AS (\n    INSERT INTO {table} (vt, message)\n    \
+             SELECT c.at, {body}\n    \
+             FROM unnest($8::uuid[], $9::uuid[], $10::text[], $11::int[]) AS m(task_id, id, handler, queue), c\n    \
+             WHERE m.queue = {k} AND m.task_id IN (SELECT id FROM new_tasks)\n    \
+             RETURNING msg_id, (message->>'step_id')::uuid AS step_id\n)",
+            body = queue::MESSAGE_BODY,
+        ));
+        sent.push(format!("SELECT msg_id, step_id FROM sent_{k}"));
+    }
+    if sent.is_empty() {
+        sent.push("SELECT NULL::bigint AS msg_id, NULL::uuid AS step_id WHERE false".into());
+    }
+    sql.push_str(&CREATE_SQL_TAIL.replace("{sent}", &sent.join(" UNION ALL ")));
+    sql
+}
+
+/// The tasks' insert, ahead of the per-queue sends.
+const CREATE_SQL_HEAD: &str = r#"WITH c AS MATERIALIZED (
+    SELECT clock_timestamp() AS at
+), new_tasks AS (
+    INSERT INTO tasker.tasks (id, namespace, template_id, state, context, idempotency_key, tags,
+                              created_at, updated_at, deadline_at)
+    SELECT r.id, r.namespace, r.template_id, 'running', r.context, r.idempotency_key,
+           ARRAY(SELECT jsonb_array_elements_text(r.tags)), c.at, c.at,
+           c.at + make_interval(secs => r.deadline)
+    FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::jsonb[], $5::text[], $6::jsonb[], $7::float8[])
+         WITH ORDINALITY AS r(id, namespace, template_id, context, idempotency_key, tags, deadline, n), c
+    ORDER BY r.n
+    ON CONFLICT (namespace, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id, created_at, deadline_at
+)"#;
+
+/// The steps and transitions, after the sends; `{sent}` is the union of
+/// every queue's sent messages.
+const CREATE_SQL_TAIL: &str = r#", sent AS (
+    {sent}
+), new_steps AS (
+    INSERT INTO tasker.steps (id, task_id, position, name, state, msg_id)
+    SELECT s.id, s.task_id, s.position, s.name, s.state, sent.msg_id
+    FROM unnest($12::uuid[], $13::uuid[], $14::int2[], $15::text[], $16::text[])
+         AS s(task_id, id, position, name, state)
+    LEFT JOIN sent ON sent.step_id = s.id
+    WHERE s.task_id IN (SELECT id FROM new_tasks)
+    RETURNING 1
+), history AS (
+    INSERT INTO tasker.transitions (task_id, step_id, from_state, to_state, reason, at, node_id)
+    SELECT h.task_id, h.step_id, h.from_state, h.to_state, h.reason, c.at, $22
+    FROM unnest($17::uuid[], $18::uuid[], $19::text[], $20::text[], $21::text[])
+         WITH ORDINALITY AS h(task_id, step_id, from_state, to_state, reason, n), c
+    WHERE h.task_id IN (SELECT id FROM new_tasks)
+    ORDER BY h.n
+    RETURNING 1
+)
+SELECT id, created_at, deadline_at FROM new_tasks"#;
+
+#[derive(Default)]
+struct MessageColumns<'a> {
+    task_id: Vec<Uuid>,
+    step_id: Vec<Uuid>,
+    handler: Vec<&'a str>,
+    queue: Vec<i32>,
+}
+
+#[derive(Default)]
+struct StepColumns<'a> {
+    task_id: Vec<Uuid>,
+    id: Vec<Uuid>,
+    position: Vec<i16>,
+    name: Vec<&'a str>,
+    state: Vec<&'static str>,
+}
+
+#[derive(Default)]
+struct TransitionColumns {
+    task_id: Vec<Uuid>,
+    step_id: Vec<Option<Uuid>>,
+    from_state: Vec<Option<&'static str>>,
+    to_state: Vec<&'static str>,
+    reason: Vec<Option<String>>,
 }
 
 pub async fn get(store: &PgStore, id: Uuid) -> Result<Task> {

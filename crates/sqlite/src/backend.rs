@@ -144,10 +144,6 @@ impl Transaction for SqliteTx<'_> {
         plan_writer::write(&mut self.tx, self.store.node_id(), runs).await
     }
 
-    async fn tasks_insert(&mut self, items: &[TaskCreate], prepared: Prepared) -> Result<Inserted> {
-        task_create::write(self.store, &mut self.tx, items, prepared).await
-    }
-
     async fn commit(self) -> Result<()> {
         self.tx.commit().await.map_err(db)
     }
@@ -163,6 +159,13 @@ impl Backend for SqliteStore {
             store: self,
             tx: self.begin_write().await?,
         })
+    }
+
+    async fn tasks_create(&self, items: &[TaskCreate], prepared: Prepared) -> Result<Inserted> {
+        let mut tx = self.begin_write().await?;
+        let inserted = task_create::write(self, &mut tx, items, prepared).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(inserted)
     }
 
     async fn queue_of(&self, namespace: &str) -> Result<String> {

@@ -328,16 +328,6 @@ pub trait Transaction: Send {
         runs: &mut [Pending<'_, '_>],
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Writes new tasks: the rows `prepared` chose for `items` (a row whose
-    /// idempotency key a stored task holds is not written and is answered
-    /// with that task), their steps, their root steps' messages and their
-    /// first transitions.
-    fn tasks_insert(
-        &mut self,
-        items: &[TaskCreate],
-        prepared: Prepared,
-    ) -> impl Future<Output = Result<Inserted>> + Send;
-
     /// Commits everything done through this transaction, atomically, with
     /// the durability it began with. A connection lost while the commit was
     /// in flight is [`crate::Unavailability::CommitUnknown`].
@@ -357,6 +347,19 @@ pub trait Backend: Send + Sync {
     /// the start, so that a backend can set it up in the same round trip as
     /// the transaction itself).
     fn begin(&self, durability: Durability) -> impl Future<Output = Result<Self::Tx<'_>>> + Send;
+
+    /// Writes new tasks and commits them: the rows `prepared` chose for
+    /// `items` (a row whose idempotency key a stored task holds is not
+    /// written and is answered with that task), their steps, their root
+    /// steps' messages and their first transitions, all or nothing, with a
+    /// flushed commit. A connection lost once the write may have committed
+    /// is [`crate::Unavailability::CommitUnknown`]; lost before, it is
+    /// [`crate::Unavailability::ConnectionLost`] and nothing was written.
+    fn tasks_create(
+        &self,
+        items: &[TaskCreate],
+        prepared: Prepared,
+    ) -> impl Future<Output = Result<Inserted>> + Send;
 
     /// The queue of `namespace`; [`crate::Error::NotFound`] naming the
     /// namespace when there is none. May be cached (a namespace's queue

@@ -9,11 +9,10 @@
 //!  create_many(backend, items)
 //!    prepare                 templates and queues, before any transaction;
 //!                            refused items answered, new task ids chosen
-//!    begin
-//!    tasks_insert            the backend's rows: created_task /
+//!    tasks_create            the backend's rows, committed: created_task /
 //!                            existing_key_missing per row, then finish
 //!                            (items sharing an earlier item's key)
-//!    commit, after_commit    wake the polls of the namespaces with ready steps
+//!    after_commit            wake the polls of the namespaces with ready steps
 //! ```
 //!
 //! Must never: run SQL or open a transaction.
@@ -25,7 +24,7 @@ use std::time::Duration;
 use tasker_model::{Task, TaskState, TemplateRecord, Timestamp};
 use uuid::Uuid;
 
-use crate::backend::{Backend, Durability, Transaction, Written};
+use crate::backend::{Backend, Written};
 use crate::{Error, Result, TaskCreate};
 
 /// What a batch writes: the items to insert, in order, and the items whose
@@ -83,9 +82,7 @@ pub async fn create_many<B: Backend>(backend: &B, items: &[TaskCreate]) -> Resul
     if prepared.rows.is_empty() {
         return Ok(finish(prepared.answers, &prepared.same_key_as));
     }
-    let mut tx = backend.begin(Durability::Flushed).await?;
-    let Inserted { answers, ready } = tx.tasks_insert(items, prepared).await?;
-    tx.commit().await?;
+    let Inserted { answers, ready } = backend.tasks_create(items, prepared).await?;
     backend.after_commit(&Written {
         ready,
         events: Vec::new(),
