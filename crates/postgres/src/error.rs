@@ -161,6 +161,13 @@ where
             }
             Unavailability::DatabaseDown => false,
         };
+        if matches!(
+            why,
+            Unavailability::ConnectionLost | Unavailability::CommitUnknown
+        ) {
+            // The other idle connections may be gone too: test them before use.
+            store.acquire_check.connection_lost();
+        }
         if !lost {
             return Err(error);
         }

@@ -33,6 +33,7 @@
 //! are refused at once ([`tasker_store::Error::Unavailable`]) instead of
 //! waiting for a connection (see the `error` module).
 
+mod acquire_check;
 mod announcer;
 mod backend;
 mod catalog;
@@ -144,6 +145,9 @@ pub struct PgStore {
     monitor: DatabaseMonitor,
     /// `engine.max_fan_out_instances`, handed to every [`TaskRun`].
     max_fan_out: Arc<std::sync::atomic::AtomicU32>,
+    /// Which connections the pool pings before use (a pool made by
+    /// [`PgStore::connect`]; others test as they were built to).
+    acquire_check: Arc<acquire_check::AcquireCheck>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -156,7 +160,8 @@ impl std::fmt::Debug for PgStore {
 
 impl PgStore {
     /// Connects a pool. The pool reconnects by itself after a database
-    /// restart: connections are tested before use.
+    /// restart: connections that may have died unseen are tested before use
+    /// (see `acquire_check`).
     pub async fn connect(url: &str, config: &PoolConfig, node_id: &str) -> Result<Self> {
         let options: PgConnectOptions = url.parse().map_err(db_verbatim)?;
         // One plain connection first: when the database cannot be reached,
@@ -164,15 +169,23 @@ impl PgStore {
         // report, not the pool's timeout.
         let first = options.clone().connect().await.map_err(db_verbatim)?;
         first.close().await.map_err(db_verbatim)?;
+        let check = Arc::new(acquire_check::AcquireCheck::default());
+        let checks = check.clone();
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .min_connections(config.min_connections)
             .acquire_timeout(config.acquire_timeout)
-            .test_before_acquire(true)
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                let ping = checks.should_ping(meta.idle_for);
+                Box::pin(async move { Ok(!ping || conn.ping().await.is_ok()) })
+            })
             .connect_with(options.application_name("tasker"))
             .await
             .map_err(db_verbatim)?;
-        Ok(Self::from_pool_with(pool, node_id, config.monitor))
+        let mut store = Self::from_pool_with(pool, node_id, config.monitor);
+        store.acquire_check = check;
+        Ok(store)
     }
 
     /// Must be called inside a tokio runtime (it starts the announcer).
@@ -231,6 +244,7 @@ impl PgStore {
             max_fan_out: Arc::new(std::sync::atomic::AtomicU32::new(
                 tasker_model::task_run::DEFAULT_MAX_FAN_OUT,
             )),
+            acquire_check: Arc::default(),
         }
     }
 

@@ -34,6 +34,8 @@ pub async fn create(store: &PgStore, items: &[TaskCreate], prepared: Prepared) -
         return written;
     };
     drop(conn);
+    // Its neighbours in the pool may be gone too: the check must not take one.
+    store.acquire_check.connection_lost();
     let exists: std::result::Result<bool, sqlx::Error> =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tasker.tasks WHERE id = ANY($1))")
             .bind(&ids)
