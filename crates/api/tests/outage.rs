@@ -228,6 +228,40 @@ async fn probes_answer_at_once_requests_fail_fast_and_the_node_recovers_without_
     assert_eq!(another["state"], "running");
 }
 
+/// Waits until one of the node's backends on database `name` waits on a
+/// lock; panics with `never` after 20 s.
+async fn wait_for_a_lock_wait(admin: &mut sqlx::PgConnection, name: &str, never: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = $1 AND application_name = 'tasker' AND wait_event_type = 'Lock'",
+        )
+        .bind(name)
+        .fetch_one(&mut *admin)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{never}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Kills every backend of the node on database `name` (waiting ones, idle
+/// pool connections, the database check's); returns how many.
+async fn kill_node_backends(admin: &mut sqlx::PgConnection, name: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND application_name = 'tasker') k",
+    )
+    .bind(name)
+    .fetch_one(admin)
+    .await
+    .unwrap()
+}
+
 /// A lock held by the test makes the node's report transaction wait inside
 /// the database; its backend is then killed. The report must run again on
 /// a fresh connection and be answered 200, counted as `connection_lost`.
@@ -275,35 +309,15 @@ async fn a_transaction_whose_backend_is_killed_runs_again_on_a_fresh_connection(
     });
 
     let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = $1 AND application_name = 'tasker' AND wait_event_type = 'Lock'",
-        )
-        .bind(&name)
-        .fetch_one(&mut admin)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the complete never waited on the task lock"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_a_lock_wait(
+        &mut admin,
+        &name,
+        "the complete never waited on the task lock",
+    )
+    .await;
     // Every backend of the node on its own test database: the waiting one,
     // idle pool connections and the database check's.
-    let killed: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = $1 AND application_name = 'tasker') k",
-    )
-    .bind(&name)
-    .fetch_one(&mut admin)
-    .await
-    .unwrap();
+    let killed = kill_node_backends(&mut admin, &name).await;
     assert!(killed >= 1);
     sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
 
@@ -376,33 +390,8 @@ async fn a_creation_whose_backend_is_killed_before_it_commits_runs_again() {
     });
 
     let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = $1 AND application_name = 'tasker' AND wait_event_type = 'Lock'",
-        )
-        .bind(&name)
-        .fetch_one(&mut admin)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the creation never waited on the key"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let killed: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = $1 AND application_name = 'tasker') k",
-    )
-    .bind(&name)
-    .fetch_one(&mut admin)
-    .await
-    .unwrap();
+    wait_for_a_lock_wait(&mut admin, &name, "the creation never waited on the key").await;
+    let killed = kill_node_backends(&mut admin, &name).await;
     assert!(killed >= 1);
     sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
 
@@ -460,15 +449,7 @@ async fn repeatedly_killed_backends_never_give_a_client_500() {
         let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
         let mut kills = 0i64;
         while !*stopped.borrow() {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE datname = $1 AND application_name = 'tasker') k",
-            )
-            .bind(&name)
-            .fetch_one(&mut admin)
-            .await
-            .unwrap();
-            kills += n;
+            kills += kill_node_backends(&mut admin, &name).await;
             // About ten rounds a second: far more than the 188 kills a
             // minute of the harness this is modelled on.
             tokio::time::sleep(Duration::from_millis(100)).await;
